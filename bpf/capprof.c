@@ -1,0 +1,538 @@
+//go:build ignore
+
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * capprof's kernel side for the tracepoint backend (Linux 6.14+, which added
+ * the capability:cap_capable tracepoint inside security/commoncap.c's
+ * cap_capable()).
+ *
+ * Everything is filtered to the target set first: the cgroup2 ids that user
+ * space puts into the `targets` map. A task outside that set costs one helper
+ * call and one hash lookup per hook. Inside it, capability checks are counted
+ * in the per-CPU `checks` hash without touching the ring buffer; only the
+ * first check for a new key, execs, exits, forks and credential changes go
+ * through `events`. Anything lost is counted in `stats`.
+ */
+
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "capprof.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define EEXIST 17
+
+/* Keep the event types in BTF so bpf2go can generate their Go twins. */
+const struct cap_event *unused_cap_event __attribute__((unused));
+const struct exec_event *unused_exec_event __attribute__((unused));
+const struct exit_event *unused_exit_event __attribute__((unused));
+const struct fork_event *unused_fork_event __attribute__((unused));
+const struct cred_event *unused_cred_event __attribute__((unused));
+const enum event_type unused_event_type __attribute__((unused));
+const enum check_flag unused_check_flag __attribute__((unused));
+const enum exec_flag unused_exec_flag __attribute__((unused));
+const enum stat_index unused_stat_index __attribute__((unused));
+
+/* cgroup2 id -> index of the target (container) in user space. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u32);
+} targets SEC(".maps");
+
+/* Per-CPU counters, so two cores hammering one key never share a cache line. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct agg_key);
+	__type(value, __u64);
+} checks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+/*
+ * Credentials of a thread at the entry of a credential-changing syscall
+ * (setuid family, capset) or of execve, keyed by thread id. LRU, so a thread
+ * that never returns (a failed execve followed by exit) cannot leak entries.
+ */
+struct pending {
+	struct creds before;
+	__u64 args[3];
+	__s32 syscall;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct pending);
+} pending SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cap_event);
+} cap_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} exec_scratch SEC(".maps");
+
+/* The fixed layout of syscalls:sys_enter_* and sys_exit_* tracepoint records. */
+struct sys_enter_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__u64 args[6];
+};
+
+struct sys_exit_ctx {
+	__u64 common;
+	__s32 nr;
+	__u32 pad;
+	__s64 ret;
+};
+
+static __always_inline bool target_cgroup(__u64 *cgroup_id)
+{
+	*cgroup_id = bpf_get_current_cgroup_id();
+	return bpf_map_lookup_elem(&targets, cgroup_id) != NULL;
+}
+
+static __always_inline void count_stat(__u32 index)
+{
+	__u64 *value = bpf_map_lookup_elem(&stats, &index);
+
+	if (value)
+		(*value)++;
+}
+
+static __always_inline void fill_header(struct event_header *hdr, __u32 type, __u64 cgroup_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+
+	hdr->type = type;
+	hdr->pid = (__u32)pid_tgid;
+	hdr->tgid = pid_tgid >> 32;
+	hdr->pad = 0;
+	hdr->cgroup_id = cgroup_id;
+	hdr->ktime_ns = bpf_ktime_get_ns();
+	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+}
+
+/* See kernel_cap_t in vmlinux_min.h: the field is read whole, never by member. */
+#define read_cap(cred, field)                                   \
+	({                                                      \
+		kernel_cap_t __cap = {};                        \
+		BPF_CORE_READ_INTO(&__cap, cred, field);        \
+		__cap.val;                                      \
+	})
+
+static __always_inline void read_creds(const struct cred *cred, struct creds *out)
+{
+	out->uid = BPF_CORE_READ(cred, uid.val);
+	out->gid = BPF_CORE_READ(cred, gid.val);
+	out->suid = BPF_CORE_READ(cred, suid.val);
+	out->sgid = BPF_CORE_READ(cred, sgid.val);
+	out->euid = BPF_CORE_READ(cred, euid.val);
+	out->egid = BPF_CORE_READ(cred, egid.val);
+	out->fsuid = BPF_CORE_READ(cred, fsuid.val);
+	out->fsgid = BPF_CORE_READ(cred, fsgid.val);
+	out->cap_inheritable = read_cap(cred, cap_inheritable);
+	out->cap_permitted = read_cap(cred, cap_permitted);
+	out->cap_effective = read_cap(cred, cap_effective);
+	out->cap_bset = read_cap(cred, cap_bset);
+	out->cap_ambient = read_cap(cred, cap_ambient);
+}
+
+static __always_inline bool creds_differ(const struct creds *a, const struct creds *b)
+{
+	return a->uid != b->uid || a->gid != b->gid || a->suid != b->suid || a->sgid != b->sgid ||
+	       a->euid != b->euid || a->egid != b->egid || a->fsuid != b->fsuid ||
+	       a->fsgid != b->fsgid || a->cap_inheritable != b->cap_inheritable ||
+	       a->cap_permitted != b->cap_permitted || a->cap_effective != b->cap_effective ||
+	       a->cap_bset != b->cap_bset || a->cap_ambient != b->cap_ambient;
+}
+
+/* The executable's identity: inode and device of mm->exe_file (0/0 for kernel threads). */
+static __always_inline void read_exe_identity(struct task_struct *task, __u64 *ino, __u32 *dev)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+
+	*ino = 0;
+	*dev = 0;
+	if (!exe)
+		return;
+	*ino = BPF_CORE_READ(exe, f_inode, i_ino);
+	*dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
+}
+
+/*
+ * The executable's path as the task sees it, innermost component first: the
+ * d_path() walk (fs/d_path.c prepend_path) done by hand, because bpf_d_path is
+ * only allowed in a few fentry/LSM hooks. It climbs d_parent up to the task's
+ * root (fs->root, so a container's binary reads /usr/bin/x, not the overlay
+ * path) and hops from a mount's root to its mountpoint in the parent mount.
+ * One bpf_loop (Linux 5.17+) step per component keeps the verifier's work
+ * linear; an open-coded loop makes it explore every path through every
+ * iteration and exceeds the 1M-instruction limit.
+ */
+struct path_walk {
+	struct exe_path *out; /* a scratch map value */
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount *mnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 depth;
+	__u32 done;
+};
+
+static long path_step(__u32 index, void *data)
+{
+	/* Copy out of *w first: BPF_CORE_READ(w->x, ...) would ask CO-RE to
+	 * relocate struct path_walk itself, which the kernel does not have. */
+	struct path_walk *w = data;
+	struct dentry *dentry = w->dentry;
+	struct vfsmount *vfsmnt = w->vfsmnt;
+	struct mount *mnt = w->mnt;
+
+	if (dentry == w->root_dentry && vfsmnt == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	struct dentry *parent = BPF_CORE_READ(dentry, d_parent);
+	if (dentry == BPF_CORE_READ(vfsmnt, mnt_root) || dentry == parent) {
+		struct mount *mnt_parent = BPF_CORE_READ(mnt, mnt_parent);
+		if (mnt == mnt_parent) { /* the global root: outside the task's root */
+			w->done = 1;
+			return 1;
+		}
+		w->dentry = BPF_CORE_READ(mnt, mnt_mountpoint);
+		w->mnt = mnt_parent;
+		w->vfsmnt = (void *)mnt_parent + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+	__u32 depth = w->depth;
+	if (depth >= PATH_DEPTH)
+		return 1;
+	bpf_probe_read_kernel_str(w->out->names[depth], PATH_NAME_LEN, BPF_CORE_READ(dentry, d_name.name));
+	w->depth = depth + 1;
+	w->dentry = parent;
+	return 0;
+}
+
+static __always_inline void read_exe_path(struct task_struct *task, struct exe_path *out)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+
+	out->depth = 0;
+	out->truncated = 0;
+	if (!exe)
+		return;
+
+	struct path_walk w = {
+		.out = out,
+		.dentry = BPF_CORE_READ(exe, f_path.dentry),
+		.vfsmnt = BPF_CORE_READ(exe, f_path.mnt),
+		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+	};
+	w.mnt = (void *)w.vfsmnt - bpf_core_field_offset(struct mount, mnt);
+	/* Up to PATH_DEPTH components plus a few mount hops. */
+	bpf_loop(PATH_DEPTH + 8, path_step, &w, 0);
+	out->depth = w.depth;
+	out->truncated = !w.done;
+}
+
+/*
+ * Events that carry a path are built in a per-CPU scratch value and copied
+ * with bpf_ringbuf_output: bpf_loop's callback may write into a map value,
+ * not into reserved ring-buffer memory.
+ */
+static __always_inline void *scratch(void *map)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+static __always_inline void output(void *event, __u64 size)
+{
+	if (bpf_ringbuf_output(&events, event, size, 0))
+		count_stat(STAT_RINGBUF_DROPS);
+}
+
+static __always_inline void emit_first_check(void *ctx, struct task_struct *task,
+					     const struct agg_key *key, const struct cred *cred)
+{
+	struct cap_event *e = scratch(&cap_scratch);
+
+	if (!e)
+		return;
+	fill_header(&e->hdr, EVENT_CAP_FIRST, key->cgroup_id);
+	e->key = *key;
+	e->uid = BPF_CORE_READ(cred, euid.val);
+	e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
+	read_exe_path(task, &e->exe);
+	output(e, sizeof(*e));
+}
+
+/*
+ * The hot path: runs for every capability check on the node. Tracked checks
+ * are read through BTF pointers (plain loads, no probe_read helper calls) and
+ * counted per CPU; the ring buffer is used once per new key.
+ */
+SEC("tp_btf/cap_capable")
+int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct file *exe = task->mm->exe_file;
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	struct agg_key key = {};
+
+	key.cgroup_id = cgroup_id;
+	if (exe) {
+		key.exe_ino = exe->f_inode->i_ino;
+		key.exe_dev = exe->f_inode->i_sb->s_dev;
+	}
+	key.syscall = (__s32)regs->orig_ax;
+	key.cap = cap;
+	key.denied = ret != 0;
+	if (target_ns->level == 0)
+		key.flags |= CHECK_INIT_USERNS;
+	if (task->cred != task->real_cred)
+		key.flags |= CHECK_CRED_OVERRIDE;
+	if (cred != task->cred)
+		key.flags |= CHECK_OTHER_CRED;
+
+	__u64 *count = bpf_map_lookup_elem(&checks, &key);
+	if (count) {
+		(*count)++;
+		return 0;
+	}
+
+	__u64 one = 1;
+	long err = bpf_map_update_elem(&checks, &key, &one, BPF_NOEXIST);
+	if (err == -EEXIST) { /* another CPU inserted it first */
+		count = bpf_map_lookup_elem(&checks, &key);
+		if (count)
+			(*count)++;
+		return 0;
+	}
+	if (err) {
+		count_stat(STAT_AGG_FULL);
+		return 0;
+	}
+	emit_first_check(ctx, task, &key, cred);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0; /* a new thread, not a new process */
+
+	struct fork_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_stat(STAT_RINGBUF_DROPS);
+		return 0;
+	}
+	fill_header(&e->hdr, EVENT_FORK, cgroup_id);
+	e->child_pid = BPF_CORE_READ(child, pid);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
+ * sched_process_exec fires in exec_binprm() after the new credentials are
+ * committed. old_pid is the caller's thread id: de_thread() has already given
+ * a non-leader caller the leader's pid, and execve entry was keyed by the old.
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
+{
+	__u64 cgroup_id;
+	__u32 tid = old_pid;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+
+	struct exec_event *e = scratch(&exec_scratch);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, EVENT_EXEC, cgroup_id);
+	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	e->pad = 0;
+	e->flags = 0;
+	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
+
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+	if (p) {
+		e->before = p->before;
+		e->flags |= EXEC_HAVE_BEFORE;
+		/* security/commoncap.c cap_bprm_creds_from_file: the same test
+		 * (id_changed || __cap_gained) that no_new_privs would refuse. */
+		if (e->after.euid != p->before.euid || e->after.egid != p->before.egid ||
+		    (e->after.cap_permitted & ~p->before.cap_permitted))
+			e->flags |= EXEC_PRIV_GAIN;
+		bpf_map_delete_elem(&pending, &tid);
+	} else {
+		__builtin_memset(&e->before, 0, sizeof(e->before));
+	}
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	if (filename != BPF_CORE_READ(bprm, interp))
+		e->flags |= EXEC_SCRIPT;
+	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
+	read_exe_path(task, &e->exe);
+	output(e, sizeof(*e));
+	return 0;
+}
+
+/* One exit event per process: from the thread that leaves signal->live at 0. */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+	if (BPF_CORE_READ(task, signal, live.counter) != 0)
+		return 0;
+
+	struct exit_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_stat(STAT_RINGBUF_DROPS);
+		return 0;
+	}
+	fill_header(&e->hdr, EVENT_EXIT, cgroup_id);
+	e->exit_code = BPF_CORE_READ(task, exit_code);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/*
+ * Credential changes without kprobes: remember the real credentials at the
+ * syscall's entry, compare at its exit, report a difference. Per-syscall
+ * tracepoints only run for their own syscall, so unrelated syscalls pay
+ * nothing beyond the kernel's syscall-tracing slow path.
+ */
+/*
+ * nargs must be the syscall's real argument count: perf_event_set_bpf_prog()
+ * refuses (EACCES) a program that reads past the tracepoint's record.
+ */
+static __always_inline int remember_creds(struct sys_enter_ctx *ctx, int nargs)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct pending p = {};
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+
+	read_creds(BPF_CORE_READ(task, real_cred), &p.before);
+	p.syscall = ctx->nr;
+	p.args[0] = ctx->args[0];
+	if (nargs > 1)
+		p.args[1] = ctx->args[1];
+	if (nargs > 2)
+		p.args[2] = ctx->args[2];
+	if (bpf_map_update_elem(&pending, &tid, &p, BPF_ANY))
+		count_stat(STAT_PENDING_FULL);
+	return 0;
+}
+
+static __always_inline int report_creds(struct sys_exit_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct pending *p = bpf_map_lookup_elem(&pending, &tid);
+
+	if (!p)
+		return 0;
+	if (p->syscall != ctx->nr) {
+		bpf_map_delete_elem(&pending, &tid);
+		return 0;
+	}
+
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct creds after = {};
+
+	read_creds(BPF_CORE_READ(task, real_cred), &after);
+	if (creds_differ(&p->before, &after)) {
+		struct cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			fill_header(&e->hdr, EVENT_CRED, bpf_get_current_cgroup_id());
+			read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+			e->syscall = ctx->nr;
+			e->ret = ctx->ret;
+			e->args[0] = p->args[0];
+			e->args[1] = p->args[1];
+			e->args[2] = p->args[2];
+			e->before = p->before;
+			e->after = after;
+			bpf_ringbuf_submit(e, 0);
+		} else {
+			count_stat(STAT_RINGBUF_DROPS);
+		}
+	}
+	bpf_map_delete_elem(&pending, &tid);
+	return 0;
+}
+
+#define CRED_SYSCALL(name, nargs)                                            \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
+	int enter_##name(struct sys_enter_ctx *ctx) { return remember_creds(ctx, nargs); } \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
+	int exit_##name(struct sys_exit_ctx *ctx) { return report_creds(ctx); }
+
+CRED_SYSCALL(setuid, 1)
+CRED_SYSCALL(setgid, 1)
+CRED_SYSCALL(setreuid, 2)
+CRED_SYSCALL(setregid, 2)
+CRED_SYSCALL(setresuid, 3)
+CRED_SYSCALL(setresgid, 3)
+CRED_SYSCALL(setfsuid, 1)
+CRED_SYSCALL(setfsgid, 1)
+CRED_SYSCALL(capset, 2)
+
+/* execve's exit is not hooked: on success on_exec consumes the entry. */
+SEC("tracepoint/syscalls/sys_enter_execve")
+int enter_execve(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }
+
+SEC("tracepoint/syscalls/sys_enter_execveat")
+int enter_execveat(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }

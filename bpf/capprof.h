@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Structures shared by the eBPF programs and user space. bpf2go turns each
+ * struct named with -type in gen.go into a Go type, so the layout here is the
+ * wire format: keep fields naturally aligned and padding explicit.
+ */
+#ifndef CAPPROF_H
+#define CAPPROF_H
+
+#define TASK_COMM_LEN 16
+#define PATH_DEPTH 16     /* path components kept per executable */
+#define PATH_NAME_LEN 128 /* bytes kept per component, NUL included */
+#define FILENAME_LEN 256  /* execve's filename argument as given */
+#define STACK_DEPTH 24    /* kernel frames kept for a first-seen check */
+
+enum event_type {
+	EVENT_CAP_FIRST = 1, /* first check with a new aggregation key */
+	EVENT_EXEC = 2,
+	EVENT_EXIT = 3,
+	EVENT_FORK = 4,
+	EVENT_CRED = 5, /* credentials changed by a setuid-family or capset call */
+};
+
+/* agg_key.flags */
+enum check_flag {
+	CHECK_INIT_USERNS = 1 << 0,   /* checked against the initial user namespace */
+	CHECK_CRED_OVERRIDE = 1 << 1, /* task runs with overridden creds (cred != real_cred) */
+	CHECK_OTHER_CRED = 1 << 2,    /* the checked cred is not the current task's own */
+};
+
+/* exec_event.flags */
+enum exec_flag {
+	EXEC_PRIV_GAIN = 1 << 0,     /* euid/egid changed or permitted caps grew at exec */
+	EXEC_HAVE_BEFORE = 1 << 1,   /* before holds the credentials at execve entry */
+	EXEC_SCRIPT = 1 << 2,        /* an interpreter ran filename (binfmt_script) */
+};
+
+/* Indexes into the stats array: things lost, counted in the kernel. */
+enum stat_index {
+	STAT_RINGBUF_DROPS = 0, /* events not delivered: ring buffer full */
+	STAT_AGG_FULL = 1,      /* checks not counted: aggregation map full */
+	STAT_PENDING_FULL = 2,  /* credential changes not followed: pending map full */
+	STAT_MAX = 3,
+};
+
+/* Aggregation key: one counter per distinct combination. */
+struct agg_key {
+	__u64 cgroup_id;
+	__u64 exe_ino; /* executable identity: inode and device of mm->exe_file */
+	__u32 exe_dev;
+	__s32 syscall; /* syscall in progress, -1 when none */
+	__u8 cap;
+	__u8 denied; /* 1 when cap_capable returned an error */
+	__u8 flags;  /* enum check_flag */
+	__u8 pad[5];
+};
+
+struct exe_path {
+	__u32 depth;     /* components filled, innermost first */
+	__u32 truncated; /* 1 when the path was deeper than PATH_DEPTH */
+	char names[PATH_DEPTH][PATH_NAME_LEN];
+};
+
+struct creds {
+	__u32 uid, gid, suid, sgid, euid, egid, fsuid, fsgid;
+	__u64 cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
+};
+
+struct event_header {
+	__u32 type; /* enum event_type */
+	__u32 pid;  /* thread id */
+	__u32 tgid; /* process id */
+	__u32 pad;
+	__u64 cgroup_id;
+	__u64 ktime_ns;
+	char comm[TASK_COMM_LEN];
+};
+
+struct cap_event {
+	struct event_header hdr;
+	struct agg_key key;
+	__u32 uid;
+	__s32 stack_bytes; /* bytes of stack filled, or a negative error */
+	__u64 stack[STACK_DEPTH];
+	struct exe_path exe;
+};
+
+struct exec_event {
+	struct event_header hdr;
+	__u64 exe_ino;
+	__u32 exe_dev;
+	__u32 flags; /* enum exec_flag */
+	__u32 ppid;
+	__u32 pad;
+	struct creds before;
+	struct creds after;
+	char filename[FILENAME_LEN];
+	struct exe_path exe;
+};
+
+struct exit_event {
+	struct event_header hdr;
+	__s32 exit_code; /* wait(2) status: exit code << 8, or the signal */
+	__u32 pad;
+};
+
+struct fork_event {
+	struct event_header hdr; /* the parent */
+	__u32 child_pid;
+	__u32 pad;
+};
+
+struct cred_event {
+	struct event_header hdr;
+	__u64 exe_ino;
+	__u32 exe_dev;
+	__s32 syscall;
+	__s64 ret;
+	__u64 args[3];
+	struct creds before;
+	struct creds after;
+};
+
+#endif

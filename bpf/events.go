@@ -1,0 +1,260 @@
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// ExeID identifies an executable file: the device and inode of mm->exe_file.
+type ExeID struct {
+	Dev uint32
+	Ino uint64
+}
+
+// Creds are a task's credentials: ids and the five capability sets as bitmasks.
+type Creds struct {
+	UID, GID, SUID, SGID, EUID, EGID, FSUID, FSGID       uint32
+	Inheritable, Permitted, Effective, Bounding, Ambient uint64
+}
+
+// Check is one aggregated capability check: a distinct key and how often it was seen.
+type Check struct {
+	CgroupID uint64
+	Exe      ExeID
+	Syscall  int32 // -1 when no syscall was in progress
+	Cap      uint8
+	Denied   bool
+	// InitUserNS is true when the check was against the initial user namespace.
+	InitUserNS bool
+	// CredOverride is true when the task ran with overridden credentials
+	// (override_creds: cred != real_cred), i.e. the kernel acting for itself.
+	CredOverride bool
+	// OtherCred is true when the checked credentials were not the task's own
+	// (e.g. has_capability_noaudit on another task).
+	OtherCred bool
+	Count     uint64
+}
+
+func checkFromKey(k *capprofAggKey) Check {
+	return Check{
+		CgroupID:     k.CgroupId,
+		Exe:          ExeID{Dev: k.ExeDev, Ino: k.ExeIno},
+		Syscall:      k.Syscall,
+		Cap:          k.Cap,
+		Denied:       k.Denied != 0,
+		InitUserNS:   k.Flags&uint8(capprofCheckFlagCHECK_INIT_USERNS) != 0,
+		CredOverride: k.Flags&uint8(capprofCheckFlagCHECK_CRED_OVERRIDE) != 0,
+		OtherCred:    k.Flags&uint8(capprofCheckFlagCHECK_OTHER_CRED) != 0,
+	}
+}
+
+// Header is what every event carries.
+type Header struct {
+	PID      uint32 // thread id
+	TGID     uint32 // process id
+	CgroupID uint64
+	Time     time.Duration // CLOCK_MONOTONIC
+	Comm     string
+}
+
+// Event is one of *FirstCheck, *Exec, *Exit, *Fork, *CredChange.
+type Event interface{ header() *Header }
+
+// FirstCheck is the first capability check seen with a new aggregation key.
+type FirstCheck struct {
+	Header
+	Check   Check // Count is zero: counts come from Probe.Checks
+	EUID    uint32
+	Stack   []uint64 // kernel return addresses, innermost first
+	ExePath string
+}
+
+// Exec is a successful execve in the target set.
+type Exec struct {
+	Header
+	Exe      ExeID
+	PPID     uint32
+	Filename string // execve's filename argument as given
+	Script   bool   // Filename is a script run by the interpreter at ExePath
+	ExePath  string
+	// Before holds the credentials at execve entry; nil when they were not seen.
+	Before        *Creds
+	After         Creds
+	PrivilegeGain bool // euid/egid changed or permitted capabilities grew
+}
+
+// Exit is the end of a process (its last thread).
+type Exit struct {
+	Header
+	Status int32 // wait(2) status
+}
+
+// Fork is a new process (not a thread) created in the target set.
+type Fork struct {
+	Header
+	ChildPID uint32
+}
+
+// CredChange is a setuid-family or capset call that changed the caller's credentials.
+type CredChange struct {
+	Header
+	Exe           ExeID
+	Syscall       int32
+	Ret           int64
+	Args          [3]uint64
+	Before, After Creds
+}
+
+func (h *Header) header() *Header { return h }
+
+// ErrClosed is returned by ReadEvent once the probe is flushed or closed and
+// every queued event has been read.
+var ErrClosed = errors.New("event stream closed")
+
+// ReadEvent blocks until the next event arrives.
+func (p *Probe) ReadEvent() (Event, error) {
+	rec, err := p.reader.Read()
+	if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, ErrClosed
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read event: %w", err)
+	}
+	return decodeEvent(rec.RawSample)
+}
+
+// Flush makes ReadEvent return the events still queued, then ErrClosed.
+func (p *Probe) Flush() error { return p.reader.Flush() }
+
+func decodeEvent(raw []byte) (Event, error) {
+	if len(raw) < 4 {
+		return nil, fmt.Errorf("short event: %d bytes", len(raw))
+	}
+	switch t := capprofEventType(binary.NativeEndian.Uint32(raw)); t {
+	case capprofEventTypeEVENT_CAP_FIRST:
+		var e capprofCapEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		stack := []uint64{}
+		if e.StackBytes > 0 {
+			stack = append(stack, e.Stack[:min(int(e.StackBytes)/8, len(e.Stack))]...)
+		}
+		return &FirstCheck{
+			Header:  header(&e.Hdr),
+			Check:   checkFromKey(&e.Key),
+			EUID:    e.Uid,
+			Stack:   stack,
+			ExePath: joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
+		}, nil
+	case capprofEventTypeEVENT_EXEC:
+		var e capprofExecEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		ev := &Exec{
+			Header:        header(&e.Hdr),
+			Exe:           ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
+			PPID:          e.Ppid,
+			Filename:      cString(e.Filename[:]),
+			Script:        e.Flags&uint32(capprofExecFlagEXEC_SCRIPT) != 0,
+			ExePath:       joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
+			After:         creds(&e.After),
+			PrivilegeGain: e.Flags&uint32(capprofExecFlagEXEC_PRIV_GAIN) != 0,
+		}
+		if e.Flags&uint32(capprofExecFlagEXEC_HAVE_BEFORE) != 0 {
+			before := creds(&e.Before)
+			ev.Before = &before
+		}
+		return ev, nil
+	case capprofEventTypeEVENT_EXIT:
+		var e capprofExitEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		return &Exit{Header: header(&e.Hdr), Status: e.ExitCode}, nil
+	case capprofEventTypeEVENT_FORK:
+		var e capprofForkEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		return &Fork{Header: header(&e.Hdr), ChildPID: e.ChildPid}, nil
+	case capprofEventTypeEVENT_CRED:
+		var e capprofCredEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		return &CredChange{
+			Header:  header(&e.Hdr),
+			Exe:     ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
+			Syscall: e.Syscall,
+			Ret:     e.Ret,
+			Args:    e.Args,
+			Before:  creds(&e.Before),
+			After:   creds(&e.After),
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown event type %d", t)
+	}
+}
+
+func decode(raw []byte, v any) error {
+	if _, err := binary.Decode(raw, binary.NativeEndian, v); err != nil {
+		return fmt.Errorf("decode %T: %w", v, err)
+	}
+	return nil
+}
+
+func header(h *capprofEventHeader) Header {
+	return Header{
+		PID:      h.Pid,
+		TGID:     h.Tgid,
+		CgroupID: h.CgroupId,
+		Time:     time.Duration(h.KtimeNs),
+		Comm:     cString(h.Comm[:]),
+	}
+}
+
+func creds(c *capprofCreds) Creds {
+	return Creds{
+		UID: c.Uid, GID: c.Gid, SUID: c.Suid, SGID: c.Sgid,
+		EUID: c.Euid, EGID: c.Egid, FSUID: c.Fsuid, FSGID: c.Fsgid,
+		Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective,
+		Bounding: c.CapBset, Ambient: c.CapAmbient,
+	}
+}
+
+func cString(b []int8) string {
+	var sb strings.Builder
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		sb.WriteByte(byte(c))
+	}
+	return sb.String()
+}
+
+// joinPath turns the kernel's innermost-first components into "/a/b/c".
+// A path deeper than the kernel keeps starts with "/...".
+func joinPath(depth, truncated uint32, names *[16][128]int8) string {
+	depth = min(depth, uint32(len(names)))
+	if depth == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	if truncated != 0 {
+		sb.WriteString("/...")
+	}
+	for i := int(depth) - 1; i >= 0; i-- {
+		sb.WriteByte('/')
+		sb.WriteString(cString(names[i][:]))
+	}
+	return sb.String()
+}

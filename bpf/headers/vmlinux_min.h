@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The few kernel types capprof's programs read, declared with only the fields
+ * they touch. Every record carries preserve_access_index, so clang emits CO-RE
+ * relocations and libbpf/cilium-ebpf resolve the real offsets against the
+ * running kernel's BTF (/sys/kernel/btf/vmlinux) at load time. This replaces a
+ * 5 MB generated vmlinux.h: a field that moved between kernel versions still
+ * works, and a field that does not exist fails the load with a clear error.
+ */
+#ifndef CAPPROF_VMLINUX_MIN_H
+#define CAPPROF_VMLINUX_MIN_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+
+typedef __u32 u32;
+typedef __u64 u64;
+typedef __s32 s32;
+typedef __s64 s64;
+typedef _Bool bool;
+typedef int pid_t;
+#define true 1
+#define false 0
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+/* kuid_t/kgid_t wrap a plain uid_t since Linux 3.5. */
+typedef struct {
+	__u32 val;
+} kuid_t;
+typedef struct {
+	__u32 val;
+} kgid_t;
+
+/*
+ * kernel_cap_t is "struct { u64 val; }" since Linux 6.3 and
+ * "struct kernel_cap_struct { u32 cap[2]; }" before. Both are 8 bytes with
+ * the low word first, so capprof reads the whole field into this type and
+ * never names .val in a relocation (see read_cap in capprof.c).
+ */
+typedef struct {
+	__u64 val;
+} kernel_cap_t;
+
+struct qstr {
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+};
+
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+
+/* fs/mount.h: struct mount embeds the vfsmount that struct path points to. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
+struct super_block {
+	__u32 s_dev;
+};
+
+struct inode {
+	unsigned long i_ino;
+	struct super_block *i_sb;
+};
+
+struct file {
+	struct path f_path;
+	struct inode *f_inode;
+};
+
+struct mm_struct {
+	struct file *exe_file;
+};
+
+struct fs_struct {
+	struct path root;
+};
+
+struct user_namespace {
+	int level;
+};
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t suid;
+	kgid_t sgid;
+	kuid_t euid;
+	kgid_t egid;
+	kuid_t fsuid;
+	kgid_t fsgid;
+	kernel_cap_t cap_inheritable;
+	kernel_cap_t cap_permitted;
+	kernel_cap_t cap_effective;
+	kernel_cap_t cap_bset;
+	kernel_cap_t cap_ambient;
+	struct user_namespace *user_ns;
+};
+
+struct signal_struct {
+	atomic_t live;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	int exit_code;
+	struct task_struct *real_parent;
+	struct mm_struct *mm;
+	const struct cred *real_cred;
+	const struct cred *cred;
+	struct fs_struct *fs;
+	struct signal_struct *signal;
+	char comm[16];
+};
+
+struct linux_binprm {
+	const char *filename;
+	const char *interp;
+};
+
+/* x86-64 register frame; orig_ax holds the syscall number on syscall entry. */
+struct pt_regs {
+	unsigned long orig_ax;
+};
+
+#pragma clang attribute pop
+
+#endif

@@ -1,0 +1,203 @@
+package bpf
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// Backend names the set of kernel hooks a Probe uses.
+const Backend = "tracepoint"
+
+// tracefsDir is where the syscall tracepoints are looked up; it is mounted
+// when the host has not mounted it (minimal hosts and VMs often do not).
+const tracefsDir = "/sys/kernel/tracing"
+
+// Probe is a loaded, not yet attached set of capprof programs and maps.
+type Probe struct {
+	spec   *ebpf.CollectionSpec
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader *ringbuf.Reader
+}
+
+// CheckKernel reports why this kernel cannot run the tracepoint backend, or nil.
+func CheckKernel() error {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return fmt.Errorf("read kernel BTF: %w (capprof needs a kernel built with CONFIG_DEBUG_INFO_BTF, exposed at /sys/kernel/btf/vmlinux)", err)
+	}
+	var fn *btf.Typedef
+	if err := kernel.TypeByName("btf_trace_cap_capable", &fn); err != nil {
+		return fmt.Errorf("kernel %s has no capability:cap_capable tracepoint (added in Linux 6.14): run capprof on a 6.14 or newer kernel", KernelRelease())
+	}
+	return nil
+}
+
+// KernelRelease is uname -r.
+func KernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return "(unknown release)"
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+// Load checks the kernel, then loads and verifies every program and map.
+func Load() (*Probe, error) {
+	if err := CheckKernel(); err != nil {
+		return nil, err
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Raising it
+	// needs CAP_SYS_RESOURCE, which some hosts withhold even from root; newer
+	// kernels charge the memory cgroup instead, so a failure here is harmless.
+	_ = rlimit.RemoveMemlock()
+
+	spec, err := loadCapprof()
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded eBPF object: %w", err)
+	}
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, fmt.Errorf("load eBPF programs: %w\n%+v", err, verr)
+		}
+		return nil, fmt.Errorf("load eBPF programs: %w", err)
+	}
+	reader, err := ringbuf.NewReader(coll.Maps["events"])
+	if err != nil {
+		coll.Close()
+		return nil, fmt.Errorf("open event ring buffer: %w", err)
+	}
+	return &Probe{spec: spec, coll: coll, reader: reader}, nil
+}
+
+// AddTarget puts a cgroup2 id into the in-kernel target set; index is
+// returned to the caller with every check and event from that cgroup.
+func (p *Probe) AddTarget(cgroupID uint64, index uint32) error {
+	if err := p.coll.Maps["targets"].Put(cgroupID, index); err != nil {
+		return fmt.Errorf("add cgroup %d to the target set: %w", cgroupID, err)
+	}
+	return nil
+}
+
+// Attach attaches every program to its hook, as named by its ELF section.
+func (p *Probe) Attach() error {
+	if err := ensureTracefs(); err != nil {
+		return err
+	}
+	for name, prog := range p.coll.Programs {
+		section := p.spec.Programs[name].SectionName
+		var (
+			l   link.Link
+			err error
+		)
+		switch kind, hook, _ := strings.Cut(section, "/"); kind {
+		case "tp_btf":
+			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		case "tracepoint":
+			group, event, _ := strings.Cut(hook, "/")
+			l, err = link.Tracepoint(group, event, prog, nil)
+		default:
+			err = fmt.Errorf("unknown section kind %q", kind)
+		}
+		if err != nil {
+			p.detach()
+			return fmt.Errorf("attach %s: %w", section, err)
+		}
+		p.links = append(p.links, l)
+	}
+	return nil
+}
+
+// ensureTracefs mounts tracefs where cilium/ebpf looks for tracepoint ids.
+func ensureTracefs() error {
+	if _, err := os.Stat(tracefsDir + "/events"); err == nil {
+		return nil
+	}
+	if err := unix.Mount("tracefs", tracefsDir, "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("mount tracefs at %s: %w (mount it yourself: mount -t tracefs tracefs %s)", tracefsDir, err, tracefsDir)
+	}
+	return nil
+}
+
+// Detach stops every hook; counters keep their values and queued events stay
+// readable, so a recording is final once Detach returns.
+func (p *Probe) Detach() { p.detach() }
+
+func (p *Probe) detach() {
+	for _, l := range p.links {
+		l.Close()
+	}
+	p.links = nil
+}
+
+// Close detaches and frees everything.
+func (p *Probe) Close() error {
+	p.detach()
+	p.reader.Close()
+	p.coll.Close()
+	return nil
+}
+
+// Stats are the losses counted in the kernel.
+type Stats struct {
+	RingBufferDrops    uint64 // events lost because the ring buffer was full
+	AggregationMapFull uint64 // checks not counted because the checks map was full
+	PendingMapFull     uint64 // credential changes not followed
+}
+
+// Stats sums the per-CPU loss counters.
+func (p *Probe) Stats() (Stats, error) {
+	sum := func(index uint32) (uint64, error) {
+		var perCPU []uint64
+		if err := p.coll.Maps["stats"].Lookup(index, &perCPU); err != nil {
+			return 0, fmt.Errorf("read stats[%d]: %w", index, err)
+		}
+		var total uint64
+		for _, v := range perCPU {
+			total += v
+		}
+		return total, nil
+	}
+	var s Stats
+	var err error
+	if s.RingBufferDrops, err = sum(0); err != nil {
+		return s, err
+	}
+	if s.AggregationMapFull, err = sum(1); err != nil {
+		return s, err
+	}
+	s.PendingMapFull, err = sum(2)
+	return s, err
+}
+
+// Checks returns every aggregated capability check with its total count.
+func (p *Probe) Checks() ([]Check, error) {
+	var (
+		key    capprofAggKey
+		perCPU []uint64
+		out    []Check
+	)
+	it := p.coll.Maps["checks"].Iterate()
+	for it.Next(&key, &perCPU) {
+		c := checkFromKey(&key)
+		for _, v := range perCPU {
+			c.Count += v
+		}
+		out = append(out, c)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read aggregated checks: %w", err)
+	}
+	return out, nil
+}

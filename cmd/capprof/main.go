@@ -1,0 +1,153 @@
+// Command capprof records which Linux capabilities a workload really uses,
+// with eBPF, and turns that into the smallest securityContext that works.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/recorder"
+	"github.com/capprof/capprof/render"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitCode carries a status to main without printing anything: record
+// exits with its command's code.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func main() {
+	app := newApp(os.Stdin, os.Stdout, os.Stderr)
+	err := app.Run(os.Args)
+	var code exitCode
+	switch {
+	case err == nil:
+	case errors.As(err, &code):
+		os.Exit(int(code))
+	default:
+		fmt.Fprintf(os.Stderr, "capprof: %s\n", err)
+		os.Exit(1)
+	}
+}
+
+func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
+	return &cli.App{
+		Name:            "capprof",
+		Usage:           "record the Linux capabilities a workload uses and derive its minimal securityContext",
+		Version:         version,
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		// Errors are printed once, by main; cli must not exit by itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		Commands:       []*cli.Command{recordCommand(), analyzeCommand()},
+	}
+}
+
+func recordCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "record",
+		Usage:     "run a command and record its capability use (needs root)",
+		ArgsUsage: "-- COMMAND [ARGS...]",
+		Description: "Starts COMMAND in a fresh cgroup, records it and every descendant with eBPF, and\n" +
+			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
+			"capprof exits with COMMAND's exit code.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
+			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop the command after this long (0: until it exits)"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed"},
+			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Duration("duration") < 0 {
+				return fmt.Errorf("--duration %s: must not be negative", c.Duration("duration"))
+			}
+			if c.String("name") == "" {
+				return errors.New("--name must not be empty")
+			}
+			signals := make(chan os.Signal, 2)
+			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+			defer signal.Stop(signals)
+			code, err := recorder.RecordCommand(recorder.CommandConfig{
+				Command:        c.Args().Slice(),
+				Name:           c.String("name"),
+				Output:         c.String("output"),
+				Duration:       c.Duration("duration"),
+				StopTimeout:    c.Duration("stop-timeout"),
+				Signals:        signals,
+				Stdin:          c.App.Reader,
+				Stdout:         c.App.Writer,
+				Stderr:         c.App.ErrWriter,
+				Progress:       c.App.ErrWriter,
+				ProgressPeriod: c.Duration("progress"),
+				Version:        version,
+			})
+			if err != nil {
+				return err
+			}
+			if code != 0 {
+				return exitCode(code)
+			}
+			return nil
+		},
+	}
+}
+
+func analyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "analyze",
+		Usage:     "merge profiles and show what each container needs",
+		ArgsUsage: "PROFILE...",
+		Description: "Merges the profiles (containers with the same name are one container) and shows,\n" +
+			"per container, each capability checked and the decision: required, denied or not needed.\n" +
+			"-o yaml prints the minimal securityContext; -o json prints both.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: " + strings.Join(render.Formats, ", ")},
+		},
+		Action: func(c *cli.Context) error {
+			format := c.String("output")
+			if !validFormat(format) {
+				return fmt.Errorf("-o %q: unknown output format (valid: %s)", format, strings.Join(render.Formats, ", "))
+			}
+			if c.NArg() == 0 {
+				return errors.New("no profile given: capprof analyze PROFILE...")
+			}
+			var inputs []profile.Input
+			for _, path := range c.Args().Slice() {
+				p, err := profile.Load(path)
+				if err != nil {
+					return err
+				}
+				inputs = append(inputs, profile.Input{Source: path, Profile: p})
+			}
+			a := profile.Analyze(inputs)
+			for _, w := range a.Warnings {
+				fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
+			}
+			return render.Analysis(c.App.Writer, a, format)
+		},
+	}
+}
+
+func validFormat(f string) bool {
+	for _, v := range render.Formats {
+		if v == f {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,128 @@
+package profile
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Capability is a Linux capability number (include/uapi/linux/capability.h).
+type Capability int
+
+// capabilityNames lists CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40, Linux 5.9).
+var capabilityNames = [...]string{
+	"CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "KILL", "SETGID",
+	"SETUID", "SETPCAP", "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+	"NET_ADMIN", "NET_RAW", "IPC_LOCK", "IPC_OWNER", "SYS_MODULE", "SYS_RAWIO",
+	"SYS_CHROOT", "SYS_PTRACE", "SYS_PACCT", "SYS_ADMIN", "SYS_BOOT", "SYS_NICE",
+	"SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG", "MKNOD", "LEASE", "AUDIT_WRITE",
+	"AUDIT_CONTROL", "SETFCAP", "MAC_OVERRIDE", "MAC_ADMIN", "SYSLOG", "WAKE_ALARM",
+	"BLOCK_SUSPEND", "AUDIT_READ", "PERFMON", "BPF", "CHECKPOINT_RESTORE",
+}
+
+// LastCapability is the highest capability capprof knows by name.
+const LastCapability = Capability(len(capabilityNames) - 1)
+
+// String returns the kernel name, e.g. CAP_NET_BIND_SERVICE, or CAP_<n> for
+// a number newer than capprof.
+func (c Capability) String() string { return "CAP_" + c.KubernetesName() }
+
+// KubernetesName returns the name without the CAP_ prefix, as Kubernetes
+// securityContext.capabilities expects it.
+func (c Capability) KubernetesName() string {
+	if c >= 0 && c <= LastCapability {
+		return capabilityNames[c]
+	}
+	return strconv.Itoa(int(c))
+}
+
+// ParseCapability accepts CAP_NET_RAW, NET_RAW (any case) or CAP_<n>.
+func ParseCapability(s string) (Capability, error) {
+	name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "CAP_")
+	for i, n := range capabilityNames {
+		if n == name {
+			return Capability(i), nil
+		}
+	}
+	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < 64 && strings.HasPrefix(strings.ToUpper(s), "CAP_") {
+		return Capability(n), nil
+	}
+	return 0, fmt.Errorf("unknown capability %q (valid: CAP_CHOWN .. CAP_CHECKPOINT_RESTORE, i.e. %s, or CAP_<number>)", s, strings.Join(capabilityNames[:], ", "))
+}
+
+// MarshalJSON writes the kernel name.
+func (c Capability) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
+
+// UnmarshalJSON reads a name accepted by ParseCapability.
+func (c *Capability) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("capability must be a string like \"CAP_CHOWN\", got %s", b)
+	}
+	parsed, err := ParseCapability(s)
+	if err != nil {
+		return err
+	}
+	*c = parsed
+	return nil
+}
+
+// CapSet is a set of capabilities, stored as the kernel's 64-bit mask.
+type CapSet uint64
+
+// allKnown is every capability capprof can name.
+const allKnown = CapSet(1)<<(LastCapability+1) - 1
+
+// Has reports whether c is in the set.
+func (s CapSet) Has(c Capability) bool { return c >= 0 && c < 64 && s&(1<<c) != 0 }
+
+// List returns the members in ascending order.
+func (s CapSet) List() []Capability {
+	var out []Capability
+	for c := Capability(0); c < 64; c++ {
+		if s.Has(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// MarshalJSON writes ["ALL"] for every known capability, else the names.
+func (s CapSet) MarshalJSON() ([]byte, error) {
+	if s&allKnown == allKnown && s&^allKnown == 0 {
+		return []byte(`["ALL"]`), nil
+	}
+	names := []string{}
+	for _, c := range s.List() {
+		names = append(names, c.String())
+	}
+	return json.Marshal(names)
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *CapSet) UnmarshalJSON(b []byte) error {
+	var names []string
+	if err := json.Unmarshal(b, &names); err != nil {
+		return fmt.Errorf("capability set must be a list of names, got %s", b)
+	}
+	var set CapSet
+	for _, n := range names {
+		if strings.EqualFold(n, "ALL") {
+			set |= allKnown
+			continue
+		}
+		c, err := ParseCapability(n)
+		if err != nil {
+			return err
+		}
+		set |= 1 << c
+	}
+	*s = set
+	return nil
+}
+
+func sortCapabilities(cs []Capability) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
+}

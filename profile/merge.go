@@ -1,0 +1,177 @@
+package profile
+
+import (
+	"cmp"
+	"slices"
+)
+
+// MergeContainers combines containers with the same name (replicas, nodes,
+// runs): counts add up, sets are united, and the result is sorted. Merging a
+// single container normalizes it, so the recorder uses it too.
+func MergeContainers(containers ...Container) []Container {
+	byName := map[string]*containerMerger{}
+	var order []string
+	for _, c := range containers {
+		m, ok := byName[c.Name]
+		if !ok {
+			m = newContainerMerger(c.Name)
+			byName[c.Name] = m
+			order = append(order, c.Name)
+		}
+		m.add(c)
+	}
+	slices.Sort(order)
+	out := make([]Container, 0, len(order))
+	for _, name := range order {
+		out = append(out, byName[name].result())
+	}
+	return out
+}
+
+type checksKey struct {
+	Capability    Capability
+	Verdict       Verdict
+	UserNamespace UserNamespace
+}
+
+type sourceKey struct {
+	Executable, Syscall, CallSite string
+	Audit                         AuditClass
+	Credentials                   CredentialsUsed
+}
+
+type execKey struct {
+	Executable, Script   string
+	UID, EUID, GID, EGID uint32
+	Effective, Permitted CapSet
+	PrivilegeGain        bool
+}
+
+type credChangeKey struct {
+	Executable, Syscall string
+	Before, After       Credentials
+}
+
+type containerMerger struct {
+	name    string
+	checks  map[checksKey]map[sourceKey]uint64
+	execs   map[execKey]*execTally
+	changes map[credChangeKey]uint64
+	uids    map[uint32]bool
+}
+
+type execTally struct {
+	count    uint64
+	statuses map[string]bool
+}
+
+func newContainerMerger(name string) *containerMerger {
+	return &containerMerger{
+		name:    name,
+		checks:  map[checksKey]map[sourceKey]uint64{},
+		execs:   map[execKey]*execTally{},
+		changes: map[credChangeKey]uint64{},
+		uids:    map[uint32]bool{},
+	}
+}
+
+func (m *containerMerger) add(c Container) {
+	for _, cc := range c.Capabilities {
+		k := checksKey{cc.Capability, cc.Verdict, cc.UserNamespace}
+		sources := m.checks[k]
+		if sources == nil {
+			sources = map[sourceKey]uint64{}
+			m.checks[k] = sources
+		}
+		for _, s := range cc.Sources {
+			sources[sourceKey{s.Executable, s.Syscall, s.CallSite, s.Audit, s.Credentials}] += s.Count
+		}
+	}
+	for _, e := range c.Execs {
+		k := execKey{e.Executable, e.Script, e.UID, e.EUID, e.GID, e.EGID, e.Effective, e.Permitted, e.PrivilegeGain}
+		t := m.execs[k]
+		if t == nil {
+			t = &execTally{statuses: map[string]bool{}}
+			m.execs[k] = t
+		}
+		t.count += e.Count
+		for _, s := range e.ExitStatuses {
+			t.statuses[s] = true
+		}
+	}
+	for _, ch := range c.CredentialChanges {
+		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Before, ch.After}] += ch.Count
+	}
+	for _, u := range c.UIDs {
+		m.uids[u] = true
+	}
+}
+
+func (m *containerMerger) result() Container {
+	c := Container{
+		Name:              m.name,
+		Capabilities:      []CapabilityChecks{},
+		Execs:             []Exec{},
+		CredentialChanges: []CredentialChange{},
+		UIDs:              []uint32{},
+	}
+	for k, sources := range m.checks {
+		cc := CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []Source{}}
+		for sk, n := range sources {
+			cc.Count += n
+			cc.Sources = append(cc.Sources, Source{sk.Executable, sk.Syscall, sk.CallSite, sk.Audit, sk.Credentials, n})
+		}
+		slices.SortFunc(cc.Sources, func(a, b Source) int {
+			return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
+				cmp.Compare(a.CallSite, b.CallSite), cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials))
+		})
+		c.Capabilities = append(c.Capabilities, cc)
+	}
+	slices.SortFunc(c.Capabilities, func(a, b CapabilityChecks) int {
+		return cmp.Or(cmp.Compare(a.Capability, b.Capability), cmp.Compare(a.Verdict, b.Verdict), cmp.Compare(a.UserNamespace, b.UserNamespace))
+	})
+	for k, t := range m.execs {
+		e := Exec{Executable: k.Executable, Script: k.Script, UID: k.UID, EUID: k.EUID, GID: k.GID, EGID: k.EGID,
+			Effective: k.Effective, Permitted: k.Permitted, PrivilegeGain: k.PrivilegeGain, Count: t.count}
+		for s := range t.statuses {
+			e.ExitStatuses = append(e.ExitStatuses, s)
+		}
+		slices.Sort(e.ExitStatuses)
+		c.Execs = append(c.Execs, e)
+	}
+	slices.SortFunc(c.Execs, func(a, b Exec) int {
+		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Script, b.Script),
+			cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID),
+			cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
+	})
+	for k, n := range m.changes {
+		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{k.Executable, k.Syscall, k.Before, k.After, n})
+	}
+	slices.SortFunc(c.CredentialChanges, func(a, b CredentialChange) int {
+		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
+			compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
+	})
+	for u := range m.uids {
+		c.UIDs = append(c.UIDs, u)
+	}
+	slices.Sort(c.UIDs)
+	return c
+}
+
+func compareBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	default:
+		return 1
+	}
+}
+
+func compareCredentials(a, b Credentials) int {
+	return cmp.Or(cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.SUID, b.SUID), cmp.Compare(a.FSUID, b.FSUID),
+		cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID), cmp.Compare(a.SGID, b.SGID), cmp.Compare(a.FSGID, b.FSGID),
+		cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), cmp.Compare(a.Inheritable, b.Inheritable),
+		cmp.Compare(a.Bounding, b.Bounding), cmp.Compare(a.Ambient, b.Ambient))
+}

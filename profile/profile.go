@@ -1,0 +1,343 @@
+// Package profile defines capprof's CapabilityProfile (capprof.dev/v1alpha1):
+// what a recording saw, per container. It reads, writes, merges and analyzes
+// profiles; it has no eBPF or system dependencies.
+package profile
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/yaml"
+)
+
+// APIVersion and Kind identify a capprof profile document.
+const (
+	APIVersion = "capprof.dev/v1alpha1"
+	Kind       = "CapabilityProfile"
+)
+
+// Profile is one recording.
+type Profile struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   Metadata    `json:"metadata"`
+	Containers []Container `json:"containers"`
+}
+
+// Metadata describes the recording as a whole. It is the only part of a
+// profile that changes between two recordings of the same workload.
+type Metadata struct {
+	StartTime      time.Time `json:"startTime"`
+	EndTime        time.Time `json:"endTime"`
+	Node           string    `json:"node"`
+	KernelRelease  string    `json:"kernelRelease"`
+	Probe          string    `json:"probe"`
+	CapprofVersion string    `json:"capprofVersion"`
+	Command        []string  `json:"command,omitempty"`
+	Drops          Drops     `json:"drops"`
+}
+
+// Drops counts what the kernel side could not deliver. Non-zero values mean
+// the profile may be incomplete.
+type Drops struct {
+	// Events lost because the ring buffer was full: an exec, exit or
+	// credential change not seen, or a first check's details (its counts
+	// are still exact).
+	Events uint64 `json:"events"`
+	// UncountedChecks were not counted because the aggregation map was full.
+	UncountedChecks uint64 `json:"uncountedChecks"`
+	// UnfollowedCredentialCalls could not be compared before and after.
+	UnfollowedCredentialCalls uint64 `json:"unfollowedCredentialCalls"`
+}
+
+// Total is the sum of all drops.
+func (d Drops) Total() uint64 { return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls }
+
+// Container is what one container (in command mode: the command's process
+// tree) did. It holds no pids or times, so recordings of a deterministic
+// workload give identical containers.
+type Container struct {
+	Name              string             `json:"name"`
+	Capabilities      []CapabilityChecks `json:"capabilities"`
+	Execs             []Exec             `json:"execs"`
+	CredentialChanges []CredentialChange `json:"credentialChanges"`
+	// UIDs are the effective uids processes ran with.
+	UIDs []uint32 `json:"uids"`
+}
+
+// Verdict is the outcome of a capability check.
+type Verdict string
+
+// Verdicts.
+const (
+	Granted Verdict = "granted"
+	Denied  Verdict = "denied"
+)
+
+// UserNamespace says which user namespace a check was made against.
+type UserNamespace string
+
+// User namespace scopes.
+const (
+	// InitialNamespace: the host's user namespace; what a securityContext grants.
+	InitialNamespace UserNamespace = "initial"
+	// NestedNamespace: a user namespace created below it (hostUsers: false,
+	// unshare -U); capabilities there are the namespace owner's, not the host's.
+	NestedNamespace UserNamespace = "nested"
+)
+
+// AuditClass tells checks that the kernel would audit from those it makes
+// silently to probe (ns_capable_noaudit, cap_vm_enough_memory, ...).
+type AuditClass string
+
+// Audit classes.
+const (
+	Audited AuditClass = "audited"
+	NoAudit AuditClass = "noaudit"
+	// InSetID: ns_capable_setid, the setuid-family check (CAP_OPT_INSETID); audited.
+	InSetID AuditClass = "insetid"
+	// UnknownAudit: no call stack was captured for this check.
+	UnknownAudit AuditClass = "unknown"
+)
+
+// CredentialsUsed says whose credentials a check tested.
+type CredentialsUsed string
+
+// Credential sources.
+const (
+	// OwnCredentials: the task's own subjective credentials.
+	OwnCredentials CredentialsUsed = "own"
+	// OverriddenCredentials: the kernel acting with override_creds().
+	OverriddenCredentials CredentialsUsed = "overridden"
+	// OtherTaskCredentials: another task's credentials were tested.
+	OtherTaskCredentials CredentialsUsed = "other-task"
+)
+
+// CapabilityChecks aggregates the checks of one capability with one verdict
+// in one user-namespace scope.
+type CapabilityChecks struct {
+	Capability    Capability    `json:"capability"`
+	Verdict       Verdict       `json:"verdict"`
+	UserNamespace UserNamespace `json:"userNamespace"`
+	Count         uint64        `json:"count"`
+	Sources       []Source      `json:"sources"`
+}
+
+// Source is where checks came from: which executable, in which syscall, from
+// which kernel function.
+type Source struct {
+	Executable  string          `json:"executable"`
+	Syscall     string          `json:"syscall"`
+	CallSite    string          `json:"callSite,omitempty"`
+	Audit       AuditClass      `json:"audit"`
+	Credentials CredentialsUsed `json:"credentials"`
+	Count       uint64          `json:"count"`
+}
+
+// Exec is a program that was executed, with the credentials it started with.
+type Exec struct {
+	Executable string `json:"executable"`
+	// Script is the script an interpreter (Executable) was started for.
+	Script    string `json:"script,omitempty"`
+	UID       uint32 `json:"uid"`
+	EUID      uint32 `json:"euid"`
+	GID       uint32 `json:"gid"`
+	EGID      uint32 `json:"egid"`
+	Effective CapSet `json:"effective"`
+	Permitted CapSet `json:"permitted"`
+	// PrivilegeGain: the exec changed euid/egid or grew the permitted set
+	// (a setuid/setgid or file-capability executable). no_new_privs, which
+	// allowPrivilegeEscalation: false sets, would have prevented it.
+	PrivilegeGain bool   `json:"privilegeGain,omitempty"`
+	Count         uint64 `json:"count"`
+	// ExitStatuses are the distinct ways its processes ended: "0", "1", "SIGKILL".
+	ExitStatuses []string `json:"exitStatuses,omitempty"`
+}
+
+// Credentials are a process's ids and capability sets.
+type Credentials struct {
+	UID         uint32 `json:"uid"`
+	EUID        uint32 `json:"euid"`
+	SUID        uint32 `json:"suid"`
+	FSUID       uint32 `json:"fsuid"`
+	GID         uint32 `json:"gid"`
+	EGID        uint32 `json:"egid"`
+	SGID        uint32 `json:"sgid"`
+	FSGID       uint32 `json:"fsgid"`
+	Effective   CapSet `json:"effective"`
+	Permitted   CapSet `json:"permitted"`
+	Inheritable CapSet `json:"inheritable"`
+	Bounding    CapSet `json:"bounding"`
+	Ambient     CapSet `json:"ambient"`
+}
+
+// CredentialChange is a change of a process's credentials: by a setuid-family
+// or capset call, or by executing a privilege-gaining executable (execve).
+type CredentialChange struct {
+	Executable string      `json:"executable"`
+	Syscall    string      `json:"syscall"`
+	Before     Credentials `json:"before"`
+	After      Credentials `json:"after"`
+	Count      uint64      `json:"count"`
+}
+
+// Load reads a profile from a JSON or (by extension .yaml/.yml) YAML file.
+// Every error names the file.
+func Load(path string) (*Profile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	p, err := Parse(data, isYAML(path))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return p, nil
+}
+
+func isYAML(path string) bool {
+	ext := strings.ToLower(filepath.Ext(path))
+	return ext == ".yaml" || ext == ".yml"
+}
+
+// Parse decodes and validates a profile. Unknown fields are errors, so a
+// typo cannot silently drop data.
+func Parse(data []byte, isYAML bool) (*Profile, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, errors.New("empty file, not a capprof profile")
+	}
+	if isYAML {
+		var err error
+		if data, err = yaml.YAMLToJSONStrict(data); err != nil {
+			return nil, fmt.Errorf("malformed YAML: %s", oneLine(err))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var p Profile
+	if err := dec.Decode(&p); err != nil {
+		if isYAML {
+			return nil, fmt.Errorf("invalid profile: %s", oneLine(err))
+		}
+		return nil, fmt.Errorf("malformed JSON: %s", oneLine(err))
+	}
+	if dec.More() {
+		return nil, errors.New("malformed JSON: more than one document")
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	return &p, nil
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "json: ")), " ")
+}
+
+// Validate checks the identity and the enumerated fields.
+func (p *Profile) Validate() error {
+	if p.APIVersion != APIVersion {
+		return fmt.Errorf("unsupported apiVersion %q, want %q", p.APIVersion, APIVersion)
+	}
+	if p.Kind != Kind {
+		return fmt.Errorf("unsupported kind %q, want %q", p.Kind, Kind)
+	}
+	seen := map[string]bool{}
+	for i, c := range p.Containers {
+		if c.Name == "" {
+			return fmt.Errorf("containers[%d]: name is empty", i)
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("containers[%d]: duplicate container name %q", i, c.Name)
+		}
+		seen[c.Name] = true
+		for j, cc := range c.Capabilities {
+			where := fmt.Sprintf("containers[%d] (%s) capabilities[%d]", i, c.Name, j)
+			if err := oneOf(where+".verdict", string(cc.Verdict), Granted, Denied); err != nil {
+				return err
+			}
+			if err := oneOf(where+".userNamespace", string(cc.UserNamespace), InitialNamespace, NestedNamespace); err != nil {
+				return err
+			}
+			for k, s := range cc.Sources {
+				src := fmt.Sprintf("%s.sources[%d]", where, k)
+				if err := oneOf(src+".audit", string(s.Audit), Audited, NoAudit, InSetID, UnknownAudit); err != nil {
+					return err
+				}
+				if err := oneOf(src+".credentials", string(s.Credentials), OwnCredentials, OverriddenCredentials, OtherTaskCredentials); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func oneOf[T ~string](field, got string, valid ...T) error {
+	names := make([]string, len(valid))
+	for i, v := range valid {
+		if string(v) == got {
+			return nil
+		}
+		names[i] = string(v)
+	}
+	return fmt.Errorf("%s: invalid value %q (valid: %s)", field, got, strings.Join(names, ", "))
+}
+
+// Encode writes the profile as indented JSON, or YAML.
+func (p *Profile) Encode(w io.Writer, asYAML bool) error {
+	data, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return err
+	}
+	if asYAML {
+		if data, err = yaml.JSONToYAML(data); err != nil {
+			return err
+		}
+	} else {
+		data = append(data, '\n')
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// Save writes the profile atomically: to a temporary file in the same
+// directory, then renamed over path. JSON, or YAML when path ends in .yaml/.yml.
+func (p *Profile) Save(path string) error {
+	return WriteFileAtomic(path, func(w io.Writer) error { return p.Encode(w, isYAML(path)) })
+}
+
+// WriteFileAtomic creates path with what write produces, or leaves it untouched.
+func WriteFileAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,151 @@
+package recorder
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cgroup2Mount finds where the cgroup v2 hierarchy is mounted: /sys/fs/cgroup
+// on unified hosts, /sys/fs/cgroup/unified on hybrid ones, else the first
+// cgroup2 mount in mountinfo.
+func cgroup2Mount() (string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", fmt.Errorf("find cgroup2 mount: %w", err)
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options... - fstype source superoptions
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		fields, postFields := strings.Fields(pre), strings.Fields(post)
+		if ok && len(fields) >= 5 && len(postFields) > 0 && postFields[0] == "cgroup2" {
+			mounts = append(mounts, unescapeMountPath(fields[4]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return "", fmt.Errorf("find cgroup2 mount: %w", err)
+	}
+	for _, preferred := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		for _, m := range mounts {
+			if m == preferred {
+				return m, nil
+			}
+		}
+	}
+	if len(mounts) > 0 {
+		return mounts[0], nil
+	}
+	return "", errors.New("no cgroup2 filesystem is mounted (checked /proc/self/mountinfo): capprof needs cgroup v2; mount it with: mount -t cgroup2 none /sys/fs/cgroup/unified")
+}
+
+// unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var sb strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				sb.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		sb.WriteByte(s[i])
+	}
+	return sb.String()
+}
+
+// cgroup is a cgroup v2 directory capprof created for one recording.
+type cgroup struct {
+	path string
+	id   uint64   // the cgroup id bpf_get_current_cgroup_id() returns: the directory's inode
+	dir  *os.File // for CLONE_INTO_CGROUP
+}
+
+func createCgroup(parent, name string) (*cgroup, error) {
+	path := filepath.Join(parent, name)
+	if err := os.Mkdir(path, 0o755); err != nil {
+		return nil, fmt.Errorf("create cgroup: %w", err)
+	}
+	dir, err := os.Open(path)
+	if err != nil {
+		os.Remove(path)
+		return nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+		dir.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("stat cgroup: %w", err)
+	}
+	return &cgroup{path: path, id: st.Ino, dir: dir}, nil
+}
+
+// pids lists the processes still in the cgroup.
+func (c *cgroup) pids() ([]int, error) {
+	data, err := os.ReadFile(filepath.Join(c.path, "cgroup.procs"))
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, f := range strings.Fields(string(data)) {
+		if pid, err := strconv.Atoi(f); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// killAll SIGKILLs every process in the cgroup and waits until it is empty.
+// cgroup.kill (Linux 5.14) does it atomically; older kernels get a loop over
+// cgroup.procs, which a fork storm can outrun only briefly.
+func (c *cgroup) killAll(timeout time.Duration) (int, error) {
+	pids, err := c.pids()
+	if err != nil || len(pids) == 0 {
+		return 0, err
+	}
+	killed := len(pids)
+	useKillFile := os.WriteFile(filepath.Join(c.path, "cgroup.kill"), []byte("1"), 0) == nil
+	deadline := time.Now().Add(timeout)
+	for len(pids) > 0 {
+		if time.Now().After(deadline) {
+			return killed, fmt.Errorf("processes %v still in cgroup %s after %s", pids, c.path, timeout)
+		}
+		if !useKillFile {
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+		if pids, err = c.pids(); err != nil {
+			return killed, err
+		}
+	}
+	return killed, nil
+}
+
+// remove deletes the cgroup directory; it must be empty.
+func (c *cgroup) remove() error {
+	c.dir.Close()
+	var err error
+	for range 50 { // the last exiting task can linger for a moment
+		if err = unix.Rmdir(c.path); err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("remove cgroup %s: %w", c.path, err)
+}

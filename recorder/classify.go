@@ -1,0 +1,81 @@
+package recorder
+
+import (
+	"strings"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// auditClassByFunction fixes a check's audit class from a function on its
+// call stack. The tracepoint (include/trace/events/capability.h, Linux 6.14)
+// passes no CAP_OPT_* flags, so the callers that set them are recognised
+// instead. From Linux 6.18:
+//   - kernel/capability.c: ns_capable_noaudit (ns_capable_common with
+//     CAP_OPT_NOAUDIT), has_ns_capability_noaudit and has_capability_noaudit
+//     (security_capable with CAP_OPT_NOAUDIT), ptracer_capable (the same,
+//     for the tracer's credentials), ns_capable_setid (CAP_OPT_INSETID);
+//   - security/commoncap.c: cap_vm_enough_memory calls cap_capable with
+//     CAP_OPT_NOAUDIT on every accountable mapping (mmap, brk, fork's
+//     dup_mmap, execve's stack), which makes any root process look like it
+//     uses CAP_SYS_ADMIN. It ends in a tail call, so on 6.18 its frame is
+//     gone and cap_capable's caller reads as security_vm_enough_memory_mm
+//     (security/security.c), which reaches cap_capable by no other path.
+var auditClassByFunction = map[string]profile.AuditClass{
+	"security_vm_enough_memory_mm": profile.NoAudit,
+	"ns_capable_noaudit":           profile.NoAudit,
+	"has_ns_capability_noaudit":    profile.NoAudit,
+	"has_capability_noaudit":       profile.NoAudit,
+	"ptracer_capable":              profile.NoAudit,
+	"cap_vm_enough_memory":         profile.NoAudit,
+	"ns_capable_setid":             profile.InSetID,
+}
+
+// capabilityPlumbing are the frames between a kernel feature and the check
+// itself; the call site is the first frame that is not one of them.
+var capabilityPlumbing = map[string]bool{
+	"cap_capable":               true,
+	"security_capable":          true,
+	"ns_capable":                true,
+	"ns_capable_noaudit":        true,
+	"ns_capable_setid":          true,
+	"capable":                   true,
+	"has_ns_capability":         true,
+	"has_ns_capability_noaudit": true,
+	"has_capability_noaudit":    true,
+	"file_ns_capable":           true,
+	"capable_wrt_inode_uidgid":  true,
+	"sk_ns_capable":             true,
+	"sk_capable":                true,
+	"sk_net_capable":            true,
+	"netlink_ns_capable":        true,
+	"netlink_capable":           true,
+	"netlink_net_capable":       true,
+}
+
+// isTracingFrame matches the BPF program and tracepoint glue on top of the stack.
+func isTracingFrame(fn string) bool {
+	return strings.HasPrefix(fn, "bpf_prog_") || strings.HasPrefix(fn, "bpf_trace_run") ||
+		strings.HasPrefix(fn, "__bpf_trace_") || strings.HasPrefix(fn, "__traceiter_")
+}
+
+// classifyStack returns the audit class and call site of one check's stack,
+// given as function names innermost first. An empty stack is UnknownAudit.
+func classifyStack(frames []string) (profile.AuditClass, string) {
+	if len(frames) == 0 {
+		return profile.UnknownAudit, ""
+	}
+	class := profile.Audited
+	callSite := ""
+	for _, fn := range frames {
+		if fn == "" || isTracingFrame(fn) {
+			continue
+		}
+		if c, ok := auditClassByFunction[fn]; ok && class == profile.Audited {
+			class = c
+		}
+		if callSite == "" && !capabilityPlumbing[fn] {
+			callSite = fn
+		}
+	}
+	return class, callSite
+}

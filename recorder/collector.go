@@ -1,0 +1,246 @@
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"syscall"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/profile"
+	"golang.org/x/sys/unix"
+)
+
+// collector turns the event stream into per-container profile parts. One
+// goroutine (consume) writes; containers() reads after it has returned.
+type collector struct {
+	names map[uint64]string // cgroup id -> container name
+
+	mu       sync.Mutex // guards the counters summary() reads while recording
+	nExecs   int
+	nChecks  int
+	nChanges int
+
+	exePaths map[bpf.ExeID]string
+	firsts   map[bpf.Check]*bpf.FirstCheck // by key (Count zero)
+	// procExec maps a live process to its Exec entry, so its exit status
+	// lands there; a forked child inherits its parent's until it execs.
+	procExec map[uint32]*profile.Exec
+	parts    map[string]*profile.Container
+	// execs are kept apart from parts[].Execs, which would move on append
+	// under the pointers in procExec.
+	execs map[string][]*profile.Exec
+}
+
+func newCollector(names map[uint64]string) *collector {
+	return &collector{
+		names:    names,
+		exePaths: map[bpf.ExeID]string{},
+		firsts:   map[bpf.Check]*bpf.FirstCheck{},
+		procExec: map[uint32]*profile.Exec{},
+		parts:    map[string]*profile.Container{},
+		execs:    map[string][]*profile.Exec{},
+	}
+}
+
+// consume reads events until the probe is flushed.
+func (c *collector) consume(p *bpf.Probe) error {
+	for {
+		ev, err := p.ReadEvent()
+		if errors.Is(err, bpf.ErrClosed) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		c.handle(ev)
+	}
+}
+
+func (c *collector) part(cgroupID uint64) *profile.Container {
+	name, ok := c.names[cgroupID]
+	if !ok {
+		return nil
+	}
+	if c.parts[name] == nil {
+		c.parts[name] = &profile.Container{Name: name}
+	}
+	return c.parts[name]
+}
+
+func (c *collector) handle(ev bpf.Event) {
+	switch e := ev.(type) {
+	case *bpf.FirstCheck:
+		c.firsts[e.Check] = e
+		if e.ExePath != "" {
+			c.exePaths[e.Check.Exe] = e.ExePath
+		}
+		if part := c.part(e.CgroupID); part != nil {
+			part.UIDs = append(part.UIDs, e.EUID)
+		}
+		c.count(&c.nChecks)
+	case *bpf.Exec:
+		c.exePaths[e.Exe] = e.ExePath
+		part := c.part(e.CgroupID)
+		if part == nil {
+			return
+		}
+		x := &profile.Exec{
+			Executable: e.ExePath,
+			UID:        e.After.UID, EUID: e.After.EUID, GID: e.After.GID, EGID: e.After.EGID,
+			Effective:     profile.CapSet(e.After.Effective),
+			Permitted:     profile.CapSet(e.After.Permitted),
+			PrivilegeGain: e.PrivilegeGain,
+			Count:         1,
+		}
+		if e.Script {
+			x.Script = e.Filename
+		}
+		c.execs[part.Name] = append(c.execs[part.Name], x)
+		c.procExec[e.TGID] = x
+		part.UIDs = append(part.UIDs, e.After.EUID)
+		if e.PrivilegeGain && e.Before != nil {
+			part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
+				Executable: e.ExePath, Syscall: "execve",
+				Before: credentials(*e.Before), After: credentials(e.After), Count: 1,
+			})
+		}
+		c.count(&c.nExecs)
+	case *bpf.Fork:
+		if x, ok := c.procExec[e.TGID]; ok {
+			c.procExec[e.ChildPID] = x
+		}
+	case *bpf.Exit:
+		if x, ok := c.procExec[e.TGID]; ok {
+			x.ExitStatuses = append(x.ExitStatuses, waitStatusString(e.Status))
+			delete(c.procExec, e.TGID)
+		}
+	case *bpf.CredChange:
+		part := c.part(e.CgroupID)
+		if part == nil {
+			return
+		}
+		part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
+			Executable: c.executable(e.Exe), Syscall: syscallName(e.Syscall),
+			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
+		})
+		part.UIDs = append(part.UIDs, e.After.EUID)
+		c.count(&c.nChanges)
+	}
+}
+
+func (c *collector) count(n *int) {
+	c.mu.Lock()
+	*n++
+	c.mu.Unlock()
+}
+
+func (c *collector) summary() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return fmt.Sprintf("%d execs, %d distinct checks, %d credential changes", c.nExecs, c.nChecks, c.nChanges)
+}
+
+func (c *collector) executable(id bpf.ExeID) string {
+	if p, ok := c.exePaths[id]; ok {
+		return p
+	}
+	if id == (bpf.ExeID{}) {
+		return "(kernel)"
+	}
+	return fmt.Sprintf("(inode %d on device %d:%d)", id.Ino, unix.Major(uint64(id.Dev)), unix.Minor(uint64(id.Dev)))
+}
+
+// containers adds the aggregated checks to what the events built and returns
+// one normalized container per target, including targets that did nothing.
+func (c *collector) containers(checks []bpf.Check) ([]profile.Container, error) {
+	var symbols *kernelSymbols
+	for _, f := range c.firsts {
+		if len(f.Stack) > 0 {
+			var err error
+			if symbols, err = loadKernelSymbols("/proc/kallsyms"); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	for _, chk := range checks {
+		part := c.part(chk.CgroupID)
+		if part == nil {
+			continue
+		}
+		key := chk
+		key.Count = 0
+		audit, callSite := profile.UnknownAudit, ""
+		if f, ok := c.firsts[key]; ok && symbols != nil {
+			frames := make([]string, len(f.Stack))
+			for i, addr := range f.Stack {
+				frames[i] = symbols.function(addr)
+			}
+			audit, callSite = classifyStack(frames)
+		}
+		verdict := profile.Granted
+		if chk.Denied {
+			verdict = profile.Denied
+		}
+		scope := profile.NestedNamespace
+		if chk.InitUserNS {
+			scope = profile.InitialNamespace
+		}
+		creds := profile.OwnCredentials
+		switch {
+		case chk.OtherCred:
+			creds = profile.OtherTaskCredentials
+		case chk.CredOverride:
+			creds = profile.OverriddenCredentials
+		}
+		part.Capabilities = append(part.Capabilities, profile.CapabilityChecks{
+			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
+			Sources: []profile.Source{{
+				Executable: c.executable(chk.Exe), Syscall: syscallName(chk.Syscall), CallSite: callSite,
+				Audit: audit, Credentials: creds, Count: chk.Count,
+			}},
+		})
+	}
+	var all []profile.Container
+	for _, name := range c.names {
+		all = append(all, profile.Container{Name: name})
+	}
+	for _, part := range c.parts {
+		for _, x := range c.execs[part.Name] {
+			part.Execs = append(part.Execs, *x)
+		}
+		all = append(all, *part)
+	}
+	return profile.MergeContainers(all...), nil
+}
+
+func credentials(b bpf.Creds) profile.Credentials {
+	return profile.Credentials{
+		UID: b.UID, EUID: b.EUID, SUID: b.SUID, FSUID: b.FSUID,
+		GID: b.GID, EGID: b.EGID, SGID: b.SGID, FSGID: b.FSGID,
+		Effective: profile.CapSet(b.Effective), Permitted: profile.CapSet(b.Permitted),
+		Inheritable: profile.CapSet(b.Inheritable), Bounding: profile.CapSet(b.Bounding),
+		Ambient: profile.CapSet(b.Ambient),
+	}
+}
+
+func syscallName(nr int32) string {
+	if nr < 0 {
+		return "none"
+	}
+	if name, ok := syscallNames[nr]; ok {
+		return name
+	}
+	return "syscall_" + strconv.Itoa(int(nr))
+}
+
+// waitStatusString renders a wait(2) status: "0", "1", or "SIGKILL".
+func waitStatusString(status int32) string {
+	ws := syscall.WaitStatus(status)
+	if ws.Signaled() {
+		return unix.SignalName(ws.Signal())
+	}
+	return strconv.Itoa(ws.ExitStatus())
+}

@@ -1,0 +1,242 @@
+// Package recorder runs a workload under capprof's eBPF probe and turns what
+// the kernel reported into a profile.
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/profile"
+	"golang.org/x/sys/unix"
+)
+
+// CommandConfig is what `capprof record -- COMMAND` needs.
+type CommandConfig struct {
+	Command []string
+	// Name is the container name in the profile.
+	Name string
+	// Output is the profile file; JSON, or YAML for .yaml/.yml.
+	Output string
+	// Duration stops the command after this long (0: until it exits).
+	Duration time.Duration
+	// StopTimeout is how long the command has to exit after being asked to
+	// stop before every process in its cgroup is killed.
+	StopTimeout time.Duration
+	// Signals delivers SIGINT/SIGTERM received by capprof; they stop the
+	// recording and are forwarded to the command.
+	Signals <-chan os.Signal
+	// Stdin, Stdout and Stderr are the command's.
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Progress receives capprof's own progress lines and warnings.
+	Progress       io.Writer
+	ProgressPeriod time.Duration
+	Version        string
+}
+
+// RecordCommand runs the command in a fresh cgroup, records it and every
+// descendant, saves the profile and returns the command's exit code (128+n
+// when a signal ended it).
+func RecordCommand(cfg CommandConfig) (int, error) {
+	if len(cfg.Command) == 0 {
+		return 0, errors.New("no command given: use capprof record -o FILE -- COMMAND [ARGS...]")
+	}
+	if os.Geteuid() != 0 {
+		return 0, errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	}
+	if err := checkWritable(cfg.Output); err != nil {
+		return 0, err
+	}
+	cgroupRoot, err := cgroup2Mount()
+	if err != nil {
+		return 0, err
+	}
+	probe, err := bpf.Load()
+	if err != nil {
+		return 0, err
+	}
+	defer probe.Close()
+
+	cg, err := createCgroup(cgroupRoot, fmt.Sprintf("capprof-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if err := cg.remove(); err != nil {
+			fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
+		}
+	}()
+	if err := probe.AddTarget(cg.id, 0); err != nil {
+		return 0, err
+	}
+	if err := probe.Attach(); err != nil {
+		return 0, err
+	}
+
+	col := newCollector(map[uint64]string{cg.id: cfg.Name})
+	readerDone := make(chan error, 1)
+	go func() { readerDone <- col.consume(probe) }()
+
+	start := time.Now()
+	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
+	// clone3(CLONE_INTO_CGROUP), Linux 5.7: the child is born in the target
+	// cgroup, so nothing it does escapes the filter and nothing capprof does
+	// enters it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd())}
+	if err := cmd.Start(); err != nil {
+		probe.Detach()
+		probe.Flush()
+		<-readerDone
+		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
+	}
+	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
+		strings.Join(cfg.Command, " "), cfg.Name, cmd.Process.Pid, cg.path)
+
+	exitCode := waitCommand(cmd, cg, cfg, col, start)
+
+	if n, err := cg.killAll(10 * time.Second); err != nil {
+		fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
+	} else if n > 0 {
+		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command\n", n)
+	}
+	end := time.Now()
+
+	// Detach first: after this no counter moves, so the map read is final.
+	probe.Detach()
+	if err := probe.Flush(); err != nil {
+		return exitCode, fmt.Errorf("flush events: %w", err)
+	}
+	if err := <-readerDone; err != nil {
+		return exitCode, err
+	}
+	checks, err := probe.Checks()
+	if err != nil {
+		return exitCode, err
+	}
+	stats, err := probe.Stats()
+	if err != nil {
+		return exitCode, err
+	}
+
+	p := &profile.Profile{
+		APIVersion: profile.APIVersion,
+		Kind:       profile.Kind,
+		Metadata: profile.Metadata{
+			StartTime:      start.UTC().Truncate(time.Millisecond),
+			EndTime:        end.UTC().Truncate(time.Millisecond),
+			Node:           hostname(),
+			KernelRelease:  bpf.KernelRelease(),
+			Probe:          bpf.Backend,
+			CapprofVersion: cfg.Version,
+			Command:        cfg.Command,
+			Drops: profile.Drops{
+				Events:                    stats.RingBufferDrops,
+				UncountedChecks:           stats.AggregationMapFull,
+				UnfollowedCredentialCalls: stats.PendingMapFull,
+			},
+		},
+	}
+	if p.Containers, err = col.containers(checks); err != nil {
+		return exitCode, err
+	}
+	if err := p.Save(cfg.Output); err != nil {
+		return exitCode, err
+	}
+	if d := p.Metadata.Drops; d.Total() > 0 {
+		fmt.Fprintf(cfg.Progress, "capprof: warning: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete\n",
+			d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls)
+	}
+	fmt.Fprintf(cfg.Progress, "capprof: recorded %s in %s: %s; saved %s\n",
+		cfg.Name, end.Sub(start).Round(time.Millisecond), col.summary(), cfg.Output)
+	return exitCode, nil
+}
+
+// waitCommand waits for the command to exit, stopping it at the deadline or
+// on a signal (forwarded; a second one kills the cgroup at once), and prints
+// progress meanwhile.
+func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, start time.Time) int {
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	var deadline <-chan time.Time
+	if cfg.Duration > 0 {
+		deadline = time.After(cfg.Duration)
+	}
+	var progress <-chan time.Time
+	if cfg.ProgressPeriod > 0 {
+		t := time.NewTicker(cfg.ProgressPeriod)
+		defer t.Stop()
+		progress = t.C
+	}
+	var killTimer <-chan time.Time
+	stopping := false
+	stop := func(sig os.Signal, why string) {
+		if stopping {
+			fmt.Fprintf(cfg.Progress, "capprof: %s again: killing the command\n", why)
+			cg.killAll(10 * time.Second)
+			return
+		}
+		stopping = true
+		fmt.Fprintf(cfg.Progress, "capprof: %s: sending %s to the command, killing it after %s\n", why, unix.SignalName(sig.(syscall.Signal)), cfg.StopTimeout)
+		cmd.Process.Signal(sig)
+		killTimer = time.After(cfg.StopTimeout)
+	}
+	for {
+		select {
+		case <-exited:
+			return exitStatus(cmd.ProcessState)
+		case <-deadline:
+			stop(syscall.SIGTERM, fmt.Sprintf("duration %s reached", cfg.Duration))
+		case sig := <-cfg.Signals:
+			stop(sig, "received "+unix.SignalName(sig.(syscall.Signal)))
+		case <-killTimer:
+			fmt.Fprintf(cfg.Progress, "capprof: the command did not exit within %s: killing it\n", cfg.StopTimeout)
+			cg.killAll(10 * time.Second)
+		case <-progress:
+			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %s\n", time.Since(start).Round(time.Second), col.summary())
+		}
+	}
+}
+
+func exitStatus(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}
+
+// checkWritable fails early, before the workload runs, when the profile
+// could not be saved.
+func checkWritable(output string) error {
+	if output == "" {
+		return errors.New("no output file: give -o FILE")
+	}
+	if st, err := os.Stat(output); err == nil && st.IsDir() {
+		return fmt.Errorf("-o %q is a directory, not a file", output)
+	}
+	f, err := os.CreateTemp(filepath.Dir(output), ".capprof-check-*")
+	if err != nil {
+		return fmt.Errorf("cannot write -o %q: %w", output, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func hostname() string {
+	if n := os.Getenv("NODE_NAME"); n != "" {
+		return n
+	}
+	n, _ := os.Hostname()
+	return n
+}

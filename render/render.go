@@ -1,0 +1,123 @@
+// Package render prints an analysis as a table, as securityContext YAML or
+// as JSON. It writes only to the io.Writer it is given.
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+	"github.com/olekukonko/tablewriter/tw"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// Formats are the values of analyze -o.
+var Formats = []string{"table", "yaml", "json"}
+
+// Analysis writes a in the named format.
+func Analysis(w io.Writer, a profile.Analysis, format string) error {
+	switch format {
+	case "table":
+		return Table(w, a)
+	case "yaml":
+		return YAML(w, a)
+	case "json":
+		return JSON(w, a)
+	}
+	return fmt.Errorf("unknown output format %q (valid: %s)", format, strings.Join(Formats, ", "))
+}
+
+// Table writes one kubectl-style table per container, then its advice.
+func Table(w io.Writer, a profile.Analysis) error {
+	for i, c := range a.Containers {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "CONTAINER %s (%s)\n", c.Name, plural(c.Recordings, "recording"))
+		if len(c.Capabilities) == 0 {
+			fmt.Fprintln(w, "no capability checks observed")
+		} else {
+			t := tablewriter.NewTable(w,
+				tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+					Borders: tw.BorderNone,
+					Symbols: tw.NewSymbols(tw.StyleNone),
+					Settings: tw.Settings{
+						Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+						Lines:      tw.Lines{ShowHeaderLine: tw.Off},
+					},
+				})),
+				tablewriter.WithHeaderAlignment(tw.AlignLeft),
+				tablewriter.WithRowAlignment(tw.AlignLeft),
+				tablewriter.WithPadding(tw.Padding{Left: "", Right: "   ", Overwrite: true}),
+			)
+			t.Header("Capability", "Granted", "Denied", "Decision", "Executables", "Why")
+			for _, d := range c.Capabilities {
+				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
+					string(d.Decision), strings.Join(d.Executables, ","), d.Reason); err != nil {
+					return err
+				}
+			}
+			if err := t.Render(); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(w, "securityContext: %s\n", oneLineAdvice(c.SecurityContext))
+		for _, g := range c.PrivilegeGains {
+			fmt.Fprintf(w, "privilege gained at exec by %s: allowPrivilegeEscalation stays true\n", g)
+		}
+	}
+	return nil
+}
+
+func oneLineAdvice(sc *corev1.SecurityContext) string {
+	add := make([]string, len(sc.Capabilities.Add))
+	for i, c := range sc.Capabilities.Add {
+		add[i] = string(c)
+	}
+	return fmt.Sprintf("drop [ALL], add [%s], allowPrivilegeEscalation: %t",
+		strings.Join(add, ", "), *sc.AllowPrivilegeEscalation)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
+}
+
+type containerContext struct {
+	Name            string                  `json:"name"`
+	SecurityContext *corev1.SecurityContext `json:"securityContext"`
+}
+
+// YAML writes the minimal securityContext of every container, shaped like a
+// pod spec's containers list so it can be merged by container name.
+func YAML(w io.Writer, a profile.Analysis) error {
+	doc := struct {
+		Containers []containerContext `json:"containers"`
+	}{Containers: []containerContext{}}
+	for _, c := range a.Containers {
+		doc.Containers = append(doc.Containers, containerContext{c.Name, c.SecurityContext})
+	}
+	data, err := yaml.Marshal(doc)
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// JSON writes the whole analysis: per container its securityContext and
+// every capability's decision.
+func JSON(w io.Writer, a profile.Analysis) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(a)
+}
