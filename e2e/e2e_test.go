@@ -1,0 +1,424 @@
+// Package e2e drives the capprof binary as a user would, on the real kernel,
+// against real processes. The tests need root and a kernel with the
+// capability:cap_capable tracepoint; elsewhere they skip with the reason,
+// except under CI=true, where they fail instead.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/profile"
+)
+
+var (
+	capprofBin  string
+	workloadBin string
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "capprof-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Readable by all: one test runs capprof as an unprivileged user.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	capprofBin = filepath.Join(dir, "capprof")
+	workloadBin = filepath.Join(dir, "workload")
+	for bin, pkg := range map[string]string{capprofBin: "../cmd/capprof", workloadBin: "./workload"} {
+		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireRecording skips (fails under CI=true) when recording cannot work here.
+func requireRecording(t *testing.T) {
+	t.Helper()
+	reason := ""
+	if os.Geteuid() != 0 {
+		reason = "recording needs root"
+	} else if err := bpf.CheckKernel(); err != nil {
+		reason = err.Error()
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("e2e test cannot run: %s (CI=true: not skipping)", reason)
+	}
+	t.Skipf("skipping: %s", reason)
+}
+
+type run struct {
+	code    int
+	stdout  string
+	stderr  string
+	profile *profile.Profile
+}
+
+// record runs `capprof record -o FILE [flags] -- command...` and loads the profile.
+func record(t *testing.T, flags []string, command ...string) run {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "profile.json")
+	args := append([]string{"record", "-o", out}, flags...)
+	args = append(append(args, "--"), command...)
+	r := capprof(t, args...)
+	if r.profile == nil {
+		p, err := profile.Load(out)
+		if err != nil {
+			t.Fatalf("load profile after capprof %s (exit %d, stderr %q): %v", strings.Join(args, " "), r.code, r.stderr, err)
+		}
+		r.profile = p
+	}
+	return r
+}
+
+func capprof(t *testing.T, args ...string) run {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, capprofBin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := run{stdout: stdout.String(), stderr: stderr.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("run capprof %s: %v", strings.Join(args, " "), err)
+	}
+	return r
+}
+
+// decisions analyzes the profile and returns capability -> decision for its
+// only container.
+func decisions(t *testing.T, p *profile.Profile) (map[string]profile.Decision, profile.ContainerAnalysis) {
+	t.Helper()
+	a := profile.Analyze([]profile.Input{{Source: "test", Profile: p}})
+	if len(a.Containers) != 1 {
+		t.Fatalf("want 1 container, got %d", len(a.Containers))
+	}
+	out := map[string]profile.Decision{}
+	for _, d := range a.Containers[0].Capabilities {
+		out[d.Capability.String()] = d.Decision
+	}
+	return out, a.Containers[0]
+}
+
+func required(t *testing.T, p *profile.Profile) []string {
+	t.Helper()
+	_, ca := decisions(t, p)
+	var out []string
+	for _, c := range ca.SecurityContext.Capabilities.Add {
+		out = append(out, string(c))
+	}
+	return out
+}
+
+func wantRequired(t *testing.T, p *profile.Profile, want ...string) {
+	t.Helper()
+	got := required(t, p)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("required capabilities = %v, want %v\nprofile containers: %+v", got, want, p.Containers)
+	}
+}
+
+// sources returns the sources of granted initial-namespace checks of capability c.
+func sources(p *profile.Profile, c string) []profile.Source {
+	var out []profile.Source
+	for _, cc := range p.Containers[0].Capabilities {
+		if cc.Capability.String() == c && cc.Verdict == profile.Granted && cc.UserNamespace == profile.InitialNamespace {
+			out = append(out, cc.Sources...)
+		}
+	}
+	return out
+}
+
+func TestBindPort80RequiresNetBindService(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "bind80")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "NET_BIND_SERVICE")
+	src := sources(r.profile, "CAP_NET_BIND_SERVICE")
+	if len(src) != 1 || src[0].Executable != workloadBin || src[0].Syscall != "bind" || src[0].Audit != profile.Audited {
+		t.Fatalf("CAP_NET_BIND_SERVICE sources = %+v, want one audited bind by %s", src, workloadBin)
+	}
+}
+
+func TestChownRequiresChown(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "chown", filepath.Join(t.TempDir(), "f"))
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "CHOWN")
+}
+
+func TestKernelLogRequiresSyslog(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "klog")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "SYSLOG")
+}
+
+func TestSetuidRecordsCredentialChange(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "setuid")
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "SETUID")
+	var found bool
+	for _, ch := range r.profile.Containers[0].CredentialChanges {
+		if ch.Syscall == "setuid" && ch.Executable == workloadBin && ch.Before.UID == 0 && ch.After.UID == 65534 && ch.After.EUID == 65534 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no setuid credential change 0 -> 65534 by %s in %+v", workloadBin, r.profile.Containers[0].CredentialChanges)
+	}
+	uids := r.profile.Containers[0].UIDs
+	if len(uids) != 2 || uids[0] != 0 || uids[1] != 65534 {
+		t.Fatalf("uids = %v, want [0 65534]", uids)
+	}
+}
+
+func TestShellScriptChildrenAttributed(t *testing.T) {
+	requireRecording(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "start.sh")
+	body := fmt.Sprintf("#!/bin/sh\nset -e\nchown 65534 %s\n%s bind80\n", filepath.Join(dir, "start.sh"), workloadBin)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := record(t, nil, script)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "CHOWN", "NET_BIND_SERVICE")
+	if src := sources(r.profile, "CAP_CHOWN"); len(src) != 1 || !strings.HasSuffix(src[0].Executable, "/chown") {
+		t.Fatalf("CAP_CHOWN sources = %+v, want the chown binary", src)
+	}
+	if src := sources(r.profile, "CAP_NET_BIND_SERVICE"); len(src) != 1 || src[0].Executable != workloadBin {
+		t.Fatalf("CAP_NET_BIND_SERVICE sources = %+v, want %s", src, workloadBin)
+	}
+	var sawScript bool
+	for _, e := range r.profile.Containers[0].Execs {
+		if e.Script == script {
+			sawScript = true
+		}
+	}
+	if !sawScript {
+		t.Fatalf("no exec of script %s in %+v", script, r.profile.Containers[0].Execs)
+	}
+}
+
+func TestShortLivedChildrenAllCounted(t *testing.T) {
+	requireRecording(t)
+	dir := t.TempDir()
+	r := record(t, nil, "/bin/sh", "-c", fmt.Sprintf(`for i in $(seq 1 20); do %s chown %s/f$i; done`, workloadBin, dir))
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "CHOWN")
+	var checks uint64
+	for _, s := range sources(r.profile, "CAP_CHOWN") {
+		if s.Executable == workloadBin && s.Syscall == "fchownat" {
+			checks += s.Count
+		}
+	}
+	if checks != 20 {
+		t.Fatalf("CAP_CHOWN checks by %s = %d, want 20", workloadBin, checks)
+	}
+	var execs uint64
+	for _, e := range r.profile.Containers[0].Execs {
+		if e.Executable == workloadBin {
+			execs += e.Count
+			if len(e.ExitStatuses) != 1 || e.ExitStatuses[0] != "0" {
+				t.Fatalf("exit statuses of %s = %v, want [0]", workloadBin, e.ExitStatuses)
+			}
+		}
+	}
+	if execs != 20 {
+		t.Fatalf("execs of %s = %d, want 20", workloadBin, execs)
+	}
+}
+
+func TestNoiseOnlyWorkloadRequiresNothing(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "noise", t.TempDir())
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile)
+	// The mmaps really were checked: the noise is there, and classified.
+	d, _ := decisions(t, r.profile)
+	if d["CAP_SYS_ADMIN"] != profile.NotNeeded {
+		t.Fatalf("CAP_SYS_ADMIN decision = %q, want %q (noaudit cap_vm_enough_memory checks)", d["CAP_SYS_ADMIN"], profile.NotNeeded)
+	}
+	var trues uint64
+	for _, e := range r.profile.Containers[0].Execs {
+		if e.Executable == "/usr/bin/true" {
+			trues += e.Count
+		}
+	}
+	if trues != 5 {
+		t.Fatalf("execs of /usr/bin/true = %d, want 5", trues)
+	}
+}
+
+func TestOwnChecksAbsent(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "exit", "0")
+	for _, cc := range r.profile.Containers[0].Capabilities {
+		switch cc.Capability.String() {
+		case "CAP_BPF", "CAP_PERFMON":
+			t.Fatalf("capprof's own %s check leaked into the profile: %+v", cc.Capability, cc)
+		}
+		for _, s := range cc.Sources {
+			if s.Syscall == "bpf" || (s.Executable == capprofBin && s.Audit != profile.NoAudit) {
+				t.Fatalf("capprof's own check leaked into the profile: %s %+v", cc.Capability, s)
+			}
+		}
+	}
+	wantRequired(t, r.profile)
+}
+
+func TestExitCodePropagated(t *testing.T) {
+	requireRecording(t)
+	r := record(t, nil, workloadBin, "exit", "7")
+	if r.code != 7 {
+		t.Fatalf("capprof exit code = %d, want 7 (stderr: %s)", r.code, r.stderr)
+	}
+	var statuses []string
+	for _, e := range r.profile.Containers[0].Execs {
+		if e.Executable == workloadBin {
+			statuses = e.ExitStatuses
+		}
+	}
+	if len(statuses) != 1 || statuses[0] != "7" {
+		t.Fatalf("exit statuses = %v, want [7]", statuses)
+	}
+}
+
+func TestInterruptSavesProfile(t *testing.T) {
+	requireRecording(t)
+	out := filepath.Join(t.TempDir(), "profile.yaml")
+	cmd := exec.Command(capprofBin, "record", "-o", out, "--", workloadBin, "sleep")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make([]byte, 6)
+	if _, err := stdout.Read(ready); err != nil || string(ready) != "ready\n" {
+		cmd.Process.Kill()
+		t.Fatalf("workload did not start: %q %v; stderr: %s", ready, err, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err = cmd.Wait()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || ee.ExitCode() != 130 {
+		t.Fatalf("capprof after SIGINT: %v, want exit code 130; stderr: %s", err, stderr.String())
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatalf("profile after SIGINT: %v", err)
+	}
+	var statuses []string
+	for _, e := range p.Containers[0].Execs {
+		if e.Executable == workloadBin {
+			statuses = e.ExitStatuses
+		}
+	}
+	if len(statuses) != 1 || statuses[0] != "SIGINT" {
+		t.Fatalf("exit statuses = %v, want [SIGINT]", statuses)
+	}
+}
+
+func TestDurationStopsCommand(t *testing.T) {
+	requireRecording(t)
+	start := time.Now()
+	r := record(t, []string{"--duration", "500ms"}, workloadBin, "sleep")
+	if r.code != 128+int(syscall.SIGTERM) {
+		t.Fatalf("exit code = %d, want %d; stderr: %s", r.code, 128+int(syscall.SIGTERM), r.stderr)
+	}
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
+		t.Fatalf("recording took %s with --duration 500ms", elapsed)
+	}
+}
+
+func TestRecordingsAreDeterministic(t *testing.T) {
+	requireRecording(t)
+	// Single-threaded C tools: the Go workload is not deterministic itself
+	// (its runtime starts a varying number of threads, each calling setuid).
+	dir := t.TempDir()
+	script := fmt.Sprintf(`rm -f %[1]s/f && touch %[1]s/f && chown 65534 %[1]s/f && setpriv --reuid=65534 --regid=65534 --clear-groups /bin/true`, dir)
+	var yamls []string
+	for range 2 {
+		r := record(t, nil, "/bin/sh", "-c", script)
+		if r.code != 0 {
+			t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+		}
+		var buf bytes.Buffer
+		p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: r.profile.Containers}
+		if err := p.Encode(&buf, true); err != nil {
+			t.Fatal(err)
+		}
+		yamls = append(yamls, buf.String())
+	}
+	if yamls[0] != yamls[1] {
+		t.Fatalf("two recordings of the same workload differ:\n--- first\n%s\n--- second\n%s", yamls[0], yamls[1])
+	}
+	if !strings.Contains(yamls[0], "syscall: setresuid") {
+		t.Fatalf("the recording has no setresuid credential change:\n%s", yamls[0])
+	}
+}
+
+func TestRecordWithoutRootFails(t *testing.T) {
+	requireRecording(t) // needs root to switch to another user
+	out := filepath.Join(t.TempDir(), "p.json")
+	cmd := exec.Command(capprofBin, "record", "-o", out, "--", "/bin/true")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); !ok {
+		t.Fatalf("capprof record as uid 65534: %v, want a non-zero exit", err)
+	}
+	msg := strings.TrimSpace(stderr.String())
+	if strings.Count(msg, "\n") != 0 || !strings.Contains(msg, "needs root") {
+		t.Fatalf("stderr = %q, want one line saying record needs root", msg)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a profile was written without root: %v", err)
+	}
+}
