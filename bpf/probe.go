@@ -35,6 +35,12 @@ func CheckKernel() error {
 	if err != nil {
 		return fmt.Errorf("read kernel BTF: %w (capprof needs a kernel built with CONFIG_DEBUG_INFO_BTF, exposed at /sys/kernel/btf/vmlinux)", err)
 	}
+	return checkKernelTypes(kernel)
+}
+
+// checkKernelTypes looks for the tracepoint's BTF type, which exists exactly
+// when the kernel has the tracepoint.
+func checkKernelTypes(kernel *btf.Spec) error {
 	var fn *btf.Typedef
 	if err := kernel.TypeByName("btf_trace_cap_capable", &fn); err != nil {
 		return fmt.Errorf("kernel %s has no capability:cap_capable tracepoint (added in Linux 6.14): run capprof on a 6.14 or newer kernel", KernelRelease())

@@ -49,7 +49,7 @@ func ParseCapability(s string) (Capability, error) {
 	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < 64 && strings.HasPrefix(strings.ToUpper(s), "CAP_") {
 		return Capability(n), nil
 	}
-	return 0, fmt.Errorf("unknown capability %q (valid: CAP_CHOWN .. CAP_CHECKPOINT_RESTORE, i.e. %s, or CAP_<number>)", s, strings.Join(capabilityNames[:], ", "))
+	return 0, fmt.Errorf("unknown capability %q (valid, with or without CAP_: %s; or CAP_<number>)", s, strings.Join(capabilityNames[:], ", "))
 }
 
 // MarshalJSON writes the kernel name.

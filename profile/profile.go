@@ -223,10 +223,11 @@ func Parse(data []byte, isYAML bool) (*Profile, error) {
 	dec.DisallowUnknownFields()
 	var p Profile
 	if err := dec.Decode(&p); err != nil {
-		if isYAML {
-			return nil, fmt.Errorf("invalid profile: %s", oneLine(err))
+		var syntax *json.SyntaxError
+		if !isYAML && (errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF)) {
+			return nil, fmt.Errorf("malformed JSON: %s", oneLine(err))
 		}
-		return nil, fmt.Errorf("malformed JSON: %s", oneLine(err))
+		return nil, fmt.Errorf("invalid profile: %s", oneLine(err))
 	}
 	if dec.More() {
 		return nil, errors.New("malformed JSON: more than one document")

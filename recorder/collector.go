@@ -226,6 +226,9 @@ func credentials(b bpf.Creds) profile.Credentials {
 	}
 }
 
+//go:generate ./gen_syscalls.sh
+
+// syscallName names an x86-64 syscall number; -1 (no syscall) is "none".
 func syscallName(nr int32) string {
 	if nr < 0 {
 		return "none"

@@ -3,6 +3,7 @@
 package render
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,7 +45,8 @@ func Table(w io.Writer, a profile.Analysis) error {
 		if len(c.Capabilities) == 0 {
 			fmt.Fprintln(w, "no capability checks observed")
 		} else {
-			t := tablewriter.NewTable(w,
+			var table bytes.Buffer
+			t := tablewriter.NewTable(&table,
 				tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
 					Borders: tw.BorderNone,
 					Symbols: tw.NewSymbols(tw.StyleNone),
@@ -60,11 +62,14 @@ func Table(w io.Writer, a profile.Analysis) error {
 			t.Header("Capability", "Granted", "Denied", "Decision", "Executables", "Why")
 			for _, d := range c.Capabilities {
 				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
-					string(d.Decision), strings.Join(d.Executables, ","), d.Reason); err != nil {
+					string(d.Decision), executablesCell(d.Executables), d.Reason); err != nil {
 					return err
 				}
 			}
 			if err := t.Render(); err != nil {
+				return err
+			}
+			if err := writeTrimmed(w, table.String()); err != nil {
 				return err
 			}
 		}
@@ -74,6 +79,28 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 	}
 	return nil
+}
+
+// writeTrimmed drops the padding tablewriter leaves at the end of lines.
+func writeTrimmed(w io.Writer, s string) error {
+	for _, line := range strings.SplitAfter(s, "\n") {
+		if line == "" {
+			continue
+		}
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// executablesCell lists up to three executables; -o json has them all.
+func executablesCell(exes []string) string {
+	const shown = 3
+	if len(exes) <= shown {
+		return strings.Join(exes, ",")
+	}
+	return fmt.Sprintf("%s (+%d more)", strings.Join(exes[:shown], ","), len(exes)-shown)
 }
 
 func oneLineAdvice(sc *corev1.SecurityContext) string {

@@ -29,16 +29,22 @@ type exitCode int
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 func main() {
-	app := newApp(os.Stdin, os.Stdout, os.Stderr)
-	err := app.Run(os.Args)
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run executes one capprof invocation and returns its exit status; errors
+// are printed as one line on stderr.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	err := newApp(stdin, stdout, stderr).Run(args)
 	var code exitCode
 	switch {
 	case err == nil:
+		return 0
 	case errors.As(err, &code):
-		os.Exit(int(code))
+		return int(code)
 	default:
-		fmt.Fprintf(os.Stderr, "capprof: %s\n", err)
-		os.Exit(1)
+		fmt.Fprintf(stderr, "capprof: %s\n", err)
+		return 1
 	}
 }
 
@@ -53,15 +59,27 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		HideHelpCommand: true,
 		// Errors are printed once, by main; cli must not exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   usageError,
 		Commands:       []*cli.Command{recordCommand(), analyzeCommand()},
 	}
 }
 
+// usageError keeps a usage mistake to one line on stderr instead of the
+// help text on stdout.
+func usageError(c *cli.Context, err error, _ bool) error {
+	name := "capprof"
+	if c.Command != nil && c.Command.Name != "" {
+		name += " " + c.Command.Name
+	}
+	return fmt.Errorf("%w (see %s --help)", err, name)
+}
+
 func recordCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "record",
-		Usage:     "run a command and record its capability use (needs root)",
-		ArgsUsage: "-- COMMAND [ARGS...]",
+		Name:         "record",
+		OnUsageError: usageError,
+		Usage:        "run a command and record its capability use (needs root)",
+		ArgsUsage:    "-- COMMAND [ARGS...]",
 		Description: "Starts COMMAND in a fresh cgroup, records it and every descendant with eBPF, and\n" +
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
 			"capprof exits with COMMAND's exit code.",
@@ -109,9 +127,10 @@ func recordCommand() *cli.Command {
 
 func analyzeCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "analyze",
-		Usage:     "merge profiles and show what each container needs",
-		ArgsUsage: "PROFILE...",
+		Name:         "analyze",
+		OnUsageError: usageError,
+		Usage:        "merge profiles and show what each container needs",
+		ArgsUsage:    "PROFILE...",
 		Description: "Merges the profiles (containers with the same name are one container) and shows,\n" +
 			"per container, each capability checked and the decision: required, denied or not needed.\n" +
 			"-o yaml prints the minimal securityContext; -o json prints both.",

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	profileJSON := func(capability string) string {
+		return `{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile","metadata":{"startTime":"2026-11-22T10:00:00Z","endTime":"2026-11-22T10:00:01Z","node":"n","kernelRelease":"6.18","probe":"tracepoint","capprofVersion":"t","drops":{"events":0,"uncountedChecks":0,"unfollowedCredentialCalls":0}},` +
+			`"containers":[{"name":"main","capabilities":[{"capability":"` + capability + `","verdict":"granted","userNamespace":"initial","count":1,"sources":[]}],"execs":[],"credentialChanges":[],"uids":[]}]}`
+	}
+	missing := filepath.Join(dir, "missing.json")
+	malformedJSON := write("malformed.json", `{"apiVersion": "capprof.dev/v1alpha1",`)
+	malformedYAML := write("malformed.yaml", "apiVersion: capprof.dev/v1alpha1\n  kind: [\n")
+	wrongVersion := write("v2.yaml", "apiVersion: capprof.dev/v2\nkind: CapabilityProfile\n")
+	wrongKind := write("pod.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: Pod\n")
+	unknownCap := write("unknown.json", profileJSON("CAP_SUPERPOWER"))
+	good := write("good.json", profileJSON("CAP_CHOWN"))
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"missing file", []string{"analyze", missing}, missing + ": no such file or directory"},
+		{"malformed JSON", []string{"analyze", malformedJSON}, malformedJSON + ": malformed JSON: unexpected EOF"},
+		{"malformed YAML", []string{"analyze", malformedYAML}, malformedYAML + ": malformed YAML"},
+		{"wrong apiVersion", []string{"analyze", wrongVersion}, wrongVersion + `: unsupported apiVersion "capprof.dev/v2", want "capprof.dev/v1alpha1"`},
+		{"wrong kind", []string{"analyze", wrongKind}, wrongKind + `: unsupported kind "Pod"`},
+		{"unknown capability", []string{"analyze", good, unknownCap}, unknownCap + `: invalid profile: unknown capability "CAP_SUPERPOWER" (valid, with or without CAP_: CHOWN,`},
+		{"no profile", []string{"analyze"}, "no profile given"},
+		{"bad format", []string{"analyze", "-o", "xml", good}, `-o "xml": unknown output format (valid: table, yaml, json)`},
+		{"unknown flag", []string{"analyze", "--frobnicate", good}, "flag provided but not defined: -frobnicate (see capprof analyze --help)"},
+		{"record without -o", []string{"record", "--", "/bin/true"}, `Required flag "output" not set`},
+		{"record bad duration", []string{"record", "-o", filepath.Join(dir, "p.json"), "--duration", "soon", "--", "/bin/true"}, `invalid value "soon" for flag -duration`},
+		{"record negative duration", []string{"record", "-o", filepath.Join(dir, "p.json"), "--duration", "-1s", "--", "/bin/true"}, "--duration -1s: must not be negative"},
+		{"record without command", []string{"record", "-o", filepath.Join(dir, "p.json")}, "no command given"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"capprof"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
+			if code == 0 {
+				t.Fatalf("exit 0, want non-zero; stdout %q", stdout.String())
+			}
+			msg := stderr.String()
+			if !strings.HasPrefix(msg, "capprof: ") || strings.Count(msg, "\n") != 1 || !strings.Contains(msg, tt.want) {
+				t.Fatalf("stderr %q: want one line \"capprof: ...%s...\"", msg, tt.want)
+			}
+			if stdout.Len() != 0 {
+				t.Fatalf("stdout %q, want nothing on an error", stdout.String())
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "p.json")); !os.IsNotExist(err) {
+		t.Fatalf("a failed record left a profile behind: %v", err)
+	}
+}
+
+func TestAnalyzeFormats(t *testing.T) {
+	for format, want := range map[string]string{
+		"table": "CAP_NET_BIND_SERVICE",
+		"yaml":  "      - NET_BIND_SERVICE\n",
+		"json":  `"decision": "required"`,
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run([]string{"capprof", "analyze", "-o", format, "../../render/testdata/web.json"}, strings.NewReader(""), &stdout, &stderr)
+		if code != 0 || !strings.Contains(stdout.String(), want) || stderr.Len() != 0 {
+			t.Errorf("analyze -o %s: exit %d, stdout %q, stderr %q", format, code, stdout.String(), stderr.String())
+		}
+	}
+}

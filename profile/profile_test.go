@@ -1,0 +1,304 @@
+package profile
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+func sampleProfile() *Profile {
+	return &Profile{
+		APIVersion: APIVersion,
+		Kind:       Kind,
+		Metadata: Metadata{
+			StartTime:      time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+			EndTime:        time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC),
+			Node:           "node-1",
+			KernelRelease:  "6.18.0",
+			Probe:          "tracepoint",
+			CapprofVersion: "test",
+			Command:        []string{"./server", "--port", "80"},
+			Drops:          Drops{Events: 1},
+		},
+		Containers: []Container{{
+			Name: "main",
+			Capabilities: []CapabilityChecks{
+				{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
+					{Executable: "/srv/server", Syscall: "bind", CallSite: "__inet_bind", Audit: Audited, Credentials: OwnCredentials, Count: 1},
+				}},
+				{Capability: 21, Verdict: Granted, UserNamespace: InitialNamespace, Count: 40, Sources: []Source{
+					{Executable: "/srv/server", Syscall: "mmap", CallSite: "security_vm_enough_memory_mm", Audit: NoAudit, Credentials: OwnCredentials, Count: 40},
+				}},
+				{Capability: 41, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
+					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Count: 2},
+				}},
+			},
+			Execs: []Exec{{
+				Executable: "/srv/server", UID: 0, EUID: 0, Effective: allKnown, Permitted: allKnown,
+				Count: 1, ExitStatuses: []string{"0", "SIGTERM"},
+			}},
+			CredentialChanges: []CredentialChange{{
+				Executable: "/srv/server", Syscall: "setuid",
+				Before: Credentials{Effective: allKnown, Permitted: allKnown, Bounding: allKnown},
+				After:  Credentials{UID: 65534, EUID: 65534, SUID: 65534, FSUID: 65534, Bounding: allKnown},
+				Count:  1,
+			}},
+			UIDs: []uint32{0, 65534},
+		}},
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, name := range []string{"p.json", "p.yaml", "p.yml"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), name)
+			want := sampleProfile()
+			if err := want.Save(path); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("round trip through %s changed the profile:\ngot  %+v\nwant %+v", name, got, want)
+			}
+			data, _ := os.ReadFile(path)
+			isJSON := bytes.HasPrefix(data, []byte("{"))
+			if isJSON != (name == "p.json") {
+				t.Fatalf("%s written in the wrong format:\n%s", name, data)
+			}
+			entries, _ := os.ReadDir(filepath.Dir(path))
+			if len(entries) != 1 {
+				t.Fatalf("Save left temporary files: %v", entries)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	valid := func(edit func(string) string) string {
+		var buf bytes.Buffer
+		if err := sampleProfile().Encode(&buf, false); err != nil {
+			t.Fatal(err)
+		}
+		return edit(buf.String())
+	}
+	tests := []struct {
+		name, file, content, want string
+	}{
+		{"empty", "p.json", "  \n", "empty file"},
+		{"malformed JSON", "p.json", `{"apiVersion": `, "malformed JSON: unexpected EOF"},
+		{"malformed YAML", "p.yaml", "apiVersion: [\n", "malformed YAML"},
+		{"two documents", "p.json", `{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile"} {}`, "more than one document"},
+		{"wrong apiVersion", "p.json", valid(func(s string) string { return strings.Replace(s, APIVersion, "capprof.dev/v2", 1) }), `unsupported apiVersion "capprof.dev/v2"`},
+		{"wrong kind", "p.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: Pod\n", `unsupported kind "Pod"`},
+		{"unknown capability", "p.json", valid(func(s string) string { return strings.Replace(s, "CAP_NET_BIND_SERVICE", "CAP_NET_BIND", 1) }), `unknown capability "CAP_NET_BIND" (valid, with or without CAP_: CHOWN, DAC_OVERRIDE`},
+		{"unknown field", "p.json", valid(func(s string) string { return strings.Replace(s, `"node"`, `"nodeName"`, 1) }), `unknown field "nodeName"`},
+		{"bad verdict", "p.json", valid(func(s string) string { return strings.Replace(s, `"granted"`, `"allowed"`, 1) }), `capabilities[0].verdict: invalid value "allowed" (valid: granted, denied)`},
+		{"capability not a string", "p.json", valid(func(s string) string { return strings.Replace(s, `"CAP_NET_BIND_SERVICE"`, `10`, 1) }), `capability must be a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), tt.file)
+			if err := os.WriteFile(path, []byte(tt.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path)
+			if err == nil {
+				t.Fatal("Load succeeded, want an error")
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, path+": ") || !strings.Contains(msg, tt.want) || strings.Contains(msg, "\n") {
+				t.Fatalf("error %q: want one line starting with the path and containing %q", msg, tt.want)
+			}
+		})
+	}
+}
+
+func TestDuplicateContainerRejected(t *testing.T) {
+	p := sampleProfile()
+	p.Containers = append(p.Containers, p.Containers[0])
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container name "main"`) {
+		t.Fatalf("Validate = %v, want a duplicate container error", err)
+	}
+}
+
+func TestCapabilityNames(t *testing.T) {
+	for in, want := range map[string]Capability{
+		"CAP_CHOWN": 0, "chown": 0, "NET_BIND_SERVICE": 10, "cap_sys_admin": 21,
+		"CAP_CHECKPOINT_RESTORE": 40, "CAP_41": 41, "CAP_63": 63,
+	} {
+		got, err := ParseCapability(in)
+		if err != nil || got != want {
+			t.Errorf("ParseCapability(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"CAP_FOO", "41", "CAP_64", "", "CAP_-1"} {
+		if _, err := ParseCapability(bad); err == nil {
+			t.Errorf("ParseCapability(%q) succeeded, want an error", bad)
+		}
+	}
+	if len(capabilityNames) != 41 {
+		t.Fatalf("%d capability names, want 41 (0..40)", len(capabilityNames))
+	}
+	for c := Capability(0); c <= 41; c++ {
+		back, err := ParseCapability(c.String())
+		if err != nil || back != c {
+			t.Errorf("%d -> %s -> %d, %v", c, c, back, err)
+		}
+	}
+	if got := Capability(41).String(); got != "CAP_41" {
+		t.Errorf("Capability(41) = %s, want CAP_41", got)
+	}
+	if got := Capability(24).KubernetesName(); got != "SYS_RESOURCE" {
+		t.Errorf("KubernetesName = %s, want SYS_RESOURCE", got)
+	}
+}
+
+func TestCapSetJSON(t *testing.T) {
+	for _, tt := range []struct {
+		set  CapSet
+		json string
+	}{
+		{0, `[]`},
+		{allKnown, `["ALL"]`},
+		{1<<0 | 1<<21, `["CAP_CHOWN","CAP_SYS_ADMIN"]`},
+		{allKnown | 1<<41, `["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE","CAP_SYS_PACCT","CAP_SYS_ADMIN","CAP_SYS_BOOT","CAP_SYS_NICE","CAP_SYS_RESOURCE","CAP_SYS_TIME","CAP_SYS_TTY_CONFIG","CAP_MKNOD","CAP_LEASE","CAP_AUDIT_WRITE","CAP_AUDIT_CONTROL","CAP_SETFCAP","CAP_MAC_OVERRIDE","CAP_MAC_ADMIN","CAP_SYSLOG","CAP_WAKE_ALARM","CAP_BLOCK_SUSPEND","CAP_AUDIT_READ","CAP_PERFMON","CAP_BPF","CAP_CHECKPOINT_RESTORE","CAP_41"]`},
+	} {
+		got, err := tt.set.MarshalJSON()
+		if err != nil || string(got) != tt.json {
+			t.Errorf("marshal %x = %s, %v; want %s", uint64(tt.set), got, err, tt.json)
+		}
+		var back CapSet
+		if err := back.UnmarshalJSON([]byte(tt.json)); err != nil || back != tt.set {
+			t.Errorf("unmarshal %s = %x, %v; want %x", tt.json, uint64(back), err, uint64(tt.set))
+		}
+	}
+}
+
+func TestMergeContainers(t *testing.T) {
+	a := sampleProfile().Containers[0]
+	b := sampleProfile().Containers[0]
+	b.Execs[0].ExitStatuses = []string{"1"}
+	b.UIDs = []uint32{1000}
+	b.Capabilities = append(b.Capabilities, CapabilityChecks{Capability: 0, Verdict: Granted, UserNamespace: InitialNamespace, Count: 3,
+		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Count: 3}}})
+	other := Container{Name: "sidecar"}
+
+	got := MergeContainers(other, a, b)
+	if len(got) != 2 || got[0].Name != "main" || got[1].Name != "sidecar" {
+		t.Fatalf("merged containers %v, want main and sidecar, sorted", got)
+	}
+	m := got[0]
+	if m.Capabilities[0].Capability != 0 || m.Capabilities[0].Count != 3 {
+		t.Fatalf("first capability %+v, want CAP_CHOWN with 3 checks (sorted by number)", m.Capabilities[0])
+	}
+	if m.Capabilities[1].Count != 2 || m.Capabilities[1].Sources[0].Count != 2 {
+		t.Fatalf("CAP_NET_BIND_SERVICE %+v, want counts summed to 2", m.Capabilities[1])
+	}
+	if len(m.Execs) != 1 || m.Execs[0].Count != 2 || !reflect.DeepEqual(m.Execs[0].ExitStatuses, []string{"0", "1", "SIGTERM"}) {
+		t.Fatalf("execs %+v, want one exec, count 2, statuses 0,1,SIGTERM", m.Execs)
+	}
+	if m.CredentialChanges[0].Count != 2 {
+		t.Fatalf("credential changes %+v, want count 2", m.CredentialChanges)
+	}
+	if !reflect.DeepEqual(m.UIDs, []uint32{0, 1000, 65534}) {
+		t.Fatalf("uids %v, want [0 1000 65534]", m.UIDs)
+	}
+	// Merging is order-independent.
+	if again := MergeContainers(b, a, other); !reflect.DeepEqual(again, got) {
+		t.Fatalf("merge depends on order:\n%+v\n%+v", again, got)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	src := func(audit AuditClass, creds CredentialsUsed) []Source {
+		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Count: 1}}
+	}
+	checks := func(v Verdict, ns UserNamespace, s []Source) CapabilityChecks {
+		return CapabilityChecks{Capability: 1, Verdict: v, UserNamespace: ns, Count: 1, Sources: s}
+	}
+	tests := []struct {
+		name   string
+		checks []CapabilityChecks
+		want   Decision
+		reason string
+	}{
+		{"audited grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OwnCredentials))}, Required, "granted in the initial user namespace"},
+		{"setid grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(InSetID, OwnCredentials))}, Required, "granted in the initial user namespace"},
+		{"stack lost", []CapabilityChecks{checks(Granted, InitialNamespace, src(UnknownAudit, OwnCredentials))}, Required, "call stack lost"},
+		{"noaudit only", []CapabilityChecks{checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials))}, NotNeeded, "only noaudit kernel probes"},
+		{"nested namespace", []CapabilityChecks{checks(Granted, NestedNamespace, src(Audited, OwnCredentials))}, NotNeeded, "nested user namespace"},
+		{"kernel override", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OverriddenCredentials))}, NotNeeded, "kernel-overridden"},
+		{"other task", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OtherTaskCredentials))}, NotNeeded, "another task's"},
+		{"denied", []CapabilityChecks{checks(Denied, InitialNamespace, src(Audited, OwnCredentials))}, DeniedDecision, "denied and never granted"},
+		{"denied noaudit", []CapabilityChecks{checks(Denied, InitialNamespace, src(NoAudit, OwnCredentials))}, NotNeeded, "noaudit"},
+		{"denied then granted", []CapabilityChecks{
+			checks(Denied, InitialNamespace, src(Audited, OwnCredentials)),
+			checks(Granted, InitialNamespace, src(Audited, OwnCredentials)),
+		}, Required, "granted"},
+		{"noaudit and nested", []CapabilityChecks{
+			checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials)),
+			checks(Granted, NestedNamespace, src(Audited, OwnCredentials)),
+		}, NotNeeded, "only noaudit kernel probes and checks in a nested user namespace"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := Decide(tt.checks)
+			if got != tt.want || !strings.Contains(reason, tt.reason) {
+				t.Fatalf("Decide = %q (%s), want %q (…%s…)", got, reason, tt.want, tt.reason)
+			}
+		})
+	}
+}
+
+func TestAnalyze(t *testing.T) {
+	gain := sampleProfile()
+	gain.Metadata.Drops = Drops{}
+	gain.Containers[0].Execs = append(gain.Containers[0].Execs, Exec{Executable: "/usr/bin/su", UID: 1000, EUID: 0, PrivilegeGain: true, Count: 1})
+	a := Analyze([]Input{{"one.json", sampleProfile()}, {"two.json", gain}})
+
+	if len(a.Warnings) != 1 || !strings.HasPrefix(a.Warnings[0], "one.json: the kernel dropped 1 events") {
+		t.Fatalf("warnings %q, want one about one.json's drops", a.Warnings)
+	}
+	if len(a.Containers) != 1 {
+		t.Fatalf("%d containers, want 1", len(a.Containers))
+	}
+	c := a.Containers[0]
+	if c.Recordings != 2 {
+		t.Fatalf("recordings %d, want 2", c.Recordings)
+	}
+	sc := c.SecurityContext
+	if !reflect.DeepEqual(sc.Capabilities.Add, []corev1.Capability{"NET_BIND_SERVICE"}) || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+		t.Fatalf("capabilities %+v, want add NET_BIND_SERVICE, drop ALL", sc.Capabilities)
+	}
+	if !*sc.AllowPrivilegeEscalation || !reflect.DeepEqual(c.PrivilegeGains, []string{"/usr/bin/su"}) {
+		t.Fatalf("allowPrivilegeEscalation %v, gains %v; want true because of /usr/bin/su", *sc.AllowPrivilegeEscalation, c.PrivilegeGains)
+	}
+	rows := map[Capability]CapabilityDecision{}
+	for _, r := range c.Capabilities {
+		rows[r.Capability] = r
+	}
+	if r := rows[21]; r.Decision != NotNeeded || r.Granted != 80 {
+		t.Fatalf("CAP_SYS_ADMIN row %+v, want not needed with 80 granted checks", r)
+	}
+	if r := rows[41]; r.Decision != NotNeeded || r.Denied != 4 {
+		t.Fatalf("CAP_41 row %+v, want not needed with 4 denied checks", r)
+	}
+
+	none := Analyze([]Input{{"one.json", gain}})
+	if *none.Containers[0].SecurityContext.AllowPrivilegeEscalation != true {
+		t.Fatal("privilege gain must keep allowPrivilegeEscalation")
+	}
+	plain := Analyze([]Input{{"one.json", sampleProfile()}})
+	if *plain.Containers[0].SecurityContext.AllowPrivilegeEscalation {
+		t.Fatal("allowPrivilegeEscalation must be false without a privilege gain")
+	}
+}
