@@ -9,12 +9,29 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"golang.org/x/sys/unix"
 )
 
 // ExeID identifies an executable file: the device and inode of mm->exe_file.
 type ExeID struct {
 	Dev uint32
 	Ino uint64
+}
+
+// ExeIDOf returns the identity the kernel side reports for the file at path.
+func ExeIDOf(path string) (ExeID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ExeID{}, err
+	}
+	// The kernel's dev_t is MKDEV(major, minor) = major<<20 | minor, not the
+	// user-space encoding stat(2) returns.
+	return ExeID{Dev: unix.Major(st.Dev)<<20 | unix.Minor(st.Dev), Ino: st.Ino}, nil
+}
+
+// String is "inode INO on device MAJOR:MINOR".
+func (id ExeID) String() string {
+	return fmt.Sprintf("inode %d on device %d:%d", id.Ino, id.Dev>>20, id.Dev&(1<<20-1))
 }
 
 // Creds are a task's credentials: ids and the five capability sets as bitmasks.

@@ -16,6 +16,11 @@ import (
 // goroutine (consume) writes; containers() reads after it has returned.
 type collector struct {
 	names map[uint64]string // cgroup id -> container name
+	// self is capprof's own executable. The child that starts the command
+	// runs capprof's code until its execve completes, and execve itself
+	// makes checks (cap_vm_enough_memory for the new stack) in the old mm;
+	// they are capprof's, not the workload's, so they are left out.
+	self bpf.ExeID
 
 	mu       sync.Mutex // guards the counters summary() reads while recording
 	nExecs   int
@@ -33,9 +38,10 @@ type collector struct {
 	execs map[string][]*profile.Exec
 }
 
-func newCollector(names map[uint64]string) *collector {
+func newCollector(names map[uint64]string, self bpf.ExeID) *collector {
 	return &collector{
 		names:    names,
+		self:     self,
 		exePaths: map[bpf.ExeID]string{},
 		firsts:   map[bpf.Check]*bpf.FirstCheck{},
 		procExec: map[uint32]*profile.Exec{},
@@ -149,7 +155,7 @@ func (c *collector) executable(id bpf.ExeID) string {
 	if id == (bpf.ExeID{}) {
 		return "(kernel)"
 	}
-	return fmt.Sprintf("(inode %d on device %d:%d)", id.Ino, unix.Major(uint64(id.Dev)), unix.Minor(uint64(id.Dev)))
+	return "(" + id.String() + ")"
 }
 
 // containers adds the aggregated checks to what the events built and returns
@@ -167,7 +173,7 @@ func (c *collector) containers(checks []bpf.Check) ([]profile.Container, error) 
 	}
 	for _, chk := range checks {
 		part := c.part(chk.CgroupID)
-		if part == nil {
+		if part == nil || chk.Exe == c.self {
 			continue
 		}
 		key := chk

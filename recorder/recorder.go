@@ -81,7 +81,11 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		return 0, err
 	}
 
-	col := newCollector(map[uint64]string{cg.id: cfg.Name})
+	self, err := bpf.ExeIDOf("/proc/self/exe")
+	if err != nil {
+		return 0, fmt.Errorf("identify capprof's own executable: %w", err)
+	}
+	col := newCollector(map[uint64]string{cg.id: cfg.Name}, self)
 	readerDone := make(chan error, 1)
 	go func() { readerDone <- col.consume(probe) }()
 

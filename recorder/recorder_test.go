@@ -1,0 +1,147 @@
+package recorder
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/profile"
+)
+
+// Stacks as bpf_get_stack returned them on Linux 6.18 (innermost first).
+func TestClassifyStack(t *testing.T) {
+	tests := []struct {
+		name     string
+		stack    string
+		class    profile.AuditClass
+		callSite string
+	}{
+		{"bind low port", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_capable ns_capable __inet_bind inet_bind_sk __sys_bind",
+			profile.Audited, "__inet_bind"},
+		{"chown", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_capable capable_wrt_inode_uidgid setattr_prepare ext4_setattr notify_change chown_common",
+			profile.Audited, "setattr_prepare"},
+		{"mmap accounting", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_vm_enough_memory_mm __mmap_region do_mmap",
+			profile.NoAudit, "security_vm_enough_memory_mm"},
+		{"older kernels keep the hook's frame", "cap_capable cap_vm_enough_memory security_vm_enough_memory_mm do_brk_flags",
+			profile.NoAudit, "cap_vm_enough_memory"},
+		{"noaudit probe", "bpf_trace_run5 cap_capable security_capable ns_capable_noaudit proc_pid_permission",
+			profile.NoAudit, "proc_pid_permission"},
+		{"setuid", "bpf_trace_run5 cap_capable security_capable ns_capable_setid __sys_setuid do_syscall_64",
+			profile.InSetID, "__sys_setuid"},
+		{"no stack", "", profile.UnknownAudit, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			class, site := classifyStack(strings.Fields(tt.stack))
+			if class != tt.class || site != tt.callSite {
+				t.Fatalf("classifyStack = %s, %q; want %s, %q", class, site, tt.class, tt.callSite)
+			}
+		})
+	}
+}
+
+func TestKernelSymbols(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kallsyms")
+	data := "ffffffff81000000 T _stext\n" +
+		"ffffffff81368210 T capable\n" +
+		"ffffffff81368280 T ns_capable_noaudit\n" +
+		"ffffffff81368300 d some_data\n" +
+		"ffffffff81a82a80 t cap_capable\t[kernel]\n"
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := loadKernelSymbols(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, want := range map[uint64]string{
+		0xffffffff81368211: "capable",            // return address just past the start
+		0xffffffff81368280: "capable",            // a call at the end of capable returns here
+		0xffffffff813682a0: "ns_capable_noaudit", // data symbols do not end functions
+		0xffffffff81a82b00: "cap_capable",
+		0xffffffff80000000: "",
+	} {
+		if got := ks.function(addr); got != want {
+			t.Errorf("function(%#x) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestUnescapeMountPath(t *testing.T) {
+	if got := unescapeMountPath(`/sys/fs/my\040cgroup`); got != "/sys/fs/my cgroup" {
+		t.Fatalf("got %q", got)
+	}
+	if got := unescapeMountPath(`/plain`); got != "/plain" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestWaitStatusAndSyscallNames(t *testing.T) {
+	for status, want := range map[int32]string{0: "0", 7 << 8: "7", 9: "SIGKILL", 2: "SIGINT"} {
+		if got := waitStatusString(status); got != want {
+			t.Errorf("waitStatusString(%#x) = %q, want %q", status, got, want)
+		}
+	}
+	for nr, want := range map[int32]string{-1: "none", 0: "read", 105: "setuid", 49: "bind", 99999: "syscall_99999"} {
+		if got := syscallName(nr); got != want {
+			t.Errorf("syscallName(%d) = %q, want %q", nr, got, want)
+		}
+	}
+}
+
+// TestCollector feeds a process tree's events and checks the container built.
+func TestCollector(t *testing.T) {
+	const cg = 42
+	self := bpf.ExeID{Dev: 1, Ino: 1}
+	server := bpf.ExeID{Dev: 8<<20 | 1, Ino: 100}
+	c := newCollector(map[uint64]string{cg: "web"}, self)
+	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
+	root := bpf.Creds{Effective: 1<<41 - 1, Permitted: 1<<41 - 1}
+
+	c.handle(&bpf.Exec{Header: hdr(10), Exe: server, ExePath: "/srv/server", After: root})
+	c.handle(&bpf.Fork{Header: hdr(10), ChildPID: 11})
+	c.handle(&bpf.CredChange{Header: hdr(11), Exe: server, Syscall: 105, Before: root, After: bpf.Creds{UID: 65534, EUID: 65534}})
+	c.handle(&bpf.Exit{Header: hdr(11), Status: 9})                                  // the forked child, killed
+	c.handle(&bpf.Exit{Header: hdr(10), Status: 0})                                  // the server itself
+	c.handle(&bpf.Exit{Header: hdr(99), Status: 0})                                  // unknown process: ignored
+	c.handle(&bpf.Exec{Header: bpf.Header{TGID: 5, CgroupID: 7}, ExePath: "/other"}) // not a target
+	bind := bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true}
+	c.handle(&bpf.FirstCheck{Header: hdr(10), Check: bind, EUID: 0, ExePath: "/srv/server"})
+
+	counted := bind
+	counted.Count = 3
+	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, Count: 1}
+	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
+	containers, err := c.containers([]bpf.Check{counted, unseen, launcher})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(containers) != 1 {
+		t.Fatalf("containers %+v, want only web", containers)
+	}
+	got := containers[0]
+	want := profile.Container{
+		Name: "web",
+		Capabilities: []profile.CapabilityChecks{
+			{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 3, Sources: []profile.Source{
+				// No stack in this event: the audit class is unknown.
+				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Count: 3},
+			}},
+			{Capability: 21, Verdict: profile.Denied, UserNamespace: profile.NestedNamespace, Count: 1, Sources: []profile.Source{
+				{Executable: "(inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Count: 1},
+			}},
+		},
+		Execs: []profile.Exec{{Executable: "/srv/server", Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted),
+			Count: 1, ExitStatuses: []string{"0", "SIGKILL"}}},
+		CredentialChanges: []profile.CredentialChange{{Executable: "/srv/server", Syscall: "setuid",
+			Before: profile.Credentials{Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted)},
+			After:  profile.Credentials{UID: 65534, EUID: 65534}, Count: 1}},
+		UIDs: []uint32{0, 65534},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("container:\n got %+v\nwant %+v", got, want)
+	}
+}
