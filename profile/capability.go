@@ -3,6 +3,7 @@ package profile
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strconv"
 	"strings"
@@ -89,19 +90,28 @@ func (s CapSet) List() []Capability {
 	return out
 }
 
-// MarshalJSON writes ["ALL"] for every known capability, else the names.
+// MarshalJSON writes the names of the members. A set holding most known
+// capabilities is written as "ALL" followed by the missing ones with a "-"
+// prefix: root on a host that withholds one capability reads
+// ["ALL", "-CAP_SYS_RESOURCE"] rather than forty names.
 func (s CapSet) MarshalJSON() ([]byte, error) {
-	if s&allKnown == allKnown && s&^allKnown == 0 {
-		return []byte(`["ALL"]`), nil
-	}
 	names := []string{}
-	for _, c := range s.List() {
+	known := s & allKnown
+	if bits.OnesCount64(uint64(known)) > int(LastCapability+1)/2 {
+		names = append(names, "ALL")
+		for _, c := range (allKnown &^ known).List() {
+			names = append(names, "-"+c.String())
+		}
+		known = 0
+	}
+	for _, c := range (known | s&^allKnown).List() {
 		names = append(names, c.String())
 	}
 	return json.Marshal(names)
 }
 
-// UnmarshalJSON reads what MarshalJSON writes.
+// UnmarshalJSON reads what MarshalJSON writes: names add to the set, "ALL"
+// adds every known capability, and "-NAME" removes one, in order.
 func (s *CapSet) UnmarshalJSON(b []byte) error {
 	var names []string
 	if err := json.Unmarshal(b, &names); err != nil {
@@ -113,11 +123,16 @@ func (s *CapSet) UnmarshalJSON(b []byte) error {
 			set |= allKnown
 			continue
 		}
-		c, err := ParseCapability(n)
+		remove := strings.HasPrefix(n, "-")
+		c, err := ParseCapability(strings.TrimPrefix(n, "-"))
 		if err != nil {
 			return err
 		}
-		set |= 1 << c
+		if remove {
+			set &^= 1 << c
+		} else {
+			set |= 1 << c
+		}
 	}
 	*s = set
 	return nil

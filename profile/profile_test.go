@@ -170,7 +170,10 @@ func TestCapSetJSON(t *testing.T) {
 		{0, `[]`},
 		{allKnown, `["ALL"]`},
 		{1<<0 | 1<<21, `["CAP_CHOWN","CAP_SYS_ADMIN"]`},
-		{allKnown | 1<<41, `["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE","CAP_SYS_PACCT","CAP_SYS_ADMIN","CAP_SYS_BOOT","CAP_SYS_NICE","CAP_SYS_RESOURCE","CAP_SYS_TIME","CAP_SYS_TTY_CONFIG","CAP_MKNOD","CAP_LEASE","CAP_AUDIT_WRITE","CAP_AUDIT_CONTROL","CAP_SETFCAP","CAP_MAC_OVERRIDE","CAP_MAC_ADMIN","CAP_SYSLOG","CAP_WAKE_ALARM","CAP_BLOCK_SUSPEND","CAP_AUDIT_READ","CAP_PERFMON","CAP_BPF","CAP_CHECKPOINT_RESTORE","CAP_41"]`},
+		{allKnown | 1<<41, `["ALL","CAP_41"]`},
+		{allKnown &^ (1 << 24), `["ALL","-CAP_SYS_RESOURCE"]`},
+		{1<<20 - 1, `["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE"]`},                                // 20 of 41: listed
+		{1<<21 - 1, `["ALL","-CAP_SYS_ADMIN","-CAP_SYS_BOOT","-CAP_SYS_NICE","-CAP_SYS_RESOURCE","-CAP_SYS_TIME","-CAP_SYS_TTY_CONFIG","-CAP_MKNOD","-CAP_LEASE","-CAP_AUDIT_WRITE","-CAP_AUDIT_CONTROL","-CAP_SETFCAP","-CAP_MAC_OVERRIDE","-CAP_MAC_ADMIN","-CAP_SYSLOG","-CAP_WAKE_ALARM","-CAP_BLOCK_SUSPEND","-CAP_AUDIT_READ","-CAP_PERFMON","-CAP_BPF","-CAP_CHECKPOINT_RESTORE"]`}, // 21 of 41: ALL minus the rest
 	} {
 		got, err := tt.set.MarshalJSON()
 		if err != nil || string(got) != tt.json {
@@ -180,6 +183,19 @@ func TestCapSetJSON(t *testing.T) {
 		if err := back.UnmarshalJSON([]byte(tt.json)); err != nil || back != tt.set {
 			t.Errorf("unmarshal %s = %x, %v; want %x", tt.json, uint64(back), err, uint64(tt.set))
 		}
+	}
+}
+
+func TestCapSetInput(t *testing.T) {
+	var s CapSet
+	if err := s.UnmarshalJSON([]byte(`["CAP_CHOWN","-CAP_CHOWN","net_raw"]`)); err != nil || s != 1<<13 {
+		t.Fatalf("got %x, %v; want only CAP_NET_RAW", uint64(s), err)
+	}
+	if err := s.UnmarshalJSON([]byte(`["-CAP_NOPE"]`)); err == nil || !strings.Contains(err.Error(), `unknown capability "CAP_NOPE"`) {
+		t.Fatalf("err = %v", err)
+	}
+	if err := s.UnmarshalJSON([]byte(`"ALL"`)); err == nil {
+		t.Fatal("a string is not a set")
 	}
 }
 

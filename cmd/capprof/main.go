@@ -35,7 +35,8 @@ func main() {
 // run executes one capprof invocation and returns its exit status; errors
 // are printed as one line on stderr.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	err := newApp(stdin, stdout, stderr).Run(args)
+	app := newApp(stdin, stdout, stderr)
+	err := app.Run(flagsFirst(app, args))
 	var code exitCode
 	switch {
 	case err == nil:
@@ -62,6 +63,49 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		OnUsageError:   usageError,
 		Commands:       []*cli.Command{recordCommand(), analyzeCommand()},
 	}
+}
+
+// flagsFirst lets flags follow positional arguments, as in
+// "capprof analyze web.json -o yaml": urfave/cli stops parsing flags at the
+// first positional argument, so the subcommand's flags (with their values)
+// are moved in front of its positional arguments. Everything after "--" is
+// left alone: it is the recorded command's own.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, name := range f.Names() {
+			takesValue[name] = !isBool
+		}
+	}
+	var flags, positional []string
+	rest := args[2:]
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
+		if a == "--" {
+			positional = append(positional, rest[i:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && takesValue[name] && i+1 < len(rest) {
+			i++
+			flags = append(flags, rest[i])
+		}
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	return append(out, positional...)
 }
 
 // usageError keeps a usage mistake to one line on stderr instead of the

@@ -70,15 +70,35 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestAnalyzeFormats(t *testing.T) {
+	const web = "../../render/testdata/web.json"
 	for format, want := range map[string]string{
 		"table": "CAP_NET_BIND_SERVICE",
 		"yaml":  "      - NET_BIND_SERVICE\n",
 		"json":  `"decision": "required"`,
 	} {
-		var stdout, stderr bytes.Buffer
-		code := run([]string{"capprof", "analyze", "-o", format, "../../render/testdata/web.json"}, strings.NewReader(""), &stdout, &stderr)
-		if code != 0 || !strings.Contains(stdout.String(), want) || stderr.Len() != 0 {
-			t.Errorf("analyze -o %s: exit %d, stdout %q, stderr %q", format, code, stdout.String(), stderr.String())
+		// Flags may come before or after the profiles.
+		for _, args := range [][]string{{"-o", format, web}, {web, "-o", format}, {web, "--output=" + format}} {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"capprof", "analyze"}, args...), strings.NewReader(""), &stdout, &stderr)
+			if code != 0 || !strings.Contains(stdout.String(), want) || stderr.Len() != 0 {
+				t.Errorf("analyze %v: exit %d, stdout %q, stderr %q", args, code, stdout.String(), stderr.String())
+			}
+		}
+	}
+}
+
+func TestFlagsFirst(t *testing.T) {
+	app := newApp(nil, nil, nil)
+	for in, want := range map[string]string{
+		"capprof analyze a.json -o yaml b.json":         "capprof analyze -o yaml a.json b.json",
+		"capprof record -o p.json -- cmd -o x --name y": "capprof record -o p.json -- cmd -o x --name y",
+		"capprof record -- cmd -o x":                    "capprof record -- cmd -o x",
+		"capprof record --duration=5s -o p.json -- cmd": "capprof record --duration=5s -o p.json -- cmd",
+		"capprof unknown a -o b":                        "capprof unknown a -o b",
+		"capprof analyze - -o json":                     "capprof analyze -o json -",
+	} {
+		if got := strings.Join(flagsFirst(app, strings.Fields(in)), " "); got != want {
+			t.Errorf("flagsFirst(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
