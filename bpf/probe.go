@@ -164,10 +164,10 @@ type Stats struct {
 
 // Stats sums the per-CPU loss counters.
 func (p *Probe) Stats() (Stats, error) {
-	sum := func(index uint32) (uint64, error) {
+	sum := func(index capprofStatIndex) (uint64, error) {
 		var perCPU []uint64
 		if err := p.coll.Maps["stats"].Lookup(index, &perCPU); err != nil {
-			return 0, fmt.Errorf("read stats[%d]: %w", index, err)
+			return 0, fmt.Errorf("read stats[%d]: %w", uint32(index), err)
 		}
 		var total uint64
 		for _, v := range perCPU {
@@ -177,13 +177,13 @@ func (p *Probe) Stats() (Stats, error) {
 	}
 	var s Stats
 	var err error
-	if s.RingBufferDrops, err = sum(0); err != nil {
+	if s.RingBufferDrops, err = sum(capprofStatIndexSTAT_RINGBUF_DROPS); err != nil {
 		return s, err
 	}
-	if s.AggregationMapFull, err = sum(1); err != nil {
+	if s.AggregationMapFull, err = sum(capprofStatIndexSTAT_AGG_FULL); err != nil {
 		return s, err
 	}
-	s.PendingMapFull, err = sum(2)
+	s.PendingMapFull, err = sum(capprofStatIndexSTAT_PENDING_FULL)
 	return s, err
 }
 

@@ -91,6 +91,16 @@ func record(t *testing.T, flags []string, command ...string) run {
 	return r
 }
 
+// recordOK is record for a command that must succeed; it returns the profile.
+func recordOK(t *testing.T, flags []string, command ...string) *profile.Profile {
+	t.Helper()
+	r := record(t, flags, command...)
+	if r.code != 0 {
+		t.Fatalf("capprof record -- %s: exit %d, stderr: %s", strings.Join(command, " "), r.code, r.stderr)
+	}
+	return r.profile
+}
+
 func capprof(t *testing.T, args ...string) run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -154,12 +164,9 @@ func sources(p *profile.Profile, c string) []profile.Source {
 
 func TestBindPort80RequiresNetBindService(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "bind80")
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "NET_BIND_SERVICE")
-	src := sources(r.profile, "CAP_NET_BIND_SERVICE")
+	p := recordOK(t, nil, workloadBin, "bind80")
+	wantRequired(t, p, "NET_BIND_SERVICE")
+	src := sources(p, "CAP_NET_BIND_SERVICE")
 	if len(src) != 1 || src[0].Executable != workloadBin || src[0].Syscall != "bind" || src[0].Audit != profile.Audited {
 		t.Fatalf("CAP_NET_BIND_SERVICE sources = %+v, want one audited bind by %s", src, workloadBin)
 	}
@@ -167,39 +174,30 @@ func TestBindPort80RequiresNetBindService(t *testing.T) {
 
 func TestChownRequiresChown(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "chown", filepath.Join(t.TempDir(), "f"))
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "CHOWN")
+	p := recordOK(t, nil, workloadBin, "chown", filepath.Join(t.TempDir(), "f"))
+	wantRequired(t, p, "CHOWN")
 }
 
 func TestKernelLogRequiresSyslog(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "klog")
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "SYSLOG")
+	p := recordOK(t, nil, workloadBin, "klog")
+	wantRequired(t, p, "SYSLOG")
 }
 
 func TestSetuidRecordsCredentialChange(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "setuid")
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "SETUID")
+	p := recordOK(t, nil, workloadBin, "setuid")
+	wantRequired(t, p, "SETUID")
 	var found bool
-	for _, ch := range r.profile.Containers[0].CredentialChanges {
+	for _, ch := range p.Containers[0].CredentialChanges {
 		if ch.Syscall == "setuid" && ch.Executable == workloadBin && ch.Before.UID == 0 && ch.After.UID == 65534 && ch.After.EUID == 65534 {
 			found = true
 		}
 	}
 	if !found {
-		t.Fatalf("no setuid credential change 0 -> 65534 by %s in %+v", workloadBin, r.profile.Containers[0].CredentialChanges)
+		t.Fatalf("no setuid credential change 0 -> 65534 by %s in %+v", workloadBin, p.Containers[0].CredentialChanges)
 	}
-	uids := r.profile.Containers[0].UIDs
+	uids := p.Containers[0].UIDs
 	if len(uids) != 2 || uids[0] != 0 || uids[1] != 65534 {
 		t.Fatalf("uids = %v, want [0 65534]", uids)
 	}
@@ -213,38 +211,32 @@ func TestShellScriptChildrenAttributed(t *testing.T) {
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := record(t, nil, script)
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "CHOWN", "NET_BIND_SERVICE")
-	if src := sources(r.profile, "CAP_CHOWN"); len(src) != 1 || !strings.HasSuffix(src[0].Executable, "/chown") {
+	p := recordOK(t, nil, script)
+	wantRequired(t, p, "CHOWN", "NET_BIND_SERVICE")
+	if src := sources(p, "CAP_CHOWN"); len(src) != 1 || !strings.HasSuffix(src[0].Executable, "/chown") {
 		t.Fatalf("CAP_CHOWN sources = %+v, want the chown binary", src)
 	}
-	if src := sources(r.profile, "CAP_NET_BIND_SERVICE"); len(src) != 1 || src[0].Executable != workloadBin {
+	if src := sources(p, "CAP_NET_BIND_SERVICE"); len(src) != 1 || src[0].Executable != workloadBin {
 		t.Fatalf("CAP_NET_BIND_SERVICE sources = %+v, want %s", src, workloadBin)
 	}
 	var sawScript bool
-	for _, e := range r.profile.Containers[0].Execs {
+	for _, e := range p.Containers[0].Execs {
 		if e.Script == script {
 			sawScript = true
 		}
 	}
 	if !sawScript {
-		t.Fatalf("no exec of script %s in %+v", script, r.profile.Containers[0].Execs)
+		t.Fatalf("no exec of script %s in %+v", script, p.Containers[0].Execs)
 	}
 }
 
 func TestShortLivedChildrenAllCounted(t *testing.T) {
 	requireRecording(t)
 	dir := t.TempDir()
-	r := record(t, nil, "/bin/sh", "-c", fmt.Sprintf(`for i in $(seq 1 20); do %s chown %s/f$i; done`, workloadBin, dir))
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile, "CHOWN")
+	p := recordOK(t, nil, "/bin/sh", "-c", fmt.Sprintf(`for i in $(seq 1 20); do %s chown %s/f$i; done`, workloadBin, dir))
+	wantRequired(t, p, "CHOWN")
 	var checks uint64
-	for _, s := range sources(r.profile, "CAP_CHOWN") {
+	for _, s := range sources(p, "CAP_CHOWN") {
 		if s.Executable == workloadBin && s.Syscall == "fchownat" {
 			checks += s.Count
 		}
@@ -253,7 +245,7 @@ func TestShortLivedChildrenAllCounted(t *testing.T) {
 		t.Fatalf("CAP_CHOWN checks by %s = %d, want 20", workloadBin, checks)
 	}
 	var execs uint64
-	for _, e := range r.profile.Containers[0].Execs {
+	for _, e := range p.Containers[0].Execs {
 		if e.Executable == workloadBin {
 			execs += e.Count
 			if len(e.ExitStatuses) != 1 || e.ExitStatuses[0] != "0" {
@@ -268,18 +260,15 @@ func TestShortLivedChildrenAllCounted(t *testing.T) {
 
 func TestNoiseOnlyWorkloadRequiresNothing(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "noise", t.TempDir())
-	if r.code != 0 {
-		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-	}
-	wantRequired(t, r.profile)
+	p := recordOK(t, nil, workloadBin, "noise", t.TempDir())
+	wantRequired(t, p)
 	// The mmaps really were checked: the noise is there, and classified.
-	d, _ := decisions(t, r.profile)
+	d, _ := decisions(t, p)
 	if d["CAP_SYS_ADMIN"] != profile.NotNeeded {
 		t.Fatalf("CAP_SYS_ADMIN decision = %q, want %q (noaudit cap_vm_enough_memory checks)", d["CAP_SYS_ADMIN"], profile.NotNeeded)
 	}
 	var trues uint64
-	for _, e := range r.profile.Containers[0].Execs {
+	for _, e := range p.Containers[0].Execs {
 		if e.Executable == "/usr/bin/true" {
 			trues += e.Count
 		}
@@ -291,8 +280,8 @@ func TestNoiseOnlyWorkloadRequiresNothing(t *testing.T) {
 
 func TestOwnChecksAbsent(t *testing.T) {
 	requireRecording(t)
-	r := record(t, nil, workloadBin, "exit", "0")
-	for _, cc := range r.profile.Containers[0].Capabilities {
+	p := recordOK(t, nil, workloadBin, "exit", "0")
+	for _, cc := range p.Containers[0].Capabilities {
 		switch cc.Capability.String() {
 		case "CAP_BPF", "CAP_PERFMON":
 			t.Fatalf("capprof's own %s check leaked into the profile: %+v", cc.Capability, cc)
@@ -303,7 +292,7 @@ func TestOwnChecksAbsent(t *testing.T) {
 			}
 		}
 	}
-	wantRequired(t, r.profile)
+	wantRequired(t, p)
 }
 
 func TestExitCodePropagated(t *testing.T) {
@@ -312,14 +301,20 @@ func TestExitCodePropagated(t *testing.T) {
 	if r.code != 7 {
 		t.Fatalf("capprof exit code = %d, want 7 (stderr: %s)", r.code, r.stderr)
 	}
-	var statuses []string
-	for _, e := range r.profile.Containers[0].Execs {
-		if e.Executable == workloadBin {
-			statuses = e.ExitStatuses
+	wantExitStatuses(t, r.profile, workloadBin, "7")
+}
+
+// wantExitStatuses checks how the processes running exe ended.
+func wantExitStatuses(t *testing.T, p *profile.Profile, exe string, want ...string) {
+	t.Helper()
+	var got []string
+	for _, e := range p.Containers[0].Execs {
+		if e.Executable == exe {
+			got = append(got, e.ExitStatuses...)
 		}
 	}
-	if len(statuses) != 1 || statuses[0] != "7" {
-		t.Fatalf("exit statuses = %v, want [7]", statuses)
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("exit statuses of %s = %v, want %v", exe, got, want)
 	}
 }
 
@@ -353,15 +348,7 @@ func TestInterruptSavesProfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("profile after SIGINT: %v", err)
 	}
-	var statuses []string
-	for _, e := range p.Containers[0].Execs {
-		if e.Executable == workloadBin {
-			statuses = e.ExitStatuses
-		}
-	}
-	if len(statuses) != 1 || statuses[0] != "SIGINT" {
-		t.Fatalf("exit statuses = %v, want [SIGINT]", statuses)
-	}
+	wantExitStatuses(t, p, workloadBin, "SIGINT")
 }
 
 func TestDurationStopsCommand(t *testing.T) {
@@ -374,6 +361,7 @@ func TestDurationStopsCommand(t *testing.T) {
 	if elapsed := time.Since(start); elapsed > 30*time.Second {
 		t.Fatalf("recording took %s with --duration 500ms", elapsed)
 	}
+	wantExitStatuses(t, r.profile, workloadBin, "SIGTERM")
 }
 
 func TestRecordingsAreDeterministic(t *testing.T) {
@@ -384,12 +372,9 @@ func TestRecordingsAreDeterministic(t *testing.T) {
 	script := fmt.Sprintf(`rm -f %[1]s/f && touch %[1]s/f && chown 65534 %[1]s/f && setpriv --reuid=65534 --regid=65534 --clear-groups /bin/true`, dir)
 	var yamls []string
 	for range 2 {
-		r := record(t, nil, "/bin/sh", "-c", script)
-		if r.code != 0 {
-			t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
-		}
+		recorded := recordOK(t, nil, "/bin/sh", "-c", script)
 		var buf bytes.Buffer
-		p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: r.profile.Containers}
+		p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: recorded.Containers}
 		if err := p.Encode(&buf, true); err != nil {
 			t.Fatal(err)
 		}

@@ -35,8 +35,8 @@ const (
 //
 // It returns the decision and a one-line reason.
 func Decide(checks []CapabilityChecks) (Decision, string) {
-	var granted, denied, unknownOnly bool
-	unknownOnly = true
+	granted, denied := false, false
+	unknownOnly := true // every granting source lost its stack
 	for _, c := range checks {
 		if c.UserNamespace != InitialNamespace {
 			continue
@@ -175,7 +175,7 @@ func analyzeContainer(c Container) ContainerAnalysis {
 		}
 		byCap[cc.Capability] = append(byCap[cc.Capability], cc)
 	}
-	sortCapabilities(caps)
+	slices.Sort(caps)
 
 	var add []corev1.Capability
 	for _, capability := range caps {

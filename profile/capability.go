@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/bits"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -136,8 +135,4 @@ func (s *CapSet) UnmarshalJSON(b []byte) error {
 	}
 	*s = set
 	return nil
-}
-
-func sortCapabilities(cs []Capability) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i] < cs[j] })
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -183,7 +184,7 @@ func analyzeCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			format := c.String("output")
-			if !validFormat(format) {
+			if !slices.Contains(render.Formats, format) {
 				return fmt.Errorf("-o %q: unknown output format (valid: %s)", format, strings.Join(render.Formats, ", "))
 			}
 			if c.NArg() == 0 {
@@ -204,13 +205,4 @@ func analyzeCommand() *cli.Command {
 			return render.Analysis(c.App.Writer, a, format)
 		},
 	}
-}
-
-func validFormat(f string) bool {
-	for _, v := range render.Formats {
-		if v == f {
-			return true
-		}
-	}
-	return false
 }
