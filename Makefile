@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # Recording needs root; the demo asks for it only when not already root.
 SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: all build generate check-generate vet test demo clean FORCE
+.PHONY: all build generate check-generate vet test demo bench clean FORCE
 
 all: build
 
@@ -15,8 +15,11 @@ build: $(BIN)/capprof
 $(BIN)/capprof: FORCE
 	$(GO) build -ldflags "$(LDFLAGS)" -o $@ ./cmd/capprof
 
-$(BIN)/web-server: FORCE
+$(BIN)/web-server $(BIN)/workload: FORCE
 	$(GO) build -o $@ ./e2e/workload
+
+$(BIN)/bench: FORCE
+	$(GO) build -o $@ ./bench
 
 # Rebuilds the eBPF objects and Go bindings (needs clang, llvm, libbpf-dev)
 # and the syscall table (needs linux-libc-dev).
@@ -45,6 +48,12 @@ demo: $(BIN)/capprof $(BIN)/web-server
 	$(SUDO) $(BIN)/capprof record -o $(BIN)/demo.json -- ./demo/start.sh
 	$(BIN)/capprof analyze $(BIN)/demo.json
 	$(BIN)/capprof analyze -o yaml $(BIN)/demo.json
+
+# Side-by-side overhead of capprof and bpftrace (installed from Debian if
+# missing); a table on stdout, all figures in bin/bench.json. Takes ~4 min.
+bench: $(BIN)/capprof $(BIN)/workload $(BIN)/bench
+	@command -v bpftrace >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bpftrace; }
+	$(SUDO) $(BIN)/bench -capprof $(BIN)/capprof -workload $(BIN)/workload -json $(BIN)/bench.json $(BENCHFLAGS)
 
 clean:
 	rm -rf $(BIN)

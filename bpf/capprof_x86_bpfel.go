@@ -143,6 +143,7 @@ type capprofPending struct {
 	_       structs.HostLayout
 	Before  capprofCreds
 	Args    [3]uint64
+	Cred    uint64
 	Syscall int32
 	Pad     uint32
 }
@@ -191,6 +192,7 @@ const (
 	capprofProgOnExec         = "on_exec"
 	capprofProgOnExit         = "on_exit"
 	capprofProgOnFork         = "on_fork"
+	capprofVarTargetFilter    = "target_filter"
 	capprofVarUnusedCapEvent  = "unused_cap_event"
 	capprofVarUnusedCheckFlag = "unused_check_flag"
 	capprofVarUnusedCredEvent = "unused_cred_event"
@@ -287,6 +289,7 @@ type capprofMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
+	TargetFilter    *ebpf.VariableSpec `ebpf:"target_filter"`
 	UnusedCapEvent  *ebpf.VariableSpec `ebpf:"unused_cap_event"`
 	UnusedCheckFlag *ebpf.VariableSpec `ebpf:"unused_check_flag"`
 	UnusedCredEvent *ebpf.VariableSpec `ebpf:"unused_cred_event"`
@@ -343,6 +346,7 @@ func (m *capprofMaps) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
+	TargetFilter    *ebpf.Variable `ebpf:"target_filter"`
 	UnusedCapEvent  *ebpf.Variable `ebpf:"unused_cap_event"`
 	UnusedCheckFlag *ebpf.Variable `ebpf:"unused_check_flag"`
 	UnusedCredEvent *ebpf.Variable `ebpf:"unused_cred_event"`

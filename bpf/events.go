@@ -134,16 +134,27 @@ func (h *Header) header() *Header { return h }
 // every queued event has been read.
 var ErrClosed = errors.New("event stream closed")
 
+// pollInterval is how long events can wait in the ring buffer: the kernel
+// side wakes the reader only when the buffer fills up (see wakeup_flag in
+// capprof.c), so the reader looks on its own this often, and sleeps between.
+const pollInterval = 100 * time.Millisecond
+
 // ReadEvent blocks until the next event arrives.
 func (p *Probe) ReadEvent() (Event, error) {
-	rec, err := p.reader.Read()
-	if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) || errors.Is(err, os.ErrDeadlineExceeded) {
-		return nil, ErrClosed
+	for {
+		p.reader.SetDeadline(time.Now().Add(pollInterval))
+		rec, err := p.reader.Read()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
+		}
+		if errors.Is(err, ringbuf.ErrClosed) || errors.Is(err, ringbuf.ErrFlushed) {
+			return nil, ErrClosed
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read event: %w", err)
+		}
+		return decodeEvent(rec.RawSample)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("read event: %w", err)
-	}
-	return decodeEvent(rec.RawSample)
 }
 
 // Flush makes ReadEvent return the events still queued, then ErrClosed.

@@ -6,10 +6,12 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -23,15 +25,16 @@ var actions = map[string]struct {
 	usage string
 	run   func(args []string) error
 }{
-	"bind80":  {"", bind80},
-	"chown":   {"FILE", chown},
-	"klog":    {"", klog},
-	"setuid":  {"", setuid},
-	"noise":   {"DIR", noise},
-	"exit":    {"CODE", exitWith},
-	"sleep":   {"", sleepUntilSignal},
-	"serve":   {"DATADIR", serve},
-	"version": {"", func([]string) error { fmt.Println("workload 1"); return nil }},
+	"bind80": {"", bind80},
+	"chown":  {"FILE", chown},
+	"klog":   {"", klog},
+	"setuid": {"", setuid},
+	"noise":  {"DIR", noise},
+	"exit":   {"CODE", exitWith},
+	"sleep":  {"", sleepUntilSignal},
+	"serve":  {"DATADIR", serve},
+	"bench":  {"KIND ITERATIONS|DURATION REPS [hold]", bench},
+	"hold":   {"", hold},
 }
 
 func main() {
@@ -147,6 +150,93 @@ func sleepUntilSignal([]string) error {
 	fmt.Println("ready")
 	time.Sleep(time.Hour)
 	return errors.New("not stopped within an hour")
+}
+
+// benchKinds are the loops `make bench` times. Each runs on one thread with
+// raw syscalls, so the loop measures the kernel path and little else.
+var benchKinds = map[string]func() error{
+	// One CAP_SETUID check per call (ns_capable_setid in __sys_setuid), as root.
+	"setuid": func() error {
+		if _, _, e := unix.RawSyscall(unix.SYS_SETUID, 0, 0, 0); e != 0 {
+			return e
+		}
+		return nil
+	},
+	// No capability check: the cost of syscall-level hooks alone.
+	"getppid": func() error {
+		unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+		return nil
+	},
+	// fork+exec+wait of /bin/true: exec and exit tracking.
+	"forkexec": func() error {
+		pid, err := syscall.ForkExec("/bin/true", []string{"true"}, &syscall.ProcAttr{})
+		if err != nil {
+			return err
+		}
+		_, err = syscall.Wait4(pid, nil, 0, nil)
+		return err
+	},
+	// tar -x --same-owner of $BENCH_TAR into a fresh directory, then its
+	// removal: a realistic root job with CHOWN/FOWNER/DAC checks per file.
+	"untar": func() error {
+		dir, err := os.MkdirTemp("", "capprof-untar-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		if out, err := exec.Command("tar", "-x", "--same-owner", "-f", os.Getenv("BENCH_TAR"), "-C", dir).CombinedOutput(); err != nil {
+			return fmt.Errorf("tar: %v: %s", err, out)
+		}
+		return os.RemoveAll(dir)
+	},
+}
+
+// bench runs KIND REPS times and prints one line per repetition:
+// "<iterations> <elapsed ns>". ITERATIONS may be a duration ("60s"): then
+// each repetition loops that long. With "hold" it then prints "done" and
+// waits for stdin to close, so the caller can read BPF statistics while the
+// programs are still loaded.
+func bench(args []string) error {
+	if len(args) < 3 {
+		return fmt.Errorf("need KIND ITERATIONS|DURATION REPS [hold]")
+	}
+	run, ok := benchKinds[args[0]]
+	if !ok {
+		return fmt.Errorf("unknown kind %q", args[0])
+	}
+	var iterations int
+	duration, err := time.ParseDuration(args[1])
+	if err != nil {
+		if iterations, err = strconv.Atoi(args[1]); err != nil {
+			return fmt.Errorf("ITERATIONS: %v", err)
+		}
+	}
+	reps, err := strconv.Atoi(args[2])
+	if err != nil {
+		return fmt.Errorf("REPS: %v", err)
+	}
+	runtime.LockOSThread()
+	for range reps {
+		start := time.Now()
+		n := 0
+		for ; duration == 0 && n < iterations || duration > 0 && (n%1024 != 0 || time.Since(start) < duration); n++ {
+			if err := run(); err != nil {
+				return err
+			}
+		}
+		fmt.Printf("%d %d\n", n, time.Since(start).Nanoseconds())
+	}
+	if len(args) > 3 && args[3] == "hold" {
+		return hold(nil)
+	}
+	return nil
+}
+
+// hold prints "done" and waits until stdin is closed.
+func hold([]string) error {
+	fmt.Println("done")
+	_, err := io.Copy(io.Discard, os.Stdin)
+	return err
 }
 
 // serve is the demo: a server that binds port 80, hands its data directory

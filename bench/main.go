@@ -1,0 +1,728 @@
+// Command bench measures what capprof costs, side by side with no tracing and
+// with bpftrace doing the simplest equivalent in-kernel aggregation, on the
+// same machine in one run. `make bench` runs it (as root) and it prints a
+// table on stdout and writes the full figures as JSON.
+//
+// Each workload times itself (the workload program's "bench" action), so
+// tool start-up never counts; BPF program cost comes from the kernel's own
+// counters (kernel.bpf_stats_enabled: run_time_ns / run_cnt per program).
+package main
+
+import (
+	"archive/tar"
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/profile"
+)
+
+// bpftraceProgram is the simplest equivalent of capprof's aggregation.
+const bpftraceProgram = `tracepoint:capability:cap_capable { @[cgroup, args->cap, args->ret] = count(); }`
+
+type workload struct {
+	ID, Name   string
+	Kind       string // the workload program's bench kind
+	Iterations string
+}
+
+type mode string
+
+const (
+	baseline  mode = "baseline"
+	tracked   mode = "capprof tracked"
+	untracked mode = "capprof untracked"
+	bpftrace  mode = "bpftrace"
+)
+
+var modes = []mode{baseline, tracked, untracked, bpftrace}
+
+// ProgramCost is one BPF program's cost over a measurement.
+type ProgramCost struct {
+	Name     string  `json:"name"`
+	Runs     uint64  `json:"runs"`
+	NsPerRun float64 `json:"nsPerRun"`
+}
+
+// Measurement is one workload under one mode.
+type Measurement struct {
+	Workload      string        `json:"workload"`
+	Name          string        `json:"name"`
+	Mode          mode          `json:"mode"`
+	ElapsedNs     []int64       `json:"elapsedNs"`
+	MedianNs      int64         `json:"medianNs"`
+	OverheadPct   float64       `json:"overheadPct"`
+	SpreadPct     [2]float64    `json:"spreadPct"` // min and max run against the baseline median
+	Programs      []ProgramCost `json:"programs,omitempty"`
+	UserCPUMs     float64       `json:"capprofUserCpuMs,omitempty"`
+	PeakRSSMiB    float64       `json:"capprofPeakRssMiB,omitempty"`
+	EventsDropped *uint64       `json:"eventsDropped,omitempty"`
+}
+
+// Report is everything one run measured.
+type Report struct {
+	Time    time.Time     `json:"time"`
+	Kernel  string        `json:"kernel"`
+	CPU     string        `json:"cpu"`
+	CPUs    int           `json:"cpus"`
+	Reps    int           `json:"reps"`
+	Results []Measurement `json:"results"`
+	// EmptyProgramNs is what an empty tp_btf/cap_capable program measures
+	// per run with statistics on: the floor under every ns/run figure.
+	EmptyProgramNs float64      `json:"emptyProgramNsPerRun"`
+	Soak           *Soak        `json:"soak,omitempty"`
+	Analyze        *AnalyzeTime `json:"analyze,omitempty"`
+}
+
+// Soak is the lost-count check: (a) on every core at once.
+type Soak struct {
+	Duration      string  `json:"duration"`
+	Processes     int     `json:"processes"`
+	SetuidCalls   uint64  `json:"setuidCalls"`
+	CountedChecks uint64  `json:"countedChecks"`
+	EventsDropped uint64  `json:"eventsDropped"`
+	PeakRSSMiB    float64 `json:"capprofPeakRssMiB"`
+}
+
+// AnalyzeTime is `capprof analyze` over many recordings of one workload.
+type AnalyzeTime struct {
+	Profiles int     `json:"profiles"`
+	MedianMs float64 `json:"medianMs"`
+}
+
+func main() {
+	capprofBin := flag.String("capprof", "bin/capprof", "capprof binary")
+	workloadBin := flag.String("workload", "bin/workload", "workload binary (./e2e/workload)")
+	jsonOut := flag.String("json", "bin/bench.json", "where to write the JSON report")
+	reps := flag.Int("reps", 9, "repetitions per workload and mode")
+	soak := flag.Duration("soak", 60*time.Second, "duration of the lost-count soak (0 skips it)")
+	flag.Parse()
+	if err := run(*capprofBin, *workloadBin, *jsonOut, *reps, *soak); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duration) error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root: run it with sudo (make bench does)")
+	}
+	if err := bpf.CheckKernel(); err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("bpftrace"); err != nil {
+		return errors.New("bpftrace not found: make bench installs it with apt-get install bpftrace")
+	}
+	work, err := os.MkdirTemp("", "capprof-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	tarball := filepath.Join(work, "files.tar")
+	if err := writeTarball(tarball, 2000, 50); err != nil {
+		return err
+	}
+	os.Setenv("BENCH_TAR", tarball)
+	// (e) extracts into tmpfs: on disk, journal and writeback left by one
+	// run slow the next, which drowns the effect being measured.
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		os.Setenv("TMPDIR", "/dev/shm")
+	}
+
+	workloads := []workload{
+		{"a/b", "setuid(0) loop, 1M calls", "setuid", "1000000"},
+		{"c", "getppid loop, 3M calls", "getppid", "3000000"},
+		{"d", "fork+exec /bin/true, 1000 times", "forkexec", "1000"},
+		{"e", "tar -x of 2000 files, 50 owners", "untar", "1"},
+	}
+	b := &bench{capprof: capprofBin, workload: workloadBin, work: work, reps: reps}
+	rep := Report{Time: time.Now().UTC().Truncate(time.Second), Kernel: bpf.KernelRelease(), CPU: cpuModel(), CPUs: runtime.NumCPU(), Reps: reps}
+	for _, w := range workloads {
+		ms, err := b.measureAll(w)
+		if err != nil {
+			return fmt.Errorf("(%s) %s: %w", w.ID, w.Name, err)
+		}
+		rep.Results = append(rep.Results, ms...)
+	}
+	fmt.Fprintln(os.Stderr, "bench: empty program on cap_capable")
+	if rep.EmptyProgramNs, err = b.emptyProgramCost(); err != nil {
+		return fmt.Errorf("empty program: %w", err)
+	}
+	if soakFor > 0 {
+		fmt.Fprintf(os.Stderr, "bench: soak, (a) on %d cores for %s\n", runtime.NumCPU(), soakFor)
+		if rep.Soak, err = b.soak(soakFor, runtime.NumCPU()); err != nil {
+			return fmt.Errorf("soak: %w", err)
+		}
+	}
+	fmt.Fprintln(os.Stderr, "bench: analyze of 1000 recordings")
+	if rep.Analyze, err = b.analyzeMany(1000); err != nil {
+		return fmt.Errorf("analyze: %w", err)
+	}
+
+	printReport(os.Stdout, &rep)
+	data, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := profile.WriteFileAtomic(jsonOut, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", jsonOut)
+	return nil
+}
+
+func pct(v, base int64) float64 {
+	if base == 0 {
+		return 0
+	}
+	return (float64(v)/float64(base) - 1) * 100
+}
+
+type bench struct {
+	capprof, workload, work string
+	reps                    int
+}
+
+// rounds splits the repetitions: the modes take turns round by round, so a
+// slow drift of the machine spreads over all of them instead of one.
+const rounds = 3
+
+// measureAll times the workload under every mode with BPF statistics off
+// (collecting them costs two clock reads per program run), then runs each
+// tracing mode once more with statistics on for the per-program costs.
+func (b *bench) measureAll(w workload) ([]Measurement, error) {
+	ms := make([]Measurement, len(modes))
+	perRound := max(1, b.reps/rounds)
+	for round := range rounds {
+		for i, m := range modes {
+			fmt.Fprintf(os.Stderr, "bench: (%s) %s, %s, round %d/%d\n", w.ID, w.Name, m, round+1, rounds)
+			meas, err := b.measure(w, m, perRound)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", m, err)
+			}
+			acc := &ms[i]
+			acc.Workload, acc.Name, acc.Mode = w.ID, w.Name, m
+			acc.ElapsedNs = append(acc.ElapsedNs, meas.ElapsedNs...)
+			acc.UserCPUMs += meas.UserCPUMs
+			acc.PeakRSSMiB = max(acc.PeakRSSMiB, meas.PeakRSSMiB)
+			if meas.EventsDropped != nil {
+				drops := *meas.EventsDropped
+				if acc.EventsDropped != nil {
+					drops += *acc.EventsDropped
+				}
+				acc.EventsDropped = &drops
+			}
+		}
+	}
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		return nil, fmt.Errorf("enable BPF statistics: %w", err)
+	}
+	defer stats.Close()
+	for i, m := range modes[1:] {
+		fmt.Fprintf(os.Stderr, "bench: (%s) %s, %s, BPF costs\n", w.ID, w.Name, m)
+		meas, err := b.measure(w, m, 1)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		ms[i+1].Programs = meas.Programs
+	}
+	base := median(ms[0].ElapsedNs)
+	for i := range ms {
+		ms[i].MedianNs = median(ms[i].ElapsedNs)
+		ms[i].OverheadPct = pct(ms[i].MedianNs, base)
+		ms[i].SpreadPct = [2]float64{pct(slices.Min(ms[i].ElapsedNs), base), pct(slices.Max(ms[i].ElapsedNs), base)}
+	}
+	return ms, nil
+}
+
+// measure runs reps repetitions of the workload under one mode.
+func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
+	var meas Measurement
+	args := []string{"bench", w.Kind, w.Iterations, strconv.Itoa(reps)}
+	var err error
+	switch m {
+	case baseline:
+		meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+	case untracked:
+		// capprof records a process that only waits; the workload runs beside it.
+		err = b.withCapprof(&meas, []string{b.workload, "hold"}, func(holder *bufio.Reader, before programSnapshot) error {
+			if _, err := readUntil(holder, "done"); err != nil {
+				return err
+			}
+			before.refresh()
+			var err error
+			meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+			meas.Programs = before.costs()
+			return err
+		})
+	case tracked:
+		err = b.withCapprof(&meas, append([]string{b.workload}, append(args, "hold")...), func(out *bufio.Reader, before programSnapshot) error {
+			lines, err := readUntil(out, "done")
+			meas.Programs = before.costs()
+			if err != nil {
+				return err
+			}
+			meas.ElapsedNs, _, err = parseReps(lines)
+			return err
+		})
+	case bpftrace:
+		err = b.withBpftrace(func(before programSnapshot) error {
+			var err error
+			meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+			meas.Programs = before.costs()
+			return err
+		})
+	}
+	if err != nil {
+		return meas, err
+	}
+	if len(meas.ElapsedNs) == 0 {
+		return meas, errors.New("no repetitions measured")
+	}
+	return meas, nil
+}
+
+// withCapprof runs `capprof record -- target...`, waits until it is
+// recording, hands the target's stdout and a snapshot of the BPF programs
+// loaded before capprof to during, then closes the target's stdin and
+// collects capprof's resource usage and drops.
+func (b *bench) withCapprof(meas *Measurement, target []string, during func(*bufio.Reader, programSnapshot) error) error {
+	before, err := snapshotPrograms()
+	if err != nil {
+		return err
+	}
+	out := filepath.Join(b.work, "profile.json")
+	cmd := exec.Command(b.capprof, append([]string{"record", "--progress", "0", "-o", out, "--"}, target...)...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	// The target starts only after capprof has attached, so its first line
+	// means the probes are live.
+	runErr := during(bufio.NewReader(stdout), before)
+	stdin.Close()
+	waitErr := cmd.Wait()
+	if runErr != nil {
+		return runErr
+	}
+	if waitErr != nil {
+		return fmt.Errorf("capprof: %w", waitErr)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		meas.UserCPUMs = float64(time.Duration(ru.Utime.Nano()).Microseconds()) / 1000
+		meas.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		return err
+	}
+	drops := p.Metadata.Drops.Total()
+	meas.EventsDropped = &drops
+	return nil
+}
+
+func (b *bench) withBpftrace(during func(programSnapshot) error) error {
+	before, err := snapshotPrograms()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("bpftrace", "-e", bpftraceProgram)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		io.Copy(io.Discard, stdout) // bpftrace prints its map on exit
+		cmd.Wait()
+	}()
+	if _, err := readUntil(bufio.NewReader(stdout), "Attaching 1 probe..."); err != nil {
+		return fmt.Errorf("bpftrace did not attach: %w", err)
+	}
+	before.refresh()
+	return during(before)
+}
+
+// emptyProgramCost attaches a program that only returns to cap_capable and
+// measures it over (a) with statistics on.
+func (b *bench) emptyProgramCost() (float64, error) {
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "cap_capable", License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer prog.Close()
+	l, err := link.AttachTracing(link.TracingOptions{Program: prog})
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	stats, err := ebpf.EnableStats(unix.BPF_STATS_RUN_TIME)
+	if err != nil {
+		return 0, err
+	}
+	defer stats.Close()
+	before, err := prog.Stats()
+	if err != nil {
+		return 0, err
+	}
+	if _, _, err := runWorkload(exec.Command(b.workload, "bench", "setuid", "1000000", "1")); err != nil {
+		return 0, err
+	}
+	after, err := prog.Stats()
+	if err != nil {
+		return 0, err
+	}
+	runs := after.RunCount - before.RunCount
+	if runs == 0 {
+		return 0, errors.New("the empty program never ran")
+	}
+	return float64(after.Runtime-before.Runtime) / float64(runs), nil
+}
+
+// soak runs (a) in one process per core inside one recording and compares
+// the setuid calls made with the CAP_SETUID checks the profile counted.
+func (b *bench) soak(d time.Duration, procs int) (*Soak, error) {
+	out := filepath.Join(b.work, "soak.json")
+	loop := fmt.Sprintf("%s bench setuid %s 1", b.workload, d)
+	script := strings.Repeat(loop+" & ", procs) + "wait"
+	cmd := exec.Command(b.capprof, "record", "--progress", "0", "-o", out, "--", "/bin/sh", "-c", script)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		return nil, err
+	}
+	_, calls, err := parseReps(strings.Split(strings.TrimSpace(string(stdout)), "\n"))
+	if err != nil {
+		return nil, err
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		return nil, err
+	}
+	s := &Soak{Duration: d.String(), Processes: procs, SetuidCalls: calls, EventsDropped: p.Metadata.Drops.Total()}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		s.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	}
+	for _, c := range p.Containers[0].Capabilities {
+		if c.Capability.String() != "CAP_SETUID" {
+			continue
+		}
+		for _, src := range c.Sources {
+			if src.Executable == b.workloadPath() && src.Syscall == "setuid" {
+				s.CountedChecks += src.Count
+			}
+		}
+	}
+	return s, nil
+}
+
+func (b *bench) workloadPath() string {
+	abs, err := filepath.Abs(b.workload)
+	if err != nil {
+		return b.workload
+	}
+	return abs
+}
+
+// analyzeMany times `capprof analyze` over n copies of a real profile, as if
+// n pods' recordings were merged.
+func (b *bench) analyzeMany(n int) (*AnalyzeTime, error) {
+	src, err := profile.Load(filepath.Join(b.work, "soak.json"))
+	if err != nil {
+		if src, err = profile.Load("render/testdata/web.json"); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Join(b.work, "pods")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	var files []string
+	for i := range n {
+		src.Metadata.Node = fmt.Sprintf("node-%d", i%50)
+		path := filepath.Join(dir, fmt.Sprintf("pod-%04d.json", i))
+		if err := src.Save(path); err != nil {
+			return nil, err
+		}
+		files = append(files, path)
+	}
+	var times []int64
+	for range 5 {
+		start := time.Now()
+		cmd := exec.Command(b.capprof, append([]string{"analyze", "-o", "json"}, files...)...)
+		cmd.Stdout = io.Discard
+		if err := cmd.Run(); err != nil {
+			return nil, err
+		}
+		times = append(times, time.Since(start).Nanoseconds())
+	}
+	return &AnalyzeTime{Profiles: n, MedianMs: float64(median(times)) / 1e6}, nil
+}
+
+// runWorkload runs the workload and parses its "<iterations> <ns>" lines.
+func runWorkload(cmd *exec.Cmd) ([]int64, uint64, error) {
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, 0, err
+	}
+	return parseReps(strings.Split(strings.TrimSpace(string(out)), "\n"))
+}
+
+func parseReps(lines []string) ([]int64, uint64, error) {
+	var elapsed []int64
+	var iterations uint64
+	for _, l := range lines {
+		var n uint64
+		var ns int64
+		if _, err := fmt.Sscanf(l, "%d %d", &n, &ns); err != nil {
+			return nil, 0, fmt.Errorf("workload printed %q: %w", l, err)
+		}
+		elapsed = append(elapsed, ns)
+		iterations += n
+	}
+	return elapsed, iterations, nil
+}
+
+// readUntil reads lines until one equals marker and returns those before it.
+func readUntil(r *bufio.Reader, marker string) ([]string, error) {
+	var lines []string
+	for {
+		line, err := r.ReadString('\n')
+		line = strings.TrimSpace(line)
+		if line == marker {
+			return lines, nil
+		}
+		if err != nil {
+			return lines, fmt.Errorf("output ended before %q: %w", marker, err)
+		}
+		if line != "" {
+			lines = append(lines, line)
+		}
+	}
+}
+
+func median(v []int64) int64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// programSnapshot remembers which BPF programs existed and their counters, so
+// the programs a tool adds and what they cost over a measurement can be told.
+type programSnapshot struct {
+	existed map[ebpf.ProgramID]bool
+	stats   map[ebpf.ProgramID]ebpf.ProgramStats
+}
+
+func snapshotPrograms() (programSnapshot, error) {
+	s := programSnapshot{existed: map[ebpf.ProgramID]bool{}, stats: map[ebpf.ProgramID]ebpf.ProgramStats{}}
+	ids, err := programIDs()
+	for _, id := range ids {
+		s.existed[id] = true
+	}
+	return s, err
+}
+
+func programIDs() ([]ebpf.ProgramID, error) {
+	var ids []ebpf.ProgramID
+	id := ebpf.ProgramID(0)
+	for {
+		next, err := ebpf.ProgramGetNextID(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return ids, nil
+		}
+		if err != nil {
+			return ids, err
+		}
+		ids = append(ids, next)
+		id = next
+	}
+}
+
+// refresh records the counters of the programs added since the snapshot.
+func (s programSnapshot) refresh() {
+	ids, _ := programIDs()
+	for _, id := range ids {
+		if s.existed[id] {
+			continue
+		}
+		if _, stats, ok := programStats(id); ok {
+			s.stats[id] = stats
+		}
+	}
+}
+
+// costs returns, per program added since the snapshot, the runs and ns/run
+// since refresh (or since it was loaded, for programs refresh did not see).
+func (s programSnapshot) costs() []ProgramCost {
+	byName := map[string]*ProgramCost{}
+	var order []string
+	ids, _ := programIDs()
+	for _, id := range ids {
+		if s.existed[id] {
+			continue
+		}
+		name, now, ok := programStats(id)
+		if !ok {
+			continue
+		}
+		then := s.stats[id]
+		runs := now.RunCount - then.RunCount
+		c, ok := byName[name]
+		if !ok {
+			c = &ProgramCost{Name: name}
+			byName[name] = c
+			order = append(order, name)
+		}
+		total := c.NsPerRun*float64(c.Runs) + float64(now.Runtime-then.Runtime)
+		c.Runs += runs
+		if c.Runs > 0 {
+			c.NsPerRun = total / float64(c.Runs)
+		}
+	}
+	slices.Sort(order)
+	out := make([]ProgramCost, 0, len(order))
+	for _, n := range order {
+		out = append(out, *byName[n])
+	}
+	return out
+}
+
+func programStats(id ebpf.ProgramID) (string, ebpf.ProgramStats, bool) {
+	p, err := ebpf.NewProgramFromID(id)
+	if err != nil {
+		return "", ebpf.ProgramStats{}, false
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return "", ebpf.ProgramStats{}, false
+	}
+	st, err := p.Stats()
+	if err != nil {
+		return "", ebpf.ProgramStats{}, false
+	}
+	return info.Name, *st, true
+}
+
+// writeTarball writes n small files owned by `owners` different uids/gids.
+func writeTarball(path string, n, owners int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(f)
+	body := []byte("capprof bench file\n")
+	for i := range n {
+		owner := 1000 + i%owners
+		if err := tw.WriteHeader(&tar.Header{
+			Name: fmt.Sprintf("d%02d/f%05d", i%owners, i), Mode: 0o640, Size: int64(len(body)),
+			Uid: owner, Gid: owner, ModTime: time.Unix(1700000000, 0), Typeflag: tar.TypeReg,
+		}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(body); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func cpuModel() string {
+	data, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(data), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func printReport(w io.Writer, r *Report) {
+	fmt.Fprintf(w, "capprof benchmark: %s, kernel %s, %s x%d\nwall time: median of %d runs in %d interleaved rounds, BPF statistics off; overhead vs baseline (min..max)\n\n",
+		r.Time.Format(time.RFC3339), r.Kernel, r.CPU, r.CPUs, r.Reps, rounds)
+	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tBASELINE\tCAPPROF TRACKED\tCAPPROF UNTRACKED\tBPFTRACE\t")
+	for i := 0; i < len(r.Results); i += len(modes) {
+		row := r.Results[i : i+len(modes)]
+		fmt.Fprintf(tw, "(%s) %s\t%s", row[0].Workload, row[0].Name, time.Duration(row[0].MedianNs).Round(time.Millisecond))
+		for _, m := range row[1:] {
+			fmt.Fprintf(tw, "\t%+.1f%% (%+.1f..%+.1f)", m.OverheadPct, m.SpreadPct[0], m.SpreadPct[1])
+		}
+		fmt.Fprintln(tw, "\t")
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nBPF cost per program run, from kernel.bpf_stats_enabled (run_time_ns/run_cnt), over one more run with statistics on;\nan empty tp_btf/cap_capable program measures %.0f ns/run here\n", r.EmptyProgramNs)
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tMODE\tPROGRAMS\t")
+	for _, m := range r.Results {
+		if len(m.Programs) == 0 {
+			continue
+		}
+		var parts []string
+		for _, p := range m.Programs {
+			if p.Runs > 0 {
+				parts = append(parts, fmt.Sprintf("%s %.0fns x%d", p.Name, p.NsPerRun, p.Runs))
+			}
+		}
+		fmt.Fprintf(tw, "(%s)\t%s\t%s\t\n", m.Workload, m.Mode, strings.Join(parts, ", "))
+	}
+	tw.Flush()
+
+	fmt.Fprintln(w, "\ncapprof process while recording (user CPU summed over all runs)")
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "WORKLOAD\tMODE\tUSER CPU\tPEAK RSS\tDROPPED\t")
+	for _, m := range r.Results {
+		if m.EventsDropped != nil {
+			fmt.Fprintf(tw, "(%s)\t%s\t%.0f ms\t%.1f MiB\t%d\t\n", m.Workload, m.Mode, m.UserCPUMs, m.PeakRSSMiB, *m.EventsDropped)
+		}
+	}
+	tw.Flush()
+	if s := r.Soak; s != nil {
+		fmt.Fprintf(w, "\nsoak: (a) in %d processes for %s: %d setuid calls, %d CAP_SETUID checks counted, %d lost, %d events dropped, peak RSS %.1f MiB\n",
+			s.Processes, s.Duration, s.SetuidCalls, s.CountedChecks, int64(s.SetuidCalls)-int64(s.CountedChecks), s.EventsDropped, s.PeakRSSMiB)
+	}
+	if a := r.Analyze; a != nil {
+		fmt.Fprintf(w, "analyze: %d recordings merged in %.0f ms (median of 5)\n", a.Profiles, a.MedianMs)
+	}
+}
