@@ -26,9 +26,11 @@ $(BIN)/bench: FORCE
 generate:
 	$(GO) generate ./bpf/ ./recorder/
 
+GENERATED := bpf/capprof_x86_bpfel.go bpf/capprof_x86_bpfel.o recorder/syscalls_amd64.go
+
 check-generate: generate
-	@if ! git diff --quiet -- bpf recorder; then \
-		git diff --stat -- bpf recorder; \
+	@if ! git diff --quiet -- $(GENERATED); then \
+		git diff --stat -- $(GENERATED); \
 		echo "generated files are stale: run make generate and commit the result"; \
 		exit 1; \
 	fi

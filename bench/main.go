@@ -321,7 +321,8 @@ func (b *bench) withCapprof(meas *Measurement, target []string, during func(*buf
 	if err != nil {
 		return err
 	}
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -336,9 +337,8 @@ func (b *bench) withCapprof(meas *Measurement, target []string, during func(*buf
 	if waitErr != nil {
 		return fmt.Errorf("capprof: %w", waitErr)
 	}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		meas.UserCPUMs = float64(time.Duration(ru.Utime.Nano()).Microseconds()) / 1000
-		meas.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	if meas.UserCPUMs, meas.PeakRSSMiB, err = capprofUsage(stderr.String()); err != nil {
+		return err
 	}
 	p, err := profile.Load(out)
 	if err != nil {
@@ -421,7 +421,8 @@ func (b *bench) soak(d time.Duration, procs int) (*Soak, error) {
 	loop := fmt.Sprintf("%s bench setuid %s 1", b.workload, d)
 	script := strings.Repeat(loop+" & ", procs) + "wait"
 	cmd := exec.Command(b.capprof, "record", "--progress", "0", "-o", out, "--", "/bin/sh", "-c", script)
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 	stdout, err := cmd.Output()
 	if err != nil {
 		return nil, err
@@ -435,8 +436,8 @@ func (b *bench) soak(d time.Duration, procs int) (*Soak, error) {
 		return nil, err
 	}
 	s := &Soak{Duration: d.String(), Processes: procs, SetuidCalls: calls, EventsDropped: p.Metadata.Drops.Total()}
-	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.PeakRSSMiB = float64(ru.Maxrss) / 1024
+	if _, s.PeakRSSMiB, err = capprofUsage(stderr.String()); err != nil {
+		return nil, err
 	}
 	for _, c := range p.Containers[0].Capabilities {
 		if c.Capability.String() != "CAP_SETUID" {
@@ -492,6 +493,24 @@ func (b *bench) analyzeMany(n int) (*AnalyzeTime, error) {
 		times = append(times, time.Since(start).Nanoseconds())
 	}
 	return &AnalyzeTime{Profiles: n, MedianMs: float64(median(times)) / 1e6}, nil
+}
+
+// capprofUsage reads capprof's own user CPU and peak RSS from its last line.
+// capprof's rusage as wait4 reports it would include the command it reaped.
+func capprofUsage(stderr string) (userMs, rssMiB float64, err error) {
+	i := strings.LastIndex(stderr, "capprof used ")
+	if i < 0 {
+		return 0, 0, fmt.Errorf("capprof printed no resource usage: %q", stderr)
+	}
+	var total, user string
+	if _, err := fmt.Sscanf(stderr[i:], "capprof used %s CPU (user %s peak RSS %f MiB", &total, &user, &rssMiB); err != nil {
+		return 0, 0, fmt.Errorf("parse %q: %w", stderr[i:], err)
+	}
+	d, err := time.ParseDuration(strings.TrimSuffix(user, "),"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("parse user CPU %q: %w", user, err)
+	}
+	return float64(d.Microseconds()) / 1000, rssMiB, nil
 }
 
 // runWorkload runs the workload and parses its "<iterations> <ns>" lines.

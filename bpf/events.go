@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
@@ -232,10 +233,15 @@ func decodeEvent(raw []byte) (Event, error) {
 	}
 }
 
-func decode(raw []byte, v any) error {
-	if _, err := binary.Decode(raw, binary.NativeEndian, v); err != nil {
-		return fmt.Errorf("decode %T: %w", v, err)
+// decode copies a record into the generated struct it was written as. The
+// layouts are the same by construction (bpf2go generates them from the C
+// structs), so a plain copy does what binary.Decode does by reflection, an
+// element at a time, which cost ~0.6 ms of CPU per exec event (make bench).
+func decode[T any](raw []byte, v *T) error {
+	if size := int(unsafe.Sizeof(*v)); len(raw) < size {
+		return fmt.Errorf("decode %T: %d bytes, want %d", v, len(raw), size)
 	}
+	*v = *(*T)(unsafe.Pointer(&raw[0]))
 	return nil
 }
 

@@ -159,8 +159,8 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		fmt.Fprintf(cfg.Progress, "capprof: warning: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete\n",
 			d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls)
 	}
-	fmt.Fprintf(cfg.Progress, "capprof: recorded %s in %s: %s; saved %s\n",
-		cfg.Name, end.Sub(start).Round(time.Millisecond), col.summary(), cfg.Output)
+	fmt.Fprintf(cfg.Progress, "capprof: recorded %s in %s: %s; saved %s; %s\n",
+		cfg.Name, end.Sub(start).Round(time.Millisecond), col.summary(), cfg.Output, ownUsage())
 	return exitCode, nil
 }
 
@@ -235,6 +235,18 @@ func checkWritable(output string) error {
 	}
 	f.Close()
 	return os.Remove(f.Name())
+}
+
+// ownUsage is capprof's own CPU time and peak RSS, without the command's
+// (RUSAGE_SELF: the reaped command's usage would be in RUSAGE_CHILDREN).
+func ownUsage() string {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		return "resource usage unknown"
+	}
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return fmt.Sprintf("capprof used %s CPU (user %s), peak RSS %.1f MiB",
+		cpu.Round(time.Millisecond), time.Duration(ru.Utime.Nano()).Round(time.Millisecond), float64(ru.Maxrss)/1024)
 }
 
 func hostname() string {
