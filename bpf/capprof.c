@@ -441,7 +441,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->flags = 0;
 	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
 
-	struct pending *p = bpf_task_storage_get(&pending, bpf_get_current_task_btf(), 0, 0);
+	struct pending *p = bpf_task_storage_get(&pending, task, 0, 0);
 	if (p && p->syscall >= 0) {
 		p->syscall = -1;
 		e->before = p->before;

@@ -87,9 +87,6 @@ func Load() (*Probe, error) {
 	return &Probe{spec: spec, coll: coll, reader: reader}, nil
 }
 
-// targetFilterSlots matches TARGET_FILTER_SLOTS in capprof.c.
-const targetFilterSlots = 4096
-
 // AddTarget puts a cgroup2 id into the in-kernel target set; index is
 // returned to the caller with every check and event from that cgroup.
 func (p *Probe) AddTarget(cgroupID uint64, index uint32) error {
@@ -98,12 +95,13 @@ func (p *Probe) AddTarget(cgroupID uint64, index uint32) error {
 	}
 	// The exact entry exists before its pre-filter slot opens, so no check
 	// passes the filter and then misses the map for a target being added.
+	// Its size is TARGET_FILTER_SLOTS, taken from the object.
 	filter := p.coll.Variables["target_filter"]
-	var slots [targetFilterSlots]uint8
-	if err := filter.Get(&slots); err != nil {
+	slots := make([]byte, filter.Size())
+	if err := filter.Get(slots); err != nil {
 		return fmt.Errorf("read target filter: %w", err)
 	}
-	slots[cgroupID%targetFilterSlots] = 1
+	slots[cgroupID%uint64(len(slots))] = 1
 	if err := filter.Set(slots); err != nil {
 		return fmt.Errorf("set target filter: %w", err)
 	}
