@@ -119,7 +119,13 @@ type CapabilityDecision struct {
 
 // ContainerAnalysis is the recommendation for one container.
 type ContainerAnalysis struct {
-	Name            string                  `json:"name"`
+	Name      string        `json:"name"`
+	Namespace string        `json:"namespace,omitempty"`
+	Owner     *Owner        `json:"owner,omitempty"`
+	Kind      ContainerKind `json:"kind,omitempty"`
+	Images    []string      `json:"images,omitempty"`
+	// Pods the container was seen in, over all recordings.
+	Pods            []string                `json:"pods,omitempty"`
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 	Capabilities    []CapabilityDecision    `json:"capabilities"`
 	// PrivilegeGains are executables that gained privileges at exec; they
@@ -141,11 +147,11 @@ type Input struct {
 	Profile *Profile
 }
 
-// Analyze merges the profiles (same container name = same container) and
-// decides every capability of every container.
+// Analyze merges the profiles (same namespace, owner and container name =
+// same container) and decides every capability of every container.
 func Analyze(inputs []Input) Analysis {
 	var all []Container
-	recordings := map[string]int{}
+	recordings := map[Key]int{}
 	a := Analysis{Containers: []ContainerAnalysis{}}
 	for _, in := range inputs {
 		if d := in.Profile.Metadata.Drops; d.Total() > 0 {
@@ -153,20 +159,21 @@ func Analyze(inputs []Input) Analysis {
 				in.Source, d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls))
 		}
 		for _, c := range in.Profile.Containers {
-			recordings[c.Name]++
+			recordings[c.Key()]++
 			all = append(all, c)
 		}
 	}
 	for _, c := range MergeContainers(all...) {
 		ca := analyzeContainer(c)
-		ca.Recordings = recordings[c.Name]
+		ca.Recordings = recordings[c.Key()]
 		a.Containers = append(a.Containers, ca)
 	}
 	return a
 }
 
 func analyzeContainer(c Container) ContainerAnalysis {
-	ca := ContainerAnalysis{Name: c.Name, Capabilities: []CapabilityDecision{}}
+	ca := ContainerAnalysis{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner, Kind: c.Kind,
+		Images: c.Images, Pods: c.Pods, Capabilities: []CapabilityDecision{}}
 	byCap := map[Capability][]CapabilityChecks{}
 	var caps []Capability
 	for _, cc := range c.Capabilities {

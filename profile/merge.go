@@ -5,27 +5,32 @@ import (
 	"slices"
 )
 
-// MergeContainers combines containers with the same name (replicas, nodes,
-// runs): counts add up, sets are united, and the result is sorted. Merging a
-// single container normalizes it, so the recorder uses it too.
+// MergeContainers combines entries of the same container (same Key: replicas,
+// nodes, runs): counts add up, sets are united, and the result is sorted by
+// Key. Merging a single container normalizes it, so the recorder uses it too.
 func MergeContainers(containers ...Container) []Container {
-	byName := map[string]*containerMerger{}
-	var order []string
+	byKey := map[Key]*containerMerger{}
+	var order []Key
 	for _, c := range containers {
-		m, ok := byName[c.Name]
+		m, ok := byKey[c.Key()]
 		if !ok {
-			m = newContainerMerger(c.Name)
-			byName[c.Name] = m
-			order = append(order, c.Name)
+			m = newContainerMerger()
+			byKey[c.Key()] = m
+			order = append(order, c.Key())
 		}
 		m.add(c)
 	}
-	slices.Sort(order)
+	slices.SortFunc(order, compareKeys)
 	out := make([]Container, 0, len(order))
-	for _, name := range order {
-		out = append(out, byName[name].result())
+	for _, k := range order {
+		out = append(out, byKey[k].result())
 	}
 	return out
+}
+
+func compareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.OwnerKind, b.OwnerKind),
+		cmp.Compare(a.OwnerName, b.OwnerName), cmp.Compare(a.Name, b.Name))
 }
 
 type checksKey struct {
@@ -53,11 +58,13 @@ type credChangeKey struct {
 }
 
 type containerMerger struct {
-	name    string
-	checks  map[checksKey]map[sourceKey]uint64
-	execs   map[execKey]*execTally
-	changes map[credChangeKey]uint64
-	uids    map[uint32]bool
+	identity Container // Name, Namespace, Owner, Kind of the first entry
+	images   map[string]bool
+	pods     map[string]bool
+	checks   map[checksKey]map[sourceKey]uint64
+	execs    map[execKey]*execTally
+	changes  map[credChangeKey]uint64
+	uids     map[uint32]bool
 }
 
 type execTally struct {
@@ -65,9 +72,10 @@ type execTally struct {
 	statuses map[string]bool
 }
 
-func newContainerMerger(name string) *containerMerger {
+func newContainerMerger() *containerMerger {
 	return &containerMerger{
-		name:    name,
+		images:  map[string]bool{},
+		pods:    map[string]bool{},
 		checks:  map[checksKey]map[sourceKey]uint64{},
 		execs:   map[execKey]*execTally{},
 		changes: map[credChangeKey]uint64{},
@@ -76,6 +84,18 @@ func newContainerMerger(name string) *containerMerger {
 }
 
 func (m *containerMerger) add(c Container) {
+	if m.identity.Name == "" {
+		m.identity = Container{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner}
+	}
+	if m.identity.Kind == "" {
+		m.identity.Kind = c.Kind
+	}
+	for _, i := range c.Images {
+		m.images[i] = true
+	}
+	for _, p := range c.Pods {
+		m.pods[p] = true
+	}
 	for _, cc := range c.Capabilities {
 		k := checksKey{cc.Capability, cc.Verdict, cc.UserNamespace}
 		sources := m.checks[k]
@@ -109,7 +129,12 @@ func (m *containerMerger) add(c Container) {
 
 func (m *containerMerger) result() Container {
 	c := Container{
-		Name:              m.name,
+		Name:              m.identity.Name,
+		Namespace:         m.identity.Namespace,
+		Owner:             m.identity.Owner,
+		Kind:              m.identity.Kind,
+		Images:            sortedKeys(m.images),
+		Pods:              sortedKeys(m.pods),
 		Capabilities:      []CapabilityChecks{},
 		Execs:             []Exec{},
 		CredentialChanges: []CredentialChange{},
@@ -156,6 +181,20 @@ func (m *containerMerger) result() Container {
 	}
 	slices.Sort(c.UIDs)
 	return c
+}
+
+// sortedKeys returns the set's members in order, or nil for an empty set (so
+// command-mode profiles leave the field out).
+func sortedKeys(set map[string]bool) []string {
+	if len(set) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func compareBool(a, b bool) int {

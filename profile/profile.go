@@ -41,7 +41,9 @@ type Metadata struct {
 	Probe          string    `json:"probe"`
 	CapprofVersion string    `json:"capprofVersion"`
 	Command        []string  `json:"command,omitempty"`
-	Drops          Drops     `json:"drops"`
+	// Selector says which pods were recorded, on Node.
+	Selector string `json:"selector,omitempty"`
+	Drops    Drops  `json:"drops"`
 }
 
 // Drops counts what the kernel side could not deliver. Non-zero values mean
@@ -63,13 +65,66 @@ func (d Drops) Total() uint64 { return d.Events + d.UncountedChecks + d.Unfollow
 // Container is what one container (in command mode: the command's process
 // tree) did. It holds no pids or times, so recordings of a deterministic
 // workload give identical containers.
+//
+// Name, Namespace and Owner identify it: entries with the same three are the
+// same container (replicas, nodes, runs) and are merged. Namespace and Owner
+// are empty in command mode.
 type Container struct {
-	Name              string             `json:"name"`
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	Owner     *Owner `json:"owner,omitempty"`
+	// Kind is the container's place in the pod spec; empty when unknown
+	// (command mode, or a CRI runtime, which does not say).
+	Kind ContainerKind `json:"kind,omitempty"`
+	// Images are the images the container ran, as the pod spec names them.
+	Images []string `json:"images,omitempty"`
+	// Pods are the names of the pods the container was seen in.
+	Pods              []string           `json:"pods,omitempty"`
 	Capabilities      []CapabilityChecks `json:"capabilities"`
 	Execs             []Exec             `json:"execs"`
 	CredentialChanges []CredentialChange `json:"credentialChanges"`
 	// UIDs are the effective uids processes ran with.
 	UIDs []uint32 `json:"uids"`
+}
+
+// Owner is the workload a pod belongs to: its controller's controller where
+// there is one (a Deployment, not its ReplicaSet; a CronJob, not its Job),
+// else the Pod itself.
+type Owner struct {
+	Kind string `json:"kind"`
+	Name string `json:"name"`
+}
+
+// ContainerKind is where a container sits in a pod spec.
+type ContainerKind string
+
+// Container kinds.
+const (
+	InitContainer      ContainerKind = "init"
+	RegularContainer   ContainerKind = "regular"
+	EphemeralContainer ContainerKind = "ephemeral"
+)
+
+// Key is what makes two profile entries the same container.
+type Key struct {
+	Namespace, OwnerKind, OwnerName, Name string
+}
+
+// Key returns the container's identity.
+func (c *Container) Key() Key {
+	k := Key{Namespace: c.Namespace, Name: c.Name}
+	if c.Owner != nil {
+		k.OwnerKind, k.OwnerName = c.Owner.Kind, c.Owner.Name
+	}
+	return k
+}
+
+// String is "name" in command mode, else "namespace/OwnerKind/owner/name".
+func (k Key) String() string {
+	if k.Namespace == "" && k.OwnerKind == "" {
+		return k.Name
+	}
+	return k.Namespace + "/" + k.OwnerKind + "/" + k.OwnerName + "/" + k.Name
 }
 
 // Verdict is the outcome of a capability check.
@@ -250,15 +305,23 @@ func (p *Profile) Validate() error {
 	if p.Kind != Kind {
 		return fmt.Errorf("unsupported kind %q, want %q", p.Kind, Kind)
 	}
-	seen := map[string]bool{}
+	seen := map[Key]bool{}
 	for i, c := range p.Containers {
 		if c.Name == "" {
 			return fmt.Errorf("containers[%d]: name is empty", i)
 		}
-		if seen[c.Name] {
-			return fmt.Errorf("containers[%d]: duplicate container name %q", i, c.Name)
+		if c.Owner != nil && (c.Owner.Kind == "" || c.Owner.Name == "") {
+			return fmt.Errorf("containers[%d] (%s): owner needs both kind and name", i, c.Name)
 		}
-		seen[c.Name] = true
+		if c.Kind != "" {
+			if err := oneOf(fmt.Sprintf("containers[%d] (%s).kind", i, c.Name), string(c.Kind), InitContainer, RegularContainer, EphemeralContainer); err != nil {
+				return err
+			}
+		}
+		if seen[c.Key()] {
+			return fmt.Errorf("containers[%d]: duplicate container %q", i, c.Key())
+		}
+		seen[c.Key()] = true
 		for j, cc := range c.Capabilities {
 			where := fmt.Sprintf("containers[%d] (%s) capabilities[%d]", i, c.Name, j)
 			if err := oneOf(where+".verdict", string(cc.Verdict), Granted, Denied); err != nil {

@@ -125,8 +125,26 @@ func TestParseErrors(t *testing.T) {
 func TestDuplicateContainerRejected(t *testing.T) {
 	p := sampleProfile()
 	p.Containers = append(p.Containers, p.Containers[0])
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container name "main"`) {
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container "main"`) {
 		t.Fatalf("Validate = %v, want a duplicate container error", err)
+	}
+	// The same container name in two namespaces is two containers.
+	p = sampleProfile()
+	shop, web := p.Containers[0], p.Containers[0]
+	shop.Namespace, shop.Owner = "shop", &Owner{Kind: "Deployment", Name: "web"}
+	web.Namespace, web.Owner = "default", &Owner{Kind: "Deployment", Name: "web"}
+	p.Containers = []Container{shop, web}
+	if err := p.Validate(); err != nil {
+		t.Fatalf("Validate of one container name in two namespaces = %v", err)
+	}
+	p.Containers = append(p.Containers, shop)
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container "shop/Deployment/web/main"`) {
+		t.Fatalf("Validate = %v, want a duplicate container error", err)
+	}
+	p.Containers = []Container{shop}
+	p.Containers[0].Kind = "sidecar"
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `kind: invalid value "sidecar" (valid: init, regular, ephemeral)`) {
+		t.Fatalf("Validate = %v, want an invalid kind error", err)
 	}
 }
 
@@ -231,6 +249,37 @@ func TestMergeContainers(t *testing.T) {
 	// Merging is order-independent.
 	if again := MergeContainers(b, a, other); !reflect.DeepEqual(again, got) {
 		t.Fatalf("merge depends on order:\n%+v\n%+v", again, got)
+	}
+}
+
+func TestMergeByIdentity(t *testing.T) {
+	web := func(ns, pod, image string, kind ContainerKind) Container {
+		c := sampleProfile().Containers[0]
+		c.Name, c.Namespace, c.Owner, c.Kind = "nginx", ns, &Owner{Kind: "Deployment", Name: "web"}, kind
+		c.Pods, c.Images = []string{pod}, []string{image}
+		return c
+	}
+	got := MergeContainers(
+		web("shop", "web-1", "nginx:1.27", RegularContainer),
+		web("shop", "web-2", "nginx:1.28", ""),
+		web("default", "web-3", "nginx:1.27", RegularContainer),
+	)
+	if len(got) != 2 {
+		t.Fatalf("%d containers, want 2: one per namespace", len(got))
+	}
+	if k := got[0].Key(); k != (Key{"default", "Deployment", "web", "nginx"}) {
+		t.Fatalf("first key %v, want default's (sorted by namespace)", k)
+	}
+	shop := got[1]
+	if !reflect.DeepEqual(shop.Pods, []string{"web-1", "web-2"}) || !reflect.DeepEqual(shop.Images, []string{"nginx:1.27", "nginx:1.28"}) {
+		t.Fatalf("shop's pods %v images %v, want both replicas' united", shop.Pods, shop.Images)
+	}
+	if shop.Kind != RegularContainer || shop.Capabilities[0].Count != 2 {
+		t.Fatalf("shop kind %q, first count %d; want regular and the replicas' counts summed", shop.Kind, shop.Capabilities[0].Count)
+	}
+	a := Analyze([]Input{{"n1.json", &Profile{Containers: got[:1]}}, {"n2.json", &Profile{Containers: got[1:]}}, {"n3.json", &Profile{Containers: got[1:]}}})
+	if a.Containers[1].Recordings != 2 || a.Containers[0].Recordings != 1 || len(a.Containers[1].Pods) != 2 {
+		t.Fatalf("analysis %+v, want shop from 2 recordings with 2 pods and default from 1", a.Containers)
 	}
 }
 

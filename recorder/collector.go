@@ -12,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// collector turns the event stream into per-container profile parts. One
-// goroutine (consume) writes; containers() reads after it has returned.
+// collector turns the event stream into per-cgroup profile parts. One
+// goroutine (consume) writes; containers() reads after it has returned and
+// names each cgroup's part then, so a cgroup may be identified after its
+// first events.
 type collector struct {
-	names map[uint64]string // cgroup id -> container name
 	// self is capprof's own executable. The child that starts the command
 	// runs capprof's code until its execve completes, and execve itself
 	// makes checks (cap_vm_enough_memory for the new stack) in the old mm;
@@ -32,21 +33,20 @@ type collector struct {
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*profile.Exec
-	parts    map[string]*profile.Container
+	parts    map[uint64]*profile.Container // by cgroup id
 	// execs are kept apart from parts[].Execs, which would move on append
 	// under the pointers in procExec.
-	execs map[string][]*profile.Exec
+	execs map[uint64][]*profile.Exec
 }
 
-func newCollector(names map[uint64]string, self bpf.ExeID) *collector {
+func newCollector(self bpf.ExeID) *collector {
 	return &collector{
-		names:    names,
 		self:     self,
 		exePaths: map[bpf.ExeID]string{},
 		firsts:   map[bpf.Check]*bpf.FirstCheck{},
 		procExec: map[uint32]*profile.Exec{},
-		parts:    map[string]*profile.Container{},
-		execs:    map[string][]*profile.Exec{},
+		parts:    map[uint64]*profile.Container{},
+		execs:    map[uint64][]*profile.Exec{},
 	}
 }
 
@@ -65,14 +65,10 @@ func (c *collector) consume(p *bpf.Probe) error {
 }
 
 func (c *collector) part(cgroupID uint64) *profile.Container {
-	name, ok := c.names[cgroupID]
-	if !ok {
-		return nil
+	if c.parts[cgroupID] == nil {
+		c.parts[cgroupID] = &profile.Container{}
 	}
-	if c.parts[name] == nil {
-		c.parts[name] = &profile.Container{Name: name}
-	}
-	return c.parts[name]
+	return c.parts[cgroupID]
 }
 
 func (c *collector) handle(ev bpf.Event) {
@@ -82,16 +78,12 @@ func (c *collector) handle(ev bpf.Event) {
 		if e.ExePath != "" {
 			c.exePaths[e.Check.Exe] = e.ExePath
 		}
-		if part := c.part(e.CgroupID); part != nil {
-			part.UIDs = append(part.UIDs, e.EUID)
-		}
+		part := c.part(e.CgroupID)
+		part.UIDs = append(part.UIDs, e.EUID)
 		c.count(&c.nChecks)
 	case *bpf.Exec:
 		c.exePaths[e.Exe] = e.ExePath
 		part := c.part(e.CgroupID)
-		if part == nil {
-			return
-		}
 		x := &profile.Exec{
 			Executable: e.ExePath,
 			UID:        e.After.UID, EUID: e.After.EUID, GID: e.After.GID, EGID: e.After.EGID,
@@ -103,7 +95,7 @@ func (c *collector) handle(ev bpf.Event) {
 		if e.Script {
 			x.Script = e.Filename
 		}
-		c.execs[part.Name] = append(c.execs[part.Name], x)
+		c.execs[e.CgroupID] = append(c.execs[e.CgroupID], x)
 		c.procExec[e.TGID] = x
 		part.UIDs = append(part.UIDs, e.After.EUID)
 		if e.PrivilegeGain && e.Before != nil {
@@ -124,9 +116,6 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 	case *bpf.CredChange:
 		part := c.part(e.CgroupID)
-		if part == nil {
-			return
-		}
 		part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
 			Executable: c.executable(e.Exe), Syscall: syscallName(e.Syscall),
 			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
@@ -158,9 +147,12 @@ func (c *collector) executable(id bpf.ExeID) string {
 	return "(" + id.String() + ")"
 }
 
-// containers adds the aggregated checks to what the events built and returns
-// one normalized container per target, including targets that did nothing.
-func (c *collector) containers(checks []bpf.Check) ([]profile.Container, error) {
+// containers adds the aggregated checks to what the events built, names each
+// cgroup's part after its container (identities holds Name, Namespace,
+// Owner, Kind, Images, Pods) and returns the containers merged and
+// normalized, including targets that did nothing. Cgroups with no identity
+// (a pod's sandbox) are left out.
+func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile.Container) ([]profile.Container, error) {
 	var symbols *kernelSymbols
 	for _, f := range c.firsts {
 		if len(f.Stack) > 0 {
@@ -172,10 +164,10 @@ func (c *collector) containers(checks []bpf.Check) ([]profile.Container, error) 
 		}
 	}
 	for _, chk := range checks {
-		part := c.part(chk.CgroupID)
-		if part == nil || chk.Exe == c.self {
+		if chk.Exe == c.self {
 			continue
 		}
+		part := c.part(chk.CgroupID)
 		key := chk
 		key.Count = 0
 		audit, callSite := profile.UnknownAudit, ""
@@ -210,11 +202,16 @@ func (c *collector) containers(checks []bpf.Check) ([]profile.Container, error) 
 		})
 	}
 	var all []profile.Container
-	for _, name := range c.names {
-		all = append(all, profile.Container{Name: name})
+	for _, identity := range identities {
+		all = append(all, identity)
 	}
-	for _, part := range c.parts {
-		for _, x := range c.execs[part.Name] {
+	for id, part := range c.parts {
+		identity, ok := identities[id]
+		if !ok {
+			continue
+		}
+		part.Name, part.Namespace, part.Owner, part.Kind = identity.Name, identity.Namespace, identity.Owner, identity.Kind
+		for _, x := range c.execs[id] {
 			part.Execs = append(part.Execs, *x)
 		}
 		all = append(all, *part)

@@ -47,7 +47,7 @@ type CommandConfig struct {
 // when a signal ended it).
 func RecordCommand(cfg CommandConfig) (int, error) {
 	if len(cfg.Command) == 0 {
-		return 0, errors.New("no command given: use capprof record -o FILE -- COMMAND [ARGS...]")
+		return 0, errors.New("nothing to record: give --pods NAME[,NAME...] or -l SELECTOR to record pods, or -- COMMAND [ARGS...] to record a command")
 	}
 	if os.Geteuid() != 0 {
 		return 0, errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
@@ -59,11 +59,11 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	probe, err := bpf.Load()
+	rec, err := startRecording(cfg.Progress)
 	if err != nil {
 		return 0, err
 	}
-	defer probe.Close()
+	defer rec.close()
 
 	cg, err := createCgroup(cgroupRoot, fmt.Sprintf("capprof-%d-%d", os.Getpid(), time.Now().UnixNano()))
 	if err != nil {
@@ -74,22 +74,10 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 			fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 		}
 	}()
-	if err := probe.AddTarget(cg.id, 0); err != nil {
-		return 0, err
-	}
-	if err := probe.Attach(); err != nil {
+	if err := rec.addTarget(cg.id, profile.Container{Name: cfg.Name}); err != nil {
 		return 0, err
 	}
 
-	self, err := bpf.ExeIDOf("/proc/self/exe")
-	if err != nil {
-		return 0, fmt.Errorf("identify capprof's own executable: %w", err)
-	}
-	col := newCollector(map[uint64]string{cg.id: cfg.Name}, self)
-	readerDone := make(chan error, 1)
-	go func() { readerDone <- col.consume(probe) }()
-
-	start := time.Now()
 	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	// clone3(CLONE_INTO_CGROUP), Linux 5.7: the child is born in the target
@@ -97,71 +85,127 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	// enters it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd())}
 	if err := cmd.Start(); err != nil {
-		probe.Detach()
-		probe.Flush()
-		<-readerDone
+		rec.stop()
 		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
 		strings.Join(cfg.Command, " "), cfg.Name, cmd.Process.Pid, cg.path)
 
-	exitCode := waitCommand(cmd, cg, cfg, col, start)
+	exitCode := waitCommand(cmd, cg, cfg, rec.col, rec.start)
 
 	if n, err := cg.killAll(10 * time.Second); err != nil {
 		fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 	} else if n > 0 {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command\n", n)
 	}
+	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Command}
+	if err := rec.finish(meta, cfg.Output, cfg.Name); err != nil {
+		return exitCode, err
+	}
+	return exitCode, nil
+}
+
+// recording is a loaded and attached probe with its event reader running.
+type recording struct {
+	probe      *bpf.Probe
+	col        *collector
+	readerDone chan error
+	start      time.Time
+	progress   io.Writer
+	// identities names the target cgroups, by cgroup id.
+	identities map[uint64]profile.Container
+	stopped    bool
+}
+
+// startRecording loads and attaches the probe and starts reading its events.
+// Targets are added afterwards; until then nothing is recorded.
+func startRecording(progress io.Writer) (*recording, error) {
+	probe, err := bpf.Load()
+	if err != nil {
+		return nil, err
+	}
+	if err := probe.Attach(); err != nil {
+		probe.Close()
+		return nil, err
+	}
+	self, err := bpf.ExeIDOf("/proc/self/exe")
+	if err != nil {
+		probe.Close()
+		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
+	}
+	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), start: time.Now(),
+		progress: progress, identities: map[uint64]profile.Container{}}
+	go func() { r.readerDone <- r.col.consume(probe) }()
+	return r, nil
+}
+
+// addTarget starts recording a cgroup as (part of) the container identity
+// names.
+func (r *recording) addTarget(cgroupID uint64, identity profile.Container) error {
+	if err := r.probe.AddTarget(cgroupID, 0); err != nil {
+		return err
+	}
+	r.identities[cgroupID] = identity
+	return nil
+}
+
+// stop detaches the probe and drains the events: after it no counter moves,
+// so the map read that follows is final.
+func (r *recording) stop() error {
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	r.probe.Detach()
+	if err := r.probe.Flush(); err != nil {
+		return fmt.Errorf("flush events: %w", err)
+	}
+	return <-r.readerDone
+}
+
+func (r *recording) close() {
+	r.stop()
+	r.probe.Close()
+}
+
+// finish stops the recording, completes meta, saves the profile atomically
+// and prints the summary line for what.
+func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	end := time.Now()
-
-	// Detach first: after this no counter moves, so the map read is final.
-	probe.Detach()
-	if err := probe.Flush(); err != nil {
-		return exitCode, fmt.Errorf("flush events: %w", err)
+	if err := r.stop(); err != nil {
+		return err
 	}
-	if err := <-readerDone; err != nil {
-		return exitCode, err
-	}
-	checks, err := probe.Checks()
+	checks, err := r.probe.Checks()
 	if err != nil {
-		return exitCode, err
+		return err
 	}
-	stats, err := probe.Stats()
+	stats, err := r.probe.Stats()
 	if err != nil {
-		return exitCode, err
+		return err
 	}
-
-	p := &profile.Profile{
-		APIVersion: profile.APIVersion,
-		Kind:       profile.Kind,
-		Metadata: profile.Metadata{
-			StartTime:      start.UTC().Truncate(time.Millisecond),
-			EndTime:        end.UTC().Truncate(time.Millisecond),
-			Node:           hostname(),
-			KernelRelease:  bpf.KernelRelease(),
-			Probe:          bpf.Backend,
-			CapprofVersion: cfg.Version,
-			Command:        cfg.Command,
-			Drops: profile.Drops{
-				Events:                    stats.RingBufferDrops,
-				UncountedChecks:           stats.AggregationMapFull,
-				UnfollowedCredentialCalls: stats.PendingMapFull,
-			},
-		},
+	meta.StartTime = r.start.UTC().Truncate(time.Millisecond)
+	meta.EndTime = end.UTC().Truncate(time.Millisecond)
+	meta.KernelRelease = bpf.KernelRelease()
+	meta.Probe = bpf.Backend
+	meta.Drops = profile.Drops{
+		Events:                    stats.RingBufferDrops,
+		UncountedChecks:           stats.AggregationMapFull,
+		UnfollowedCredentialCalls: stats.PendingMapFull,
 	}
-	if p.Containers, err = col.containers(checks); err != nil {
-		return exitCode, err
+	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
+	if p.Containers, err = r.col.containers(checks, r.identities); err != nil {
+		return err
 	}
-	if err := p.Save(cfg.Output); err != nil {
-		return exitCode, err
+	if err := p.Save(output); err != nil {
+		return err
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
-		fmt.Fprintf(cfg.Progress, "capprof: warning: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete\n",
+		fmt.Fprintf(r.progress, "capprof: warning: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete\n",
 			d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls)
 	}
-	fmt.Fprintf(cfg.Progress, "capprof: recorded %s in %s: %s; saved %s; %s\n",
-		cfg.Name, end.Sub(start).Round(time.Millisecond), col.summary(), cfg.Output, ownUsage())
-	return exitCode, nil
+	fmt.Fprintf(r.progress, "capprof: recorded %s in %s: %s; saved %s; %s\n",
+		what, end.Sub(r.start).Round(time.Millisecond), r.col.summary(), output, ownUsage())
+	return nil
 }
 
 // waitCommand waits for the command to exit, stopping it at the deadline or

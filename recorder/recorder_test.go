@@ -97,7 +97,7 @@ func TestCollector(t *testing.T) {
 	const cg = 42
 	self := bpf.ExeID{Dev: 1, Ino: 1}
 	server := bpf.ExeID{Dev: 8<<20 | 1, Ino: 100}
-	c := newCollector(map[uint64]string{cg: "web"}, self)
+	c := newCollector(self)
 	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
 	root := bpf.Creds{Effective: 1<<41 - 1, Permitted: 1<<41 - 1}
 
@@ -115,7 +115,7 @@ func TestCollector(t *testing.T) {
 	counted.Count = 3
 	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, Count: 1}
 	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
-	containers, err := c.containers([]bpf.Check{counted, unseen, launcher})
+	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, map[uint64]profile.Container{cg: {Name: "web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,5 +143,30 @@ func TestCollector(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("container:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestCollectorRestartedContainer: two cgroups of one container (a restart)
+// become one entry; a cgroup nobody named (a pod sandbox) is left out.
+func TestCollectorRestartedContainer(t *testing.T) {
+	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1})
+	server := bpf.ExeID{Dev: 2, Ino: 2}
+	owner := &profile.Owner{Kind: "Deployment", Name: "web"}
+	identity := profile.Container{Name: "nginx", Namespace: "shop", Owner: owner, Kind: profile.RegularContainer,
+		Images: []string{"nginx:1"}, Pods: []string{"web-1"}}
+	bind := func(cg uint64) bpf.Check {
+		return bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true, Count: 2}
+	}
+	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, map[uint64]profile.Container{1: identity, 2: identity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(containers) != 1 {
+		t.Fatalf("containers %+v, want one", containers)
+	}
+	got := containers[0]
+	if got.Key() != identity.Key() || got.Kind != profile.RegularContainer || !reflect.DeepEqual(got.Pods, []string{"web-1"}) ||
+		!reflect.DeepEqual(got.Images, []string{"nginx:1"}) || got.Capabilities[0].Count != 4 {
+		t.Fatalf("container %+v, want shop/Deployment/web/nginx with both instances' 4 checks", got)
 	}
 }

@@ -41,7 +41,7 @@ func Table(w io.Writer, a profile.Analysis) error {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "CONTAINER %s (%s)\n", c.Name, plural(c.Recordings, "recording"))
+		fmt.Fprintf(w, "CONTAINER %s\n", containerHeading(c))
 		if len(c.Capabilities) == 0 {
 			fmt.Fprintln(w, "no capability checks observed")
 		} else {
@@ -79,6 +79,28 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 	}
 	return nil
+}
+
+// containerHeading is "main (1 recording)" in command mode and
+// "nginx in shop/Deployment/web (regular, image nginx:1.27; 2 pods, 3 recordings)"
+// for a pod's container.
+func containerHeading(c profile.ContainerAnalysis) string {
+	counts := plural(c.Recordings, "recording")
+	if c.Owner == nil {
+		return fmt.Sprintf("%s (%s)", c.Name, counts)
+	}
+	var about []string
+	if c.Kind != "" {
+		about = append(about, string(c.Kind))
+	}
+	if len(c.Images) > 0 {
+		about = append(about, "image "+strings.Join(c.Images, ", "))
+	}
+	counts = plural(len(c.Pods), "pod") + ", " + counts
+	if len(about) > 0 {
+		counts = strings.Join(about, ", ") + "; " + counts
+	}
+	return fmt.Sprintf("%s in %s/%s/%s (%s)", c.Name, c.Namespace, c.Owner.Kind, c.Owner.Name, counts)
 }
 
 // writeTrimmed drops the padding tablewriter leaves at the end of lines.
@@ -121,17 +143,21 @@ func plural(n int, word string) string {
 
 type containerContext struct {
 	Name            string                  `json:"name"`
+	Namespace       string                  `json:"namespace,omitempty"`
+	Owner           *profile.Owner          `json:"owner,omitempty"`
+	Kind            profile.ContainerKind   `json:"kind,omitempty"`
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 }
 
 // YAML writes the minimal securityContext of every container, shaped like a
-// pod spec's containers list so it can be merged by container name.
+// pod spec's containers list so it can be merged by container name; pods'
+// containers also say which namespace and workload they belong to.
 func YAML(w io.Writer, a profile.Analysis) error {
 	doc := struct {
 		Containers []containerContext `json:"containers"`
 	}{Containers: []containerContext{}}
 	for _, c := range a.Containers {
-		doc.Containers = append(doc.Containers, containerContext{c.Name, c.SecurityContext})
+		doc.Containers = append(doc.Containers, containerContext{c.Name, c.Namespace, c.Owner, c.Kind, c.SecurityContext})
 	}
 	data, err := yaml.Marshal(doc)
 	if err != nil {

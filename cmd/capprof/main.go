@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/recorder"
 	"github.com/capprof/capprof/render"
@@ -123,28 +124,48 @@ func recordCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "record",
 		OnUsageError: usageError,
-		Usage:        "run a command and record its capability use (needs root)",
-		ArgsUsage:    "-- COMMAND [ARGS...]",
-		Description: "Starts COMMAND in a fresh cgroup, records it and every descendant with eBPF, and\n" +
+		Usage:        "record the capability use of pods on this node, or of a command (needs root)",
+		ArgsUsage:    "(--pods NAME[,NAME...] | -l SELECTOR) | -- COMMAND [ARGS...]",
+		Description: "With --pods or -l, records the selected pods' containers on this node until --duration\n" +
+			"or Ctrl-C; containers that start or restart, and pods that come to match, join as they\n" +
+			"appear. Pods come from the Kubernetes API (kubectl's --kubeconfig/--context rules), or\n" +
+			"from the container runtime with --runtime-endpoint.\n\n" +
+			"With -- COMMAND, starts COMMAND in a fresh cgroup, records it and every descendant, and\n" +
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
-			"capprof exits with COMMAND's exit code.",
+			"capprof then exits with COMMAND's exit code.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
-			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as"},
-			&cli.DurationFlag{Name: "duration", Usage: "stop the command after this long (0: until it exits)"},
-			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed"},
+			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
+			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
+			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
+			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "select pods in every namespace", Category: "Pods"},
+			&cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Usage: "this node's `NAME` in the cluster", Category: "Pods"},
+			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"},
+			&cli.StringFlag{Name: "context", Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"},
+			&cli.StringFlag{Name: "runtime-endpoint", Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
+			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as", Category: "Command"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Duration("duration") < 0 {
 				return fmt.Errorf("--duration %s: must not be negative", c.Duration("duration"))
 			}
-			if c.String("name") == "" {
-				return errors.New("--name must not be empty")
-			}
 			signals := make(chan os.Signal, 2)
 			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(signals)
+			if c.IsSet("pods") || c.IsSet("selector") {
+				return recordPods(c, signals)
+			}
+			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint"} {
+				if c.IsSet(f) {
+					return fmt.Errorf("--%s selects pods: give --pods or -l too, or leave it out to record a command", f)
+				}
+			}
+			if c.String("name") == "" {
+				return errors.New("--name must not be empty")
+			}
 			code, err := recorder.RecordCommand(recorder.CommandConfig{
 				Command:        c.Args().Slice(),
 				Name:           c.String("name"),
@@ -170,13 +191,67 @@ func recordCommand() *cli.Command {
 	}
 }
 
+// recordPods is record's pod mode.
+func recordPods(c *cli.Context, signals <-chan os.Signal) error {
+	if c.NArg() > 0 {
+		return fmt.Errorf("both pods and a command (%q) given: record one or the other", c.Args().First())
+	}
+	for _, f := range []string{"name", "stop-timeout"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--%s applies to recording a command, not pods", f)
+		}
+	}
+	sel := kube.Selection{
+		Names:         c.StringSlice("pods"),
+		Namespace:     c.String("namespace"),
+		AllNamespaces: c.Bool("all-namespaces"),
+		LabelSelector: c.String("selector"),
+		Node:          c.String("node"),
+	}
+	if c.IsSet("pods") && len(sel.Names) == 0 {
+		return errors.New("--pods: no pod name given")
+	}
+	var source kube.Source
+	if endpoint := c.String("runtime-endpoint"); endpoint != "" {
+		for _, f := range []string{"kubeconfig", "context"} {
+			if c.IsSet(f) {
+				return fmt.Errorf("--%s and --runtime-endpoint exclude each other: the runtime is asked instead of the API", f)
+			}
+		}
+		cri, err := kube.NewCRISource(c.Context, kube.CRIConfig{Selection: sel, Endpoint: endpoint})
+		if err != nil {
+			return err
+		}
+		defer cri.Close()
+		source = cri
+	} else {
+		api, err := kube.NewAPISource(kube.APIConfig{Selection: sel, Kubeconfig: c.String("kubeconfig"),
+			Context: c.String("context"), Warnings: c.App.ErrWriter})
+		if err != nil {
+			return err
+		}
+		source = api
+	}
+	return recorder.RecordPods(recorder.PodsConfig{
+		Source:         source,
+		Node:           sel.Node,
+		Output:         c.String("output"),
+		Duration:       c.Duration("duration"),
+		Signals:        signals,
+		Progress:       c.App.ErrWriter,
+		ProgressPeriod: c.Duration("progress"),
+		Version:        version,
+	})
+}
+
 func analyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "analyze",
 		OnUsageError: usageError,
 		Usage:        "merge profiles and show what each container needs",
 		ArgsUsage:    "PROFILE...",
-		Description: "Merges the profiles (containers with the same name are one container) and shows,\n" +
+		Description: "Merges the profiles (entries with the same namespace, owner and container name are one\n" +
+			"container: replicas, nodes and runs combine) and shows,\n" +
 			"per container, each capability checked and the decision: required, denied or not needed.\n" +
 			"-o yaml prints the minimal securityContext; -o json prints both.",
 		Flags: []cli.Flag{

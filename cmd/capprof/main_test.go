@@ -46,7 +46,17 @@ func TestBadInput(t *testing.T) {
 		{"record without -o", []string{"record", "--", "/bin/true"}, `Required flag "output" not set`},
 		{"record bad duration", []string{"record", "-o", filepath.Join(dir, "p.json"), "--duration", "soon", "--", "/bin/true"}, `invalid value "soon" for flag -duration`},
 		{"record negative duration", []string{"record", "-o", filepath.Join(dir, "p.json"), "--duration", "-1s", "--", "/bin/true"}, "--duration -1s: must not be negative"},
-		{"record without command", []string{"record", "-o", filepath.Join(dir, "p.json")}, "no command given"},
+		{"record without command", []string{"record", "-o", filepath.Join(dir, "p.json")}, "nothing to record: give --pods"},
+		{"pods and command", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--", "/bin/true"}, `both pods and a command ("/bin/true") given`},
+		{"namespace without pods", []string{"record", "-o", filepath.Join(dir, "p.json"), "-n", "shop", "--", "/bin/true"}, "--namespace selects pods: give --pods or -l too"},
+		{"name with pods", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--name", "x"}, "--name applies to recording a command, not pods"},
+		{"-n and -A", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "-n", "shop", "-A"}, `-n "shop" and -A exclude each other`},
+		{"bad selector", []string{"record", "-o", filepath.Join(dir, "p.json"), "-l", "app in (web"}, `-l "app in (web": `},
+		{"empty pod name", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "a,,b"}, `--pods "": not a pod name`},
+		{"missing kubeconfig", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", missing}, `--kubeconfig "` + missing + `": stat ` + missing + ": no such file or directory"},
+		{"kubeconfig and runtime", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", good, "--runtime-endpoint", "unix:///x"}, "--kubeconfig and --runtime-endpoint exclude each other"},
+		{"tcp runtime endpoint", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "localhost:1234"}, `--runtime-endpoint "localhost:1234": want a unix socket`},
+		{"runtime not running", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "unix://" + missing}, `--runtime-endpoint "unix://` + missing + `": the container runtime does not answer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,340 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// APIConfig selects pods through the Kubernetes API.
+type APIConfig struct {
+	Selection
+	// Kubeconfig and Context follow kubectl: --kubeconfig, else $KUBECONFIG,
+	// else ~/.kube/config, else the in-cluster service account.
+	Kubeconfig, Context string
+	// Warnings receives one line per problem that does not stop recording.
+	Warnings io.Writer
+}
+
+// requestTimeout bounds every list and get; watches are long-lived.
+const requestTimeout = 15 * time.Second
+
+// APISource finds pods through the Kubernetes API.
+type APISource struct {
+	sel       Selection
+	namespace string // "" with -A
+	origin    string // "kubeconfig /root/.kube/config, context \"kind\""
+	client    kubernetes.Interface
+	warnings  io.Writer
+
+	mu     sync.Mutex
+	owners map[string]profile.Owner // by namespace/kind/name of the pod's controller
+}
+
+// NewAPISource loads the client configuration; it does not contact the API
+// server yet.
+func NewAPISource(cfg APIConfig) (*APISource, error) {
+	if err := cfg.Selection.Validate(); err != nil {
+		return nil, err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if cfg.Kubeconfig != "" {
+		if _, err := os.Stat(cfg.Kubeconfig); err != nil {
+			return nil, fmt.Errorf("--kubeconfig %q: %w", cfg.Kubeconfig, err)
+		}
+		rules.ExplicitPath = cfg.Kubeconfig
+	}
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	origin := describeOrigin(rules, loader, cfg.Context)
+	rest, err := loader.ClientConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) {
+			return nil, errors.New("no Kubernetes client configuration: no --kubeconfig, $KUBECONFIG or ~/.kube/config, and not running in a pod; give --kubeconfig, or --runtime-endpoint to ask the container runtime instead")
+		}
+		return nil, fmt.Errorf("load Kubernetes client configuration (%s): %s", origin, oneLine(err))
+	}
+	rest.UserAgent = "capprof"
+	client, err := kubernetes.NewForConfig(rest)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes client (%s): %w", origin, err)
+	}
+	s := &APISource{sel: cfg.Selection, origin: origin, client: client, warnings: cfg.Warnings, owners: map[string]profile.Owner{}}
+	if s.warnings == nil {
+		s.warnings = io.Discard
+	}
+	switch {
+	case cfg.AllNamespaces:
+	case cfg.Namespace != "":
+		s.namespace = cfg.Namespace
+	default:
+		if s.namespace, _, err = loader.Namespace(); err != nil {
+			return nil, fmt.Errorf("read the namespace of the kubeconfig context (%s): %w", origin, err)
+		}
+	}
+	return s, nil
+}
+
+// describeOrigin says which configuration is used, for error messages:
+// the kubeconfig file(s) and the context, or the in-cluster account.
+func describeOrigin(rules *clientcmd.ClientConfigLoadingRules, loader clientcmd.ClientConfig, context string) string {
+	var files []string
+	for _, f := range rules.GetLoadingPrecedence() {
+		if _, err := os.Stat(f); err == nil {
+			files = append(files, f)
+		}
+	}
+	if len(files) == 0 {
+		return "in-cluster service account"
+	}
+	if context == "" {
+		if raw, err := loader.RawConfig(); err == nil {
+			context = raw.CurrentContext
+		}
+	}
+	return fmt.Sprintf("kubeconfig %s, context %q", strings.Join(files, ":"), context)
+}
+
+// Describe implements Source.
+func (s *APISource) Describe() string { return s.sel.describe(s.namespace) }
+
+func (s *APISource) listOptions() metav1.ListOptions {
+	selector := fields.OneTermEqualSelector("spec.nodeName", s.sel.Node)
+	if len(s.sel.Names) == 1 {
+		selector = fields.AndSelectors(selector, fields.OneTermEqualSelector("metadata.name", s.sel.Names[0]))
+	}
+	return metav1.ListOptions{LabelSelector: s.sel.LabelSelector, FieldSelector: selector.String()}
+}
+
+// Pods implements Source.
+func (s *APISource) Pods(ctx context.Context) ([]Pod, error) {
+	list, err := s.list(ctx, s.namespace, s.listOptions())
+	if err != nil {
+		return nil, err
+	}
+	var pods []Pod
+	for i := range list.Items {
+		if s.sel.matches(list.Items[i].Name, list.Items[i].Labels) {
+			pods = append(pods, s.pod(ctx, &list.Items[i]))
+		}
+	}
+	if len(pods) == 0 {
+		return nil, &NoMatchError{Selected: s.Describe(), NearMisses: s.nearMisses(ctx), Origin: s.origin}
+	}
+	return pods, nil
+}
+
+func (s *APISource) list(ctx context.Context, namespace string, opts metav1.ListOptions) (*corev1.PodList, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	list, err := s.client.CoreV1().Pods(namespace).List(ctx, opts)
+	if err != nil {
+		return nil, s.apiError("list", "pods", namespace, err)
+	}
+	return list, nil
+}
+
+// apiError names the verb and resource that failed and the configuration
+// used, and keeps the server's reason to one line.
+func (s *APISource) apiError(verb, resource, namespace string, err error) error {
+	where := fmt.Sprintf("in namespace %q", namespace)
+	if namespace == "" {
+		where = "in all namespaces"
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("forbidden to %s %s %s (%s): %s; grant the user %q on %q", verb, resource, where, s.origin, oneLine(err), verb, resource)
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%s %s %s (%s): the API server rejected the credentials: %s", verb, resource, where, s.origin, oneLine(err))
+	case apierrors.IsNotFound(err), apierrors.IsInvalid(err), apierrors.IsBadRequest(err):
+		return fmt.Errorf("%s %s %s (%s): %s", verb, resource, where, s.origin, oneLine(err))
+	}
+	return fmt.Errorf("%s %s %s (%s): API server unreachable: %s", verb, resource, where, s.origin, oneLine(err))
+}
+
+// nearMisses lists pods that match by name or selector but are on another
+// node or in another namespace. Failures only make the list shorter.
+func (s *APISource) nearMisses(ctx context.Context) []string {
+	var opts []metav1.ListOptions
+	if len(s.sel.Names) > 0 {
+		for _, n := range s.sel.Names {
+			opts = append(opts, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", n).String(), LabelSelector: s.sel.LabelSelector})
+		}
+	} else {
+		opts = append(opts, metav1.ListOptions{LabelSelector: s.sel.LabelSelector})
+	}
+	var misses []string
+	for _, o := range opts {
+		list, err := s.list(ctx, "", o) // needs cluster-wide list; else try our namespace
+		if err != nil && s.namespace != "" {
+			list, err = s.list(ctx, s.namespace, o)
+		}
+		if err != nil {
+			continue
+		}
+		for _, p := range list.Items {
+			if !s.sel.matches(p.Name, p.Labels) {
+				continue
+			}
+			var why []string
+			if s.namespace != "" && p.Namespace != s.namespace {
+				why = append(why, "another namespace")
+			}
+			switch p.Spec.NodeName {
+			case s.sel.Node:
+			case "":
+				why = append(why, "not scheduled yet")
+			default:
+				why = append(why, fmt.Sprintf("on node %q", p.Spec.NodeName))
+			}
+			misses = append(misses, fmt.Sprintf("%s/%s (%s)", p.Namespace, p.Name, strings.Join(why, ", ")))
+		}
+	}
+	return misses
+}
+
+// Watch implements Source with an informer restricted, like Pods, to this
+// node and the label selector; the informer re-lists and re-watches on its
+// own after errors.
+func (s *APISource) Watch(ctx context.Context, out chan<- Pod) error {
+	opts := s.listOptions()
+	pods := s.client.CoreV1().Pods(s.namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
+			return pods.Watch(ctx, o)
+		},
+	}
+	informer := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	if err := informer.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
+		fmt.Fprintf(s.warnings, "capprof: warning: watch pods: %s (retrying)\n", oneLine(err))
+	}); err != nil {
+		return err
+	}
+	send := func(obj any) {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || !s.sel.matches(p.Name, p.Labels) {
+			return
+		}
+		select {
+		case out <- s.pod(ctx, p):
+		case <-ctx.Done():
+		}
+	}
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    send,
+		UpdateFunc: func(_, obj any) { send(obj) },
+	}); err != nil {
+		return err
+	}
+	informer.RunWithContext(ctx)
+	return nil
+}
+
+// pod converts an API pod; only containers that have an id (created by the
+// runtime) are included.
+func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
+	out := Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), QOSClass: string(p.Status.QOSClass), Owner: s.owner(ctx, p)}
+	images := map[string]string{}
+	for _, c := range p.Spec.InitContainers {
+		images[c.Name] = c.Image
+	}
+	for _, c := range p.Spec.Containers {
+		images[c.Name] = c.Image
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		images[c.Name] = c.Image
+	}
+	add := func(kind profile.ContainerKind, statuses []corev1.ContainerStatus) {
+		for _, st := range statuses {
+			if st.ContainerID == "" {
+				continue
+			}
+			runtime, id := splitContainerID(st.ContainerID)
+			image := images[st.Name]
+			if image == "" {
+				image = st.Image
+			}
+			out.Containers = append(out.Containers, Container{Name: st.Name, Kind: kind, Image: image, ID: id, Runtime: runtime,
+				Running: st.State.Running != nil})
+		}
+	}
+	add(profile.InitContainer, p.Status.InitContainerStatuses)
+	add(profile.RegularContainer, p.Status.ContainerStatuses)
+	add(profile.EphemeralContainer, p.Status.EphemeralContainerStatuses)
+	return out
+}
+
+// owner follows the pod's controller up one more level where Kubernetes
+// adds one (ReplicaSet → Deployment, Job → CronJob). When the intermediate
+// object cannot be read, the owner is inferred from labels and names.
+func (s *APISource) owner(ctx context.Context, p *corev1.Pod) profile.Owner {
+	ref := metav1.GetControllerOf(p)
+	if ref == nil {
+		return profile.Owner{Kind: "Pod", Name: p.Name}
+	}
+	if ref.Kind != "ReplicaSet" && ref.Kind != "Job" {
+		return profile.Owner{Kind: ref.Kind, Name: ref.Name}
+	}
+	key := p.Namespace + "/" + ref.Kind + "/" + ref.Name
+	s.mu.Lock()
+	o, ok := s.owners[key]
+	s.mu.Unlock()
+	if ok {
+		return o
+	}
+	o = profile.Owner{Kind: ref.Kind, Name: ref.Name}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	var (
+		obj metav1.Object
+		err error
+	)
+	if ref.Kind == "ReplicaSet" {
+		obj, err = s.client.AppsV1().ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	} else {
+		obj, err = s.client.BatchV1().Jobs(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	}
+	switch {
+	case err == nil:
+		if up := metav1.GetControllerOf(obj); up != nil {
+			o = profile.Owner{Kind: up.Kind, Name: up.Name}
+		}
+	case ref.Kind == "ReplicaSet":
+		if inferred := inferOwner(p.Name, p.Labels); inferred.Kind == "Deployment" {
+			o = inferred
+		}
+		fmt.Fprintf(s.warnings, "capprof: warning: %s; owner of pod %s/%s inferred as %s %s\n",
+			s.apiError("get", "replicasets", p.Namespace, err), p.Namespace, p.Name, o.Kind, o.Name)
+	default:
+		fmt.Fprintf(s.warnings, "capprof: warning: %s; owner of pod %s/%s taken as Job %s\n",
+			s.apiError("get", "jobs", p.Namespace, err), p.Namespace, p.Name, ref.Name)
+	}
+	s.mu.Lock()
+	s.owners[key] = o
+	s.mu.Unlock()
+	return o
+}
+
+func oneLine(err error) string { return strings.Join(strings.Fields(err.Error()), " ") }

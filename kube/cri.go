@@ -1,0 +1,206 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Labels the kubelet puts on every pod sandbox and container it creates
+// through the CRI (pkg/kubelet/types/labels.go).
+const (
+	criPodName       = "io.kubernetes.pod.name"
+	criPodNamespace  = "io.kubernetes.pod.namespace"
+	criPodUID        = "io.kubernetes.pod.uid"
+	criContainerName = "io.kubernetes.container.name"
+)
+
+// CRIPollInterval is how often a CRI source looks for new containers: the
+// CRI's event stream (GetContainerEvents) is optional and containerd 1.6
+// lacks it.
+const CRIPollInterval = time.Second
+
+// CRIConfig selects pods through the node's container runtime, without the
+// Kubernetes API.
+type CRIConfig struct {
+	Selection
+	// Endpoint is the runtime's socket: unix:///run/containerd/containerd.sock.
+	Endpoint string
+}
+
+// CRISource finds pods through the CRI RuntimeService. The runtime does not
+// record whether a container is an init or ephemeral one, so Kind is left
+// empty, and owners are inferred from the pod's labels.
+type CRISource struct {
+	sel       Selection
+	namespace string // "" with -A
+	endpoint  string
+	runtime   string // the runtime's name, as in container ids: containerd, cri-o
+	conn      *grpc.ClientConn
+	client    runtimeapi.RuntimeServiceClient
+}
+
+// NewCRISource connects to the runtime and checks that it answers.
+func NewCRISource(ctx context.Context, cfg CRIConfig) (*CRISource, error) {
+	if err := cfg.Selection.Validate(); err != nil {
+		return nil, err
+	}
+	target := cfg.Endpoint
+	if !strings.HasPrefix(target, "unix://") {
+		return nil, fmt.Errorf("--runtime-endpoint %q: want a unix socket, as unix:///run/containerd/containerd.sock", cfg.Endpoint)
+	}
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("--runtime-endpoint %q: %w", cfg.Endpoint, err)
+	}
+	s := &CRISource{sel: cfg.Selection, namespace: cfg.Namespace, endpoint: cfg.Endpoint, conn: conn, client: runtimeapi.NewRuntimeServiceClient(conn)}
+	if s.namespace == "" && !cfg.AllNamespaces {
+		s.namespace = "default"
+	}
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	v, err := s.client.Version(ctx, &runtimeapi.VersionRequest{})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("--runtime-endpoint %q: the container runtime does not answer: %s; is it running, and does it serve the CRI (runtime.v1)?", cfg.Endpoint, oneLine(err))
+	}
+	s.runtime = strings.ToLower(v.RuntimeName)
+	return s, nil
+}
+
+// Close closes the connection to the runtime.
+func (s *CRISource) Close() error { return s.conn.Close() }
+
+// Describe implements Source.
+func (s *CRISource) Describe() string { return s.sel.describe(s.namespace) }
+
+// Pods implements Source.
+func (s *CRISource) Pods(ctx context.Context) ([]Pod, error) {
+	all, err := s.list(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var pods, misses []Pod
+	for _, p := range all {
+		switch {
+		case !s.sel.matches(p.pod.Name, p.labels):
+		case s.namespace != "" && p.pod.Namespace != s.namespace:
+			misses = append(misses, p.pod)
+		default:
+			pods = append(pods, p.pod)
+		}
+	}
+	if len(pods) == 0 {
+		e := &NoMatchError{Selected: s.Describe(), Origin: "runtime endpoint " + s.endpoint}
+		for _, m := range misses {
+			e.NearMisses = append(e.NearMisses, fmt.Sprintf("%s/%s (another namespace)", m.Namespace, m.Name))
+		}
+		return nil, e
+	}
+	return pods, nil
+}
+
+type criPod struct {
+	pod    Pod
+	labels map[string]string
+}
+
+// list returns every Kubernetes pod the runtime has, sandboxes of one pod
+// (a recreated sandbox) merged, sorted by namespace and name.
+func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	sandboxes, err := s.client.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list pod sandboxes through %s: %s", s.endpoint, oneLine(err))
+	}
+	containers, err := s.client.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list containers through %s: %s", s.endpoint, oneLine(err))
+	}
+	byUID := map[string]*criPod{}
+	podOfSandbox := map[string]*criPod{}
+	for _, sb := range sandboxes.Items {
+		l := sb.GetLabels()
+		uid := l[criPodUID]
+		if uid == "" || l[criPodName] == "" {
+			continue // not made by a kubelet
+		}
+		p := byUID[uid]
+		if p == nil {
+			p = &criPod{pod: Pod{Namespace: l[criPodNamespace], Name: l[criPodName], UID: uid, Owner: inferOwner(l[criPodName], l)}, labels: l}
+			byUID[uid] = p
+		}
+		podOfSandbox[sb.GetId()] = p
+	}
+	for _, c := range containers.Containers {
+		p := podOfSandbox[c.GetPodSandboxId()]
+		if p == nil {
+			continue
+		}
+		image := c.GetImage().GetUserSpecifiedImage()
+		if image == "" {
+			image = c.GetImage().GetImage()
+		}
+		state := c.GetState()
+		p.pod.Containers = append(p.pod.Containers, Container{
+			Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(), Runtime: s.runtime,
+			Running: state == runtimeapi.ContainerState_CONTAINER_RUNNING || state == runtimeapi.ContainerState_CONTAINER_CREATED,
+		})
+	}
+	out := make([]criPod, 0, len(byUID))
+	for _, p := range byUID {
+		slices.SortFunc(p.pod.Containers, func(a, b Container) int { return strings.Compare(a.ID, b.ID) })
+		out = append(out, *p)
+	}
+	slices.SortFunc(out, func(a, b criPod) int {
+		return strings.Compare(a.pod.Namespace+"/"+a.pod.Name, b.pod.Namespace+"/"+b.pod.Name)
+	})
+	return out, nil
+}
+
+// Watch implements Source by polling: a pod is sent when its set of
+// containers changed since the last poll.
+func (s *CRISource) Watch(ctx context.Context, out chan<- Pod) error {
+	seen := map[string]string{} // pod uid -> its container ids and states
+	tick := time.NewTicker(CRIPollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		all, err := s.list(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range all {
+			if !s.sel.matches(p.pod.Name, p.labels) || (s.namespace != "" && p.pod.Namespace != s.namespace) {
+				continue
+			}
+			var sig strings.Builder
+			for _, c := range p.pod.Containers {
+				fmt.Fprintf(&sig, "%s:%t,", c.ID, c.Running)
+			}
+			if seen[p.pod.UID] == sig.String() {
+				continue
+			}
+			seen[p.pod.UID] = sig.String()
+			select {
+			case out <- p.pod:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package recorder
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/capprof/capprof/kube"
+)
+
+// containerCgroup finds a pod container's cgroup v2 directory below root
+// and returns it with its id (the directory's inode, which is what
+// bpf_get_current_cgroup_id returns).
+//
+// The kubelet names pod cgroups after the pod's QoS class and uid, and the
+// runtime names the container's after its id:
+//
+//	cgroupfs driver: kubepods[/besteffort|/burstable]/pod<uid>/<id>
+//	systemd driver:  kubepods.slice[/kubepods-<qos>.slice]/kubepods[-<qos>]-pod<uid_>.slice/
+//	                 {cri-containerd,crio,docker}-<id>.scope
+//
+// Those places are tried first; a kubelet with --cgroup-root (kind, k3s)
+// puts them deeper, so then the whole tree is searched for a container
+// directory under a directory of this pod.
+func containerCgroup(root string, pod kube.Pod, c kube.Container) (string, uint64, error) {
+	leaves := containerDirNames(c.ID)
+	for _, podDir := range podDirCandidates(pod) {
+		for _, leaf := range leaves {
+			path := filepath.Join(root, podDir, leaf)
+			if id, err := cgroupID(path); err == nil {
+				return path, id, nil
+			}
+		}
+	}
+	podNames := podDirNames(pod.UID)
+	var found string
+	errFound := errors.New("found")
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil // a cgroup removed while walking
+		}
+		if slices.Contains(leaves, d.Name()) && slices.Contains(podNames, filepath.Base(filepath.Dir(path))) {
+			found = path
+			return errFound
+		}
+		return nil
+	})
+	if found != "" {
+		if id, err := cgroupID(found); err == nil {
+			return found, id, nil
+		}
+	}
+	if err != nil && !errors.Is(err, errFound) {
+		return "", 0, fmt.Errorf("search %s: %w", root, err)
+	}
+	return "", 0, fmt.Errorf("container %q (%s) of pod %s/%s: no cgroup found under %s: looked for %s/%s (cgroupfs driver) and kubepods-*%s.slice/*-%s.scope (systemd driver), then in every directory below it; is this the pod's node, and does it use cgroup v2?",
+		c.Name, c.ID, pod.Namespace, pod.Name, root, "pod"+pod.UID, c.ID, podNames[1], c.ID)
+}
+
+// podDirCandidates lists the pod's cgroup directory for both drivers, the
+// pod's QoS class first when it is known.
+func podDirCandidates(pod kube.Pod) []string {
+	qos := []string{"besteffort", "burstable", ""} // "": Guaranteed pods sit directly under kubepods
+	if q := strings.ToLower(pod.QOSClass); q != "" {
+		if q == "guaranteed" {
+			q = ""
+		}
+		qos = slices.DeleteFunc(qos, func(s string) bool { return s == q })
+		qos = append([]string{q}, qos...)
+	}
+	uid := strings.ReplaceAll(pod.UID, "-", "_") // systemd unit names cannot hold '-' inside a level
+	var dirs []string
+	for _, q := range qos {
+		if q == "" {
+			dirs = append(dirs, filepath.Join("kubepods", "pod"+pod.UID),
+				filepath.Join("kubepods.slice", "kubepods-pod"+uid+".slice"))
+			continue
+		}
+		dirs = append(dirs, filepath.Join("kubepods", q, "pod"+pod.UID),
+			filepath.Join("kubepods.slice", "kubepods-"+q+".slice", "kubepods-"+q+"-pod"+uid+".slice"))
+	}
+	return dirs
+}
+
+// podDirNames are the names a pod's cgroup directory can have, for the
+// tree search: pod<uid> (cgroupfs), and the systemd slice names.
+func podDirNames(uid string) []string {
+	u := strings.ReplaceAll(uid, "-", "_")
+	return []string{"pod" + uid, "pod" + u + ".slice", "kubepods-pod" + u + ".slice",
+		"kubepods-besteffort-pod" + u + ".slice", "kubepods-burstable-pod" + u + ".slice"}
+}
+
+// containerDirNames are the names a container's cgroup can have: the bare id
+// (cgroupfs driver) or the runtime's systemd scope.
+func containerDirNames(id string) []string {
+	return []string{id, "cri-containerd-" + id + ".scope", "crio-" + id + ".scope", "docker-" + id + ".scope"}
+}
+
+// cgroupID is a cgroup2 directory's id: its inode number.
+func cgroupID(path string) (uint64, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return 0, err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		return 0, fmt.Errorf("%s is not a directory", path)
+	}
+	return st.Ino, nil
+}
