@@ -94,6 +94,22 @@ struct {
 	__type(value, struct pending);
 } pending SEC(".maps");
 
+/*
+ * Tasks of the container runtime inside a target cgroup: a task moved into
+ * it from outside (runc init joins the container's cgroup through
+ * cgroup.procs; runc exec does the same for every exec), and its children,
+ * until it executes the workload's program. Their checks (setgroups,
+ * capset, prctl(PR_CAPBSET_DROP) while runc applies the container's
+ * credentials) are the runtime's, not the workload's. Tasks already in the
+ * cgroup when recording starts are the workload.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u8);
+} runtime_init SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -123,12 +139,17 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
-static __always_inline bool target_cgroup(__u64 *cgroup_id)
+static __always_inline bool is_target(__u64 *cgroup_id)
 {
-	*cgroup_id = bpf_get_current_cgroup_id();
 	if (!target_filter[*cgroup_id % TARGET_FILTER_SLOTS])
 		return false;
 	return bpf_map_lookup_elem(&targets, cgroup_id) != NULL;
+}
+
+static __always_inline bool target_cgroup(__u64 *cgroup_id)
+{
+	*cgroup_id = bpf_get_current_cgroup_id();
+	return is_target(cgroup_id);
 }
 
 static __always_inline void count_stat(__u32 index)
@@ -372,6 +393,8 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 		key.flags |= CHECK_CRED_OVERRIDE;
 	if (cred != task->cred)
 		key.flags |= CHECK_OTHER_CRED;
+	if (bpf_task_storage_get(&runtime_init, task, 0, 0))
+		key.flags |= CHECK_RUNTIME_INIT;
 
 	__u64 *count = bpf_map_lookup_elem(&checks, &key);
 	if (count) {
@@ -402,6 +425,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (!target_cgroup(&cgroup_id))
 		return 0;
+	if (bpf_task_storage_get(&runtime_init, parent, 0, 0)) {
+		__u8 one = 1;
+		bpf_task_storage_get(&runtime_init, child, &one, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	}
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
 
@@ -418,6 +445,23 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 }
 
 /*
+ * cgroup_attach_task fires in cgroup_attach_task() after the migration, once
+ * per hierarchy on hybrid hosts: the task's v2 cgroup (cgroups->dfl_cgrp) is
+ * read rather than dst_cgrp, whose id may be a v1 hierarchy's.
+ */
+SEC("tp_btf/cgroup_attach_task")
+int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool threadgroup)
+{
+	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+
+	if (!is_target(&cgroup_id))
+		return 0;
+	__u8 one = 1;
+	bpf_task_storage_get(&runtime_init, task, &one, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	return 0;
+}
+
+/*
  * sched_process_exec fires in exec_binprm() after the new credentials are
  * committed. The credentials at execve entry are in the task's storage: a
  * non-leader thread that execs keeps its task_struct (de_thread() only gives
@@ -430,6 +474,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	if (!target_cgroup(&cgroup_id))
 		return 0;
+	bpf_task_storage_delete(&runtime_init, task); /* the workload's program runs now */
 
 	struct exec_event *e = scratch(&exec_scratch);
 	if (!e)

@@ -26,6 +26,7 @@ enum check_flag {
 	CHECK_INIT_USERNS = 1 << 0,   /* checked against the initial user namespace */
 	CHECK_CRED_OVERRIDE = 1 << 1, /* task runs with overridden creds (cred != real_cred) */
 	CHECK_OTHER_CRED = 1 << 2,    /* the checked cred is not the current task's own */
+	CHECK_RUNTIME_INIT = 1 << 3,  /* made by the container runtime before the workload's exec */
 };
 
 /* exec_event.flags */

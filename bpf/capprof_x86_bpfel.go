@@ -46,6 +46,7 @@ const (
 	capprofCheckFlagCHECK_INIT_USERNS   capprofCheckFlag = 1
 	capprofCheckFlagCHECK_CRED_OVERRIDE capprofCheckFlag = 2
 	capprofCheckFlagCHECK_OTHER_CRED    capprofCheckFlag = 4
+	capprofCheckFlagCHECK_RUNTIME_INIT  capprofCheckFlag = 8
 )
 
 type capprofCredEvent struct {
@@ -166,6 +167,7 @@ const (
 	capprofMapEvents          = "events"
 	capprofMapExecScratch     = "exec_scratch"
 	capprofMapPending         = "pending"
+	capprofMapRuntimeInit     = "runtime_init"
 	capprofMapStats           = "stats"
 	capprofMapTargets         = "targets"
 	capprofProgEnterCapset    = "enter_capset"
@@ -189,6 +191,7 @@ const (
 	capprofProgExitSetreuid   = "exit_setreuid"
 	capprofProgExitSetuid     = "exit_setuid"
 	capprofProgOnCapCapable   = "on_cap_capable"
+	capprofProgOnCgroupAttach = "on_cgroup_attach"
 	capprofProgOnExec         = "on_exec"
 	capprofProgOnExit         = "on_exit"
 	capprofProgOnFork         = "on_fork"
@@ -267,6 +270,7 @@ type capprofProgramSpecs struct {
 	ExitSetreuid   *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
 	ExitSetuid     *ebpf.ProgramSpec `ebpf:"exit_setuid"`
 	OnCapCapable   *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
+	OnCgroupAttach *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
 	OnExec         *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit         *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork         *ebpf.ProgramSpec `ebpf:"on_fork"`
@@ -281,6 +285,7 @@ type capprofMapSpecs struct {
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Pending     *ebpf.MapSpec `ebpf:"pending"`
+	RuntimeInit *ebpf.MapSpec `ebpf:"runtime_init"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Targets     *ebpf.MapSpec `ebpf:"targets"`
 }
@@ -326,6 +331,7 @@ type capprofMaps struct {
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
 	Pending     *ebpf.Map `ebpf:"pending"`
+	RuntimeInit *ebpf.Map `ebpf:"runtime_init"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Targets     *ebpf.Map `ebpf:"targets"`
 }
@@ -337,6 +343,7 @@ func (m *capprofMaps) Close() error {
 		m.Events,
 		m.ExecScratch,
 		m.Pending,
+		m.RuntimeInit,
 		m.Stats,
 		m.Targets,
 	)
@@ -383,6 +390,7 @@ type capprofPrograms struct {
 	ExitSetreuid   *ebpf.Program `ebpf:"exit_setreuid"`
 	ExitSetuid     *ebpf.Program `ebpf:"exit_setuid"`
 	OnCapCapable   *ebpf.Program `ebpf:"on_cap_capable"`
+	OnCgroupAttach *ebpf.Program `ebpf:"on_cgroup_attach"`
 	OnExec         *ebpf.Program `ebpf:"on_exec"`
 	OnExit         *ebpf.Program `ebpf:"on_exit"`
 	OnFork         *ebpf.Program `ebpf:"on_fork"`
@@ -411,6 +419,7 @@ func (p *capprofPrograms) Close() error {
 		p.ExitSetreuid,
 		p.ExitSetuid,
 		p.OnCapCapable,
+		p.OnCgroupAttach,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,

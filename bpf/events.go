@@ -56,7 +56,11 @@ type Check struct {
 	// OtherCred is true when the checked credentials were not the task's own
 	// (e.g. has_capability_noaudit on another task).
 	OtherCred bool
-	Count     uint64
+	// RuntimeInit is true when the container runtime made the check, in a
+	// task that entered the cgroup from outside (runc init) and has not yet
+	// executed the workload's program.
+	RuntimeInit bool
+	Count       uint64
 }
 
 func checkFromKey(k *capprofAggKey) Check {
@@ -69,6 +73,7 @@ func checkFromKey(k *capprofAggKey) Check {
 		InitUserNS:   k.Flags&uint8(capprofCheckFlagCHECK_INIT_USERNS) != 0,
 		CredOverride: k.Flags&uint8(capprofCheckFlagCHECK_CRED_OVERRIDE) != 0,
 		OtherCred:    k.Flags&uint8(capprofCheckFlagCHECK_OTHER_CRED) != 0,
+		RuntimeInit:  k.Flags&uint8(capprofCheckFlagCHECK_RUNTIME_INIT) != 0,
 	}
 }
 

@@ -45,6 +45,10 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if err := stopCluster(); err != nil {
+		fmt.Fprintf(os.Stderr, "stop cluster: %v\n", err)
+		code = 1
+	}
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

@@ -30,8 +30,9 @@ const (
 //     so do checks whose call stack was lost);
 //   - denied when no check made it required but such a check was denied;
 //   - not needed otherwise: noaudit probes (cap_vm_enough_memory on every
-//     mmap, ns_capable_noaudit), checks against a nested user namespace, and
-//     checks on overridden or another task's credentials.
+//     mmap, ns_capable_noaudit), checks against a nested user namespace,
+//     checks on overridden or another task's credentials, and checks the
+//     container runtime (runc init) made before the workload's program ran.
 //
 // It returns the decision and a one-line reason.
 func Decide(checks []CapabilityChecks) (Decision, string) {
@@ -67,11 +68,11 @@ func Decide(checks []CapabilityChecks) (Decision, string) {
 }
 
 func countsForWorkload(s Source) bool {
-	return s.Credentials == OwnCredentials && s.Audit != NoAudit
+	return s.Credentials == OwnCredentials && s.Audit != NoAudit && s.Phase != RuntimeInitPhase
 }
 
 func notNeededReason(checks []CapabilityChecks) string {
-	var nested, noaudit, foreign bool
+	var nested, noaudit, foreign, runtime bool
 	for _, c := range checks {
 		if c.UserNamespace != InitialNamespace {
 			nested = true
@@ -84,6 +85,9 @@ func notNeededReason(checks []CapabilityChecks) string {
 			if s.Credentials != OwnCredentials {
 				foreign = true
 			}
+			if s.Phase == RuntimeInitPhase {
+				runtime = true
+			}
 		}
 	}
 	var why []string
@@ -95,6 +99,9 @@ func notNeededReason(checks []CapabilityChecks) string {
 	}
 	if foreign {
 		why = append(why, "checks on kernel-overridden or another task's credentials")
+	}
+	if runtime {
+		why = append(why, "checks by the container runtime before the workload started")
 	}
 	if len(why) == 0 {
 		return "no checks"

@@ -43,6 +43,7 @@ type sourceKey struct {
 	Executable, Syscall, CallSite string
 	Audit                         AuditClass
 	Credentials                   CredentialsUsed
+	Phase                         Phase
 }
 
 type execKey struct {
@@ -104,7 +105,7 @@ func (m *containerMerger) add(c Container) {
 			m.checks[k] = sources
 		}
 		for _, s := range cc.Sources {
-			sources[sourceKey{s.Executable, s.Syscall, s.CallSite, s.Audit, s.Credentials}] += s.Count
+			sources[sourceKey{s.Executable, s.Syscall, s.CallSite, s.Audit, s.Credentials, s.Phase}] += s.Count
 		}
 	}
 	for _, e := range c.Execs {
@@ -144,11 +145,11 @@ func (m *containerMerger) result() Container {
 		cc := CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []Source{}}
 		for sk, n := range sources {
 			cc.Count += n
-			cc.Sources = append(cc.Sources, Source{sk.Executable, sk.Syscall, sk.CallSite, sk.Audit, sk.Credentials, n})
+			cc.Sources = append(cc.Sources, Source{sk.Executable, sk.Syscall, sk.CallSite, sk.Audit, sk.Credentials, sk.Phase, n})
 		}
 		slices.SortFunc(cc.Sources, func(a, b Source) int {
 			return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
-				cmp.Compare(a.CallSite, b.CallSite), cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials))
+				cmp.Compare(a.CallSite, b.CallSite), cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
 		})
 		c.Capabilities = append(c.Capabilities, cc)
 	}

@@ -175,6 +175,18 @@ const (
 	OtherTaskCredentials CredentialsUsed = "other-task"
 )
 
+// Phase says who in the container made a check.
+type Phase string
+
+// Phases.
+const (
+	// WorkloadPhase: the container's own programs.
+	WorkloadPhase Phase = "workload"
+	// RuntimeInitPhase: the container runtime (runc init) setting up the
+	// container or an exec into it, before the workload's program runs.
+	RuntimeInitPhase Phase = "runtime-init"
+)
+
 // CapabilityChecks aggregates the checks of one capability with one verdict
 // in one user-namespace scope.
 type CapabilityChecks struct {
@@ -193,6 +205,7 @@ type Source struct {
 	CallSite    string          `json:"callSite,omitempty"`
 	Audit       AuditClass      `json:"audit"`
 	Credentials CredentialsUsed `json:"credentials"`
+	Phase       Phase           `json:"phase"`
 	Count       uint64          `json:"count"`
 }
 
@@ -336,6 +349,9 @@ func (p *Profile) Validate() error {
 					return err
 				}
 				if err := oneOf(src+".credentials", string(s.Credentials), OwnCredentials, OverriddenCredentials, OtherTaskCredentials); err != nil {
+					return err
+				}
+				if err := oneOf(src+".phase", string(s.Phase), WorkloadPhase, RuntimeInitPhase); err != nil {
 					return err
 				}
 			}

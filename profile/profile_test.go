@@ -30,13 +30,13 @@ func sampleProfile() *Profile {
 			Name: "main",
 			Capabilities: []CapabilityChecks{
 				{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "bind", CallSite: "__inet_bind", Audit: Audited, Credentials: OwnCredentials, Count: 1},
+					{Executable: "/srv/server", Syscall: "bind", CallSite: "__inet_bind", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 1},
 				}},
 				{Capability: 21, Verdict: Granted, UserNamespace: InitialNamespace, Count: 40, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "mmap", CallSite: "security_vm_enough_memory_mm", Audit: NoAudit, Credentials: OwnCredentials, Count: 40},
+					{Executable: "/srv/server", Syscall: "mmap", CallSite: "security_vm_enough_memory_mm", Audit: NoAudit, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 40},
 				}},
 				{Capability: 41, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Count: 2},
+					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Phase: WorkloadPhase, Count: 2},
 				}},
 			},
 			Execs: []Exec{{
@@ -223,7 +223,7 @@ func TestMergeContainers(t *testing.T) {
 	b.Execs[0].ExitStatuses = []string{"1"}
 	b.UIDs = []uint32{1000}
 	b.Capabilities = append(b.Capabilities, CapabilityChecks{Capability: 0, Verdict: Granted, UserNamespace: InitialNamespace, Count: 3,
-		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Count: 3}}})
+		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 3}}})
 	other := Container{Name: "sidecar"}
 
 	got := MergeContainers(other, a, b)
@@ -285,7 +285,7 @@ func TestMergeByIdentity(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	src := func(audit AuditClass, creds CredentialsUsed) []Source {
-		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Count: 1}}
+		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: WorkloadPhase, Count: 1}}
 	}
 	checks := func(v Verdict, ns UserNamespace, s []Source) CapabilityChecks {
 		return CapabilityChecks{Capability: 1, Verdict: v, UserNamespace: ns, Count: 1, Sources: s}

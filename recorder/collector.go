@@ -193,11 +193,15 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		case chk.CredOverride:
 			creds = profile.OverriddenCredentials
 		}
+		phase := profile.WorkloadPhase
+		if chk.RuntimeInit {
+			phase = profile.RuntimeInitPhase
+		}
 		part.Capabilities = append(part.Capabilities, profile.CapabilityChecks{
 			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
 			Sources: []profile.Source{{
 				Executable: c.executable(chk.Exe), Syscall: syscallName(chk.Syscall), CallSite: callSite,
-				Audit: audit, Credentials: creds, Count: chk.Count,
+				Audit: audit, Credentials: creds, Phase: phase, Count: chk.Count,
 			}},
 		})
 	}

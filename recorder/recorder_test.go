@@ -113,7 +113,7 @@ func TestCollector(t *testing.T) {
 
 	counted := bind
 	counted.Count = 3
-	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, Count: 1}
+	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, RuntimeInit: true, Count: 1}
 	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
 	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, map[uint64]profile.Container{cg: {Name: "web"}})
 	if err != nil {
@@ -128,10 +128,10 @@ func TestCollector(t *testing.T) {
 		Capabilities: []profile.CapabilityChecks{
 			{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 3, Sources: []profile.Source{
 				// No stack in this event: the audit class is unknown.
-				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Count: 3},
+				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Phase: profile.WorkloadPhase, Count: 3},
 			}},
 			{Capability: 21, Verdict: profile.Denied, UserNamespace: profile.NestedNamespace, Count: 1, Sources: []profile.Source{
-				{Executable: "(inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Count: 1},
+				{Executable: "(inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Phase: profile.RuntimeInitPhase, Count: 1},
 			}},
 		},
 		Execs: []profile.Exec{{Executable: "/srv/server", Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted),

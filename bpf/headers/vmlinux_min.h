@@ -128,7 +128,20 @@ struct task_struct {
 	const struct cred *cred;
 	struct fs_struct *fs;
 	struct signal_struct *signal;
+	struct css_set *cgroups;
 	char comm[16];
+};
+
+struct kernfs_node {
+	__u64 id; /* u64 since Linux 5.5: the cgroup id */
+};
+
+struct cgroup {
+	struct kernfs_node *kn;
+};
+
+struct css_set {
+	struct cgroup *dfl_cgrp; /* the task's cgroup in the v2 hierarchy */
 };
 
 struct linux_binprm {

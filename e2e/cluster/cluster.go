@@ -1,0 +1,352 @@
+// Package cluster starts a real Kubernetes control plane and container
+// runtime on loopback for capprof's end-to-end tests: etcd, kube-apiserver
+// and containerd (CRI, runc, cgroupfs driver), with an image it builds
+// itself so no registry is needed. There is no kubelet: the harness plays
+// it (pods.go), creating Pods through the API, running their containers
+// through the CRI under kubelet-style cgroups and reporting their ids in the
+// Pods' status.
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Config says where the binaries are.
+type Config struct {
+	// Dir is the cluster's state directory; it is removed by Stop. Keep it
+	// short: containerd's socket path must fit in 108 bytes.
+	Dir string
+	// APIServer is a kube-apiserver binary.
+	APIServer string
+	// Busybox is a static busybox; Workload a static e2e/workload binary.
+	Busybox, Workload string
+	// Node is the name pods are scheduled to.
+	Node string
+	// Log receives the components' output.
+	Log io.Writer
+}
+
+// Cluster is a running control plane and runtime.
+type Cluster struct {
+	cfg Config
+	// Kubeconfig is an admin's; ViewerKubeconfig a user's with no rights.
+	Kubeconfig, ViewerKubeconfig string
+	// CRIEndpoint is containerd's socket, unix://...
+	CRIEndpoint string
+	Client      kubernetes.Interface
+	CRI         runtimeapi.RuntimeServiceClient
+	criConn     *grpc.ClientConn
+	procs       []*exec.Cmd
+	podStates   map[types.UID]*podState
+}
+
+// Start starts etcd, kube-apiserver and containerd, and imports the image.
+// On error, what was started is stopped.
+func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
+	c = &Cluster{cfg: cfg}
+	defer func() {
+		if err != nil {
+			c.Stop()
+			c = nil
+		}
+	}()
+	for _, d := range []string{"pki", "etcd", "containerd", "logs"} {
+		if err := os.MkdirAll(filepath.Join(cfg.Dir, d), 0o700); err != nil {
+			return c, err
+		}
+	}
+	etcdURL, err := c.startEtcd(ctx)
+	if err != nil {
+		return c, err
+	}
+	if err := c.startAPIServer(ctx, etcdURL); err != nil {
+		return c, err
+	}
+	if err := c.startContainerd(ctx); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// spawn starts a component in its own process group, so Stop can kill it
+// and its children; its output goes to Log.
+func (c *Cluster) spawn(name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = c.cfg.Log, c.cfg.Log
+	// Pdeathsig: a test binary that dies (a panic) takes the component with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	c.procs = append(c.procs, cmd)
+	return nil
+}
+
+// waitFor polls ready until it returns nil or timeout passes.
+func waitFor(ctx context.Context, what string, timeout time.Duration, ready func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("%s not ready after %s: %v", what, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
+	client, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	peer, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d", client)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	if err := c.spawn("etcd", "--data-dir", filepath.Join(c.cfg.Dir, "etcd"),
+		"--listen-client-urls", url, "--advertise-client-urls", url,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "default="+peerURL, "--log-level", "error"); err != nil {
+		return "", err
+	}
+	return url, waitFor(ctx, "etcd", 30*time.Second, func() error {
+		resp, err := http.Get(url + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+}
+
+func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
+	p, err := newPKI(filepath.Join(c.cfg.Dir, "pki"))
+	if err != nil {
+		return err
+	}
+	for _, cert := range []struct {
+		name, cn string
+		groups   []string
+		server   bool
+	}{
+		{"apiserver", "kube-apiserver", nil, true},
+		{"admin", "capprof-admin", []string{"system:masters"}, false},
+		{"viewer", "capprof-viewer", nil, false},
+	} {
+		if err := p.issue(cert.name, cert.cn, cert.groups, cert.server); err != nil {
+			return err
+		}
+	}
+	if err := p.serviceAccountKeys(); err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	server := fmt.Sprintf("https://127.0.0.1:%d", port)
+	if err := c.spawn(c.cfg.APIServer,
+		"--etcd-servers", etcdURL,
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
+		"--cert-dir", p.path("generated"),
+		"--tls-cert-file", p.path("apiserver.crt"), "--tls-private-key-file", p.path("apiserver.key"),
+		"--client-ca-file", p.path("ca.crt"),
+		"--service-account-issuer", "https://kubernetes.default.svc",
+		"--service-account-key-file", p.path("sa.pub"), "--service-account-signing-key-file", p.path("sa.key"),
+		"--service-cluster-ip-range", "10.96.0.0/16",
+		// No controller-manager runs: nothing reconciles endpoints or
+		// creates the default ServiceAccount that the admission plugin wants.
+		"--endpoint-reconciler-type", "none",
+		"--disable-admission-plugins", "ServiceAccount",
+		"--authorization-mode", "RBAC",
+	); err != nil {
+		return err
+	}
+	c.Kubeconfig = filepath.Join(c.cfg.Dir, "admin.kubeconfig")
+	c.ViewerKubeconfig = filepath.Join(c.cfg.Dir, "viewer.kubeconfig")
+	for path, user := range map[string]string{c.Kubeconfig: "admin", c.ViewerKubeconfig: "viewer"} {
+		if err := writeKubeconfig(path, server, p, user); err != nil {
+			return err
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(p.path("admin.crt"), p.path("admin.key"))
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.caCert)
+	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	if err := waitFor(ctx, "kube-apiserver", 90*time.Second, func() error {
+		resp, err := httpc.Get(server + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	rest, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c.Client, err = kubernetes.NewForConfig(rest)
+	return err
+}
+
+// writeKubeconfig writes a kubeconfig for user (admin or viewer) whose
+// context is named capprof-e2e-USER.
+func writeKubeconfig(path, server string, p *pki, user string) error {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["e2e"] = &clientcmdapi.Cluster{Server: server, CertificateAuthority: p.path("ca.crt")}
+	cfg.AuthInfos[user] = &clientcmdapi.AuthInfo{ClientCertificate: p.path(user + ".crt"), ClientKey: p.path(user + ".key")}
+	name := "capprof-e2e-" + user
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: user, Namespace: "default"}
+	cfg.CurrentContext = name
+	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// containerdConfig: private root, state and socket; the cgroupfs driver (no
+// systemd here); restrict_oom_score_adj because root lacks CAP_SYS_RESOURCE
+// on this kind of machine; the stream server on loopback; the sandbox image
+// is our own image under the pause name.
+const containerdConfig = `version = 2
+root = "{{dir}}/root"
+state = "{{dir}}/state"
+[grpc]
+  address = "{{dir}}/containerd.sock"
+[ttrpc]
+  address = "{{dir}}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{{dir}}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "` + sandboxImageName + `"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{{dir}}/cni/bin"
+    conf_dir = "{{dir}}/cni/conf"
+`
+
+func (c *Cluster) startContainerd(ctx context.Context) error {
+	dir := filepath.Join(c.cfg.Dir, "containerd")
+	config := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte(strings.ReplaceAll(containerdConfig, "{{dir}}", dir)), 0o600); err != nil {
+		return err
+	}
+	if err := c.spawn("containerd", "--config", config, "--log-level", "warn"); err != nil {
+		return err
+	}
+	sock := filepath.Join(dir, "containerd.sock")
+	c.CRIEndpoint = "unix://" + sock
+	conn, err := grpc.NewClient(c.CRIEndpoint, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	c.criConn = conn
+	c.CRI = runtimeapi.NewRuntimeServiceClient(conn)
+	if err := waitFor(ctx, "containerd", 30*time.Second, func() error {
+		_, err := c.CRI.Version(ctx, &runtimeapi.VersionRequest{})
+		return err
+	}); err != nil {
+		return err
+	}
+	archive := filepath.Join(c.cfg.Dir, "image.tar")
+	if err := buildImage(archive, c.cfg.Busybox, c.cfg.Workload); err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, "ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("import image: %v: %s", err, out)
+	}
+	return nil
+}
+
+// Stop removes every pod sandbox (and so its containers), stops the
+// components, kills leftover shims and container processes, removes the
+// pod cgroups it created and the state directory. It reports the first
+// failure but always does all of it.
+func (c *Cluster) Stop() error {
+	var errs []error
+	if c.CRI != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		if list, err := c.CRI.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}); err == nil {
+			for _, sb := range list.Items {
+				if _, err := c.CRI.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("stop sandbox %s: %w", sb.Id, err))
+				}
+				if _, err := c.CRI.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+					errs = append(errs, fmt.Errorf("remove sandbox %s: %w", sb.Id, err))
+				}
+			}
+		}
+		cancel()
+		c.criConn.Close()
+	}
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		p := c.procs[i]
+		syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { p.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
+			<-done
+		}
+	}
+	if err := Cleanup(c.cfg.Dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
