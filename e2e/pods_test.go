@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -280,4 +282,234 @@ func TestPodsByName(t *testing.T) {
 			t.Fatalf("metadata %+v, want node %s and the selector", p.Metadata, testNode)
 		}
 	}
+}
+
+// waitCount waits until capprof's stderr contains s n times.
+func (b *background) waitCount(t *testing.T, s string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for strings.Count(b.log(), s) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("capprof did not print %q %d times within 30s:\n%s", s, n, b.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// deployment creates an inert Deployment "web" and its ReplicaSet in ns (no
+// controller runs), and returns the ReplicaSet's owner reference and the
+// pod-template-hash, for pods that look like the Deployment's.
+func deployment(t *testing.T, c *cluster.Cluster, ns string) (metav1.OwnerReference, string) {
+	t.Helper()
+	ctx := context.Background()
+	const hash = "7d4b9c6f5"
+	labels := map[string]string{"app": "web"}
+	template := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "server", Image: cluster.ImageName}}},
+	}
+	d, err := c.Client.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "web"},
+		Spec:       appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := c.Client.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-" + hash, OwnerReferences: []metav1.OwnerReference{
+			{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID, Controller: new(true)}}},
+		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: template},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: rs.Name, UID: rs.UID, Controller: new(true)}, hash
+}
+
+// TestPodsWorkload records -l app=web in one namespace: a Deployment's pod
+// with an init container and two containers; one container restarts during
+// the recording; a second replica created during the recording joins. The
+// entries are per (namespace, Deployment, container), replicas merged.
+func TestPodsWorkload(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "shop")
+	rs, hash := deployment(t, c, ns)
+	replica := func(suffix string, init bool) *corev1.Pod {
+		p := testPod(ns, "web-"+hash+"-"+suffix, map[string]string{"app": "web", "pod-template-hash": hash}, "server", "sidecar")
+		p.OwnerReferences = []metav1.OwnerReference{rs}
+		if init {
+			// Waits for the test to have seen it recorded, then chowns.
+			p.Spec.InitContainers = []corev1.Container{{Name: "init", Image: cluster.ImageName,
+				Command: []string{"/bin/sh", "-c", "while [ ! -e /tmp/go ]; do sleep 0.1; done; exec /workload chown /data/init"}}}
+		}
+		return p
+	}
+
+	first := replica("aaaaa", true)
+	ran := make(chan *corev1.Pod, 1)
+	go func() {
+		p, err := c.RunPod(context.Background(), first)
+		if err != nil {
+			t.Error(err)
+		}
+		ran <- p
+	}()
+	initID := ""
+	deadline := time.Now().Add(30 * time.Second)
+	for initID == "" {
+		if p, err := c.Client.CoreV1().Pods(ns).Get(context.Background(), first.Name, metav1.GetOptions{}); err == nil && len(p.Status.InitContainerStatuses) > 0 {
+			initID = cluster.ContainerID(p.Status.InitContainerStatuses[0])
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("init container not reported within 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	rec := startRecord(t, "-l", "app=web", "-n", ns, "--kubeconfig", c.Kubeconfig)
+	rec.waitFor(t, "recording container init of pod "+ns+"/"+first.Name)
+	execIn(t, c, initID, "/bin/touch", "/tmp/go")
+	pod := <-ran
+	if pod == nil {
+		t.FailNow()
+	}
+	rec.waitFor(t, "recording container sidecar of pod "+ns+"/"+first.Name)
+	execIn(t, c, containerID(t, pod, "server"), "/workload", "bind80")
+	execIn(t, c, containerID(t, pod, "sidecar"), "/workload", "setuid")
+
+	restarted, err := c.RestartContainer(context.Background(), pod, "server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.waitCount(t, "recording container server of pod "+ns+"/"+first.Name, 2)
+	execIn(t, c, containerID(t, restarted, "server"), "/workload", "chown", "/data/after-restart")
+
+	second := runPod(t, c, replica("bbbbb", false))
+	rec.waitFor(t, "recording container sidecar of pod "+ns+"/"+second.Name)
+	execIn(t, c, containerID(t, second, "sidecar"), "/workload", "bind80")
+	p := rec.stop(t)
+
+	if len(p.Containers) != 3 {
+		t.Fatalf("%d containers, want init, server and sidecar", len(p.Containers))
+	}
+	want := map[string]struct {
+		kind     profile.ContainerKind
+		pods     []string
+		required []string
+	}{
+		"init":    {profile.InitContainer, []string{first.Name}, []string{"CHOWN"}},
+		"server":  {profile.RegularContainer, []string{first.Name, second.Name}, []string{"CHOWN", "NET_BIND_SERVICE"}}, // before and after its restart
+		"sidecar": {profile.RegularContainer, []string{first.Name, second.Name}, []string{"SETUID", "NET_BIND_SERVICE"}},
+	}
+	for name, w := range want {
+		got := entry(t, p, ns, name)
+		if got.Owner == nil || *got.Owner != (profile.Owner{Kind: "Deployment", Name: "web"}) || got.Kind != w.kind || !slices.Equal(got.Pods, w.pods) {
+			t.Fatalf("%s: owner %v kind %q pods %v; want Deployment web, %q, %v", name, got.Owner, got.Kind, got.Pods, w.kind, w.pods)
+		}
+		wantRequired(t, alone(got), w.required...)
+	}
+
+	// analyze shows the workload and how many pods contributed.
+	path := filepath.Join(t.TempDir(), "web.json")
+	if err := p.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	r := capprof(t, "analyze", path)
+	if r.code != 0 || !strings.Contains(r.stdout, "CONTAINER sidecar in "+ns+"/Deployment/web (regular, image "+cluster.ImageName+"; 2 pods, 1 recording)") {
+		t.Fatalf("analyze: exit %d, stdout:\n%s\nstderr: %s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestPodsRuntimeEndpoint: --runtime-endpoint finds the pod through the CRI
+// without any kubeconfig, and records what an API-mode recording running at
+// the same time records.
+func TestPodsRuntimeEndpoint(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "cri")
+	pod := runPod(t, c, testPod(ns, "tie", map[string]string{"app": "tie"}, "app"))
+	viaAPI := startRecord(t, "--pods", "tie", "-n", ns, "--kubeconfig", c.Kubeconfig)
+	viaCRI := startRecord(t, "-l", "app=tie", "-n", ns, "--runtime-endpoint", c.CRIEndpoint)
+	execIn(t, c, containerID(t, pod, "app"), "/workload", "bind80")
+	execIn(t, c, containerID(t, pod, "app"), "/workload", "setuid")
+	fromAPI, fromCRI := viaAPI.stop(t), viaCRI.stop(t)
+	a, b := entry(t, fromAPI, ns, "app"), entry(t, fromCRI, ns, "app")
+	if *b.Owner != (profile.Owner{Kind: "Pod", Name: "tie"}) || !slices.Equal(b.Pods, []string{"tie"}) || !slices.Equal(b.Images, []string{cluster.ImageName}) {
+		t.Fatalf("CRI identity %+v, want bare pod tie with the test image", b)
+	}
+	wantRequired(t, alone(a), "SETUID", "NET_BIND_SERVICE")
+	wantRequired(t, alone(b), "SETUID", "NET_BIND_SERVICE")
+}
+
+// TestPodsErrors: the mistakes a user makes get one line that says what was
+// tried, and no profile.
+func TestPodsErrors(t *testing.T) {
+	c := needCluster(t)
+	ns, other := namespace(t, c, "errs"), namespace(t, c, "elsewhere")
+	runPod(t, c, testPod(ns, "ghost", nil, "app"))
+
+	unreachable := filepath.Join(t.TempDir(), "unreachable.kubeconfig")
+	cfg, err := os.ReadFile(c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unreachable, regexp.MustCompile(`server: https://127.0.0.1:\d+`).ReplaceAll(cfg, []byte("server: https://127.0.0.1:1")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A pod whose status names a container the runtime never ran.
+	phantom := testPod(ns, "phantom", nil, "app")
+	phantom.Spec.NodeName = testNode
+	created, err := c.Client.CoreV1().Pods(ns).Create(context.Background(), phantom, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status.ContainerStatuses = []corev1.ContainerStatus{runningFake("app")}
+	if _, err := c.Client.CoreV1().Pods(ns).UpdateStatus(context.Background(), created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"other namespace", []string{"--pods", "ghost", "-n", other, "--kubeconfig", c.Kubeconfig},
+			[]string{fmt.Sprintf(`no pod matched: pods ghost in namespace %q on node %q (kubeconfig %s, context "capprof-e2e-admin")`, other, testNode, c.Kubeconfig),
+				fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}},
+		{"other node", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", c.Kubeconfig, "--node", "node-b"},
+			[]string{`no pod matched: pods ghost in namespace "` + ns + `" on node "node-b"`, fmt.Sprintf("near misses: %s/ghost (on node %q)", ns, testNode)}},
+		{"nothing anywhere", []string{"-l", "app=nosuch", "-A", "--kubeconfig", c.Kubeconfig},
+			[]string{`no pod matched: pods matching app=nosuch in all namespaces`, "no pod of that name or selector exists elsewhere either"}},
+		{"forbidden", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", c.ViewerKubeconfig},
+			[]string{fmt.Sprintf(`forbidden to list pods in namespace %q (kubeconfig %s, context "capprof-e2e-viewer")`, ns, c.ViewerKubeconfig), `User "capprof-viewer" cannot list resource "pods"`}},
+		{"unreachable", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", unreachable},
+			[]string{fmt.Sprintf(`list pods in namespace %q (kubeconfig %s, context "capprof-e2e-admin"): API server unreachable`, ns, unreachable), "connection refused"}},
+		{"no cgroup", []string{"--pods", "phantom", "-n", ns, "--kubeconfig", c.Kubeconfig},
+			[]string{fmt.Sprintf(`container "app" (%s) of pod %s/phantom: no cgroup found under /sys/fs/cgroup`, fakeContainerID, ns), "looked for pod" + string(created.UID)}},
+		{"cri no match", []string{"--pods", "ghost", "-n", other, "--runtime-endpoint", c.CRIEndpoint},
+			[]string{"no pod matched: pods ghost in namespace", "(runtime endpoint " + c.CRIEndpoint + ")", fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "p.json")
+			r := capprof(t, append([]string{"record", "-o", out, "--node", testNode}, tt.args...)...)
+			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "capprof: ") {
+				t.Fatalf("exit %d, stderr %q: want exit 1 and one line", r.code, r.stderr)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Fatalf("stderr %q lacks %q", r.stderr, w)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Fatalf("a failed record left %s behind", out)
+			}
+		})
+	}
+}
+
+const fakeContainerID = "0000000000000000000000000000000000000000000000000000000000000bad"
+
+func runningFake(name string) corev1.ContainerStatus {
+	return corev1.ContainerStatus{Name: name, Image: cluster.ImageName, ContainerID: "containerd://" + fakeContainerID,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}}
 }

@@ -33,9 +33,10 @@ var podsMu sync.Mutex
 
 // RunPod plays the kubelet for one pod: it creates the pod through the API,
 // bound to the node; runs its sandbox under the cgroup parent
-// /kubepods/besteffort/pod<uid>; runs each init container to completion,
-// then starts the containers; and reports all of them, with their
-// containerd:// ids, in the pod's status. It returns the updated pod.
+// /kubepods/besteffort/pod<uid>; runs each init container to completion
+// (reported as running meanwhile), then starts the containers; and reports
+// all of them, with their containerd:// ids, in the pod's status. It returns
+// the updated pod.
 func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
 	pod = pod.DeepCopy()
 	pod.Spec.NodeName = c.cfg.Node
@@ -78,11 +79,16 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, err
 	c.pods()[pod.UID] = st
 	podsMu.Unlock()
 
-	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Phase = corev1.PodPending
 	pod.Status.QOSClass = corev1.PodQOSBestEffort
-	for _, ic := range pod.Spec.InitContainers {
+	for i, ic := range pod.Spec.InitContainers {
 		id, err := c.startContainer(ctx, pod, st, ic)
 		if err != nil {
+			return nil, err
+		}
+		// Reported while it runs, as the kubelet does.
+		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, runningStatus(ic, id, 0))
+		if pod, err = c.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			return nil, err
 		}
 		code, err := c.waitExit(ctx, id)
@@ -92,11 +98,11 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, err
 		if code != 0 {
 			return nil, fmt.Errorf("init container %s of %s/%s exited %d", ic.Name, pod.Namespace, pod.Name, code)
 		}
-		pod.Status.InitContainerStatuses = append(pod.Status.InitContainerStatuses, corev1.ContainerStatus{
-			Name: ic.Name, Image: ic.Image, ContainerID: "containerd://" + id, Ready: true,
-			State: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ContainerID: "containerd://" + id, Reason: "Completed"}},
-		})
+		pod.Status.InitContainerStatuses[i].State = corev1.ContainerState{
+			Terminated: &corev1.ContainerStateTerminated{ContainerID: "containerd://" + id, Reason: "Completed"},
+		}
 	}
+	pod.Status.Phase = corev1.PodRunning
 	for _, ctr := range pod.Spec.Containers {
 		id, err := c.startContainer(ctx, pod, st, ctr)
 		if err != nil {
