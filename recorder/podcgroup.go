@@ -37,14 +37,13 @@ func containerCgroup(root string, pod kube.Pod, c kube.Container) (string, uint6
 			}
 		}
 	}
-	podNames := podDirNames(pod.UID)
 	var found string
 	errFound := errors.New("found")
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil // a cgroup removed while walking
 		}
-		if slices.Contains(leaves, d.Name()) && slices.Contains(podNames, filepath.Base(filepath.Dir(path))) {
+		if slices.Contains(leaves, d.Name()) && isPodDir(filepath.Base(filepath.Dir(path)), pod.UID) {
 			found = path
 			return errFound
 		}
@@ -59,7 +58,7 @@ func containerCgroup(root string, pod kube.Pod, c kube.Container) (string, uint6
 		return "", 0, fmt.Errorf("search %s: %w", root, err)
 	}
 	return "", 0, fmt.Errorf("container %q (%s) of pod %s/%s: no cgroup found under %s: looked for %s/%s (cgroupfs driver) and kubepods-*%s.slice/*-%s.scope (systemd driver), then in every directory below it; is this the pod's node, and does it use cgroup v2?",
-		c.Name, c.ID, pod.Namespace, pod.Name, root, "pod"+pod.UID, c.ID, podNames[1], c.ID)
+		c.Name, c.ID, pod.Namespace, pod.Name, root, "pod"+pod.UID, c.ID, "pod"+systemdUID(pod.UID), c.ID)
 }
 
 // podDirCandidates lists the pod's cgroup directory for both drivers, the
@@ -73,7 +72,7 @@ func podDirCandidates(pod kube.Pod) []string {
 		qos = slices.DeleteFunc(qos, func(s string) bool { return s == q })
 		qos = append([]string{q}, qos...)
 	}
-	uid := strings.ReplaceAll(pod.UID, "-", "_") // systemd unit names cannot hold '-' inside a level
+	uid := systemdUID(pod.UID)
 	var dirs []string
 	for _, q := range qos {
 		if q == "" {
@@ -87,13 +86,16 @@ func podDirCandidates(pod kube.Pod) []string {
 	return dirs
 }
 
-// podDirNames are the names a pod's cgroup directory can have, for the
-// tree search: pod<uid> (cgroupfs), and the systemd slice names.
-func podDirNames(uid string) []string {
-	u := strings.ReplaceAll(uid, "-", "_")
-	return []string{"pod" + uid, "pod" + u + ".slice", "kubepods-pod" + u + ".slice",
-		"kubepods-besteffort-pod" + u + ".slice", "kubepods-burstable-pod" + u + ".slice"}
+// isPodDir tells a pod's cgroup directory, for the tree search: pod<uid>
+// (cgroupfs driver), or a systemd slice ending in pod<uid_>.slice, whatever
+// the prefix a --cgroup-root adds (kubelet-kubepods-besteffort-pod...).
+func isPodDir(name, uid string) bool {
+	return name == "pod"+uid || strings.HasSuffix(name, "-pod"+systemdUID(uid)+".slice")
 }
+
+// systemdUID is a pod uid as systemd unit names hold it: '-' separates
+// slice levels, so the kubelet turns the uid's dashes into underscores.
+func systemdUID(uid string) string { return strings.ReplaceAll(uid, "-", "_") }
 
 // containerDirNames are the names a container's cgroup can have: the bare id
 // (cgroupfs driver) or the runtime's systemd scope.
