@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -193,14 +194,19 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		case chk.CredOverride:
 			creds = profile.OverriddenCredentials
 		}
-		phase := profile.WorkloadPhase
+		phase, exe := profile.WorkloadPhase, c.executable(chk.Exe)
 		if chk.RuntimeInit {
 			phase = profile.RuntimeInitPhase
+			if _, known := c.exePaths[chk.Exe]; !known {
+				// runc init runs the host's runc binary, whose path the
+				// in-kernel walk cannot give from inside the container's root.
+				exe = "(container runtime, " + strings.Trim(exe, "()") + ")"
+			}
 		}
 		part.Capabilities = append(part.Capabilities, profile.CapabilityChecks{
 			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
 			Sources: []profile.Source{{
-				Executable: c.executable(chk.Exe), Syscall: syscallName(chk.Syscall), CallSite: callSite,
+				Executable: exe, Syscall: syscallName(chk.Syscall), CallSite: callSite,
 				Audit: audit, Credentials: creds, Phase: phase, Count: chk.Count,
 			}},
 		})

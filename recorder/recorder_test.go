@@ -131,7 +131,7 @@ func TestCollector(t *testing.T) {
 				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Phase: profile.WorkloadPhase, Count: 3},
 			}},
 			{Capability: 21, Verdict: profile.Denied, UserNamespace: profile.NestedNamespace, Count: 1, Sources: []profile.Source{
-				{Executable: "(inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Phase: profile.RuntimeInitPhase, Count: 1},
+				{Executable: "(container runtime, inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Phase: profile.RuntimeInitPhase, Count: 1},
 			}},
 		},
 		Execs: []profile.Exec{{Executable: "/srv/server", Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted),
