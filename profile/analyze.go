@@ -126,13 +126,8 @@ type CapabilityDecision struct {
 
 // ContainerAnalysis is the recommendation for one container.
 type ContainerAnalysis struct {
-	Name      string        `json:"name"`
-	Namespace string        `json:"namespace,omitempty"`
-	Owner     *Owner        `json:"owner,omitempty"`
-	Kind      ContainerKind `json:"kind,omitempty"`
-	Images    []string      `json:"images,omitempty"`
-	// Pods the container was seen in, over all recordings.
-	Pods            []string                `json:"pods,omitempty"`
+	// Identity has the pods the container was seen in over all recordings.
+	Identity
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 	Capabilities    []CapabilityDecision    `json:"capabilities"`
 	// PrivilegeGains are executables that gained privileges at exec; they
@@ -179,8 +174,7 @@ func Analyze(inputs []Input) Analysis {
 }
 
 func analyzeContainer(c Container) ContainerAnalysis {
-	ca := ContainerAnalysis{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner, Kind: c.Kind,
-		Images: c.Images, Pods: c.Pods, Capabilities: []CapabilityDecision{}}
+	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}}
 	byCap := map[Capability][]CapabilityChecks{}
 	var caps []Capability
 	for _, cc := range c.Capabilities {

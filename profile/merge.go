@@ -59,7 +59,7 @@ type credChangeKey struct {
 }
 
 type containerMerger struct {
-	identity Container // Name, Namespace, Owner, Kind of the first entry
+	identity Identity // Name, Namespace, Owner, Kind of the first entry
 	images   map[string]bool
 	pods     map[string]bool
 	checks   map[checksKey]map[sourceKey]uint64
@@ -86,7 +86,7 @@ func newContainerMerger() *containerMerger {
 
 func (m *containerMerger) add(c Container) {
 	if m.identity.Name == "" {
-		m.identity = Container{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner}
+		m.identity = Identity{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner}
 	}
 	if m.identity.Kind == "" {
 		m.identity.Kind = c.Kind
@@ -129,13 +129,10 @@ func (m *containerMerger) add(c Container) {
 }
 
 func (m *containerMerger) result() Container {
+	identity := m.identity
+	identity.Images, identity.Pods = sortedKeys(m.images), sortedKeys(m.pods)
 	c := Container{
-		Name:              m.identity.Name,
-		Namespace:         m.identity.Namespace,
-		Owner:             m.identity.Owner,
-		Kind:              m.identity.Kind,
-		Images:            sortedKeys(m.images),
-		Pods:              sortedKeys(m.pods),
+		Identity:          identity,
 		Capabilities:      []CapabilityChecks{},
 		Execs:             []Exec{},
 		CredentialChanges: []CredentialChange{},

@@ -62,14 +62,11 @@ type Drops struct {
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 { return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls }
 
-// Container is what one container (in command mode: the command's process
-// tree) did. It holds no pids or times, so recordings of a deterministic
-// workload give identical containers.
-//
-// Name, Namespace and Owner identify it: entries with the same three are the
-// same container (replicas, nodes, runs) and are merged. Namespace and Owner
-// are empty in command mode.
-type Container struct {
+// Identity says which container a profile entry is about. Name, Namespace
+// and Owner make its Key: entries with the same three are the same container
+// (replicas, nodes, runs) and are merged. Namespace and Owner are empty in
+// command mode.
+type Identity struct {
 	Name      string `json:"name"`
 	Namespace string `json:"namespace,omitempty"`
 	Owner     *Owner `json:"owner,omitempty"`
@@ -79,7 +76,14 @@ type Container struct {
 	// Images are the images the container ran, as the pod spec names them.
 	Images []string `json:"images,omitempty"`
 	// Pods are the names of the pods the container was seen in.
-	Pods              []string           `json:"pods,omitempty"`
+	Pods []string `json:"pods,omitempty"`
+}
+
+// Container is what one container (in command mode: the command's process
+// tree) did. It holds no pids or times, so recordings of a deterministic
+// workload give identical containers.
+type Container struct {
+	Identity
 	Capabilities      []CapabilityChecks `json:"capabilities"`
 	Execs             []Exec             `json:"execs"`
 	CredentialChanges []CredentialChange `json:"credentialChanges"`
@@ -110,8 +114,8 @@ type Key struct {
 	Namespace, OwnerKind, OwnerName, Name string
 }
 
-// Key returns the container's identity.
-func (c *Container) Key() Key {
+// Key returns what makes two entries the same container.
+func (c *Identity) Key() Key {
 	k := Key{Namespace: c.Namespace, Name: c.Name}
 	if c.Owner != nil {
 		k.OwnerKind, k.OwnerName = c.Owner.Kind, c.Owner.Name

@@ -27,7 +27,7 @@ func sampleProfile() *Profile {
 			Drops:          Drops{Events: 1},
 		},
 		Containers: []Container{{
-			Name: "main",
+			Identity: Identity{Name: "main"},
 			Capabilities: []CapabilityChecks{
 				{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
 					{Executable: "/srv/server", Syscall: "bind", CallSite: "__inet_bind", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 1},
@@ -224,7 +224,7 @@ func TestMergeContainers(t *testing.T) {
 	b.UIDs = []uint32{1000}
 	b.Capabilities = append(b.Capabilities, CapabilityChecks{Capability: 0, Verdict: Granted, UserNamespace: InitialNamespace, Count: 3,
 		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 3}}})
-	other := Container{Name: "sidecar"}
+	other := Container{Identity: Identity{Name: "sidecar"}}
 
 	got := MergeContainers(other, a, b)
 	if len(got) != 2 || got[0].Name != "main" || got[1].Name != "sidecar" {

@@ -149,11 +149,10 @@ func (c *collector) executable(id bpf.ExeID) string {
 }
 
 // containers adds the aggregated checks to what the events built, names each
-// cgroup's part after its container (identities holds Name, Namespace,
-// Owner, Kind, Images, Pods) and returns the containers merged and
+// cgroup's part after its container and returns the containers merged and
 // normalized, including targets that did nothing. Cgroups with no identity
 // (a pod's sandbox) are left out.
-func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile.Container) ([]profile.Container, error) {
+func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile.Identity) ([]profile.Container, error) {
 	var symbols *kernelSymbols
 	for _, f := range c.firsts {
 		if len(f.Stack) > 0 {
@@ -213,14 +212,14 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 	}
 	var all []profile.Container
 	for _, identity := range identities {
-		all = append(all, identity)
+		all = append(all, profile.Container{Identity: identity})
 	}
 	for id, part := range c.parts {
 		identity, ok := identities[id]
 		if !ok {
 			continue
 		}
-		part.Name, part.Namespace, part.Owner, part.Kind = identity.Name, identity.Namespace, identity.Owner, identity.Kind
+		part.Identity = identity
 		for _, x := range c.execs[id] {
 			part.Execs = append(part.Execs, *x)
 		}

@@ -72,16 +72,8 @@ func RecordPods(cfg PodsConfig) error {
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- cfg.Source.Watch(ctx, updates) }()
 
-	var deadline <-chan time.Time
-	if cfg.Duration > 0 {
-		deadline = time.After(cfg.Duration)
-	}
-	var progress <-chan time.Time
-	if cfg.ProgressPeriod > 0 {
-		t := time.NewTicker(cfg.ProgressPeriod)
-		defer t.Stop()
-		progress = t.C
-	}
+	deadline, progress, stopTicker := recordingClock(cfg.Duration, cfg.ProgressPeriod)
+	defer stopTicker()
 wait:
 	for {
 		select {
@@ -139,7 +131,7 @@ func (t *podTargets) add(p kube.Pod) error {
 			continue
 		}
 		owner := p.Owner
-		identity := profile.Container{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind,
+		identity := profile.Identity{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind,
 			Pods: []string{p.Name}}
 		if c.Image != "" {
 			identity.Images = []string{c.Image}

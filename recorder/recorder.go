@@ -74,7 +74,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 			fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 		}
 	}()
-	if err := rec.addTarget(cg.id, profile.Container{Name: cfg.Name}); err != nil {
+	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}); err != nil {
 		return 0, err
 	}
 
@@ -113,7 +113,7 @@ type recording struct {
 	start      time.Time
 	progress   io.Writer
 	// identities names the target cgroups, by cgroup id.
-	identities map[uint64]profile.Container
+	identities map[uint64]profile.Identity
 	stopped    bool
 }
 
@@ -134,14 +134,14 @@ func startRecording(progress io.Writer) (*recording, error) {
 		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
 	}
 	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), start: time.Now(),
-		progress: progress, identities: map[uint64]profile.Container{}}
+		progress: progress, identities: map[uint64]profile.Identity{}}
 	go func() { r.readerDone <- r.col.consume(probe) }()
 	return r, nil
 }
 
 // addTarget starts recording a cgroup as (part of) the container identity
 // names.
-func (r *recording) addTarget(cgroupID uint64, identity profile.Container) error {
+func (r *recording) addTarget(cgroupID uint64, identity profile.Identity) error {
 	if err := r.probe.AddTarget(cgroupID, 0); err != nil {
 		return err
 	}
@@ -217,16 +217,8 @@ func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, s
 		cmd.Wait()
 		close(exited)
 	}()
-	var deadline <-chan time.Time
-	if cfg.Duration > 0 {
-		deadline = time.After(cfg.Duration)
-	}
-	var progress <-chan time.Time
-	if cfg.ProgressPeriod > 0 {
-		t := time.NewTicker(cfg.ProgressPeriod)
-		defer t.Stop()
-		progress = t.C
-	}
+	deadline, progress, stopTicker := recordingClock(cfg.Duration, cfg.ProgressPeriod)
+	defer stopTicker()
 	var killTimer <-chan time.Time
 	stopping := false
 	stop := func(sig os.Signal, why string) {
@@ -255,6 +247,21 @@ func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, s
 			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %s\n", time.Since(start).Round(time.Second), col.summary())
 		}
 	}
+}
+
+// recordingClock returns a channel that fires once after duration (nil
+// when it is 0: no deadline), one that ticks every period for progress lines
+// (nil when 0), and a function that stops the ticker.
+func recordingClock(duration, period time.Duration) (deadline, progress <-chan time.Time, stop func()) {
+	stop = func() {}
+	if duration > 0 {
+		deadline = time.After(duration)
+	}
+	if period > 0 {
+		t := time.NewTicker(period)
+		progress, stop = t.C, t.Stop
+	}
+	return deadline, progress, stop
 }
 
 func exitStatus(ps *os.ProcessState) int {

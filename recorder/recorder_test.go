@@ -115,7 +115,7 @@ func TestCollector(t *testing.T) {
 	counted.Count = 3
 	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, RuntimeInit: true, Count: 1}
 	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
-	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, map[uint64]profile.Container{cg: {Name: "web"}})
+	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, map[uint64]profile.Identity{cg: {Name: "web"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestCollector(t *testing.T) {
 	}
 	got := containers[0]
 	want := profile.Container{
-		Name: "web",
+		Identity: profile.Identity{Name: "web"},
 		Capabilities: []profile.CapabilityChecks{
 			{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 3, Sources: []profile.Source{
 				// No stack in this event: the audit class is unknown.
@@ -152,12 +152,12 @@ func TestCollectorRestartedContainer(t *testing.T) {
 	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1})
 	server := bpf.ExeID{Dev: 2, Ino: 2}
 	owner := &profile.Owner{Kind: "Deployment", Name: "web"}
-	identity := profile.Container{Name: "nginx", Namespace: "shop", Owner: owner, Kind: profile.RegularContainer,
+	identity := profile.Identity{Name: "nginx", Namespace: "shop", Owner: owner, Kind: profile.RegularContainer,
 		Images: []string{"nginx:1"}, Pods: []string{"web-1"}}
 	bind := func(cg uint64) bpf.Check {
 		return bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true, Count: 2}
 	}
-	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, map[uint64]profile.Container{1: identity, 2: identity})
+	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, map[uint64]profile.Identity{1: identity, 2: identity})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,13 +60,14 @@ type Cluster struct {
 	CRI         runtimeapi.RuntimeServiceClient
 	criConn     *grpc.ClientConn
 	procs       []*exec.Cmd
+	podsMu      sync.Mutex
 	podStates   map[types.UID]*podState
 }
 
 // Start starts etcd, kube-apiserver and containerd, and imports the image.
 // On error, what was started is stopped.
 func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
-	c = &Cluster{cfg: cfg}
+	c = &Cluster{cfg: cfg, podStates: map[types.UID]*podState{}}
 	defer func() {
 		if err != nil {
 			c.Stop()
@@ -128,6 +130,21 @@ func waitFor(ctx context.Context, what string, timeout time.Duration, ready func
 	}
 }
 
+// answersOK is a readiness check: GET url answers 200.
+func answersOK(client *http.Client, url string) func() error {
+	return func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	}
+}
+
 func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 	client, err := freePort()
 	if err != nil {
@@ -145,17 +162,7 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 		"--initial-cluster", "default="+peerURL, "--log-level", "error"); err != nil {
 		return "", err
 	}
-	return url, waitFor(ctx, "etcd", 30*time.Second, func() error {
-		resp, err := http.Get(url + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	})
+	return url, waitFor(ctx, "etcd", 30*time.Second, answersOK(http.DefaultClient, url+"/health"))
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
@@ -215,17 +222,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 	pool := x509.NewCertPool()
 	pool.AddCert(p.caCert)
 	httpc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
-	if err := waitFor(ctx, "kube-apiserver", 90*time.Second, func() error {
-		resp, err := httpc.Get(server + "/readyz")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
-	}); err != nil {
+	if err := waitFor(ctx, "kube-apiserver", 90*time.Second, answersOK(httpc, server+"/readyz")); err != nil {
 		return err
 	}
 	rest, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)

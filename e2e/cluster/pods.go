@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -28,8 +26,6 @@ type podState struct {
 	sandbox   *runtimeapi.PodSandboxConfig
 	attempts  map[string]uint32
 }
-
-var podsMu sync.Mutex
 
 // RunPod plays the kubelet for one pod: it creates the pod through the API,
 // bound to the node; runs its sandbox under the cgroup parent
@@ -75,9 +71,9 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, err
 		return nil, fmt.Errorf("run sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 	st := &podState{sandboxID: sb.PodSandboxId, sandbox: sbConfig, attempts: map[string]uint32{}}
-	podsMu.Lock()
-	c.pods()[pod.UID] = st
-	podsMu.Unlock()
+	c.podsMu.Lock()
+	c.podStates[pod.UID] = st
+	c.podsMu.Unlock()
 
 	pod.Status.Phase = corev1.PodPending
 	pod.Status.QOSClass = corev1.PodQOSBestEffort
@@ -118,13 +114,6 @@ func runningStatus(ctr corev1.Container, id string, restarts int32) corev1.Conta
 		Name: ctr.Name, Image: ctr.Image, ContainerID: "containerd://" + id, Ready: true, Started: new(true), RestartCount: restarts,
 		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}},
 	}
-}
-
-func (c *Cluster) pods() map[types.UID]*podState {
-	if c.podStates == nil {
-		c.podStates = map[types.UID]*podState{}
-	}
-	return c.podStates
 }
 
 // notePodCgroup records a pod cgroup for Cleanup before it exists.
@@ -186,9 +175,9 @@ func (c *Cluster) waitExit(ctx context.Context, id string) (int32, error) {
 // as the kubelet does when a container exits under restartPolicy Always,
 // and reports the new id and restart count in the pod's status.
 func (c *Cluster) RestartContainer(ctx context.Context, pod *corev1.Pod, name string) (*corev1.Pod, error) {
-	podsMu.Lock()
-	st := c.pods()[pod.UID]
-	podsMu.Unlock()
+	c.podsMu.Lock()
+	st := c.podStates[pod.UID]
+	c.podsMu.Unlock()
 	pod, err := c.Client.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
