@@ -409,6 +409,13 @@ func TestPodsWorkload(t *testing.T) {
 		wantRequired(t, alone(got), w.required...)
 	}
 
+	// A recording started after the init container ended says it missed it.
+	late := startRecord(t, "--pods", first.Name, "-n", ns, "--kubeconfig", c.Kubeconfig)
+	late.stop(t)
+	if !strings.Contains(late.log(), fmt.Sprintf("container init of pod %s/%s (%s) ended before capprof saw it running: not recorded", ns, first.Name, initID)) {
+		t.Fatalf("no warning about the missed init container:\n%s", late.log())
+	}
+
 	// analyze shows the workload and how many pods contributed.
 	path := filepath.Join(t.TempDir(), "web.json")
 	if err := p.Save(path); err != nil {

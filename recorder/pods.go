@@ -66,7 +66,7 @@ func RecordPods(cfg PodsConfig) error {
 		}
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %s: %d container(s) in %d pod(s) so far\n",
-		cfg.Source.Describe(), len(targets.seen), len(pods))
+		cfg.Source.Describe(), targets.recorded, len(pods))
 
 	updates := make(chan kube.Pod)
 	watchDone := make(chan error, 1)
@@ -95,7 +95,7 @@ wait:
 			break wait
 		case <-progress:
 			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %d container(s), %s\n",
-				time.Since(rec.start).Round(time.Second), len(targets.seen), rec.col.summary())
+				time.Since(rec.start).Round(time.Second), targets.recorded, rec.col.summary())
 		}
 	}
 	cancel()
@@ -103,7 +103,7 @@ wait:
 		<-watchDone
 	}
 	meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
-	return rec.finish(meta, cfg.Output, fmt.Sprintf("%d container(s)", len(targets.seen)))
+	return rec.finish(meta, cfg.Output, fmt.Sprintf("%d container(s)", targets.recorded))
 }
 
 // podTargets adds the running containers of pods to a recording, each
@@ -112,7 +112,8 @@ type podTargets struct {
 	rec      *recording
 	root     string
 	progress io.Writer
-	seen     map[string]bool // container ids already targeted
+	seen     map[string]bool // container ids already targeted, or reported as missed
+	recorded int
 }
 
 // add targets the pod's running containers not targeted yet. It returns the
@@ -120,7 +121,15 @@ type podTargets struct {
 func (t *podTargets) add(p kube.Pod) error {
 	var firstErr error
 	for _, c := range p.Containers {
-		if !c.Running || t.seen[c.ID] {
+		if t.seen[c.ID] {
+			continue
+		}
+		if !c.Running {
+			// Said once: it ran and ended between two looks (a quick init
+			// container), or before the recording started.
+			t.seen[c.ID] = true
+			fmt.Fprintf(t.progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it running: not recorded\n",
+				c.Name, p.Namespace, p.Name, c.ID)
 			continue
 		}
 		path, id, err := containerCgroup(t.root, p, c)
@@ -140,6 +149,7 @@ func (t *podTargets) add(p kube.Pod) error {
 			return err
 		}
 		t.seen[c.ID] = true
+		t.recorded++
 		fmt.Fprintf(t.progress, "capprof: recording container %s of pod %s/%s (%s %s, cgroup %s)\n",
 			c.Name, p.Namespace, p.Name, p.Owner.Kind, p.Owner.Name, path)
 	}
