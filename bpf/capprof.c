@@ -45,7 +45,7 @@ const enum stat_index unused_stat_index __attribute__((unused));
 #define TARGET_FILTER_SLOTS 4096
 volatile __u8 target_filter[TARGET_FILTER_SLOTS];
 
-/* cgroup2 id -> index of the target (container) in user space. */
+/* The set of target cgroup2 ids; the value is unused. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);

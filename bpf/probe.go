@@ -87,10 +87,10 @@ func Load() (*Probe, error) {
 	return &Probe{spec: spec, coll: coll, reader: reader}, nil
 }
 
-// AddTarget puts a cgroup2 id into the in-kernel target set; index is
-// returned to the caller with every check and event from that cgroup.
-func (p *Probe) AddTarget(cgroupID uint64, index uint32) error {
-	if err := p.coll.Maps["targets"].Put(cgroupID, index); err != nil {
+// AddTarget puts a cgroup2 id into the in-kernel target set. Checks and
+// events carry the cgroup id, which is how user space tells targets apart.
+func (p *Probe) AddTarget(cgroupID uint64) error {
+	if err := p.coll.Maps["targets"].Put(cgroupID, uint32(0)); err != nil {
 		return fmt.Errorf("add cgroup %d to the target set: %w", cgroupID, err)
 	}
 	// The exact entry exists before its pre-filter slot opens, so no check

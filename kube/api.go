@@ -271,12 +271,11 @@ func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
 			if st.ContainerID == "" {
 				continue
 			}
-			runtime, id := splitContainerID(st.ContainerID)
 			image := images[st.Name]
 			if image == "" {
 				image = st.Image
 			}
-			out.Containers = append(out.Containers, Container{Name: st.Name, Kind: kind, Image: image, ID: id, Runtime: runtime,
+			out.Containers = append(out.Containers, Container{Name: st.Name, Kind: kind, Image: image, ID: bareContainerID(st.ContainerID),
 				Running: st.State.Running != nil})
 		}
 	}

@@ -41,7 +41,6 @@ type CRISource struct {
 	sel       Selection
 	namespace string // "" with -A
 	endpoint  string
-	runtime   string // the runtime's name, as in container ids: containerd, cri-o
 	conn      *grpc.ClientConn
 	client    runtimeapi.RuntimeServiceClient
 }
@@ -65,12 +64,10 @@ func NewCRISource(ctx context.Context, cfg CRIConfig) (*CRISource, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	v, err := s.client.Version(ctx, &runtimeapi.VersionRequest{})
-	if err != nil {
+	if _, err := s.client.Version(ctx, &runtimeapi.VersionRequest{}); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("--runtime-endpoint %q: the container runtime does not answer: %s; is it running, and does it serve the CRI (runtime.v1)?", cfg.Endpoint, oneLine(err))
 	}
-	s.runtime = strings.ToLower(v.RuntimeName)
 	return s, nil
 }
 
@@ -150,7 +147,7 @@ func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
 		}
 		state := c.GetState()
 		p.pod.Containers = append(p.pod.Containers, Container{
-			Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(), Runtime: s.runtime,
+			Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(),
 			Running: state == runtimeapi.ContainerState_CONTAINER_RUNNING || state == runtimeapi.ContainerState_CONTAINER_CREATED,
 		})
 	}

@@ -34,8 +34,6 @@ type Container struct {
 	Image string
 	// ID is the runtime's container id, without the "containerd://" scheme.
 	ID string
-	// Runtime is the scheme of the container id: containerd, cri-o, docker.
-	Runtime string
 	// Running: the container exists now, so it has a cgroup (it may not
 	// after it terminated).
 	Running bool
@@ -152,12 +150,13 @@ func (e *NoMatchError) Error() string {
 	return msg
 }
 
-// splitContainerID splits "containerd://abc" into ("containerd", "abc").
-func splitContainerID(id string) (runtime, bare string) {
-	if r, b, ok := strings.Cut(id, "://"); ok {
-		return r, b
+// bareContainerID drops the runtime scheme of a status's container id:
+// "containerd://abc" (or cri-o://, docker://) is "abc".
+func bareContainerID(id string) string {
+	if _, bare, ok := strings.Cut(id, "://"); ok {
+		return bare
 	}
-	return "", id
+	return id
 }
 
 // Labels that controllers put on their pods, which the CRI copies to the pod

@@ -86,15 +86,15 @@ func TestNoMatchError(t *testing.T) {
 	}
 }
 
-func TestSplitContainerID(t *testing.T) {
-	for in, want := range map[string][2]string{
-		"containerd://abc": {"containerd", "abc"},
-		"cri-o://def":      {"cri-o", "def"},
-		"docker://0a":      {"docker", "0a"},
-		"bare":             {"", "bare"},
+func TestBareContainerID(t *testing.T) {
+	for in, want := range map[string]string{
+		"containerd://abc": "abc",
+		"cri-o://def":      "def",
+		"docker://0a":      "0a",
+		"bare":             "bare",
 	} {
-		if r, id := splitContainerID(in); r != want[0] || id != want[1] {
-			t.Errorf("splitContainerID(%q) = %q, %q", in, r, id)
+		if id := bareContainerID(in); id != want {
+			t.Errorf("bareContainerID(%q) = %q, want %q", in, id, want)
 		}
 	}
 }

@@ -142,7 +142,7 @@ func startRecording(progress io.Writer) (*recording, error) {
 // addTarget starts recording a cgroup as (part of) the container identity
 // names.
 func (r *recording) addTarget(cgroupID uint64, identity profile.Identity) error {
-	if err := r.probe.AddTarget(cgroupID, 0); err != nil {
+	if err := r.probe.AddTarget(cgroupID); err != nil {
 		return err
 	}
 	r.identities[cgroupID] = identity
