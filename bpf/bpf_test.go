@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -102,7 +103,7 @@ func TestLoadAndAttach(t *testing.T) {
 		}
 		t.Skip(reason)
 	}
-	p, err := Load()
+	p, err := Load(Options{Startup: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

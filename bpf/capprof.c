@@ -30,6 +30,10 @@ const struct exec_event *unused_exec_event __attribute__((unused));
 const struct exit_event *unused_exit_event __attribute__((unused));
 const struct fork_event *unused_fork_event __attribute__((unused));
 const struct cred_event *unused_cred_event __attribute__((unused));
+const struct sample_event *unused_sample_event __attribute__((unused));
+const struct target *unused_target __attribute__((unused));
+const struct outcome *unused_outcome __attribute__((unused));
+const enum target_phase unused_target_phase __attribute__((unused));
 const enum event_type unused_event_type __attribute__((unused));
 const enum check_flag unused_check_flag __attribute__((unused));
 const enum exec_flag unused_exec_flag __attribute__((unused));
@@ -45,12 +49,12 @@ const enum stat_index unused_stat_index __attribute__((unused));
 #define TARGET_FILTER_SLOTS 4096
 volatile __u8 target_filter[TARGET_FILTER_SLOTS];
 
-/* The set of target cgroup2 ids; the value is unused. */
+/* The set of target cgroup2 ids, with where each is in its life. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
-	__type(value, __u32);
+	__type(value, struct target);
 } targets SEC(".maps");
 
 /* Per-CPU counters, so two cores hammering one key never share a cache line. */
@@ -110,6 +114,50 @@ struct {
 	__type(value, __u8);
 } runtime_init SEC(".maps");
 
+/*
+ * Denied checks whose syscall's outcome is being followed, per thread: the
+ * keys denied during the syscall in progress and the task_work that reads
+ * its return value (see follow_denial).
+ */
+#define DENIALS_PER_SYSCALL 4
+struct denial {
+	struct bpf_task_work work;
+	struct agg_key keys[DENIALS_PER_SYSCALL];
+	__u64 task_start; /* task->start_time: a reused thread id is another task */
+	__u32 nkeys;      /* 0: nothing pending */
+	__s32 syscall;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct denial);
+} denials SEC(".maps");
+
+/* Sampled outcomes of the syscalls in which checks of a key were denied. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct agg_key);
+	__type(value, struct outcome);
+} outcomes SEC(".maps");
+
+/*
+ * Linux 6.18 (kernel/bpf/helpers.c): run a BPF callback as task_work in the
+ * given task, here at its next return to user space. Weak: older kernels
+ * load the programs without it and leave outcomes unknown.
+ */
+extern int bpf_task_work_schedule_resume_impl(struct task_struct *task, struct bpf_task_work *tw,
+					      void *map__map,
+					      int (*callback)(struct bpf_map *map, void *key, void *value),
+					      void *aux__prog) __ksym __weak;
+
+/* libbpf's bpf_ksym_exists (libbpf 1.2+; Debian 12 ships 1.1): a weak
+ * kfunc's address is 0 when the kernel lacks it, a constant the verifier
+ * uses to drop the dead call. */
+#define kfunc_exists(fn) (!!(fn))
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -139,17 +187,17 @@ struct sys_exit_ctx {
 	__s64 ret;
 };
 
-static __always_inline bool is_target(__u64 *cgroup_id)
+static __always_inline struct target *lookup_target(__u64 *cgroup_id)
 {
 	if (!target_filter[*cgroup_id % TARGET_FILTER_SLOTS])
-		return false;
-	return bpf_map_lookup_elem(&targets, cgroup_id) != NULL;
+		return NULL;
+	return bpf_map_lookup_elem(&targets, cgroup_id);
 }
 
-static __always_inline bool target_cgroup(__u64 *cgroup_id)
+static __always_inline struct target *target_cgroup(__u64 *cgroup_id)
 {
 	*cgroup_id = bpf_get_current_cgroup_id();
-	return is_target(cgroup_id);
+	return lookup_target(cgroup_id);
 }
 
 static __always_inline void count_stat(__u32 index)
@@ -361,17 +409,161 @@ static __always_inline void emit_first_check(void *ctx, struct task_struct *task
 }
 
 /*
+ * A key's kernel stack is sampled when a CPU's count for it reaches a power
+ * of two (2, 4, 8, ...): a few dozen stacks for a key seen millions of times,
+ * so a key whose checks come from more than one call site (an audited check
+ * behind a noaudit one, say) shows them, at the cost of one test per check.
+ */
+static __always_inline void emit_sample(void *ctx, const struct agg_key *key)
+{
+	struct sample_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	if (!e) {
+		count_stat(STAT_RINGBUF_DROPS);
+		return;
+	}
+	fill_header(&e->hdr, EVENT_CAP_SAMPLE, key->cgroup_id);
+	e->key = *key;
+	e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
+	e->pad = 0;
+	bpf_ringbuf_submit(e, wakeup_flag());
+}
+
+static __always_inline void count_check(void *ctx, struct task_struct *task, const struct agg_key *key,
+					const struct cred *cred)
+{
+	__u64 *count = bpf_map_lookup_elem(&checks, key);
+
+	if (!count) {
+		__u64 one = 1;
+		long err = bpf_map_update_elem(&checks, key, &one, BPF_NOEXIST);
+		if (!err) {
+			emit_first_check(ctx, task, key, cred);
+			return;
+		}
+		if (err != -EEXIST) {
+			count_stat(STAT_AGG_FULL);
+			return;
+		}
+		/* another CPU inserted it first */
+		count = bpf_map_lookup_elem(&checks, key);
+		if (!count)
+			return;
+	}
+	__u64 n = ++*count;
+	if ((n & (n - 1)) == 0)
+		emit_sample(ctx, key);
+}
+
+static __always_inline bool same_key(const struct agg_key *a, const struct agg_key *b)
+{
+	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+/*
+ * Runs as task_work in the thread that was denied, on its way back to user
+ * space (exit_to_user_mode_loop -> resume_user_mode_work), where regs->ax
+ * already holds the syscall's return value.
+ */
+static int on_syscall_return(struct bpf_map *map, void *map_key, void *value)
+{
+	struct denial *d = value;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__u32 n = d->nkeys;
+
+	d->nkeys = 0;
+	if ((__s32)regs->orig_ax != d->syscall) {
+		count_stat(STAT_OUTCOME_LOST);
+		return 0;
+	}
+	long ret = regs->ax;
+	bool failed = ret < 0 && ret >= -4095; /* -errno, as IS_ERR_VALUE */
+
+	for (__u32 i = 0; i < DENIALS_PER_SYSCALL && i < n; i++) {
+		struct outcome *o = bpf_map_lookup_elem(&outcomes, &d->keys[i]);
+		if (!o) {
+			struct outcome zero = {};
+			bpf_map_update_elem(&outcomes, &d->keys[i], &zero, BPF_NOEXIST);
+			o = bpf_map_lookup_elem(&outcomes, &d->keys[i]);
+			if (!o) {
+				count_stat(STAT_OUTCOME_LOST);
+				continue;
+			}
+		}
+		__sync_fetch_and_add(failed ? &o->failed : &o->succeeded, 1);
+	}
+	return 0;
+}
+
+/*
+ * A denied check: follow its syscall to its return, to tell a denial the
+ * workload tolerated (the syscall succeeded anyway) from one that made it
+ * fail. The return is read by task_work scheduled on this thread only, so
+ * no other syscall on the node pays anything, as a sys_exit tracepoint would
+ * make them. Up to OUTCOME_SAMPLES syscalls per key are followed.
+ */
+static __always_inline void follow_denial(struct task_struct *task, const struct agg_key *key)
+{
+	if (key->syscall < 0 || !kfunc_exists(bpf_task_work_schedule_resume_impl))
+		return;
+	struct outcome *o = bpf_map_lookup_elem(&outcomes, key);
+	if (o && o->failed + o->succeeded >= OUTCOME_SAMPLES)
+		return;
+
+	__u32 tid = task->pid;
+	__u64 task_start = task->start_time;
+	struct denial *d = bpf_map_lookup_elem(&denials, &tid);
+	if (!d || d->task_start != task_start) {
+		struct denial fresh = {.task_start = task_start};
+		bpf_map_update_elem(&denials, &tid, &fresh, BPF_ANY);
+		d = bpf_map_lookup_elem(&denials, &tid);
+		if (!d) {
+			count_stat(STAT_OUTCOME_LOST);
+			return;
+		}
+	}
+	__u32 n = d->nkeys;
+	if (n > 0) { /* this syscall already had a denial: its task_work is scheduled */
+		if (d->syscall != key->syscall) {
+			count_stat(STAT_OUTCOME_LOST);
+			return;
+		}
+		for (__u32 i = 0; i < DENIALS_PER_SYSCALL && i < n; i++)
+			if (same_key(&d->keys[i], key))
+				return;
+		if (n >= DENIALS_PER_SYSCALL) {
+			count_stat(STAT_OUTCOME_LOST);
+			return;
+		}
+		d->keys[n] = *key;
+		d->nkeys = n + 1;
+		return;
+	}
+	d->keys[0] = *key;
+	d->syscall = key->syscall;
+	d->nkeys = 1;
+	if (bpf_task_work_schedule_resume_impl(task, &d->work, &denials, on_syscall_return, NULL)) {
+		d->nkeys = 0;
+		count_stat(STAT_OUTCOME_LOST);
+	}
+}
+
+/*
  * The hot path: runs for every capability check on the node. Tracked checks
  * are read through BTF pointers (plain loads, no probe_read helper calls) and
- * counted per CPU; the ring buffer is used once per new key.
+ * counted per CPU; the ring buffer is used once per new key and for samples.
  */
 SEC("tp_btf/cap_capable")
 int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
 	     const struct user_namespace *capable_ns, int cap, int ret)
 {
 	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
 
-	if (!target_cgroup(&cgroup_id))
+	if (!target)
 		return 0;
 
 	struct task_struct *task = bpf_get_current_task_btf();
@@ -395,26 +587,12 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 		key.flags |= CHECK_OTHER_CRED;
 	if (bpf_task_storage_get(&runtime_init, task, 0, 0))
 		key.flags |= CHECK_RUNTIME_INIT;
+	if (target->phase == TARGET_STEADY)
+		key.flags |= CHECK_STEADY;
 
-	__u64 *count = bpf_map_lookup_elem(&checks, &key);
-	if (count) {
-		(*count)++;
-		return 0;
-	}
-
-	__u64 one = 1;
-	long err = bpf_map_update_elem(&checks, &key, &one, BPF_NOEXIST);
-	if (err == -EEXIST) { /* another CPU inserted it first */
-		count = bpf_map_lookup_elem(&checks, &key);
-		if (count)
-			(*count)++;
-		return 0;
-	}
-	if (err) {
-		count_stat(STAT_AGG_FULL);
-		return 0;
-	}
-	emit_first_check(ctx, task, &key, cred);
+	count_check(ctx, task, &key, cred);
+	if (key.denied)
+		follow_denial(task, &key);
 	return 0;
 }
 
@@ -454,7 +632,7 @@ int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
 {
 	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 
-	if (!is_target(&cgroup_id))
+	if (!lookup_target(&cgroup_id))
 		return 0;
 	__u8 one = 1;
 	bpf_task_storage_get(&runtime_init, task, &one, BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -471,10 +649,17 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
 {
 	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
 
-	if (!target_cgroup(&cgroup_id))
+	if (!target)
 		return 0;
 	bpf_task_storage_delete(&runtime_init, task); /* the workload's program runs now */
+	/* The target's first workload exec (the command, or the container's
+	 * entrypoint run by runc init) opens its startup window. */
+	if (target->phase == TARGET_NOT_STARTED) {
+		target->started_ns = bpf_ktime_get_ns();
+		target->phase = TARGET_STARTUP;
+	}
 
 	struct exec_event *e = scratch(&exec_scratch);
 	if (!e)

@@ -19,6 +19,7 @@ enum event_type {
 	EVENT_EXIT = 3,
 	EVENT_FORK = 4,
 	EVENT_CRED = 5, /* credentials changed by a setuid-family or capset call */
+	EVENT_CAP_SAMPLE = 6, /* a later check's stack, sampled per key */
 };
 
 /* agg_key.flags */
@@ -27,6 +28,33 @@ enum check_flag {
 	CHECK_CRED_OVERRIDE = 1 << 1, /* task runs with overridden creds (cred != real_cred) */
 	CHECK_OTHER_CRED = 1 << 2,    /* the checked cred is not the current task's own */
 	CHECK_RUNTIME_INIT = 1 << 3,  /* made by the container runtime before the workload's exec */
+	CHECK_STEADY = 1 << 4,        /* made after the target's startup window */
+};
+
+/* target.phase: where a target cgroup is in its life. */
+enum target_phase {
+	TARGET_NOT_STARTED = 0, /* no workload exec seen yet; the first one starts the startup window */
+	TARGET_STARTUP = 1,     /* within the startup window, which began at started_ns */
+	TARGET_STEADY = 2,      /* past it: user space moves targets here when the window ends */
+};
+
+/* The value of the targets map, one per target cgroup. */
+struct target {
+	__u64 started_ns; /* CLOCK_MONOTONIC ns of the first workload exec */
+	__u32 phase;      /* enum target_phase */
+	__u32 pad;
+};
+
+/*
+ * What happened to the syscalls in which a check of one key was denied:
+ * sampled, up to OUTCOME_SAMPLES per key. failed: the syscall returned an
+ * error (the workload may have needed the capability); succeeded: it went on
+ * without it (a tolerated probe, or another capability sufficed).
+ */
+#define OUTCOME_SAMPLES 64
+struct outcome {
+	__u64 failed;
+	__u64 succeeded;
 };
 
 /* exec_event.flags */
@@ -41,7 +69,8 @@ enum stat_index {
 	STAT_RINGBUF_DROPS = 0, /* events not delivered: ring buffer full */
 	STAT_AGG_FULL = 1,      /* checks not counted: aggregation map full */
 	STAT_PENDING_FULL = 2,  /* credential changes not followed: pending map full */
-	STAT_MAX = 3,
+	STAT_OUTCOME_LOST = 3,  /* denied checks whose syscall's return could not be followed */
+	STAT_MAX = 4,
 };
 
 /* Aggregation key: one counter per distinct combination. */
@@ -84,6 +113,16 @@ struct cap_event {
 	__s32 stack_bytes; /* bytes of stack filled, or a negative error */
 	__u64 stack[STACK_DEPTH];
 	struct exe_path exe;
+};
+
+/* A later check of a known key, with its stack: the key's stacks are sampled
+ * when a CPU's count reaches a power of two. */
+struct sample_event {
+	struct event_header hdr;
+	struct agg_key key;
+	__s32 stack_bytes;
+	__u32 pad;
+	__u64 stack[STACK_DEPTH];
 };
 
 struct exec_event {

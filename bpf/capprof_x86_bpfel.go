@@ -47,6 +47,7 @@ const (
 	capprofCheckFlagCHECK_CRED_OVERRIDE capprofCheckFlag = 2
 	capprofCheckFlagCHECK_OTHER_CRED    capprofCheckFlag = 4
 	capprofCheckFlagCHECK_RUNTIME_INIT  capprofCheckFlag = 8
+	capprofCheckFlagCHECK_STEADY        capprofCheckFlag = 16
 )
 
 type capprofCredEvent struct {
@@ -78,6 +79,18 @@ type capprofCreds struct {
 	CapAmbient     uint64
 }
 
+type capprofDenial struct {
+	_    structs.HostLayout
+	Work struct {
+		_      structs.HostLayout
+		Opaque uint64
+	}
+	Keys      [4]capprofAggKey
+	TaskStart uint64
+	Nkeys     uint32
+	Syscall   int32
+}
+
 type capprofEventHeader struct {
 	_        structs.HostLayout
 	Type     uint32
@@ -92,11 +105,12 @@ type capprofEventHeader struct {
 type capprofEventType uint32
 
 const (
-	capprofEventTypeEVENT_CAP_FIRST capprofEventType = 1
-	capprofEventTypeEVENT_EXEC      capprofEventType = 2
-	capprofEventTypeEVENT_EXIT      capprofEventType = 3
-	capprofEventTypeEVENT_FORK      capprofEventType = 4
-	capprofEventTypeEVENT_CRED      capprofEventType = 5
+	capprofEventTypeEVENT_CAP_FIRST  capprofEventType = 1
+	capprofEventTypeEVENT_EXEC       capprofEventType = 2
+	capprofEventTypeEVENT_EXIT       capprofEventType = 3
+	capprofEventTypeEVENT_FORK       capprofEventType = 4
+	capprofEventTypeEVENT_CRED       capprofEventType = 5
+	capprofEventTypeEVENT_CAP_SAMPLE capprofEventType = 6
 )
 
 type capprofExecEvent struct {
@@ -140,6 +154,12 @@ type capprofForkEvent struct {
 	Pad      uint32
 }
 
+type capprofOutcome struct {
+	_         structs.HostLayout
+	Failed    uint64
+	Succeeded uint64
+}
+
 type capprofPending struct {
 	_       structs.HostLayout
 	Before  capprofCreds
@@ -149,62 +169,93 @@ type capprofPending struct {
 	Pad     uint32
 }
 
+type capprofSampleEvent struct {
+	_          structs.HostLayout
+	Hdr        capprofEventHeader
+	Key        capprofAggKey
+	StackBytes int32
+	Pad        uint32
+	Stack      [24]uint64
+}
+
 type capprofStatIndex uint32
 
 const (
 	capprofStatIndexSTAT_RINGBUF_DROPS capprofStatIndex = 0
 	capprofStatIndexSTAT_AGG_FULL      capprofStatIndex = 1
 	capprofStatIndexSTAT_PENDING_FULL  capprofStatIndex = 2
-	capprofStatIndexSTAT_MAX           capprofStatIndex = 3
+	capprofStatIndexSTAT_OUTCOME_LOST  capprofStatIndex = 3
+	capprofStatIndexSTAT_MAX           capprofStatIndex = 4
+)
+
+type capprofTarget struct {
+	_         structs.HostLayout
+	StartedNs uint64
+	Phase     uint32
+	Pad       uint32
+}
+
+type capprofTargetPhase uint32
+
+const (
+	capprofTargetPhaseTARGET_NOT_STARTED capprofTargetPhase = 0
+	capprofTargetPhaseTARGET_STARTUP     capprofTargetPhase = 1
+	capprofTargetPhaseTARGET_STEADY      capprofTargetPhase = 2
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	capprofMapCapScratch      = "cap_scratch"
-	capprofMapChecks          = "checks"
-	capprofMapEvents          = "events"
-	capprofMapExecScratch     = "exec_scratch"
-	capprofMapPending         = "pending"
-	capprofMapRuntimeInit     = "runtime_init"
-	capprofMapStats           = "stats"
-	capprofMapTargets         = "targets"
-	capprofProgEnterCapset    = "enter_capset"
-	capprofProgEnterExecve    = "enter_execve"
-	capprofProgEnterExecveat  = "enter_execveat"
-	capprofProgEnterSetfsgid  = "enter_setfsgid"
-	capprofProgEnterSetfsuid  = "enter_setfsuid"
-	capprofProgEnterSetgid    = "enter_setgid"
-	capprofProgEnterSetregid  = "enter_setregid"
-	capprofProgEnterSetresgid = "enter_setresgid"
-	capprofProgEnterSetresuid = "enter_setresuid"
-	capprofProgEnterSetreuid  = "enter_setreuid"
-	capprofProgEnterSetuid    = "enter_setuid"
-	capprofProgExitCapset     = "exit_capset"
-	capprofProgExitSetfsgid   = "exit_setfsgid"
-	capprofProgExitSetfsuid   = "exit_setfsuid"
-	capprofProgExitSetgid     = "exit_setgid"
-	capprofProgExitSetregid   = "exit_setregid"
-	capprofProgExitSetresgid  = "exit_setresgid"
-	capprofProgExitSetresuid  = "exit_setresuid"
-	capprofProgExitSetreuid   = "exit_setreuid"
-	capprofProgExitSetuid     = "exit_setuid"
-	capprofProgOnCapCapable   = "on_cap_capable"
-	capprofProgOnCgroupAttach = "on_cgroup_attach"
-	capprofProgOnExec         = "on_exec"
-	capprofProgOnExit         = "on_exit"
-	capprofProgOnFork         = "on_fork"
-	capprofVarTargetFilter    = "target_filter"
-	capprofVarUnusedCapEvent  = "unused_cap_event"
-	capprofVarUnusedCheckFlag = "unused_check_flag"
-	capprofVarUnusedCredEvent = "unused_cred_event"
-	capprofVarUnusedEventType = "unused_event_type"
-	capprofVarUnusedExecEvent = "unused_exec_event"
-	capprofVarUnusedExecFlag  = "unused_exec_flag"
-	capprofVarUnusedExitEvent = "unused_exit_event"
-	capprofVarUnusedForkEvent = "unused_fork_event"
-	capprofVarUnusedStatIndex = "unused_stat_index"
+	capprofMapCapScratch        = "cap_scratch"
+	capprofMapChecks            = "checks"
+	capprofMapDenials           = "denials"
+	capprofMapEvents            = "events"
+	capprofMapExecScratch       = "exec_scratch"
+	capprofMapOutcomes          = "outcomes"
+	capprofMapPending           = "pending"
+	capprofMapRuntimeInit       = "runtime_init"
+	capprofMapStats             = "stats"
+	capprofMapTargets           = "targets"
+	capprofProgEnterCapset      = "enter_capset"
+	capprofProgEnterExecve      = "enter_execve"
+	capprofProgEnterExecveat    = "enter_execveat"
+	capprofProgEnterSetfsgid    = "enter_setfsgid"
+	capprofProgEnterSetfsuid    = "enter_setfsuid"
+	capprofProgEnterSetgid      = "enter_setgid"
+	capprofProgEnterSetregid    = "enter_setregid"
+	capprofProgEnterSetresgid   = "enter_setresgid"
+	capprofProgEnterSetresuid   = "enter_setresuid"
+	capprofProgEnterSetreuid    = "enter_setreuid"
+	capprofProgEnterSetuid      = "enter_setuid"
+	capprofProgExitCapset       = "exit_capset"
+	capprofProgExitSetfsgid     = "exit_setfsgid"
+	capprofProgExitSetfsuid     = "exit_setfsuid"
+	capprofProgExitSetgid       = "exit_setgid"
+	capprofProgExitSetregid     = "exit_setregid"
+	capprofProgExitSetresgid    = "exit_setresgid"
+	capprofProgExitSetresuid    = "exit_setresuid"
+	capprofProgExitSetreuid     = "exit_setreuid"
+	capprofProgExitSetuid       = "exit_setuid"
+	capprofProgOnCapCapable     = "on_cap_capable"
+	capprofProgOnCgroupAttach   = "on_cgroup_attach"
+	capprofProgOnExec           = "on_exec"
+	capprofProgOnExit           = "on_exit"
+	capprofProgOnFork           = "on_fork"
+	capprofVarTargetFilter      = "target_filter"
+	capprofVarUnusedCapEvent    = "unused_cap_event"
+	capprofVarUnusedCheckFlag   = "unused_check_flag"
+	capprofVarUnusedCredEvent   = "unused_cred_event"
+	capprofVarUnusedEventType   = "unused_event_type"
+	capprofVarUnusedExecEvent   = "unused_exec_event"
+	capprofVarUnusedExecFlag    = "unused_exec_flag"
+	capprofVarUnusedExitEvent   = "unused_exit_event"
+	capprofVarUnusedForkEvent   = "unused_fork_event"
+	capprofVarUnusedOutcome     = "unused_outcome"
+	capprofVarUnusedSampleEvent = "unused_sample_event"
+	capprofVarUnusedStatIndex   = "unused_stat_index"
+	capprofVarUnusedTarget      = "unused_target"
+	capprofVarUnusedTargetPhase = "unused_target_phase"
 )
 
 // loadCapprof returns the embedded CollectionSpec for capprof.
@@ -282,8 +333,10 @@ type capprofProgramSpecs struct {
 type capprofMapSpecs struct {
 	CapScratch  *ebpf.MapSpec `ebpf:"cap_scratch"`
 	Checks      *ebpf.MapSpec `ebpf:"checks"`
+	Denials     *ebpf.MapSpec `ebpf:"denials"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
+	Outcomes    *ebpf.MapSpec `ebpf:"outcomes"`
 	Pending     *ebpf.MapSpec `ebpf:"pending"`
 	RuntimeInit *ebpf.MapSpec `ebpf:"runtime_init"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
@@ -294,16 +347,20 @@ type capprofMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
-	TargetFilter    *ebpf.VariableSpec `ebpf:"target_filter"`
-	UnusedCapEvent  *ebpf.VariableSpec `ebpf:"unused_cap_event"`
-	UnusedCheckFlag *ebpf.VariableSpec `ebpf:"unused_check_flag"`
-	UnusedCredEvent *ebpf.VariableSpec `ebpf:"unused_cred_event"`
-	UnusedEventType *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedExecEvent *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExecFlag  *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
-	UnusedExitEvent *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedStatIndex *ebpf.VariableSpec `ebpf:"unused_stat_index"`
+	TargetFilter      *ebpf.VariableSpec `ebpf:"target_filter"`
+	UnusedCapEvent    *ebpf.VariableSpec `ebpf:"unused_cap_event"`
+	UnusedCheckFlag   *ebpf.VariableSpec `ebpf:"unused_check_flag"`
+	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
+	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlag    *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
+	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent   *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedOutcome     *ebpf.VariableSpec `ebpf:"unused_outcome"`
+	UnusedSampleEvent *ebpf.VariableSpec `ebpf:"unused_sample_event"`
+	UnusedStatIndex   *ebpf.VariableSpec `ebpf:"unused_stat_index"`
+	UnusedTarget      *ebpf.VariableSpec `ebpf:"unused_target"`
+	UnusedTargetPhase *ebpf.VariableSpec `ebpf:"unused_target_phase"`
 }
 
 // capprofObjects contains all objects after they have been loaded into the kernel.
@@ -328,8 +385,10 @@ func (o *capprofObjects) Close() error {
 type capprofMaps struct {
 	CapScratch  *ebpf.Map `ebpf:"cap_scratch"`
 	Checks      *ebpf.Map `ebpf:"checks"`
+	Denials     *ebpf.Map `ebpf:"denials"`
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
+	Outcomes    *ebpf.Map `ebpf:"outcomes"`
 	Pending     *ebpf.Map `ebpf:"pending"`
 	RuntimeInit *ebpf.Map `ebpf:"runtime_init"`
 	Stats       *ebpf.Map `ebpf:"stats"`
@@ -340,8 +399,10 @@ func (m *capprofMaps) Close() error {
 	return _CapprofClose(
 		m.CapScratch,
 		m.Checks,
+		m.Denials,
 		m.Events,
 		m.ExecScratch,
+		m.Outcomes,
 		m.Pending,
 		m.RuntimeInit,
 		m.Stats,
@@ -353,16 +414,20 @@ func (m *capprofMaps) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
-	TargetFilter    *ebpf.Variable `ebpf:"target_filter"`
-	UnusedCapEvent  *ebpf.Variable `ebpf:"unused_cap_event"`
-	UnusedCheckFlag *ebpf.Variable `ebpf:"unused_check_flag"`
-	UnusedCredEvent *ebpf.Variable `ebpf:"unused_cred_event"`
-	UnusedEventType *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedExecEvent *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExecFlag  *ebpf.Variable `ebpf:"unused_exec_flag"`
-	UnusedExitEvent *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedStatIndex *ebpf.Variable `ebpf:"unused_stat_index"`
+	TargetFilter      *ebpf.Variable `ebpf:"target_filter"`
+	UnusedCapEvent    *ebpf.Variable `ebpf:"unused_cap_event"`
+	UnusedCheckFlag   *ebpf.Variable `ebpf:"unused_check_flag"`
+	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`
+	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlag    *ebpf.Variable `ebpf:"unused_exec_flag"`
+	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent   *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedOutcome     *ebpf.Variable `ebpf:"unused_outcome"`
+	UnusedSampleEvent *ebpf.Variable `ebpf:"unused_sample_event"`
+	UnusedStatIndex   *ebpf.Variable `ebpf:"unused_stat_index"`
+	UnusedTarget      *ebpf.Variable `ebpf:"unused_target"`
+	UnusedTargetPhase *ebpf.Variable `ebpf:"unused_target_phase"`
 }
 
 // capprofPrograms contains all programs after they have been loaded into the kernel.

@@ -60,7 +60,12 @@ type Check struct {
 	// task that entered the cgroup from outside (runc init) and has not yet
 	// executed the workload's program.
 	RuntimeInit bool
-	Count       uint64
+	// Steady is true when the check came after the target's startup window.
+	Steady bool
+	Count  uint64
+	// SyscallFailed and SyscallSucceeded count how the followed syscalls in
+	// which a denied check was made ended (a sample: see OUTCOME_SAMPLES).
+	SyscallFailed, SyscallSucceeded uint64
 }
 
 func checkFromKey(k *capprofAggKey) Check {
@@ -74,6 +79,7 @@ func checkFromKey(k *capprofAggKey) Check {
 		CredOverride: k.Flags&uint8(capprofCheckFlagCHECK_CRED_OVERRIDE) != 0,
 		OtherCred:    k.Flags&uint8(capprofCheckFlagCHECK_OTHER_CRED) != 0,
 		RuntimeInit:  k.Flags&uint8(capprofCheckFlagCHECK_RUNTIME_INIT) != 0,
+		Steady:       k.Flags&uint8(capprofCheckFlagCHECK_STEADY) != 0,
 	}
 }
 
@@ -86,7 +92,7 @@ type Header struct {
 	Comm     string
 }
 
-// Event is one of *FirstCheck, *Exec, *Exit, *Fork, *CredChange.
+// Event is one of *FirstCheck, *CheckSample, *Exec, *Exit, *Fork, *CredChange.
 type Event interface{ header() *Header }
 
 // FirstCheck is the first capability check seen with a new aggregation key.
@@ -96,6 +102,14 @@ type FirstCheck struct {
 	EUID    uint32
 	Stack   []uint64 // kernel return addresses, innermost first
 	ExePath string
+}
+
+// CheckSample is the kernel stack of a later check of a known key, sampled
+// when a CPU's count for the key reaches a power of two.
+type CheckSample struct {
+	Header
+	Check Check    // Count is zero
+	Stack []uint64 // kernel return addresses, innermost first
 }
 
 // Exec is a successful execve in the target set.
@@ -176,17 +190,19 @@ func decodeEvent(raw []byte) (Event, error) {
 		if err := decode(raw, &e); err != nil {
 			return nil, err
 		}
-		stack := []uint64{}
-		if e.StackBytes > 0 {
-			stack = append(stack, e.Stack[:min(int(e.StackBytes)/8, len(e.Stack))]...)
-		}
 		return &FirstCheck{
 			Header:  header(&e.Hdr),
 			Check:   checkFromKey(&e.Key),
 			EUID:    e.Uid,
-			Stack:   stack,
+			Stack:   stack(e.StackBytes, &e.Stack),
 			ExePath: joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
 		}, nil
+	case capprofEventTypeEVENT_CAP_SAMPLE:
+		var e capprofSampleEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		return &CheckSample{Header: header(&e.Hdr), Check: checkFromKey(&e.Key), Stack: stack(e.StackBytes, &e.Stack)}, nil
 	case capprofEventTypeEVENT_EXEC:
 		var e capprofExecEvent
 		if err := decode(raw, &e); err != nil {
@@ -248,6 +264,15 @@ func decode[T any](raw []byte, v *T) error {
 	}
 	*v = *(*T)(unsafe.Pointer(&raw[0]))
 	return nil
+}
+
+// stack keeps the frames bpf_get_stack filled (bytes < 0 is its error).
+func stack(bytes int32, frames *[24]uint64) []uint64 {
+	out := []uint64{}
+	if bytes > 0 {
+		out = append(out, frames[:min(int(bytes)/8, len(frames))]...)
+	}
+	return out
 }
 
 func header(h *capprofEventHeader) Header {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -23,10 +24,18 @@ const tracefsDir = "/sys/kernel/tracing"
 
 // Probe is a loaded, not yet attached set of capprof programs and maps.
 type Probe struct {
-	spec   *ebpf.CollectionSpec
-	coll   *ebpf.Collection
-	links  []link.Link
-	reader *ringbuf.Reader
+	spec    *ebpf.CollectionSpec
+	coll    *ebpf.Collection
+	links   []link.Link
+	reader  *ringbuf.Reader
+	startup time.Duration
+}
+
+// Options tune a Probe.
+type Options struct {
+	// Startup is how long after its start a target's checks count as
+	// startup; later ones are steady state (Check.Steady).
+	Startup time.Duration
 }
 
 // CheckKernel reports why this kernel cannot run the tracepoint backend, or nil.
@@ -58,7 +67,7 @@ func KernelRelease() string {
 }
 
 // Load checks the kernel, then loads and verifies every program and map.
-func Load() (*Probe, error) {
+func Load(opts Options) (*Probe, error) {
 	if err := CheckKernel(); err != nil {
 		return nil, err
 	}
@@ -84,13 +93,25 @@ func Load() (*Probe, error) {
 		coll.Close()
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
-	return &Probe{spec: spec, coll: coll, reader: reader}, nil
+	return &Probe{spec: spec, coll: coll, reader: reader, startup: opts.Startup}, nil
 }
 
 // AddTarget puts a cgroup2 id into the in-kernel target set. Checks and
 // events carry the cgroup id, which is how user space tells targets apart.
-func (p *Probe) AddTarget(cgroupID uint64) error {
-	if err := p.coll.Maps["targets"].Put(cgroupID, uint32(0)); err != nil {
+// started is when the target's workload started; the zero time means it has
+// not yet, and its first exec starts it.
+func (p *Probe) AddTarget(cgroupID uint64, started time.Time) error {
+	target := capprofTarget{Phase: uint32(capprofTargetPhaseTARGET_NOT_STARTED)}
+	if !started.IsZero() {
+		now, err := monotonicNow()
+		if err != nil {
+			return err
+		}
+		age := max(time.Since(started), 0)
+		target.StartedNs = uint64(max(now-age, 1))
+		target.Phase = uint32(p.phaseAt(now, time.Duration(target.StartedNs)))
+	}
+	if err := p.coll.Maps["targets"].Put(cgroupID, &target); err != nil {
 		return fmt.Errorf("add cgroup %d to the target set: %w", cgroupID, err)
 	}
 	// The exact entry exists before its pre-filter slot opens, so no check
@@ -106,6 +127,58 @@ func (p *Probe) AddTarget(cgroupID uint64) error {
 		return fmt.Errorf("set target filter: %w", err)
 	}
 	return nil
+}
+
+func (p *Probe) phaseAt(now, started time.Duration) capprofTargetPhase {
+	if now-started >= p.startup {
+		return capprofTargetPhaseTARGET_STEADY
+	}
+	return capprofTargetPhaseTARGET_STARTUP
+}
+
+// EndStartups moves the targets whose startup window has passed to steady
+// state. The kernel side cannot tell time cheaply on every check, so it
+// reads the phase user space keeps; call this often (the recorder does every
+// 100 ms), which bounds how late a window ends.
+func (p *Probe) EndStartups() error {
+	now, err := monotonicNow()
+	if err != nil {
+		return err
+	}
+	var (
+		id     uint64
+		target capprofTarget
+		ended  []uint64
+	)
+	targets := p.coll.Maps["targets"]
+	it := targets.Iterate()
+	for it.Next(&id, &target) {
+		if target.Phase == uint32(capprofTargetPhaseTARGET_STARTUP) && target.StartedNs != 0 &&
+			p.phaseAt(now, time.Duration(target.StartedNs)) == capprofTargetPhaseTARGET_STEADY {
+			ended = append(ended, id)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read target set: %w", err)
+	}
+	for _, id := range ended {
+		if err := targets.Lookup(id, &target); err != nil {
+			return fmt.Errorf("read target %d: %w", id, err)
+		}
+		target.Phase = uint32(capprofTargetPhaseTARGET_STEADY)
+		if err := targets.Update(id, &target, ebpf.UpdateExist); err != nil {
+			return fmt.Errorf("end startup of target %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+func monotonicNow() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return 0, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
 }
 
 // Attach attaches every program to its hook, as named by its ELF section.
@@ -172,6 +245,7 @@ type Stats struct {
 	RingBufferDrops    uint64 // events lost because the ring buffer was full
 	AggregationMapFull uint64 // checks not counted because the checks map was full
 	PendingMapFull     uint64 // credential changes not followed
+	OutcomesLost       uint64 // denied checks whose syscall's return was not followed
 }
 
 // Stats sums the per-CPU loss counters.
@@ -195,22 +269,37 @@ func (p *Probe) Stats() (Stats, error) {
 	if s.AggregationMapFull, err = sum(capprofStatIndexSTAT_AGG_FULL); err != nil {
 		return s, err
 	}
-	s.PendingMapFull, err = sum(capprofStatIndexSTAT_PENDING_FULL)
+	if s.PendingMapFull, err = sum(capprofStatIndexSTAT_PENDING_FULL); err != nil {
+		return s, err
+	}
+	s.OutcomesLost, err = sum(capprofStatIndexSTAT_OUTCOME_LOST)
 	return s, err
 }
 
-// Checks returns every aggregated capability check with its total count.
+// Checks returns every aggregated capability check with its total count
+// and, for denied ones, the outcomes of the syscalls that were followed.
 func (p *Probe) Checks() ([]Check, error) {
 	var (
-		key    capprofAggKey
-		perCPU []uint64
-		out    []Check
+		key     capprofAggKey
+		perCPU  []uint64
+		outcome capprofOutcome
+		out     []Check
 	)
+	outcomes := p.coll.Maps["outcomes"]
 	it := p.coll.Maps["checks"].Iterate()
 	for it.Next(&key, &perCPU) {
 		c := checkFromKey(&key)
 		for _, v := range perCPU {
 			c.Count += v
+		}
+		if c.Denied {
+			err := outcomes.Lookup(&key, &outcome)
+			switch {
+			case err == nil:
+				c.SyscallFailed, c.SyscallSucceeded = outcome.Failed, outcome.Succeeded
+			case !errors.Is(err, ebpf.ErrKeyNotExist):
+				return nil, fmt.Errorf("read denial outcomes: %w", err)
+			}
 		}
 		out = append(out, c)
 	}
@@ -218,4 +307,15 @@ func (p *Probe) Checks() ([]Check, error) {
 		return nil, fmt.Errorf("read aggregated checks: %w", err)
 	}
 	return out, nil
+}
+
+// FollowsDenials reports whether this kernel lets the probe follow a denied
+// check's syscall to its return (bpf_task_work, Linux 6.18).
+func FollowsDenials() bool {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return false
+	}
+	var fn *btf.Func
+	return kernel.TypeByName("bpf_task_work_schedule_resume_impl", &fn) == nil
 }

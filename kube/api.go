@@ -275,8 +275,11 @@ func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
 			if image == "" {
 				image = st.Image
 			}
-			out.Containers = append(out.Containers, Container{Name: st.Name, Kind: kind, Image: image, ID: bareContainerID(st.ContainerID),
-				Running: st.State.Running != nil})
+			c := Container{Name: st.Name, Kind: kind, Image: image, ID: bareContainerID(st.ContainerID)}
+			if run := st.State.Running; run != nil {
+				c.Running, c.StartedAt = true, run.StartedAt.Time // whole seconds
+			}
+			out.Containers = append(out.Containers, c)
 		}
 	}
 	add(profile.InitContainer, p.Status.InitContainerStatuses)

@@ -146,10 +146,16 @@ func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
 			image = c.GetImage().GetImage()
 		}
 		state := c.GetState()
-		p.pod.Containers = append(p.pod.Containers, Container{
+		container := Container{
 			Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(),
 			Running: state == runtimeapi.ContainerState_CONTAINER_RUNNING || state == runtimeapi.ContainerState_CONTAINER_CREATED,
-		})
+		}
+		if state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			// ListContainers has the creation time only; the start follows
+			// it within milliseconds (runc create, then runc start).
+			container.StartedAt = time.Unix(0, c.GetCreatedAt())
+		}
+		p.pod.Containers = append(p.pod.Containers, container)
 	}
 	out := make([]criPod, 0, len(byUID))
 	for _, p := range byUID {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -37,6 +38,9 @@ type Container struct {
 	// Running: the container exists now, so it has a cgroup (it may not
 	// after it terminated).
 	Running bool
+	// StartedAt is when its program started; zero when it has not yet (a
+	// created container) or the source does not say.
+	StartedAt time.Time
 }
 
 // Source lists and watches the selected pods.

@@ -1,8 +1,10 @@
 package profile
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -14,64 +16,120 @@ type Decision string
 const (
 	// Required: keep it in capabilities.add.
 	Required Decision = "required"
-	// DeniedDecision: the workload asked for it and was refused; it ran
-	// without it. A human decides whether that refusal broke something.
+	// DeniedDecision: the workload asked for it, was refused, and the
+	// syscall failed (or its outcome was not seen). A human decides whether
+	// that refusal broke something.
 	DeniedDecision Decision = "denied"
 	// NotNeeded: only checks that a securityContext does not have to satisfy.
 	NotNeeded Decision = "not needed"
 )
 
 // Decide is capprof's decision rule for one capability, given every
-// aggregated check of it in one container:
+// aggregated check of it in one container. A check is the workload's when it
+// was made against the initial user namespace, on the task's own
+// credentials, by the workload (not the container runtime before the
+// workload's program ran) and is not a noaudit probe. Then the capability is
 //
-//   - required when a check was granted, against the initial user namespace,
-//     on the task's own credentials, and is audited (an ordinary capable()/
-//     ns_capable() call; "insetid" setuid-family checks count as audited, and
-//     so do checks whose call stack was lost);
-//   - denied when no check made it required but such a check was denied;
+//   - required when a workload check was granted (audited: an ordinary
+//     capable()/ns_capable() call; "insetid" setuid-family checks count as
+//     audited, and so do checks whose call stack was lost);
+//   - denied, for a human to decide, when no workload check was granted but
+//     one was denied and its syscall failed, or its outcome was not seen;
 //   - not needed otherwise: noaudit probes (cap_vm_enough_memory on every
 //     mmap, ns_capable_noaudit), checks against a nested user namespace,
-//     checks on overridden or another task's credentials, and checks the
-//     container runtime (runc init) made before the workload's program ran.
+//     checks on kernel-overridden or another task's credentials, checks the
+//     container runtime made, and denials whose syscalls all succeeded
+//     anyway (a probe the workload tolerated, or another capability that
+//     sufficed).
 //
-// It returns the decision and a one-line reason.
-func Decide(checks []CapabilityChecks) (Decision, string) {
-	granted, denied := false, false
-	unknownOnly := true // every granting source lost its stack
+// One kernel shortcut is not a need either: capset(2) asks for CAP_SETPCAP
+// first (security/commoncap.c cap_capset -> cap_inh_is_capped) and, when it
+// is granted, skips testing that the new inheritable set stays within the
+// old inheritable and permitted sets. Unless a recorded capset raised the
+// inheritable set beyond them, those SETPCAP checks are not needed.
+//
+// Startup and steady-state checks count alike; the reason says when every
+// granted check came in the startup window. It returns the decision and a
+// one-line reason.
+func Decide(checks []CapabilityChecks, changes []CredentialChange) (Decision, string) {
+	var granted, unknownAuditOnly, startupOnly = false, true, true
+	var failed, unknown, tolerated, shortcut bool
 	for _, c := range checks {
 		if c.UserNamespace != InitialNamespace {
 			continue
 		}
 		for _, s := range c.Sources {
-			if !countsForWorkload(s) {
+			if !isWorkloadCheck(s) {
+				continue
+			}
+			if c.Verdict == Granted && isUnneededShortcut(c.Capability, s, changes) {
+				shortcut = true
 				continue
 			}
 			if c.Verdict == Granted {
 				granted = true
-				if s.Audit != UnknownAudit {
-					unknownOnly = false
-				}
-			} else {
-				denied = true
+				unknownAuditOnly = unknownAuditOnly && s.Audit == UnknownAudit
+				startupOnly = startupOnly && s.Phase == StartupPhase
+				continue
+			}
+			switch s.Outcome() {
+			case SyscallFailed:
+				failed = true
+			case OutcomeUnknown:
+				unknown = true
+			default:
+				tolerated = true
 			}
 		}
 	}
 	switch {
-	case granted && unknownOnly:
-		return Required, "granted in the initial user namespace (call stack lost, assumed audited)"
 	case granted:
-		return Required, "granted in the initial user namespace"
-	case denied:
-		return DeniedDecision, "denied and never granted: the workload ran without it; check that it still worked"
+		reason := "granted in the initial user namespace"
+		if unknownAuditOnly {
+			reason += " (call stack lost, assumed audited)"
+		}
+		if startupOnly {
+			reason += ", only during startup"
+		}
+		return Required, reason
+	case failed:
+		return DeniedDecision, "denied and the syscall failed: the workload may need it; check that it still worked"
+	case unknown:
+		return DeniedDecision, "denied, the syscall's outcome not seen: check that the workload still worked"
 	}
-	return NotNeeded, notNeededReason(checks)
+	return NotNeeded, notNeededReason(checks, tolerated, shortcut)
 }
 
-func countsForWorkload(s Source) bool {
+// capSetpcap is CAP_SETPCAP.
+const capSetpcap Capability = 8
+
+// isUnneededShortcut: a SETPCAP check made only by cap_capset, in a
+// container where no capset raised the inheritable set beyond the old
+// inheritable and permitted sets, the one thing it would have allowed.
+func isUnneededShortcut(c Capability, s Source, changes []CredentialChange) bool {
+	if c != capSetpcap || len(s.CallSites) == 0 {
+		return false
+	}
+	for _, site := range s.CallSites {
+		if site != "cap_capset" {
+			return false
+		}
+	}
+	for _, ch := range changes {
+		if ch.Syscall == "capset" && ch.After.Inheritable&^(ch.Before.Inheritable|ch.Before.Permitted) != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// isWorkloadCheck: made by the workload on its own credentials, not a
+// noaudit probe. The user namespace is the check's, not the source's.
+func isWorkloadCheck(s Source) bool {
 	return s.Credentials == OwnCredentials && s.Audit != NoAudit && s.Phase != RuntimeInitPhase
 }
 
-func notNeededReason(checks []CapabilityChecks) string {
+func notNeededReason(checks []CapabilityChecks, tolerated, shortcut bool) string {
 	var nested, noaudit, foreign, runtime bool
 	for _, c := range checks {
 		if c.UserNamespace != InitialNamespace {
@@ -103,14 +161,16 @@ func notNeededReason(checks []CapabilityChecks) string {
 	if runtime {
 		why = append(why, "checks by the container runtime before the workload started")
 	}
+	if tolerated {
+		why = append(why, "denials the workload tolerated (its syscalls succeeded)")
+	}
+	if shortcut {
+		why = append(why, "capset's shortcut check; no capset raised the inheritable set beyond the permitted set")
+	}
 	if len(why) == 0 {
 		return "no checks"
 	}
-	reason := "only " + why[0]
-	for _, w := range why[1:] {
-		reason += " and " + w
-	}
-	return reason
+	return "only " + strings.Join(why, " and ")
 }
 
 // CapabilityDecision is one row of an analysis.
@@ -120,8 +180,20 @@ type CapabilityDecision struct {
 	Reason     string     `json:"reason"`
 	Granted    uint64     `json:"granted"`
 	Denied     uint64     `json:"denied"`
-	// Executables made the checks behind the decision.
-	Executables []string `json:"executables"`
+	// Evidence is where the checks behind the decision came from, most
+	// frequent first: for a required capability, what needed it.
+	Evidence []Evidence `json:"evidence"`
+}
+
+// Evidence is the checks of one executable in one syscall and phase.
+type Evidence struct {
+	Executable string   `json:"executable"`
+	Syscall    string   `json:"syscall"`
+	CallSites  []string `json:"callSites,omitempty"`
+	Phase      Phase    `json:"phase"`
+	Count      uint64   `json:"count"`
+	// Outcome is set for denied checks.
+	Outcome DenialOutcome `json:"outcome,omitempty"`
 }
 
 // ContainerAnalysis is the recommendation for one container.
@@ -157,8 +229,7 @@ func Analyze(inputs []Input) Analysis {
 	a := Analysis{Containers: []ContainerAnalysis{}}
 	for _, in := range inputs {
 		if d := in.Profile.Metadata.Drops; d.Total() > 0 {
-			a.Warnings = append(a.Warnings, fmt.Sprintf("%s: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete",
-				in.Source, d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls))
+			a.Warnings = append(a.Warnings, fmt.Sprintf("%s: %s; the profile may be incomplete", in.Source, d))
 		}
 		for _, c := range in.Profile.Containers {
 			recordings[c.Key()]++
@@ -188,25 +259,16 @@ func analyzeContainer(c Container) ContainerAnalysis {
 	var add []corev1.Capability
 	for _, capability := range caps {
 		checks := byCap[capability]
-		decision, reason := Decide(checks)
-		row := CapabilityDecision{Capability: capability, Decision: decision, Reason: reason, Executables: []string{}}
-		exes := map[string]bool{}
+		decision, reason := Decide(checks, c.CredentialChanges)
+		row := CapabilityDecision{Capability: capability, Decision: decision, Reason: reason}
 		for _, cc := range checks {
 			if cc.Verdict == Granted {
 				row.Granted += cc.Count
 			} else {
 				row.Denied += cc.Count
 			}
-			for _, s := range cc.Sources {
-				if explains(decision, cc, s) {
-					exes[s.Executable] = true
-				}
-			}
 		}
-		for e := range exes {
-			row.Executables = append(row.Executables, e)
-		}
-		slices.Sort(row.Executables)
+		row.Evidence = evidence(decision, checks, c.CredentialChanges)
 		if decision == Required {
 			add = append(add, corev1.Capability(capability.KubernetesName()))
 		}
@@ -233,14 +295,59 @@ func analyzeContainer(c Container) ContainerAnalysis {
 }
 
 // explains reports whether a source contributed to the decision, so the
-// executables listed for a required capability are the ones that need it.
-func explains(d Decision, cc CapabilityChecks, s Source) bool {
+// evidence for a required capability is what needed it.
+func explains(d Decision, cc CapabilityChecks, s Source, changes []CredentialChange) bool {
+	workload := cc.UserNamespace == InitialNamespace && isWorkloadCheck(s)
 	switch d {
 	case Required:
-		return cc.Verdict == Granted && cc.UserNamespace == InitialNamespace && countsForWorkload(s)
+		return cc.Verdict == Granted && workload && !isUnneededShortcut(cc.Capability, s, changes)
 	case DeniedDecision:
-		return cc.Verdict == Denied && cc.UserNamespace == InitialNamespace && countsForWorkload(s)
+		return cc.Verdict == Denied && workload && s.Outcome() != SyscallSucceeded
 	default:
 		return true
 	}
+}
+
+type evidenceKey struct {
+	Executable, Syscall string
+	Phase               Phase
+	Outcome             DenialOutcome
+}
+
+// evidence groups the sources that explain the decision by executable,
+// syscall, phase and (for denials) outcome, most checks first.
+func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange) []Evidence {
+	byKey := map[evidenceKey]*Evidence{}
+	sites := map[evidenceKey]map[string]bool{}
+	for _, cc := range checks {
+		for _, s := range cc.Sources {
+			if !explains(d, cc, s, changes) {
+				continue
+			}
+			k := evidenceKey{s.Executable, s.Syscall, s.Phase, ""}
+			if cc.Verdict == Denied {
+				k.Outcome = s.Outcome()
+			}
+			e := byKey[k]
+			if e == nil {
+				e = &Evidence{Executable: k.Executable, Syscall: k.Syscall, Phase: k.Phase, Outcome: k.Outcome}
+				byKey[k] = e
+				sites[k] = map[string]bool{}
+			}
+			e.Count += s.Count
+			for _, site := range s.CallSites {
+				sites[k][site] = true
+			}
+		}
+	}
+	out := []Evidence{}
+	for k, e := range byKey {
+		e.CallSites = sortedKeys(sites[k])
+		out = append(out, *e)
+	}
+	slices.SortFunc(out, func(a, b Evidence) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Executable, b.Executable),
+			cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Phase, b.Phase), cmp.Compare(a.Outcome, b.Outcome))
+	})
+	return out
 }

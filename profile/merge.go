@@ -40,10 +40,15 @@ type checksKey struct {
 }
 
 type sourceKey struct {
-	Executable, Syscall, CallSite string
-	Audit                         AuditClass
-	Credentials                   CredentialsUsed
-	Phase                         Phase
+	Executable, Syscall string
+	Audit               AuditClass
+	Credentials         CredentialsUsed
+	Phase               Phase
+}
+
+type sourceTally struct {
+	count, failed, succeeded uint64
+	callSites                map[string]bool
 }
 
 type execKey struct {
@@ -62,7 +67,7 @@ type containerMerger struct {
 	identity Identity // Name, Namespace, Owner, Kind of the first entry
 	images   map[string]bool
 	pods     map[string]bool
-	checks   map[checksKey]map[sourceKey]uint64
+	checks   map[checksKey]map[sourceKey]*sourceTally
 	execs    map[execKey]*execTally
 	changes  map[credChangeKey]uint64
 	uids     map[uint32]bool
@@ -77,7 +82,7 @@ func newContainerMerger() *containerMerger {
 	return &containerMerger{
 		images:  map[string]bool{},
 		pods:    map[string]bool{},
-		checks:  map[checksKey]map[sourceKey]uint64{},
+		checks:  map[checksKey]map[sourceKey]*sourceTally{},
 		execs:   map[execKey]*execTally{},
 		changes: map[credChangeKey]uint64{},
 		uids:    map[uint32]bool{},
@@ -101,11 +106,22 @@ func (m *containerMerger) add(c Container) {
 		k := checksKey{cc.Capability, cc.Verdict, cc.UserNamespace}
 		sources := m.checks[k]
 		if sources == nil {
-			sources = map[sourceKey]uint64{}
+			sources = map[sourceKey]*sourceTally{}
 			m.checks[k] = sources
 		}
 		for _, s := range cc.Sources {
-			sources[sourceKey{s.Executable, s.Syscall, s.CallSite, s.Audit, s.Credentials, s.Phase}] += s.Count
+			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.Credentials, s.Phase}
+			t := sources[sk]
+			if t == nil {
+				t = &sourceTally{callSites: map[string]bool{}}
+				sources[sk] = t
+			}
+			t.count += s.Count
+			t.failed += s.SyscallFailed
+			t.succeeded += s.SyscallSucceeded
+			for _, site := range s.CallSites {
+				t.callSites[site] = true
+			}
 		}
 	}
 	for _, e := range c.Execs {
@@ -140,13 +156,17 @@ func (m *containerMerger) result() Container {
 	}
 	for k, sources := range m.checks {
 		cc := CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []Source{}}
-		for sk, n := range sources {
-			cc.Count += n
-			cc.Sources = append(cc.Sources, Source{sk.Executable, sk.Syscall, sk.CallSite, sk.Audit, sk.Credentials, sk.Phase, n})
+		for sk, t := range sources {
+			cc.Count += t.count
+			cc.Sources = append(cc.Sources, Source{
+				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedKeys(t.callSites),
+				Audit: sk.Audit, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
+				SyscallFailed: t.failed, SyscallSucceeded: t.succeeded,
+			})
 		}
 		slices.SortFunc(cc.Sources, func(a, b Source) int {
 			return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
-				cmp.Compare(a.CallSite, b.CallSite), cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
+				cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
 		})
 		c.Capabilities = append(c.Capabilities, cc)
 	}

@@ -43,7 +43,30 @@ type Metadata struct {
 	Command        []string  `json:"command,omitempty"`
 	// Selector says which pods were recorded, on Node.
 	Selector string `json:"selector,omitempty"`
-	Drops    Drops  `json:"drops"`
+	// StartupWindow is how long after a container's start its checks are
+	// in the startup phase.
+	StartupWindow Duration `json:"startupWindow"`
+	Drops         Drops    `json:"drops"`
+}
+
+// Duration is a time.Duration written as Go writes durations ("10s", "1m30s").
+type Duration time.Duration
+
+// MarshalJSON writes "10s".
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON reads "10s".
+func (d *Duration) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err != nil {
+		return fmt.Errorf("duration must be a string like \"10s\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // Drops counts what the kernel side could not deliver. Non-zero values mean
@@ -57,10 +80,21 @@ type Drops struct {
 	UncountedChecks uint64 `json:"uncountedChecks"`
 	// UnfollowedCredentialCalls could not be compared before and after.
 	UnfollowedCredentialCalls uint64 `json:"unfollowedCredentialCalls"`
+	// UnfollowedDenials are denied checks whose syscall's outcome was not
+	// seen, beyond the ones left out by sampling.
+	UnfollowedDenials uint64 `json:"unfollowedDenials"`
 }
 
 // Total is the sum of all drops.
-func (d Drops) Total() uint64 { return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls }
+func (d Drops) Total() uint64 {
+	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials
+}
+
+// String says what was dropped, for warnings.
+func (d Drops) String() string {
+	return fmt.Sprintf("the kernel dropped %d events, %d checks, %d credential calls and %d denial outcomes",
+		d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls, d.UnfollowedDenials)
+}
 
 // Identity says which container a profile entry is about. Name, Namespace
 // and Owner make its Key: entries with the same three are the same container
@@ -179,16 +213,19 @@ const (
 	OtherTaskCredentials CredentialsUsed = "other-task"
 )
 
-// Phase says who in the container made a check.
+// Phase says when in the container's life, and by whom, a check was made.
 type Phase string
 
 // Phases.
 const (
-	// WorkloadPhase: the container's own programs.
-	WorkloadPhase Phase = "workload"
 	// RuntimeInitPhase: the container runtime (runc init) setting up the
 	// container or an exec into it, before the workload's program runs.
 	RuntimeInitPhase Phase = "runtime-init"
+	// StartupPhase: the workload, within the startup window after the
+	// container's first exec of its own program.
+	StartupPhase Phase = "startup"
+	// SteadyPhase: the workload, after the startup window.
+	SteadyPhase Phase = "steady"
 )
 
 // CapabilityChecks aggregates the checks of one capability with one verdict
@@ -202,15 +239,45 @@ type CapabilityChecks struct {
 }
 
 // Source is where checks came from: which executable, in which syscall, from
-// which kernel function.
+// which kernel functions.
 type Source struct {
-	Executable  string          `json:"executable"`
-	Syscall     string          `json:"syscall"`
-	CallSite    string          `json:"callSite,omitempty"`
+	Executable string `json:"executable"`
+	Syscall    string `json:"syscall"`
+	// CallSites are the kernel functions that made the checks: on each
+	// sampled stack, the first frame outside the capability plumbing.
+	CallSites   []string        `json:"callSites,omitempty"`
 	Audit       AuditClass      `json:"audit"`
 	Credentials CredentialsUsed `json:"credentials"`
 	Phase       Phase           `json:"phase"`
 	Count       uint64          `json:"count"`
+	// SyscallFailed and SyscallSucceeded are, for denied checks, how the
+	// syscalls they were made in ended, over the ones followed (a sample).
+	SyscallFailed    uint64 `json:"syscallFailed,omitempty"`
+	SyscallSucceeded uint64 `json:"syscallSucceeded,omitempty"`
+}
+
+// DenialOutcome says what a denied source's syscalls did without the capability.
+type DenialOutcome string
+
+// Denial outcomes.
+const (
+	// SyscallFailed: at least one followed syscall returned an error.
+	SyscallFailed DenialOutcome = "syscall failed"
+	// SyscallSucceeded: every followed syscall succeeded: a tolerated probe.
+	SyscallSucceeded DenialOutcome = "syscall succeeded"
+	// OutcomeUnknown: no syscall was followed.
+	OutcomeUnknown DenialOutcome = "outcome unknown"
+)
+
+// Outcome classifies a denied source by its followed syscalls.
+func (s Source) Outcome() DenialOutcome {
+	switch {
+	case s.SyscallFailed > 0:
+		return SyscallFailed
+	case s.SyscallSucceeded > 0:
+		return SyscallSucceeded
+	}
+	return OutcomeUnknown
 }
 
 // Exec is a program that was executed, with the credentials it started with.
@@ -355,8 +422,11 @@ func (p *Profile) Validate() error {
 				if err := oneOf(src+".credentials", string(s.Credentials), OwnCredentials, OverriddenCredentials, OtherTaskCredentials); err != nil {
 					return err
 				}
-				if err := oneOf(src+".phase", string(s.Phase), WorkloadPhase, RuntimeInitPhase); err != nil {
+				if err := oneOf(src+".phase", string(s.Phase), RuntimeInitPhase, StartupPhase, SteadyPhase); err != nil {
 					return err
+				}
+				if cc.Verdict == Granted && s.SyscallFailed+s.SyscallSucceeded > 0 {
+					return fmt.Errorf("%s: syscall outcomes are only kept for denied checks", src)
 				}
 			}
 		}

@@ -30,13 +30,13 @@ func sampleProfile() *Profile {
 			Identity: Identity{Name: "main"},
 			Capabilities: []CapabilityChecks{
 				{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "bind", CallSite: "__inet_bind", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 1},
+					{Executable: "/srv/server", Syscall: "bind", CallSites: []string{"__inet_bind"}, Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 1},
 				}},
 				{Capability: 21, Verdict: Granted, UserNamespace: InitialNamespace, Count: 40, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "mmap", CallSite: "security_vm_enough_memory_mm", Audit: NoAudit, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 40},
+					{Executable: "/srv/server", Syscall: "mmap", CallSites: []string{"security_vm_enough_memory_mm"}, Audit: NoAudit, Credentials: OwnCredentials, Phase: StartupPhase, Count: 40},
 				}},
 				{Capability: 41, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Phase: WorkloadPhase, Count: 2},
+					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Phase: StartupPhase, Count: 2},
 				}},
 			},
 			Execs: []Exec{{
@@ -223,7 +223,7 @@ func TestMergeContainers(t *testing.T) {
 	b.Execs[0].ExitStatuses = []string{"1"}
 	b.UIDs = []uint32{1000}
 	b.Capabilities = append(b.Capabilities, CapabilityChecks{Capability: 0, Verdict: Granted, UserNamespace: InitialNamespace, Count: 3,
-		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Phase: WorkloadPhase, Count: 3}}})
+		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 3}}})
 	other := Container{Identity: Identity{Name: "sidecar"}}
 
 	got := MergeContainers(other, a, b)
@@ -285,38 +285,70 @@ func TestMergeByIdentity(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	src := func(audit AuditClass, creds CredentialsUsed) []Source {
-		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: WorkloadPhase, Count: 1}}
+		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: StartupPhase, Count: 1}}
+	}
+	outcome := func(failed, succeeded uint64) []Source {
+		s := src(Audited, OwnCredentials)
+		s[0].SyscallFailed, s[0].SyscallSucceeded = failed, succeeded
+		return s
+	}
+	phase := func(p Phase) []Source {
+		s := src(Audited, OwnCredentials)
+		s[0].Phase = p
+		return s
 	}
 	checks := func(v Verdict, ns UserNamespace, s []Source) CapabilityChecks {
 		return CapabilityChecks{Capability: 1, Verdict: v, UserNamespace: ns, Count: 1, Sources: s}
 	}
+	// setpcap is a granted SETPCAP check from these kernel call sites.
+	setpcap := func(sites ...string) CapabilityChecks {
+		s := src(Audited, OwnCredentials)
+		s[0].CallSites = sites
+		return CapabilityChecks{Capability: capSetpcap, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: s}
+	}
 	tests := []struct {
-		name   string
-		checks []CapabilityChecks
-		want   Decision
-		reason string
+		name    string
+		checks  []CapabilityChecks
+		changes []CredentialChange
+		want    Decision
+		reason  string
 	}{
-		{"audited grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OwnCredentials))}, Required, "granted in the initial user namespace"},
-		{"setid grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(InSetID, OwnCredentials))}, Required, "granted in the initial user namespace"},
-		{"stack lost", []CapabilityChecks{checks(Granted, InitialNamespace, src(UnknownAudit, OwnCredentials))}, Required, "call stack lost"},
-		{"noaudit only", []CapabilityChecks{checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials))}, NotNeeded, "only noaudit kernel probes"},
-		{"nested namespace", []CapabilityChecks{checks(Granted, NestedNamespace, src(Audited, OwnCredentials))}, NotNeeded, "nested user namespace"},
-		{"kernel override", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OverriddenCredentials))}, NotNeeded, "kernel-overridden"},
-		{"other task", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OtherTaskCredentials))}, NotNeeded, "another task's"},
-		{"denied", []CapabilityChecks{checks(Denied, InitialNamespace, src(Audited, OwnCredentials))}, DeniedDecision, "denied and never granted"},
-		{"denied noaudit", []CapabilityChecks{checks(Denied, InitialNamespace, src(NoAudit, OwnCredentials))}, NotNeeded, "noaudit"},
+		{"audited grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
+		{"setid grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(InSetID, OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
+		{"stack lost", []CapabilityChecks{checks(Granted, InitialNamespace, src(UnknownAudit, OwnCredentials))}, nil, Required, "call stack lost"},
+		{"noaudit only", []CapabilityChecks{checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials))}, nil, NotNeeded, "only noaudit kernel probes"},
+		{"nested namespace", []CapabilityChecks{checks(Granted, NestedNamespace, src(Audited, OwnCredentials))}, nil, NotNeeded, "nested user namespace"},
+		{"kernel override", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OverriddenCredentials))}, nil, NotNeeded, "kernel-overridden"},
+		{"other task", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OtherTaskCredentials))}, nil, NotNeeded, "another task's"},
+		{"denied, outcome unknown", []CapabilityChecks{checks(Denied, InitialNamespace, src(Audited, OwnCredentials))}, nil, DeniedDecision, "outcome not seen"},
+		{"denied, syscall failed", []CapabilityChecks{checks(Denied, InitialNamespace, outcome(1, 3))}, nil, DeniedDecision, "syscall failed"},
+		{"denied, tolerated", []CapabilityChecks{checks(Denied, InitialNamespace, outcome(0, 3))}, nil, NotNeeded, "only denials the workload tolerated"},
+		{"tolerated and failed", []CapabilityChecks{checks(Denied, InitialNamespace, append(outcome(0, 3), outcome(2, 0)...))}, nil, DeniedDecision, "syscall failed"},
+		{"runtime init", []CapabilityChecks{checks(Granted, InitialNamespace, phase(RuntimeInitPhase))}, nil, NotNeeded, "container runtime"},
+		{"startup only", []CapabilityChecks{checks(Granted, InitialNamespace, phase(StartupPhase))}, nil, Required, "only during startup"},
+		{"steady", []CapabilityChecks{checks(Granted, InitialNamespace, append(phase(StartupPhase), phase(SteadyPhase)...))}, nil, Required, "namespace"},
+		{"denied noaudit", []CapabilityChecks{checks(Denied, InitialNamespace, src(NoAudit, OwnCredentials))}, nil, NotNeeded, "noaudit"},
 		{"denied then granted", []CapabilityChecks{
 			checks(Denied, InitialNamespace, src(Audited, OwnCredentials)),
 			checks(Granted, InitialNamespace, src(Audited, OwnCredentials)),
-		}, Required, "granted"},
+		}, nil, Required, "granted"},
+		{"capset shortcut", []CapabilityChecks{setpcap("cap_capset")}, nil, NotNeeded, "capset's shortcut"},
+		{"capset raising inheritable", []CapabilityChecks{setpcap("cap_capset")},
+			[]CredentialChange{{Syscall: "capset", Before: Credentials{Permitted: 1}, After: Credentials{Permitted: 1, Inheritable: 3}}}, Required, "granted"},
+		{"capset dropping", []CapabilityChecks{setpcap("cap_capset")},
+			[]CredentialChange{{Syscall: "capset", Before: Credentials{Permitted: 3}, After: Credentials{Permitted: 1}}}, NotNeeded, "capset's shortcut"},
+		{"SETPCAP from prctl", []CapabilityChecks{setpcap("cap_capset", "cap_prctl_drop")}, nil, Required, "granted"},
 		{"noaudit and nested", []CapabilityChecks{
 			checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials)),
 			checks(Granted, NestedNamespace, src(Audited, OwnCredentials)),
-		}, NotNeeded, "only noaudit kernel probes and checks in a nested user namespace"},
+		}, nil, NotNeeded, "only noaudit kernel probes and checks in a nested user namespace"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, reason := Decide(tt.checks)
+			got, reason := Decide(tt.checks, tt.changes)
+			if tt.reason == "namespace" && strings.Contains(reason, "startup") {
+				t.Fatalf("Decide reason %q: a steady-state grant is not startup-only", reason)
+			}
 			if got != tt.want || !strings.Contains(reason, tt.reason) {
 				t.Fatalf("Decide = %q (%s), want %q (…%s…)", got, reason, tt.want, tt.reason)
 			}

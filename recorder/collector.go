@@ -3,6 +3,7 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,9 @@ type collector struct {
 	nChanges int
 
 	exePaths map[bpf.ExeID]string
-	firsts   map[bpf.Check]*bpf.FirstCheck // by key (Count zero)
+	// stacks are the distinct kernel stacks seen per check key (Count zero):
+	// the first check's and the sampled ones.
+	stacks map[bpf.Check]map[string][]uint64
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*profile.Exec
@@ -44,7 +47,7 @@ func newCollector(self bpf.ExeID) *collector {
 	return &collector{
 		self:     self,
 		exePaths: map[bpf.ExeID]string{},
-		firsts:   map[bpf.Check]*bpf.FirstCheck{},
+		stacks:   map[bpf.Check]map[string][]uint64{},
 		procExec: map[uint32]*profile.Exec{},
 		parts:    map[uint64]*profile.Container{},
 		execs:    map[uint64][]*profile.Exec{},
@@ -75,13 +78,15 @@ func (c *collector) part(cgroupID uint64) *profile.Container {
 func (c *collector) handle(ev bpf.Event) {
 	switch e := ev.(type) {
 	case *bpf.FirstCheck:
-		c.firsts[e.Check] = e
+		c.addStack(e.Check, e.Stack)
 		if e.ExePath != "" {
 			c.exePaths[e.Check.Exe] = e.ExePath
 		}
 		part := c.part(e.CgroupID)
 		part.UIDs = append(part.UIDs, e.EUID)
 		c.count(&c.nChecks)
+	case *bpf.CheckSample:
+		c.addStack(e.Check, e.Stack)
 	case *bpf.Exec:
 		c.exePaths[e.Exe] = e.ExePath
 		part := c.part(e.CgroupID)
@@ -126,6 +131,18 @@ func (c *collector) handle(ev bpf.Event) {
 	}
 }
 
+func (c *collector) addStack(key bpf.Check, stack []uint64) {
+	if len(stack) == 0 {
+		return
+	}
+	set := c.stacks[key]
+	if set == nil {
+		set = map[string][]uint64{}
+		c.stacks[key] = set
+	}
+	set[fmt.Sprint(stack)] = stack
+}
+
 func (c *collector) count(n *int) {
 	c.mu.Lock()
 	*n++
@@ -154,13 +171,10 @@ func (c *collector) executable(id bpf.ExeID) string {
 // (a pod's sandbox) are left out.
 func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile.Identity) ([]profile.Container, error) {
 	var symbols *kernelSymbols
-	for _, f := range c.firsts {
-		if len(f.Stack) > 0 {
-			var err error
-			if symbols, err = loadKernelSymbols("/proc/kallsyms"); err != nil {
-				return nil, err
-			}
-			break
+	if len(c.stacks) > 0 {
+		var err error
+		if symbols, err = loadKernelSymbols("/proc/kallsyms"); err != nil {
+			return nil, err
 		}
 	}
 	for _, chk := range checks {
@@ -169,15 +183,8 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		}
 		part := c.part(chk.CgroupID)
 		key := chk
-		key.Count = 0
-		audit, callSite := profile.UnknownAudit, ""
-		if f, ok := c.firsts[key]; ok && symbols != nil {
-			frames := make([]string, len(f.Stack))
-			for i, addr := range f.Stack {
-				frames[i] = symbols.function(addr)
-			}
-			audit, callSite = classifyStack(frames)
-		}
+		key.Count, key.SyscallFailed, key.SyscallSucceeded = 0, 0, 0
+		audit, callSites := c.classify(symbols, key)
 		verdict := profile.Granted
 		if chk.Denied {
 			verdict = profile.Denied
@@ -193,20 +200,24 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		case chk.CredOverride:
 			creds = profile.OverriddenCredentials
 		}
-		phase, exe := profile.WorkloadPhase, c.executable(chk.Exe)
-		if chk.RuntimeInit {
+		phase, exe := profile.StartupPhase, c.executable(chk.Exe)
+		switch {
+		case chk.RuntimeInit:
 			phase = profile.RuntimeInitPhase
 			if _, known := c.exePaths[chk.Exe]; !known {
 				// runc init runs the host's runc binary, whose path the
 				// in-kernel walk cannot give from inside the container's root.
 				exe = "(container runtime, " + strings.Trim(exe, "()") + ")"
 			}
+		case chk.Steady:
+			phase = profile.SteadyPhase
 		}
 		part.Capabilities = append(part.Capabilities, profile.CapabilityChecks{
 			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
 			Sources: []profile.Source{{
-				Executable: exe, Syscall: syscallName(chk.Syscall), CallSite: callSite,
+				Executable: exe, Syscall: syscallName(chk.Syscall), CallSites: callSites,
 				Audit: audit, Credentials: creds, Phase: phase, Count: chk.Count,
+				SyscallFailed: chk.SyscallFailed, SyscallSucceeded: chk.SyscallSucceeded,
 			}},
 		})
 	}
@@ -226,6 +237,35 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		all = append(all, *part)
 	}
 	return profile.MergeContainers(all...), nil
+}
+
+// classify gives a check key the audit class and call sites of its sampled
+// stacks. A key whose stacks disagree takes the class that can make it
+// required (audited over insetid over noaudit): a recommendation must be
+// sufficient first. No stack at all is UnknownAudit.
+func (c *collector) classify(symbols *kernelSymbols, key bpf.Check) (profile.AuditClass, []string) {
+	rank := map[profile.AuditClass]int{profile.UnknownAudit: 0, profile.NoAudit: 1, profile.InSetID: 2, profile.Audited: 3}
+	class := profile.UnknownAudit
+	sites := map[string]bool{}
+	for _, stack := range c.stacks[key] {
+		frames := make([]string, len(stack))
+		for i, addr := range stack {
+			frames[i] = symbols.function(addr)
+		}
+		cl, site := classifyStack(frames)
+		if rank[cl] > rank[class] {
+			class = cl
+		}
+		if site != "" {
+			sites[site] = true
+		}
+	}
+	var out []string
+	for s := range sites {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return class, out
 }
 
 func credentials(b bpf.Creds) profile.Credentials {

@@ -23,6 +23,9 @@ type PodsConfig struct {
 	Output string
 	// Duration stops the recording after this long (0: until a signal).
 	Duration time.Duration
+	// Startup is the startup window: a container's checks in the first
+	// Startup after it started are in the startup phase, later ones steady.
+	Startup time.Duration
 	// Signals delivers SIGINT/SIGTERM, which stop the recording.
 	Signals        <-chan os.Signal
 	Progress       io.Writer
@@ -52,7 +55,7 @@ func RecordPods(cfg PodsConfig) error {
 		return err
 	}
 
-	rec, err := startRecording(cfg.Progress)
+	rec, err := startRecording(cfg.Progress, cfg.Startup)
 	if err != nil {
 		return err
 	}
@@ -145,7 +148,7 @@ func (t *podTargets) add(p kube.Pod) error {
 		if c.Image != "" {
 			identity.Images = []string{c.Image}
 		}
-		if err := t.rec.addTarget(id, identity); err != nil {
+		if err := t.rec.addTarget(id, identity, c.StartedAt); err != nil {
 			return err
 		}
 		t.seen[c.ID] = true

@@ -27,6 +27,9 @@ type CommandConfig struct {
 	Output string
 	// Duration stops the command after this long (0: until it exits).
 	Duration time.Duration
+	// Startup is the startup window: checks in the first Startup after the
+	// command starts are in the startup phase, later ones steady.
+	Startup time.Duration
 	// StopTimeout is how long the command has to exit after being asked to
 	// stop before every process in its cgroup is killed.
 	StopTimeout time.Duration
@@ -59,7 +62,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	rec, err := startRecording(cfg.Progress)
+	rec, err := startRecording(cfg.Progress, cfg.Startup)
 	if err != nil {
 		return 0, err
 	}
@@ -74,7 +77,8 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 			fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 		}
 	}()
-	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}); err != nil {
+	// Not started: the command's exec starts its startup window.
+	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}, time.Time{}); err != nil {
 		return 0, err
 	}
 
@@ -114,13 +118,15 @@ type recording struct {
 	progress   io.Writer
 	// identities names the target cgroups, by cgroup id.
 	identities map[uint64]profile.Identity
+	startup    time.Duration
+	phasesDone chan struct{} // closed to stop endStartups
 	stopped    bool
 }
 
 // startRecording loads and attaches the probe and starts reading its events.
 // Targets are added afterwards; until then nothing is recorded.
-func startRecording(progress io.Writer) (*recording, error) {
-	probe, err := bpf.Load()
+func startRecording(progress io.Writer, startup time.Duration) (*recording, error) {
+	probe, err := bpf.Load(bpf.Options{Startup: startup})
 	if err != nil {
 		return nil, err
 	}
@@ -134,15 +140,38 @@ func startRecording(progress io.Writer) (*recording, error) {
 		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
 	}
 	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), start: time.Now(),
-		progress: progress, identities: map[uint64]profile.Identity{}}
+		progress: progress, identities: map[uint64]profile.Identity{}, startup: startup, phasesDone: make(chan struct{})}
 	go func() { r.readerDone <- r.col.consume(probe) }()
+	go r.endStartups()
 	return r, nil
 }
 
+// endStartupsPeriod bounds how late a target's startup window ends.
+const endStartupsPeriod = 100 * time.Millisecond
+
+// endStartups moves targets to steady state as their startup windows pass,
+// until the recording stops.
+func (r *recording) endStartups() {
+	tick := time.NewTicker(endStartupsPeriod)
+	defer tick.Stop()
+	warned := false
+	for {
+		select {
+		case <-r.phasesDone:
+			return
+		case <-tick.C:
+			if err := r.probe.EndStartups(); err != nil && !warned {
+				warned = true
+				fmt.Fprintf(r.progress, "capprof: warning: %v; later checks may be labelled startup instead of steady\n", err)
+			}
+		}
+	}
+}
+
 // addTarget starts recording a cgroup as (part of) the container identity
-// names.
-func (r *recording) addTarget(cgroupID uint64, identity profile.Identity) error {
-	if err := r.probe.AddTarget(cgroupID); err != nil {
+// names. started is when its workload started, or zero when it has not yet.
+func (r *recording) addTarget(cgroupID uint64, identity profile.Identity, started time.Time) error {
+	if err := r.probe.AddTarget(cgroupID, started); err != nil {
 		return err
 	}
 	r.identities[cgroupID] = identity
@@ -156,6 +185,7 @@ func (r *recording) stop() error {
 		return nil
 	}
 	r.stopped = true
+	close(r.phasesDone)
 	r.probe.Detach()
 	if err := r.probe.Flush(); err != nil {
 		return fmt.Errorf("flush events: %w", err)
@@ -187,10 +217,12 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	meta.EndTime = end.UTC().Truncate(time.Millisecond)
 	meta.KernelRelease = bpf.KernelRelease()
 	meta.Probe = bpf.Backend
+	meta.StartupWindow = profile.Duration(r.startup)
 	meta.Drops = profile.Drops{
 		Events:                    stats.RingBufferDrops,
 		UncountedChecks:           stats.AggregationMapFull,
 		UnfollowedCredentialCalls: stats.PendingMapFull,
+		UnfollowedDenials:         stats.OutcomesLost,
 	}
 	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
 	if p.Containers, err = r.col.containers(checks, r.identities); err != nil {
@@ -200,8 +232,7 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 		return err
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
-		fmt.Fprintf(r.progress, "capprof: warning: the kernel dropped %d events, %d checks and %d credential calls; the profile may be incomplete\n",
-			d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls)
+		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
 	}
 	fmt.Fprintf(r.progress, "capprof: recorded %s in %s: %s; saved %s; %s\n",
 		what, end.Sub(r.start).Round(time.Millisecond), r.col.summary(), output, ownUsage())

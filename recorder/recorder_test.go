@@ -128,7 +128,7 @@ func TestCollector(t *testing.T) {
 		Capabilities: []profile.CapabilityChecks{
 			{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 3, Sources: []profile.Source{
 				// No stack in this event: the audit class is unknown.
-				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Phase: profile.WorkloadPhase, Count: 3},
+				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Phase: profile.StartupPhase, Count: 3},
 			}},
 			{Capability: 21, Verdict: profile.Denied, UserNamespace: profile.NestedNamespace, Count: 1, Sources: []profile.Source{
 				{Executable: "(container runtime, inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Phase: profile.RuntimeInitPhase, Count: 1},

@@ -56,13 +56,14 @@ func Table(w io.Writer, a profile.Analysis) error {
 					},
 				})),
 				tablewriter.WithHeaderAlignment(tw.AlignLeft),
+				tablewriter.WithHeaderAutoFormat(tw.Off),
 				tablewriter.WithRowAlignment(tw.AlignLeft),
 				tablewriter.WithPadding(tw.Padding{Left: "", Right: "   ", Overwrite: true}),
 			)
-			t.Header("Capability", "Granted", "Denied", "Decision", "Executables", "Why")
+			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
 			for _, d := range c.Capabilities {
 				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
-					string(d.Decision), executablesCell(d.Executables), d.Reason); err != nil {
+					string(d.Decision), evidenceCell(d.Evidence), d.Reason); err != nil {
 					return err
 				}
 			}
@@ -116,13 +117,23 @@ func writeTrimmed(w io.Writer, s string) error {
 	return nil
 }
 
-// executablesCell lists up to three executables; -o json has them all.
-func executablesCell(exes []string) string {
-	const shown = 3
-	if len(exes) <= shown {
-		return strings.Join(exes, ",")
+// evidenceCell lists the two most frequent sources as
+// "executable: syscall → call site"; -o json has them all.
+func evidenceCell(evidence []profile.Evidence) string {
+	const shown = 2
+	var parts []string
+	for _, e := range evidence[:min(shown, len(evidence))] {
+		part := e.Executable + ": " + e.Syscall
+		if len(e.CallSites) > 0 {
+			part += " → " + strings.Join(e.CallSites, ",")
+		}
+		parts = append(parts, part)
 	}
-	return fmt.Sprintf("%s (+%d more)", strings.Join(exes[:shown], ","), len(exes)-shown)
+	cell := strings.Join(parts, "; ")
+	if len(evidence) > shown {
+		cell += fmt.Sprintf(" (+%d more)", len(evidence)-shown)
+	}
+	return cell
 }
 
 func oneLineAdvice(sc *corev1.SecurityContext) string {

@@ -129,6 +129,7 @@ struct task_struct {
 	struct fs_struct *fs;
 	struct signal_struct *signal;
 	struct css_set *cgroups;
+	u64 start_time;
 	char comm[16];
 };
 
@@ -149,11 +150,28 @@ struct linux_binprm {
 	const char *interp;
 };
 
-/* x86-64 register frame; orig_ax holds the syscall number on syscall entry. */
+/* x86-64 register frame: orig_ax holds the syscall number from syscall entry
+ * on, ax its return value once it returns. */
 struct pt_regs {
+	unsigned long ax;
 	unsigned long orig_ax;
 };
 
 #pragma clang attribute pop
+
+/*
+ * Opaque BPF types the verifier recognises by name (include/uapi/linux/bpf.h),
+ * so they are declared as the UAPI has them, without CO-RE relocation.
+ * struct bpf_task_work (Linux 6.18) sits in a map value and carries a
+ * scheduled task_work.
+ */
+struct bpf_task_work {
+	__u64 __opaque;
+} __attribute__((aligned(8)));
+
+/* Only ever pointed to; a definition, not a forward declaration, because
+ * cilium/ebpf matches kfunc prototypes against the kernel's by kind. */
+struct bpf_map {
+};
 
 #endif

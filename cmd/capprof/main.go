@@ -137,6 +137,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
+			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
 			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
 			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
@@ -149,8 +150,10 @@ func recordCommand() *cli.Command {
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.Duration("duration") < 0 {
-				return fmt.Errorf("--duration %s: must not be negative", c.Duration("duration"))
+			for _, f := range []string{"duration", "startup"} {
+				if c.Duration(f) < 0 {
+					return fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
+				}
 			}
 			signals := make(chan os.Signal, 2)
 			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
@@ -171,6 +174,7 @@ func recordCommand() *cli.Command {
 				Name:           c.String("name"),
 				Output:         c.String("output"),
 				Duration:       c.Duration("duration"),
+				Startup:        c.Duration("startup"),
 				StopTimeout:    c.Duration("stop-timeout"),
 				Signals:        signals,
 				Stdin:          c.App.Reader,
@@ -237,6 +241,7 @@ func recordPods(c *cli.Context, signals <-chan os.Signal) error {
 		Node:           sel.Node,
 		Output:         c.String("output"),
 		Duration:       c.Duration("duration"),
+		Startup:        c.Duration("startup"),
 		Signals:        signals,
 		Progress:       c.App.ErrWriter,
 		ProgressPeriod: c.Duration("progress"),
