@@ -87,7 +87,7 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, err
 		if pod, err = c.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 			return nil, err
 		}
-		code, err := c.waitExit(ctx, id)
+		code, err := c.WaitExit(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -140,9 +140,7 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 			Args:     ctr.Args,
 			Labels:   labels,
 			LogPath:  fmt.Sprintf("%s_%d.log", ctr.Name, attempt),
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
-			}},
+			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: containerSecurity(ctr)},
 		},
 		SandboxConfig: st.sandbox,
 	})
@@ -155,7 +153,28 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 	return created.ContainerId, nil
 }
 
-func (c *Cluster) waitExit(ctx context.Context, id string) (int32, error) {
+// containerSecurity maps the pod spec's securityContext.capabilities to the
+// CRI's, as the kubelet does (pkg/kubelet/kuberuntime/security_context.go):
+// names as written; containerd adds the CAP_ prefix and expands ALL.
+func containerSecurity(ctr corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
+	}
+	if ctr.SecurityContext != nil && ctr.SecurityContext.Capabilities != nil {
+		caps := &runtimeapi.Capability{}
+		for _, c := range ctr.SecurityContext.Capabilities.Add {
+			caps.AddCapabilities = append(caps.AddCapabilities, string(c))
+		}
+		for _, c := range ctr.SecurityContext.Capabilities.Drop {
+			caps.DropCapabilities = append(caps.DropCapabilities, string(c))
+		}
+		sc.Capabilities = caps
+	}
+	return sc
+}
+
+// WaitExit waits up to a minute for a container to exit and returns its exit code.
+func (c *Cluster) WaitExit(ctx context.Context, id string) (int32, error) {
 	var code int32
 	err := waitFor(ctx, "exit of container "+id, 60*time.Second, func() error {
 		st, err := c.CRI.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
