@@ -140,7 +140,7 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 			Args:     ctr.Args,
 			Labels:   labels,
 			LogPath:  fmt.Sprintf("%s_%d.log", ctr.Name, attempt),
-			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: containerSecurity(ctr)},
+			Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: containerSecurity(ctr)},
 		},
 		SandboxConfig: st.sandbox,
 	})
