@@ -11,7 +11,7 @@ K8S_VERSION := v1.37.2
 K8S_CACHE   := .cache/k8s/$(K8S_VERSION)
 E2E_DEBS    := etcd-server containerd runc busybox-static
 
-.PHONY: all build generate check-generate vet test e2e-deps demo bench clean FORCE
+.PHONY: all build generate check-generate vet test accuracy e2e-deps demo bench clean FORCE
 
 all: build
 
@@ -51,6 +51,13 @@ vet:
 test: vet e2e-deps
 	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 ./...; \
 	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
+
+# The accuracy corpus alone, printing its table: every workload recorded,
+# then verified sufficient and minimal (e2e/accuracy_test.go). Needs root.
+accuracy: e2e-deps
+	@mkdir -p $(BIN)
+	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 -v -run '^TestAccuracyCorpus$$' ./e2e > $(BIN)/accuracy.log 2>&1; \
+	status=$$?; grep -v '^=== ' $(BIN)/accuracy.log; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
 
 # What the pod end-to-end tests need: etcd, containerd, runc and a static
 # busybox from Debian, and kube-apiserver built from the Go module proxy into

@@ -118,3 +118,26 @@ func TestLoadAndAttach(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDecodeSample(t *testing.T) {
+	var raw capprofSampleEvent
+	raw.Hdr.Type = uint32(capprofEventTypeEVENT_CAP_SAMPLE)
+	raw.Key.Cap, raw.Key.Syscall, raw.Key.Flags = 21, 9, uint8(capprofCheckFlagCHECK_STEADY|capprofCheckFlagCHECK_INIT_USERNS)
+	raw.StackBytes = 16
+	raw.Stack[0], raw.Stack[1], raw.Stack[2] = 1, 2, 3
+	buf, err := binary.Append(nil, binary.NativeEndian, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := decodeEvent(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := ev.(*CheckSample)
+	if !ok {
+		t.Fatalf("decoded %T, want *CheckSample", ev)
+	}
+	if s.Check.Cap != 21 || s.Check.Syscall != 9 || !s.Check.Steady || !s.Check.InitUserNS || len(s.Stack) != 2 || s.Stack[1] != 2 {
+		t.Fatalf("decoded %+v", s)
+	}
+}

@@ -256,7 +256,7 @@ func TestAccuracyCorpus(t *testing.T) {
 	if row, ran := podAccuracy(t); ran {
 		rows = append(rows, row)
 	}
-	printAccuracy(t, rows)
+	printAccuracy(rows)
 }
 
 // capprofUnder runs capprof with these capabilities kept out of its
@@ -307,9 +307,9 @@ func addList(a profile.ContainerAnalysis) []string {
 	return out
 }
 
-// printAccuracy prints the accuracy table (make accuracy shows it; go test
-// shows it with -v).
-func printAccuracy(t *testing.T, rows []verdict) {
+// printAccuracy prints the accuracy table on stdout, which go test shows
+// with -v (make accuracy) or when the package fails.
+func printAccuracy(rows []verdict) {
 	var b strings.Builder
 	w := tabwriter.NewWriter(&b, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(w, "WORKLOAD\tRECORDED\tRECOMMENDED (R)\tDENIED, FOR A HUMAN\tSUFFICIENT\tMINIMAL")
@@ -322,7 +322,6 @@ func printAccuracy(t *testing.T, rows []verdict) {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.workload, recorded, list(r.required), list(r.forHuman), yes[r.sufficient], yes[r.minimal])
 	}
 	w.Flush()
-	t.Log("\n" + b.String())
 	fmt.Print(b.String())
 }
 

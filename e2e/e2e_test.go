@@ -411,3 +411,28 @@ func TestRecordWithoutRootFails(t *testing.T) {
 		t.Fatalf("a profile was written without root: %v", err)
 	}
 }
+
+// TestStartupAndSteadyPhases: with --startup 1s, a check in the command's
+// first second is in the startup phase and one after it is steady; the
+// recommendation counts both.
+func TestStartupAndSteadyPhases(t *testing.T) {
+	requireRecording(t)
+	file := filepath.Join(t.TempDir(), "f")
+	p := recordOK(t, []string{"--startup", "1s"}, "/bin/sh", "-c", workloadBin+" bind80 && sleep 2 && "+workloadBin+" chown "+file)
+	if p.Metadata.StartupWindow != profile.Duration(time.Second) {
+		t.Fatalf("startupWindow %v, want 1s", time.Duration(p.Metadata.StartupWindow))
+	}
+	wantRequired(t, p, "CHOWN", "NET_BIND_SERVICE")
+	for c, want := range map[string]profile.Phase{"CAP_NET_BIND_SERVICE": profile.StartupPhase, "CAP_CHOWN": profile.SteadyPhase} {
+		src := sources(p, c)
+		if len(src) != 1 || src[0].Phase != want {
+			t.Errorf("%s sources %+v, want one in phase %s", c, src, want)
+		}
+	}
+	_, analysis := decisions(t, p)
+	for _, d := range analysis.Capabilities {
+		if startup := strings.Contains(d.Reason, "only during startup"); startup != (d.Capability.String() == "CAP_NET_BIND_SERVICE") && d.Decision == profile.Required {
+			t.Errorf("%s: reason %q", d.Capability, d.Reason)
+		}
+	}
+}

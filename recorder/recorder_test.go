@@ -170,3 +170,47 @@ func TestCollectorRestartedContainer(t *testing.T) {
 		t.Fatalf("container %+v, want shop/Deployment/web/nginx with both instances' 4 checks", got)
 	}
 }
+
+// TestClassifySampledStacks: a key's stacks are sampled; when they disagree
+// the key takes the class that can make it required, and every call site.
+func TestClassifySampledStacks(t *testing.T) {
+	symbols := &kernelSymbols{
+		addrs: []uint64{0x100, 0x200, 0x300, 0x400, 0x500},
+		names: []string{"cap_capable", "security_capable", "ns_capable", "security_vm_enough_memory_mm", "__inet_bind"},
+	}
+	c := newCollector(bpf.ExeID{})
+	key := bpf.Check{CgroupID: 1, Cap: 21, Syscall: 9}
+	noaudit := []uint64{0x101, 0x401}
+	audited := []uint64{0x101, 0x201, 0x301, 0x501}
+	if class, sites := c.classify(symbols, key); class != profile.UnknownAudit || sites != nil {
+		t.Fatalf("no stacks: %s %v, want unknown", class, sites)
+	}
+	c.handle(&bpf.FirstCheck{Check: key, Stack: noaudit})
+	c.handle(&bpf.CheckSample{Check: key, Stack: noaudit})
+	if class, sites := c.classify(symbols, key); class != profile.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
+		t.Fatalf("noaudit stacks: %s %v", class, sites)
+	}
+	c.handle(&bpf.CheckSample{Check: key, Stack: audited})
+	if class, sites := c.classify(symbols, key); class != profile.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
+		t.Fatalf("mixed stacks: %s %v, want audited with both call sites", class, sites)
+	}
+	if n := len(c.stacks[key]); n != 2 {
+		t.Fatalf("%d stacks kept, want the 2 distinct ones", n)
+	}
+}
+
+// TestCollectorPhasesAndOutcomes: steady-state checks and a denied check's
+// followed syscalls reach the profile.
+func TestCollectorPhasesAndOutcomes(t *testing.T) {
+	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1})
+	nice := bpf.Check{CgroupID: 5, Exe: bpf.ExeID{Dev: 2, Ino: 2}, Syscall: 141, Cap: 23, Denied: true, InitUserNS: true, Steady: true,
+		Count: 4, SyscallFailed: 3, SyscallSucceeded: 1}
+	containers, err := c.containers([]bpf.Check{nice}, map[uint64]profile.Identity{5: {Name: "app"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := containers[0].Capabilities[0].Sources[0]
+	if s.Phase != profile.SteadyPhase || s.SyscallFailed != 3 || s.SyscallSucceeded != 1 || s.Syscall != "setpriority" || s.Outcome() != profile.SyscallFailed {
+		t.Fatalf("source %+v, want steady setpriority with 3 failed and 1 succeeded syscalls", s)
+	}
+}
