@@ -9,7 +9,7 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # The pod end-to-end tests run a real kube-apiserver of this version.
 K8S_VERSION := v1.37.2
 K8S_CACHE   := .cache/k8s/$(K8S_VERSION)
-E2E_DEBS    := etcd-server containerd runc busybox-static
+E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-linux
 
 .PHONY: all build generate check-generate vet test accuracy e2e-deps demo bench clean FORCE
 
@@ -59,7 +59,8 @@ accuracy: e2e-deps
 	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 -v -run '^TestAccuracyCorpus$$' ./e2e > $(BIN)/accuracy.log 2>&1; \
 	status=$$?; grep -v '^=== ' $(BIN)/accuracy.log; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
 
-# What the pod end-to-end tests need: etcd, containerd, runc and a static
+# What the end-to-end tests need: gcc and libc6-dev (the accuracy corpus),
+# setpriv (util-linux), etcd, containerd, runc and a static
 # busybox from Debian, and kube-apiserver built from the Go module proxy into
 # $(K8S_CACHE) (~6 min and ~3 GB of build cache cold; seconds when cached).
 e2e-deps:
