@@ -60,17 +60,10 @@ func TestDecodeExec(t *testing.T) {
 			raw.Exe.Names[i][j] = int8(n[j])
 		}
 	}
-	buf, err := binary.Append(nil, binary.NativeEndian, &raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := decodeEvent(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, ok := ev.(*Exec)
+	buf := encode(t, &raw)
+	e, ok := roundTrip(t, &raw).(*Exec)
 	if !ok {
-		t.Fatalf("decoded %T, want *Exec", ev)
+		t.Fatalf("decoded %T, want *Exec", e)
 	}
 	if e.TGID != 10 || e.PID != 11 || e.CgroupID != 42 || e.ExePath != "/bin/sh" || e.Filename != "./run.sh" ||
 		!e.Script || !e.PrivilegeGain || e.Before == nil || e.Before.EUID != 1000 || e.After.Permitted != 1<<7 {
@@ -86,6 +79,26 @@ func TestDecodeExec(t *testing.T) {
 	if _, err := decodeEvent(buf); err == nil || !strings.Contains(err.Error(), "unknown event type 99") {
 		t.Fatalf("unknown type: %v", err)
 	}
+}
+
+// encode lays out a generated event struct as the kernel writes it.
+func encode(t *testing.T, raw any) []byte {
+	t.Helper()
+	buf, err := binary.Append(nil, binary.NativeEndian, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
+}
+
+// roundTrip decodes what encode wrote.
+func roundTrip(t *testing.T, raw any) Event {
+	t.Helper()
+	ev, err := decodeEvent(encode(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
 }
 
 // TestLoadAndAttach loads every program through the kernel verifier and
@@ -125,17 +138,9 @@ func TestDecodeSample(t *testing.T) {
 	raw.Key.Cap, raw.Key.Syscall, raw.Key.Flags = 21, 9, uint8(capprofCheckFlagCHECK_STEADY|capprofCheckFlagCHECK_INIT_USERNS)
 	raw.StackBytes = 16
 	raw.Stack[0], raw.Stack[1], raw.Stack[2] = 1, 2, 3
-	buf, err := binary.Append(nil, binary.NativeEndian, &raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := decodeEvent(buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, ok := ev.(*CheckSample)
+	s, ok := roundTrip(t, &raw).(*CheckSample)
 	if !ok {
-		t.Fatalf("decoded %T, want *CheckSample", ev)
+		t.Fatalf("decoded %T, want *CheckSample", s)
 	}
 	if s.Check.Cap != 21 || s.Check.Syscall != 9 || !s.Check.Steady || !s.Check.InitUserNS || len(s.Stack) != 2 || s.Stack[1] != 2 {
 		t.Fatalf("decoded %+v", s)

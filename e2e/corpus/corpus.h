@@ -8,10 +8,14 @@
 #ifndef CORPUS_H
 #define CORPUS_H
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #define FOREIGN_UID 1000 /* the test's fixtures belong to this user and group */
 
@@ -29,5 +33,19 @@
 			exit(2);                                       \
 		}                                                      \
 	} while (0)
+
+/* bind_loopback binds a TCP socket to 127.0.0.1:port and closes it. */
+static inline void bind_loopback(int port)
+{
+	struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		fail("socket");
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)))
+		fail("bind");
+	close(fd);
+}
 
 #endif
