@@ -119,7 +119,8 @@ type recording struct {
 	// identities names the target cgroups, by cgroup id.
 	identities map[uint64]profile.Identity
 	startup    time.Duration
-	phasesDone chan struct{} // closed to stop endStartups
+	phasesStop chan struct{} // closed to stop endStartups
+	phasesDone chan struct{} // closed by endStartups when it returns
 	stopped    bool
 }
 
@@ -140,7 +141,8 @@ func startRecording(progress io.Writer, startup time.Duration) (*recording, erro
 		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
 	}
 	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), start: time.Now(),
-		progress: progress, identities: map[uint64]profile.Identity{}, startup: startup, phasesDone: make(chan struct{})}
+		progress: progress, identities: map[uint64]profile.Identity{}, startup: startup,
+		phasesStop: make(chan struct{}), phasesDone: make(chan struct{})}
 	go func() { r.readerDone <- r.col.consume(probe) }()
 	go r.endStartups()
 	return r, nil
@@ -152,12 +154,13 @@ const endStartupsPeriod = 100 * time.Millisecond
 // endStartups moves targets to steady state as their startup windows pass,
 // until the recording stops.
 func (r *recording) endStartups() {
+	defer close(r.phasesDone)
 	tick := time.NewTicker(endStartupsPeriod)
 	defer tick.Stop()
 	warned := false
 	for {
 		select {
-		case <-r.phasesDone:
+		case <-r.phasesStop:
 			return
 		case <-tick.C:
 			if err := r.probe.EndStartups(); err != nil && !warned {
@@ -185,7 +188,8 @@ func (r *recording) stop() error {
 		return nil
 	}
 	r.stopped = true
-	close(r.phasesDone)
+	close(r.phasesStop)
+	<-r.phasesDone // it uses the target map, which close frees
 	r.probe.Detach()
 	if err := r.probe.Flush(); err != nil {
 		return fmt.Errorf("flush events: %w", err)
