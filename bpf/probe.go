@@ -148,24 +148,23 @@ func (p *Probe) EndStartups() error {
 	var (
 		id     uint64
 		target capprofTarget
-		ended  []uint64
 	)
+	// The kernel only writes targets that have not started, so an entry
+	// read here in its startup window is still as read when updated.
+	ended := map[uint64]capprofTarget{}
 	targets := p.coll.Maps["targets"]
 	it := targets.Iterate()
 	for it.Next(&id, &target) {
 		if target.Phase == uint32(capprofTargetPhaseTARGET_STARTUP) && target.StartedNs != 0 &&
 			p.phaseAt(now, time.Duration(target.StartedNs)) == capprofTargetPhaseTARGET_STEADY {
-			ended = append(ended, id)
+			target.Phase = uint32(capprofTargetPhaseTARGET_STEADY)
+			ended[id] = target
 		}
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("read target set: %w", err)
 	}
-	for _, id := range ended {
-		if err := targets.Lookup(id, &target); err != nil {
-			return fmt.Errorf("read target %d: %w", id, err)
-		}
-		target.Phase = uint32(capprofTargetPhaseTARGET_STEADY)
+	for id, target := range ended {
 		if err := targets.Update(id, &target, ebpf.UpdateExist); err != nil {
 			return fmt.Errorf("end startup of target %d: %w", id, err)
 		}
@@ -307,15 +306,4 @@ func (p *Probe) Checks() ([]Check, error) {
 		return nil, fmt.Errorf("read aggregated checks: %w", err)
 	}
 	return out, nil
-}
-
-// FollowsDenials reports whether this kernel lets the probe follow a denied
-// check's syscall to its return (bpf_task_work, Linux 6.18).
-func FollowsDenials() bool {
-	kernel, err := btf.LoadKernelSpec()
-	if err != nil {
-		return false
-	}
-	var fn *btf.Func
-	return kernel.TypeByName("bpf_task_work_schedule_resume_impl", &fn) == nil
 }

@@ -3,6 +3,7 @@ package recorder
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -244,7 +245,6 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 // required (audited over insetid over noaudit): a recommendation must be
 // sufficient first. No stack at all is UnknownAudit.
 func (c *collector) classify(symbols *kernelSymbols, key bpf.Check) (profile.AuditClass, []string) {
-	rank := map[profile.AuditClass]int{profile.UnknownAudit: 0, profile.NoAudit: 1, profile.InSetID: 2, profile.Audited: 3}
 	class := profile.UnknownAudit
 	sites := map[string]bool{}
 	for _, stack := range c.stacks[key] {
@@ -253,20 +253,18 @@ func (c *collector) classify(symbols *kernelSymbols, key bpf.Check) (profile.Aud
 			frames[i] = symbols.function(addr)
 		}
 		cl, site := classifyStack(frames)
-		if rank[cl] > rank[class] {
+		if auditRank[cl] > auditRank[class] {
 			class = cl
 		}
 		if site != "" {
 			sites[site] = true
 		}
 	}
-	var out []string
-	for s := range sites {
-		out = append(out, s)
-	}
-	slices.Sort(out)
-	return class, out
+	return class, slices.Sorted(maps.Keys(sites))
 }
+
+// auditRank orders audit classes by how strongly they can make a check required.
+var auditRank = map[profile.AuditClass]int{profile.UnknownAudit: 0, profile.NoAudit: 1, profile.InSetID: 2, profile.Audited: 3}
 
 func credentials(b bpf.Creds) profile.Credentials {
 	return profile.Credentials{
