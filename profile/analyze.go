@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // Decision is what capprof recommends for one capability of one container.
@@ -202,9 +204,13 @@ type ContainerAnalysis struct {
 	Identity
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 	Capabilities    []CapabilityDecision    `json:"capabilities"`
+	// PodSecurity is the Pod Security Standards level the advice reaches.
+	PodSecurity PodSecurity `json:"podSecurity"`
 	// PrivilegeGains are executables that gained privileges at exec; they
 	// keep allowPrivilegeEscalation true.
 	PrivilegeGains []string `json:"privilegeGains,omitempty"`
+	// Warnings are what a reviewer should know before applying the advice.
+	Warnings []string `json:"warnings,omitempty"`
 	// Recordings is how many profiles contained this container.
 	Recordings int `json:"recordings"`
 }
@@ -226,22 +232,41 @@ type Input struct {
 func Analyze(inputs []Input) Analysis {
 	var all []Container
 	recordings := map[Key]int{}
+	notes := map[Key][]string{}
 	a := Analysis{Containers: []ContainerAnalysis{}}
 	for _, in := range inputs {
 		if d := in.Profile.Metadata.Drops; d.Total() > 0 {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%s: %s; the profile may be incomplete", in.Source, d))
 		}
+		short := shortRecording(in)
 		for _, c := range in.Profile.Containers {
 			recordings[c.Key()]++
+			if short != "" {
+				notes[c.Key()] = append(notes[c.Key()], short)
+			}
 			all = append(all, c)
 		}
 	}
 	for _, c := range MergeContainers(all...) {
 		ca := analyzeContainer(c)
 		ca.Recordings = recordings[c.Key()]
+		ca.Warnings = append(ca.Warnings, notes[c.Key()]...)
 		a.Containers = append(a.Containers, ca)
 	}
 	return a
+}
+
+// shortRecording warns about a pod recording that ended before a container
+// could leave its startup window: steady-state behaviour was not seen. A
+// recorded command ran until it exited (or was stopped), so it is exempt.
+func shortRecording(in Input) string {
+	m := in.Profile.Metadata
+	length := m.EndTime.Sub(m.StartTime)
+	if len(m.Command) > 0 || length >= time.Duration(m.StartupWindow) {
+		return ""
+	}
+	return fmt.Sprintf("%s recorded for %s, less than its %s startup window: steady-state behaviour was not seen; record longer",
+		in.Source, length.Round(time.Second), time.Duration(m.StartupWindow))
 }
 
 func analyzeContainer(c Container) ContainerAnalysis {
@@ -254,12 +279,24 @@ func analyzeContainer(c Container) ContainerAnalysis {
 		}
 		byCap[cc.Capability] = append(byCap[cc.Capability], cc)
 	}
+	fileCaps := fileCapabilities(c.CredentialChanges)
+	for _, fc := range fileCaps {
+		for _, capability := range fc.Effective.List() {
+			if _, ok := byCap[capability]; !ok {
+				caps = append(caps, capability)
+				byCap[capability] = nil
+			}
+		}
+	}
 	slices.Sort(caps)
 
-	var add []corev1.Capability
 	for _, capability := range caps {
 		checks := byCap[capability]
 		decision, reason := Decide(checks, c.CredentialChanges)
+		if exes := fileCaps.keeping(capability); len(exes) > 0 && decision != Required {
+			decision = Required
+			reason = "file capability of " + strings.Join(exes, ", ") + ": its exec fails (EPERM) unless the capability stays in the bounding set"
+		}
 		row := CapabilityDecision{Capability: capability, Decision: decision, Reason: reason}
 		for _, cc := range checks {
 			if cc.Verdict == Granted {
@@ -269,9 +306,6 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			}
 		}
 		row.Evidence = evidence(decision, checks, c.CredentialChanges)
-		if decision == Required {
-			add = append(add, corev1.Capability(capability.KubernetesName()))
-		}
 		ca.Capabilities = append(ca.Capabilities, row)
 	}
 
@@ -281,16 +315,10 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			gains[e.Executable] = true
 		}
 	}
-	for e := range gains {
-		ca.PrivilegeGains = append(ca.PrivilegeGains, e)
-	}
-	slices.Sort(ca.PrivilegeGains)
-
-	allowEscalation := len(ca.PrivilegeGains) > 0
-	ca.SecurityContext = &corev1.SecurityContext{
-		Capabilities:             &corev1.Capabilities{Add: add, Drop: []corev1.Capability{"ALL"}},
-		AllowPrivilegeEscalation: &allowEscalation,
-	}
+	ca.PrivilegeGains = sortedKeys(gains)
+	ca.SecurityContext = advise(c, ca.Capabilities, len(ca.PrivilegeGains) > 0)
+	ca.PodSecurity = EvaluatePodSecurity(&metav1.ObjectMeta{}, adviceOnlyPod(c.Name, c.Kind, ca.SecurityContext))
+	ca.Warnings = adviceWarnings(c, ca.Capabilities, fileCaps)
 	return ca
 }
 

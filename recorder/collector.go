@@ -84,7 +84,11 @@ func (c *collector) handle(ev bpf.Event) {
 			c.exePaths[e.Check.Exe] = e.ExePath
 		}
 		part := c.part(e.CgroupID)
-		part.UIDs = append(part.UIDs, e.EUID)
+		// The runtime (runc init) runs as root before it drops to the
+		// workload's user: its uid says nothing about runAsNonRoot.
+		if !e.Check.RuntimeInit {
+			part.UIDs = append(part.UIDs, e.EUID)
+		}
 		c.count(&c.nChecks)
 	case *bpf.CheckSample:
 		c.addStack(e.Check, e.Stack)

@@ -74,9 +74,13 @@ func Table(w io.Writer, a profile.Analysis) error {
 				return err
 			}
 		}
-		fmt.Fprintf(w, "securityContext: %s\n", oneLineAdvice(c.SecurityContext))
+		fmt.Fprintf(w, "securityContext: %s\n", OneLineAdvice(c.SecurityContext))
+		fmt.Fprintf(w, "pod security level: %s\n", podSecurityLine(c.PodSecurity))
 		for _, g := range c.PrivilegeGains {
 			fmt.Fprintf(w, "privilege gained at exec by %s: allowPrivilegeEscalation stays true\n", g)
+		}
+		for _, warning := range c.Warnings {
+			fmt.Fprintf(w, "warning: %s\n", warning)
 		}
 	}
 	return nil
@@ -136,13 +140,45 @@ func evidenceCell(evidence []profile.Evidence) string {
 	return cell
 }
 
-func oneLineAdvice(sc *corev1.SecurityContext) string {
-	add := make([]string, len(sc.Capabilities.Add))
-	for i, c := range sc.Capabilities.Add {
-		add[i] = string(c)
+// OneLineAdvice writes the fields of a securityContext that capprof
+// advises on, in one line.
+func OneLineAdvice(sc *corev1.SecurityContext) string {
+	var parts []string
+	if caps := sc.Capabilities; caps != nil {
+		parts = append(parts, "drop ["+capList(caps.Drop)+"]", "add ["+capList(caps.Add)+"]")
 	}
-	return fmt.Sprintf("drop [ALL], add [%s], allowPrivilegeEscalation: %t",
-		strings.Join(add, ", "), *sc.AllowPrivilegeEscalation)
+	if sc.Privileged != nil {
+		parts = append(parts, fmt.Sprintf("privileged: %t", *sc.Privileged))
+	}
+	if sc.AllowPrivilegeEscalation != nil {
+		parts = append(parts, fmt.Sprintf("allowPrivilegeEscalation: %t", *sc.AllowPrivilegeEscalation))
+	}
+	if sc.RunAsNonRoot != nil {
+		parts = append(parts, fmt.Sprintf("runAsNonRoot: %t", *sc.RunAsNonRoot))
+	}
+	if sc.RunAsUser != nil {
+		parts = append(parts, fmt.Sprintf("runAsUser: %d", *sc.RunAsUser))
+	}
+	if sc.SeccompProfile != nil {
+		parts = append(parts, "seccompProfile: "+string(sc.SeccompProfile.Type))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func capList(caps []corev1.Capability) string {
+	names := make([]string, len(caps))
+	for i, c := range caps {
+		names[i] = string(c)
+	}
+	return strings.Join(names, ", ")
+}
+
+// podSecurityLine is "restricted", or "baseline (not restricted: ...)".
+func podSecurityLine(ps profile.PodSecurity) string {
+	if len(ps.Reasons) == 0 {
+		return ps.Level
+	}
+	return ps.Level + " (not restricted: " + strings.Join(ps.Reasons, "; ") + ")"
 }
 
 func plural(n int, word string) string {

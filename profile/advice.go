@@ -1,0 +1,214 @@
+package profile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	psaapi "k8s.io/pod-security-admission/api"
+	"k8s.io/pod-security-admission/policy"
+)
+
+// advise builds a container's securityContext from its capability
+// decisions: drop ALL and add the required ones; no privileged mode; no
+// privilege escalation unless an exec gained privileges; the runtime's
+// default seccomp profile; and runAsNonRoot (with runAsUser when a single
+// uid was seen) when no process ran as root.
+func advise(c Container, rows []CapabilityDecision, escalation bool) *corev1.SecurityContext {
+	var add []corev1.Capability
+	for _, row := range rows {
+		if row.Decision == Required {
+			add = append(add, corev1.Capability(row.Capability.KubernetesName()))
+		}
+	}
+	sc := &corev1.SecurityContext{
+		Capabilities:             &corev1.Capabilities{Add: add, Drop: []corev1.Capability{"ALL"}},
+		Privileged:               new(false),
+		AllowPrivilegeEscalation: new(escalation),
+		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+	}
+	if len(c.UIDs) > 0 && !slices.Contains(c.UIDs, 0) {
+		sc.RunAsNonRoot = new(true)
+		if len(c.UIDs) == 1 {
+			sc.RunAsUser = new(int64(c.UIDs[0]))
+		}
+	}
+	return sc
+}
+
+// fileCapExec is an executable that gained capabilities at exec from its
+// file capabilities (security.capability), without a uid change.
+type fileCapExec struct {
+	Executable string
+	Gained     CapSet
+	// Effective are the gained capabilities raised into the effective set:
+	// the file's effective bit is set, so the kernel refuses the exec with
+	// EPERM when the bounding set lacks one of them (a "capability-dumb
+	// binary": security/commoncap.c bprm_caps_from_vfs_caps).
+	Effective CapSet
+}
+
+type fileCapExecs []fileCapExec
+
+// fileCapabilities finds the execs whose permitted set grew while the
+// effective uid stayed the same: file capabilities, not setuid.
+func fileCapabilities(changes []CredentialChange) fileCapExecs {
+	byExe := map[string]*fileCapExec{}
+	for _, ch := range changes {
+		gained := ch.After.Permitted &^ ch.Before.Permitted
+		if ch.Syscall != "execve" || ch.Before.EUID != ch.After.EUID || gained == 0 {
+			continue
+		}
+		fc := byExe[ch.Executable]
+		if fc == nil {
+			fc = &fileCapExec{Executable: ch.Executable}
+			byExe[ch.Executable] = fc
+		}
+		fc.Gained |= gained
+		fc.Effective |= gained & ch.After.Effective
+	}
+	var out fileCapExecs
+	for _, fc := range byExe {
+		out = append(out, *fc)
+	}
+	slices.SortFunc(out, func(a, b fileCapExec) int { return strings.Compare(a.Executable, b.Executable) })
+	return out
+}
+
+// keeping returns the executables whose exec needs c in the bounding set.
+func (f fileCapExecs) keeping(c Capability) []string {
+	var exes []string
+	for _, fc := range f {
+		if fc.Effective.Has(c) {
+			exes = append(exes, fc.Executable)
+		}
+	}
+	return exes
+}
+
+// adviceWarnings are the points a careful reviewer raises about the advice.
+func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExecs) []string {
+	var warnings []string
+	if len(c.Execs) == 0 && len(c.Capabilities) == 0 && len(c.UIDs) == 0 {
+		warnings = append(warnings, "no process of this container was observed: the advice drops every capability without evidence; record while the container runs")
+	}
+	for _, row := range rows {
+		if row.Decision == DeniedDecision {
+			made := ""
+			if len(row.Evidence) > 0 {
+				made = fmt.Sprintf(" (%s: %s)", row.Evidence[0].Executable, row.Evidence[0].Syscall)
+			}
+			warnings = append(warnings, fmt.Sprintf("%s was denied%s and the syscall failed or was not followed: decide whether the workload needs it; it is not in add",
+				row.Capability, made))
+		}
+		if row.Decision != Required && row.Decision != DeniedDecision {
+			continue
+		}
+		for _, e := range row.Evidence {
+			if uid, ok := nonRootWithout(c.Execs, e.Executable, row.Capability); ok {
+				warnings = append(warnings, fmt.Sprintf("%s ran as uid %d and needs %s, but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
+					"set it on the file (setcap cap_%s+ep %s) or run the process as root with only this capability",
+					e.Executable, uid, row.Capability, strings.ToLower(row.Capability.KubernetesName()), e.Executable))
+			}
+		}
+	}
+	for _, fc := range fileCaps {
+		if fc.Effective != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s gains %s from its file capabilities at exec; they stay in add, because the kernel refuses the exec (EPERM) when the bounding set lacks one",
+				fc.Executable, capNames(fc.Effective)))
+		}
+		if rest := fc.Gained &^ fc.Effective; rest != 0 {
+			warnings = append(warnings, fmt.Sprintf("%s has file capabilities %s without the effective bit: it gets them only while they are in add",
+				fc.Executable, capNames(rest)))
+		}
+	}
+	return warnings
+}
+
+// nonRootWithout finds an exec of exe that ran as a non-root uid without c
+// in its permitted set (so not from file capabilities).
+func nonRootWithout(execs []Exec, exe string, c Capability) (uint32, bool) {
+	for _, e := range execs {
+		if e.Executable == exe && e.EUID != 0 && !e.Permitted.Has(c) {
+			return e.EUID, true
+		}
+	}
+	return 0, false
+}
+
+func capNames(s CapSet) string {
+	var names []string
+	for _, c := range s.List() {
+		names = append(names, c.KubernetesName())
+	}
+	return strings.Join(names, ", ")
+}
+
+// adviceOnlyPod is a pod holding only the container with the advised
+// securityContext, to find the level the advice alone reaches.
+func adviceOnlyPod(name string, kind ContainerKind, sc *corev1.SecurityContext) *corev1.PodSpec {
+	ctr := corev1.Container{Name: name, SecurityContext: sc}
+	if kind == InitContainer {
+		return &corev1.PodSpec{InitContainers: []corev1.Container{ctr}}
+	}
+	return &corev1.PodSpec{Containers: []corev1.Container{ctr}}
+}
+
+// Pod Security Standards levels.
+const (
+	Restricted = string(psaapi.LevelRestricted)
+	Baseline   = string(psaapi.LevelBaseline)
+	Privileged = string(psaapi.LevelPrivileged)
+)
+
+// PodSecurity is the strictest Pod Security Standards level a pod spec
+// meets, and why it misses restricted.
+type PodSecurity struct {
+	Level string `json:"level"`
+	// Reasons are the restricted policy's objections, as the API server's
+	// admission would word them.
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// podSecurityEvaluator is the API server's own Pod Security admission
+// policy code (k8s.io/pod-security-admission), so the level reported is the
+// level a namespace label enforces.
+var podSecurityEvaluator = sync.OnceValues(func() (policy.Evaluator, error) {
+	return policy.NewEvaluator(policy.DefaultChecks(), nil)
+})
+
+// EvaluatePodSecurity finds the Pod Security Standards level (latest
+// version) that a pod spec meets.
+func EvaluatePodSecurity(meta *metav1.ObjectMeta, spec *corev1.PodSpec) PodSecurity {
+	evaluator, err := podSecurityEvaluator()
+	if err != nil {
+		// The built-in checks are fixed at compile time: only a broken
+		// dependency gets here.
+		return PodSecurity{Level: "unknown", Reasons: []string{"pod security checks: " + err.Error()}}
+	}
+	failures := func(level psaapi.Level) []string {
+		var out []string
+		for _, r := range evaluator.EvaluatePod(psaapi.LevelVersion{Level: level, Version: psaapi.LatestVersion()}, meta, spec) {
+			if r.Allowed {
+				continue
+			}
+			reason := r.ForbiddenReason + ": " + r.ForbiddenDetail
+			if r.ForbiddenReason == "unrestricted capabilities" {
+				reason += " (restricted allows only NET_BIND_SERVICE in add, with drop ALL)"
+			}
+			out = append(out, reason)
+		}
+		return out
+	}
+	reasons := failures(psaapi.LevelRestricted)
+	switch {
+	case len(reasons) == 0:
+		return PodSecurity{Level: Restricted}
+	case len(failures(psaapi.LevelBaseline)) == 0:
+		return PodSecurity{Level: Baseline, Reasons: reasons}
+	}
+	return PodSecurity{Level: Privileged, Reasons: reasons}
+}
