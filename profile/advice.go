@@ -96,20 +96,17 @@ func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExec
 		warnings = append(warnings, "no process of this container was observed: the advice drops every capability without evidence; record while the container runs")
 	}
 	for _, row := range rows {
-		if row.Decision == DeniedDecision {
-			made := ""
-			if len(row.Evidence) > 0 {
-				made = fmt.Sprintf(" (%s: %s)", row.Evidence[0].Executable, row.Evidence[0].Syscall)
-			}
-			warnings = append(warnings, fmt.Sprintf("%s was denied%s and the syscall failed or was not followed: decide whether the workload needs it; it is not in add",
-				row.Capability, made))
+		if row.Decision == DeniedDecision && len(row.Evidence) > 0 {
+			e := row.Evidence[0]
+			warnings = append(warnings, fmt.Sprintf("%s was denied to %s in %s (%s): decide whether the workload needs it; it is not in add",
+				row.Capability, e.Executable, e.Syscall, e.Outcome))
 		}
 		if row.Decision != Required && row.Decision != DeniedDecision {
 			continue
 		}
 		for _, e := range row.Evidence {
 			if uid, ok := nonRootWithout(c.Execs, e.Executable, row.Capability); ok {
-				warnings = append(warnings, fmt.Sprintf("%s ran as uid %d and needs %s, but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
+				warnings = append(warnings, fmt.Sprintf("%s ran as uid %d when it asked for %s, but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
 					"set it on the file (setcap cap_%s+ep %s) or run the process as root with only this capability",
 					e.Executable, uid, row.Capability, strings.ToLower(row.Capability.KubernetesName()), e.Executable))
 			}

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -220,4 +221,29 @@ func JSON(w io.Writer, a profile.Analysis) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(a)
+}
+
+// Report writes an analysis and, when there is one, its comparison with a
+// manifest: after the tables, or inside the JSON document. -o yaml writes
+// the advice alone.
+func Report(w io.Writer, a profile.Analysis, c *manifest.Comparison, format string) error {
+	if c == nil {
+		return Analysis(w, a, format)
+	}
+	switch format {
+	case "table":
+		if err := Table(w, a); err != nil {
+			return err
+		}
+		fmt.Fprintln(w)
+		return Comparison(w, c)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			profile.Analysis
+			Manifest *manifest.Comparison `json:"manifest"`
+		}{a, c})
+	}
+	return Analysis(w, a, format)
 }

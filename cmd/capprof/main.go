@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/kube"
+	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/recorder"
 	"github.com/capprof/capprof/render"
@@ -30,6 +31,15 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// statusError ends capprof with code after printing err as usual: a CI
+// condition that holds (1) or, for diff, bad input (2).
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e statusError) Error() string { return e.err.Error() }
+
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
@@ -40,11 +50,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	app := newApp(stdin, stdout, stderr)
 	err := app.Run(flagsFirst(app, args))
 	var code exitCode
+	var status statusError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &code):
 		return int(code)
+	case errors.As(err, &status):
+		fmt.Fprintf(stderr, "capprof: %s\n", status.err)
+		return status.code
 	default:
 		fmt.Fprintf(stderr, "capprof: %s\n", err)
 		return 1
@@ -63,7 +77,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by main; cli must not exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
-		Commands:       []*cli.Command{recordCommand(), analyzeCommand()},
+		Commands:       []*cli.Command{recordCommand(), analyzeCommand(), patchCommand(), diffCommand()},
 	}
 }
 
@@ -249,6 +263,37 @@ func recordPods(c *cli.Context, signals <-chan os.Signal) error {
 	})
 }
 
+// loadAnalysis loads the profiles named by the arguments and analyzes
+// them together; warnings go to stderr.
+func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
+	if c.NArg() == 0 {
+		return profile.Analysis{}, fmt.Errorf("no profile given: %s", usage)
+	}
+	var inputs []profile.Input
+	for _, path := range c.Args().Slice() {
+		p, err := profile.Load(path)
+		if err != nil {
+			return profile.Analysis{}, err
+		}
+		inputs = append(inputs, profile.Input{Source: path, Profile: p})
+	}
+	a := profile.Analyze(inputs)
+	for _, w := range a.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
+	}
+	return a, nil
+}
+
+// oneOf checks a flag's value against its valid values.
+func oneOf(c *cli.Context, flag string, valid []string) error {
+	if v := c.String(flag); !slices.Contains(valid, v) {
+		return fmt.Errorf("--%s %q: must be one of %s", flag, v, strings.Join(valid, ", "))
+	}
+	return nil
+}
+
+var failOnValues = []string{"missing", "excess", "any"}
+
 func analyzeCommand() *cli.Command {
 	return &cli.Command{
 		Name:         "analyze",
@@ -256,33 +301,168 @@ func analyzeCommand() *cli.Command {
 		Usage:        "merge profiles and show what each container needs",
 		ArgsUsage:    "PROFILE...",
 		Description: "Merges the profiles (entries with the same namespace, owner and container name are one\n" +
-			"container: replicas, nodes and runs combine) and shows,\n" +
-			"per container, each capability checked and the decision: required, denied or not needed.\n" +
-			"-o yaml prints the minimal securityContext; -o json prints both.",
+			"container: replicas, nodes and runs combine) and shows, per container, each capability\n" +
+			"checked and the decision (required, denied or not needed), the advised securityContext,\n" +
+			"the Pod Security Standards level it reaches, and warnings for a reviewer.\n" +
+			"-o yaml prints the advised securityContexts; -o json prints everything.\n\n" +
+			"With --manifest, also compares each container of the manifest's workloads with its\n" +
+			"profile: what it is granted today (its securityContext over the runtime's defaults),\n" +
+			"what it can drop and what it misses; --fail-on turns findings into exit status 1.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: " + strings.Join(render.Formats, ", ")},
+			&cli.StringFlag{Name: "manifest", Usage: "compare with the workloads in this Kubernetes manifest `FILE` (multi-document YAML)"},
+			&cli.StringFlag{Name: "runtime-defaults", Value: "containerd", Usage: "the container runtime whose default capabilities the manifest's containers get: " + strings.Join(manifest.Runtimes, ", ")},
+			&cli.StringFlag{Name: "fail-on", Usage: "with --manifest, exit 1 when a container misses a needed capability (missing), is granted one it never needed (excess), or either (any)"},
 		},
 		Action: func(c *cli.Context) error {
+			if err := oneOf(c, "output", render.Formats); err != nil {
+				return err
+			}
+			if err := oneOf(c, "runtime-defaults", manifest.Runtimes); err != nil {
+				return err
+			}
+			failOn := c.String("fail-on")
+			if failOn != "" && !slices.Contains(failOnValues, failOn) {
+				return fmt.Errorf("--fail-on %q: must be one of %s", failOn, strings.Join(failOnValues, ", "))
+			}
+			if !c.IsSet("manifest") {
+				for _, f := range []string{"fail-on", "runtime-defaults"} {
+					if c.IsSet(f) {
+						return fmt.Errorf("--%s compares with a manifest: give --manifest too", f)
+					}
+				}
+			}
+			a, err := loadAnalysis(c, "capprof analyze PROFILE...")
+			if err != nil {
+				return err
+			}
+			var comparison *manifest.Comparison
+			if path := c.String("manifest"); path != "" {
+				m, err := manifest.Load(path)
+				if err != nil {
+					return fmt.Errorf("--manifest: %w", err)
+				}
+				if comparison, err = manifest.Compare(m, &a, c.String("runtime-defaults")); err != nil {
+					return fmt.Errorf("--manifest: %w", err)
+				}
+			}
 			format := c.String("output")
-			if !slices.Contains(render.Formats, format) {
-				return fmt.Errorf("-o %q: unknown output format (valid: %s)", format, strings.Join(render.Formats, ", "))
+			if format != "table" {
+				for _, ca := range a.Containers {
+					for _, w := range ca.Warnings {
+						fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s: %s\n", ca.Key(), w)
+					}
+				}
 			}
-			if c.NArg() == 0 {
-				return errors.New("no profile given: capprof analyze PROFILE...")
+			if err := render.Report(c.App.Writer, a, comparison, format); err != nil {
+				return err
 			}
-			var inputs []profile.Input
-			for _, path := range c.Args().Slice() {
+			if comparison == nil {
+				return nil
+			}
+			missing, excess := comparison.HasMissing(), comparison.HasExcess()
+			switch {
+			case missing && (failOn == "missing" || failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest lacks a capability it needs")}
+			case excess && (failOn == "excess" || failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest is granted capabilities it never needed")}
+			}
+			return nil
+		},
+	}
+}
+
+func patchCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "patch",
+		OnUsageError: usageError,
+		Usage:        "apply the advice to a manifest, or write the patches that apply it",
+		ArgsUsage:    "--manifest FILE PROFILE...",
+		Description: "Writes the manifest with each profiled container's securityContext set to the advice\n" +
+			"(capabilities, privileged, allowPrivilegeEscalation, runAsNonRoot/runAsUser where\n" +
+			"advised, seccompProfile unless one is set); its other fields, the order and comments\n" +
+			"are kept, and stderr says what was not. Containers with no profile are left alone and\n" +
+			"listed on stderr. -o strategic and -o json6902 write one kubectl patch per object\n" +
+			"(kubectl patch --type strategic|json); -o kustomize writes a Kustomization whose\n" +
+			"patches carry their targets.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "manifest", Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
+		},
+		Action: func(c *cli.Context) error {
+			if err := oneOf(c, "output", manifest.PatchFormats); err != nil {
+				return err
+			}
+			a, err := loadAnalysis(c, "capprof patch --manifest FILE PROFILE...")
+			if err != nil {
+				return err
+			}
+			m, err := manifest.Load(c.String("manifest"))
+			if err != nil {
+				return fmt.Errorf("--manifest: %w", err)
+			}
+			notes, err := manifest.Patch(c.App.Writer, m, &a, c.String("output"))
+			if err != nil {
+				return fmt.Errorf("--manifest: %w", err)
+			}
+			for _, n := range notes {
+				fmt.Fprintf(c.App.ErrWriter, "capprof: %s\n", n)
+			}
+			return nil
+		},
+	}
+}
+
+var diffFailOn = []string{"new-capabilities", "any-change"}
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "diff",
+		OnUsageError: func(c *cli.Context, err error, sub bool) error { return statusError{2, usageError(c, err, sub)} },
+		Usage:        "compare two profiles, for CI: what each container newly needs",
+		ArgsUsage:    "BASE HEAD",
+		Description: "Analyzes both profiles and lists, per container, capabilities newly required or no\n" +
+			"longer required, new denials, new privilege gains at exec and executables newly doing\n" +
+			"privileged work. Exit status: 1 when the --fail-on condition holds, 0 otherwise, 2 on\n" +
+			"bad input. -o markdown fits a pull-request comment.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output format: " + strings.Join(render.DiffFormats, ", ")},
+			&cli.StringFlag{Name: "fail-on", Usage: "exit 1 when a container newly requires a capability (new-capabilities) or anything changed (any-change)"},
+		},
+		Action: func(c *cli.Context) error {
+			badInput := func(err error) error { return statusError{2, err} }
+			if err := oneOf(c, "output", render.DiffFormats); err != nil {
+				return badInput(err)
+			}
+			failOn := c.String("fail-on")
+			if failOn != "" && !slices.Contains(diffFailOn, failOn) {
+				return badInput(fmt.Errorf("--fail-on %q: must be one of %s", failOn, strings.Join(diffFailOn, ", ")))
+			}
+			if c.NArg() != 2 {
+				return badInput(fmt.Errorf("want two profiles, got %d: capprof diff BASE HEAD", c.NArg()))
+			}
+			var analyses [2]profile.Analysis
+			for i, path := range c.Args().Slice() {
 				p, err := profile.Load(path)
 				if err != nil {
-					return err
+					return badInput(err)
 				}
-				inputs = append(inputs, profile.Input{Source: path, Profile: p})
+				analyses[i] = profile.Analyze([]profile.Input{{Source: path, Profile: p}})
+				for _, w := range analyses[i].Warnings {
+					fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
+				}
 			}
-			a := profile.Analyze(inputs)
-			for _, w := range a.Warnings {
-				fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
+			d := profile.DiffAnalyses(c.Args().Get(0), analyses[0], c.Args().Get(1), analyses[1])
+			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {
+				return err
 			}
-			return render.Analysis(c.App.Writer, a, format)
+			switch {
+			case failOn == "new-capabilities" && d.NewCapabilities():
+				return statusError{1, errors.New("--fail-on new-capabilities: a container newly requires capabilities")}
+			case failOn == "any-change" && d.Changed():
+				return statusError{1, errors.New("--fail-on any-change: the profiles differ")}
+			}
+			return nil
 		},
 	}
 }

@@ -1,0 +1,92 @@
+package render
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// DiffFormats are the values of diff -o.
+var DiffFormats = []string{"text", "markdown", "json"}
+
+// Diff writes a diff in the named format.
+func Diff(w io.Writer, d profile.Diff, format string) error {
+	switch format {
+	case "text":
+		return diffText(w, d)
+	case "markdown":
+		return diffMarkdown(w, d)
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(d)
+	}
+	return fmt.Errorf("unknown output format %q (valid: %s)", format, strings.Join(DiffFormats, ", "))
+}
+
+// diffLines are the changes of one container, as label and value.
+func diffLines(c profile.ContainerDiff) [][2]string {
+	var lines [][2]string
+	add := func(label string, items []string) {
+		if len(items) > 0 {
+			lines = append(lines, [2]string{label, strings.Join(items, ", ")})
+		}
+	}
+	add("newly required", c.NewlyRequired)
+	add("no longer required", c.NoLongerRequired)
+	add("new denials", c.NewDenials)
+	add("new privilege gains", c.NewPrivilegeGains)
+	add("new privileged executables", c.NewPrivilegedExecutables)
+	if c.PodSecurity != "" {
+		lines = append(lines, [2]string{"pod security level", c.PodSecurity})
+	}
+	return lines
+}
+
+func diffSummary(d profile.Diff) string {
+	if !d.Changed() {
+		return fmt.Sprintf("no changes (%s unchanged)", plural(d.Unchanged, "container"))
+	}
+	s := fmt.Sprintf("%s changed, %d unchanged", plural(len(d.Containers), "container"), d.Unchanged)
+	if d.NewCapabilities() {
+		s += "; new capabilities required"
+	}
+	return s
+}
+
+func diffText(w io.Writer, d profile.Diff) error {
+	fmt.Fprintf(w, "%s -> %s: %s\n", d.Base, d.Head, diffSummary(d))
+	for _, c := range d.Containers {
+		fmt.Fprintf(w, "%s: %s\n", c.Container, c.Status)
+		for _, l := range diffLines(c) {
+			fmt.Fprintf(w, "  %-27s %s\n", l[0]+":", l[1])
+		}
+	}
+	return nil
+}
+
+// diffMarkdown fits a pull-request comment: a summary line and one table
+// row per change.
+func diffMarkdown(w io.Writer, d profile.Diff) error {
+	fmt.Fprintf(w, "### capprof: capability changes\n\n`%s` → `%s`: **%s**\n", d.Base, d.Head, diffSummary(d))
+	if !d.Changed() {
+		return nil
+	}
+	fmt.Fprintf(w, "\n| Container | Status | Change | Details |\n|---|---|---|---|\n")
+	for _, c := range d.Containers {
+		lines := diffLines(c)
+		if len(lines) == 0 {
+			lines = [][2]string{{"", ""}}
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", mdEscape(c.Container), c.Status, l[0], mdEscape(l[1]))
+		}
+	}
+	return nil
+}
+
+// mdEscape keeps a table cell in its cell.
+func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
