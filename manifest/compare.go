@@ -100,8 +100,8 @@ func hasAll(caps []corev1.Capability) bool {
 
 // Comparison is a manifest compared with the advice for its containers.
 type Comparison struct {
-	Manifest        string                `json:"manifest"`
-	RuntimeDefaults string                `json:"runtimeDefaults"`
+	Manifest        string               `json:"manifest"`
+	RuntimeDefaults string               `json:"runtimeDefaults"`
 	Workloads       []WorkloadComparison `json:"workloads"`
 	// Unprofiled are the manifest's containers no profile covers: left alone.
 	Unprofiled []string `json:"unprofiled,omitempty"`

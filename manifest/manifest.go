@@ -72,15 +72,20 @@ func Load(path string) (*Manifest, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read manifest: %w", err)
 	}
-	m, err := Parse(path, data)
+	return Parse(path, data)
+}
+
+// Parse parses the documents of a manifest; path is only for messages,
+// which it begins.
+func Parse(path string, data []byte) (*Manifest, error) {
+	m, err := parse(path, data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %s", path, strings.Join(strings.Fields(err.Error()), " "))
 	}
 	return m, nil
 }
 
-// Parse parses the documents of a manifest; path is only for messages.
-func Parse(path string, data []byte) (*Manifest, error) {
+func parse(path string, data []byte) (*Manifest, error) {
 	m := &Manifest{Path: path}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for i := 0; ; i++ {
@@ -203,7 +208,7 @@ func convert(v any, into any) error {
 	if err := json.Unmarshal(data, into); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("field %s: got a %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
+			return fmt.Errorf("field %s: want %s, got %s", typeErr.Field, typeErr.Type, typeErr.Value)
 		}
 		return errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}

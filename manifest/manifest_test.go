@@ -2,17 +2,17 @@ package manifest_test
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/capprof/capprof/internal/golden"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/render"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden/")
 
 // Manifests are the test manifests, one per workload kind, with init
 // containers, pod-level securityContexts, existing add/drop lists, a
@@ -29,26 +29,6 @@ func ShopAnalysis(t testing.TB, dir string) *profile.Analysis {
 	}
 	a := profile.Analyze([]profile.Input{{Source: "shop.json", Profile: p}})
 	return &a
-}
-
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	golden := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatalf("%v (run go test ./manifest -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("output differs from %s (run go test ./manifest -update if the change is intended):\n%s", golden, got)
-	}
 }
 
 // TestGolden writes every output over every test manifest: analyze's table
@@ -70,7 +50,7 @@ func TestGolden(t *testing.T) {
 				if err := render.Report(&buf, profile.Analysis{Containers: matchedOnly(a, cmp)}, cmp, format); err != nil {
 					t.Fatal(err)
 				}
-				checkGolden(t, name+".analyze."+format, buf.Bytes())
+				golden.Check(t, filepath.Join("testdata", "golden", name+".analyze."+format), buf.Bytes())
 			})
 		}
 		for _, format := range manifest.PatchFormats {
@@ -87,7 +67,7 @@ func TestGolden(t *testing.T) {
 				for _, n := range notes {
 					buf.WriteString("# note: " + n + "\n")
 				}
-				checkGolden(t, name+".patch."+format, buf.Bytes())
+				golden.Check(t, filepath.Join("testdata", "golden", name+".patch."+format), buf.Bytes())
 			})
 		}
 	}
@@ -106,4 +86,110 @@ func matchedOnly(a *profile.Analysis, cmp *manifest.Comparison) []profile.Contai
 		}
 	}
 	return out
+}
+
+// TestBadManifests: each bad input gets an error naming the file and the
+// problem, never a panic.
+func TestBadManifests(t *testing.T) {
+	a := ShopAnalysis(t, "testdata")
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"not YAML", "kind: [Deployment\n", "bad.yaml: document 1: not YAML"},
+		{"not Kubernetes", "hello: world\n", "bad.yaml: document 1: not a Kubernetes object: apiVersion and kind must be set"},
+		{"scalar", "just text\n", "bad.yaml: document 1: not a Kubernetes object"},
+		{"list", "apiVersion: v1\nkind: List\nitems: []\n", "bad.yaml: document 1: kind List: capprof reads one object per document"},
+		{"no workload", "apiVersion: v1\nkind: Service\nmetadata: {name: web}\n", "bad.yaml: no workload (Pod, Deployment"},
+		{"wrong field type", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  template:\n    spec:\n      containers: {name: x}\n", "bad.yaml: document 1: Deployment/web: spec.template.spec: field containers: want []v1.Container, got object"},
+		{"no containers", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {}}}\n", "Deployment/web: the pod spec has no containers"},
+		{"container missing", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec: {template: {spec: {containers: [{name: nginx}]}}}\n",
+			`bad.yaml has no container for the profile's "shop/Deployment/web/init-perms" (it has: shop/Deployment/web [nginx])`},
+		{"other workload", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: api}\nspec: {template: {spec: {containers: [{name: api}]}}}\n",
+			"bad.yaml has none of the profiled containers"},
+		{"other namespace", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, namespace: prod}\nspec: {template: {spec: {containers: [{name: migrate}]}}}\n",
+			"bad.yaml has none of the profiled containers"},
+		{"unpatchable kind", "apiVersion: argoproj.io/v1alpha1\nkind: Deployment\nmetadata: {name: web}\nspec: {template: {spec: {containers: [{name: nginx}]}}}\n",
+			"bad.yaml: kind Deployment (argoproj.io/v1alpha1) cannot be patched"},
+		{"bad capability", "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec: {template: {spec: {containers: [{name: migrate, securityContext: {capabilities: {add: [SUPERPOWER]}}}]}}}\n",
+			`bad.yaml: Job/migrate container migrate: securityContext.capabilities.add: unknown capability "SUPERPOWER"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := manifest.Parse("bad.yaml", []byte(tt.yaml))
+			if err == nil {
+				_, err = manifest.Compare(m, a, "containerd")
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCommandContainer: a recorded command's container matches by name
+// alone, and must be unambiguous.
+func TestCommandContainer(t *testing.T) {
+	a := &profile.Analysis{Containers: []profile.ContainerAnalysis{{Identity: profile.Identity{Name: "app"},
+		SecurityContext: ShopAnalysis(t, "testdata").Containers[0].SecurityContext}}}
+	one := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app}]}\n"
+	m, err := manifest.Parse("one.yaml", []byte(one))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := manifest.Compare(m, a, "crio"); err != nil {
+		t.Fatal(err)
+	}
+	m, err = manifest.Parse("two.yaml", []byte(one+"---\n"+strings.ReplaceAll(one, "name: p}", "name: q}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := manifest.Compare(m, a, "crio"); err == nil || !strings.Contains(err.Error(), `the profile's "app" matches containers in Pod/p and Pod/q`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestGranted follows the CRI runtimes' order: privileged, add ALL, drop
+// ALL, named adds, named drops.
+func TestGranted(t *testing.T) {
+	containerd, err := manifest.RuntimeDefaults("containerd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	crio, _ := manifest.RuntimeDefaults("crio")
+	tests := []struct {
+		name     string
+		sc       *corev1.SecurityContext
+		defaults profile.CapSet
+		want     int
+		has      []string
+		lacks    []string
+	}{
+		{"none", nil, containerd, 14, []string{"NET_RAW", "MKNOD"}, []string{"SYS_ADMIN"}},
+		{"crio", nil, crio, 9, []string{"KILL"}, []string{"NET_RAW", "MKNOD"}},
+		{"privileged", &corev1.SecurityContext{Privileged: new(true)}, containerd, 41, []string{"SYS_ADMIN"}, nil},
+		{"drop all add one", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}, Add: []corev1.Capability{"CAP_NET_ADMIN"}}}, containerd, 1, []string{"NET_ADMIN"}, []string{"CHOWN"}},
+		{"add all drop one", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"all"}, Drop: []corev1.Capability{"SYS_ADMIN"}}}, containerd, 40, []string{"BPF"}, []string{"SYS_ADMIN"}},
+		{"drop wins", &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"KILL"}, Drop: []corev1.Capability{"KILL"}}}, containerd, 13, nil, []string{"KILL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := manifest.Granted(tt.sc, tt.defaults)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := len(got.List()); n != tt.want {
+				t.Errorf("%d capabilities, want %d", n, tt.want)
+			}
+			for _, name := range tt.has {
+				if c, _ := profile.ParseCapability(name); !got.Has(c) {
+					t.Errorf("lacks %s", name)
+				}
+			}
+			for _, name := range tt.lacks {
+				if c, _ := profile.ParseCapability(name); got.Has(c) {
+					t.Errorf("has %s", name)
+				}
+			}
+		})
+	}
 }

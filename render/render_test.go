@@ -2,15 +2,12 @@ package render
 
 import (
 	"bytes"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/capprof/capprof/internal/golden"
 	"github.com/capprof/capprof/profile"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestGolden renders analyses of the profiles in testdata/ in every format
 // and compares with testdata/<case>.<format>.golden.
@@ -39,19 +36,7 @@ func TestGolden(t *testing.T) {
 				if err := Analysis(&buf, a, format); err != nil {
 					t.Fatal(err)
 				}
-				golden := filepath.Join("testdata", tc.name+"."+format+".golden")
-				if *update {
-					if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test ./render -update)", err)
-				}
-				if !bytes.Equal(buf.Bytes(), want) {
-					t.Fatalf("%s differs from %s (run go test ./render -update if the change is intended):\n%s", format, golden, buf.String())
-				}
+				golden.Check(t, filepath.Join("testdata", tc.name+"."+format+".golden"), buf.Bytes())
 			})
 		}
 	}
@@ -61,5 +46,31 @@ func TestUnknownFormat(t *testing.T) {
 	err := Analysis(&bytes.Buffer{}, profile.Analysis{}, "xml")
 	if err == nil || err.Error() != `unknown output format "xml" (valid: table, yaml, json)` {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestDiffGolden renders the diff of two shop profiles in every format:
+// a capability newly required, one no longer required, a new privilege
+// gain, a container added and one removed.
+func TestDiffGolden(t *testing.T) {
+	analyze := func(name string) profile.Analysis {
+		p, err := profile.Load(filepath.Join("..", "manifest", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return profile.Analyze([]profile.Input{{Source: name, Profile: p}})
+	}
+	d := profile.DiffAnalyses("shop.json", analyze("shop.json"), "shop-head.json", analyze("shop-head.json"))
+	same := profile.DiffAnalyses("shop.json", analyze("shop.json"), "shop.json", analyze("shop.json"))
+	for _, format := range DiffFormats {
+		for name, diff := range map[string]profile.Diff{"diff": d, "diff-none": same} {
+			t.Run(name+"/"+format, func(t *testing.T) {
+				var buf bytes.Buffer
+				if err := Diff(&buf, diff, format); err != nil {
+					t.Fatal(err)
+				}
+				golden.Check(t, filepath.Join("testdata", name+"."+format+".golden"), buf.Bytes())
+			})
+		}
 	}
 }

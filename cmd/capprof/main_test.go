@@ -27,6 +27,7 @@ func TestBadInput(t *testing.T) {
 	wrongVersion := write("v2.yaml", "apiVersion: capprof.dev/v2\nkind: CapabilityProfile\n")
 	wrongKind := write("pod.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: Pod\n")
 	unknownCap := write("unknown.json", profileJSON("CAP_SUPERPOWER"))
+	const shop, shopManifest = "../../manifest/testdata/shop.json", "../../manifest/testdata/deployment.yaml"
 	good := write("good.json", profileJSON("CAP_CHOWN"))
 
 	tests := []struct {
@@ -41,7 +42,15 @@ func TestBadInput(t *testing.T) {
 		{"wrong kind", []string{"analyze", wrongKind}, wrongKind + `: unsupported kind "Pod"`},
 		{"unknown capability", []string{"analyze", good, unknownCap}, unknownCap + `: invalid profile: unknown capability "CAP_SUPERPOWER" (valid, with or without CAP_: CHOWN,`},
 		{"no profile", []string{"analyze"}, "no profile given"},
-		{"bad format", []string{"analyze", "-o", "xml", good}, `-o "xml": unknown output format (valid: table, yaml, json)`},
+		{"bad format", []string{"analyze", "-o", "xml", good}, `--output "xml": must be one of table, yaml, json`},
+		{"fail-on without manifest", []string{"analyze", "--fail-on", "missing", good}, "--fail-on compares with a manifest: give --manifest too"},
+		{"bad fail-on", []string{"analyze", "--manifest", shopManifest, "--fail-on", "some", shop}, `--fail-on "some": must be one of missing, excess, any`},
+		{"bad runtime", []string{"analyze", "--manifest", shopManifest, "--runtime-defaults", "podman", shop}, `--runtime-defaults "podman": must be one of containerd, crio, docker`},
+		{"missing manifest", []string{"analyze", "--manifest", missing, shop}, "--manifest: read manifest: open " + missing},
+		{"manifest lacks container", []string{"analyze", "--manifest", shopManifest, good}, `has no container for the profile's "main"`},
+		{"patch without manifest", []string{"patch", shop}, `Required flag "manifest" not set`},
+		{"patch bad format", []string{"patch", "--manifest", shopManifest, "-o", "helm", shop}, `--output "helm": must be one of manifest, strategic, json6902, kustomize`},
+		{"patch not kubernetes", []string{"patch", "--manifest", good, shop}, "--manifest: " + good + ": no workload (Pod, Deployment"},
 		{"unknown flag", []string{"analyze", "--frobnicate", good}, "flag provided but not defined: -frobnicate (see capprof analyze --help)"},
 		{"record without -o", []string{"record", "--", "/bin/true"}, `Required flag "output" not set`},
 		{"record bad duration", []string{"record", "-o", filepath.Join(dir, "p.json"), "--duration", "soon", "--", "/bin/true"}, `invalid value "soon" for flag -duration`},
@@ -110,5 +119,59 @@ func TestFlagsFirst(t *testing.T) {
 		if got := strings.Join(flagsFirst(app, strings.Fields(in)), " "); got != want {
 			t.Errorf("flagsFirst(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestExitStatus: diff exits 1 when its --fail-on condition holds, 0
+// otherwise, 2 on bad input; analyze --fail-on exits 1 on its findings.
+func TestExitStatus(t *testing.T) {
+	const base, head = "../../manifest/testdata/shop.json", "../../manifest/testdata/shop-head.json"
+	const deployment, statefulset = "../../manifest/testdata/deployment.yaml", "../../manifest/testdata/statefulset.yaml"
+	tests := []struct {
+		args   []string
+		status int
+		stderr string
+	}{
+		{[]string{"diff", base, head}, 0, ""},
+		{[]string{"diff", base, head, "--fail-on", "new-capabilities"}, 1, "capprof: --fail-on new-capabilities: a container newly requires capabilities\n"},
+		{[]string{"diff", base, base, "--fail-on", "new-capabilities"}, 0, ""},
+		{[]string{"diff", head, base, "--fail-on", "any-change"}, 1, "capprof: --fail-on any-change: the profiles differ\n"},
+		{[]string{"diff", base, base, "--fail-on", "any-change", "-o", "markdown"}, 0, ""},
+		{[]string{"diff", base}, 2, "capprof: want two profiles, got 1: capprof diff BASE HEAD\n"},
+		{[]string{"diff", base, "missing.json"}, 2, "capprof: read profile: open missing.json: no such file or directory\n"},
+		{[]string{"diff", "-o", "html", base, head}, 2, "capprof: --output \"html\": must be one of text, markdown, json\n"},
+		{[]string{"diff", "--fail-on", "new", base, head}, 2, "capprof: --fail-on \"new\": must be one of new-capabilities, any-change\n"},
+		{[]string{"diff", "--frobnicate", base, head}, 2, "capprof: flag provided but not defined: -frobnicate (see capprof diff --help)\n"},
+		{[]string{"analyze", "--manifest", deployment, "--fail-on", "excess", base}, 1, "capprof: --fail-on excess: a container of the manifest is granted capabilities it never needed\n"},
+		{[]string{"analyze", "--manifest", deployment, "--fail-on", "missing", base}, 0, ""},
+		{[]string{"analyze", "--manifest", statefulset, "--fail-on", "any", base}, 1, "capprof: --fail-on any: a container of the manifest is granted capabilities it never needed\n"},
+	}
+	for _, tt := range tests {
+		var stdout, stderr bytes.Buffer
+		status := run(append([]string{"capprof"}, tt.args...), strings.NewReader(""), &stdout, &stderr)
+		if status != tt.status || stderr.String() != tt.stderr {
+			t.Errorf("capprof %s: exit %d, stderr %q; want exit %d, stderr %q", strings.Join(tt.args, " "), status, stderr.String(), tt.status, tt.stderr)
+		}
+		if tt.status != 2 && stdout.Len() == 0 {
+			t.Errorf("capprof %s: nothing on stdout", strings.Join(tt.args, " "))
+		}
+	}
+}
+
+// TestMissingCapability: a manifest that grants less than the profile
+// needs fails --fail-on missing.
+func TestMissingCapability(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "job.yaml")
+	job := "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate, namespace: shop}\n" +
+		"spec: {template: {spec: {containers: [{name: migrate, securityContext: {capabilities: {drop: [ALL]}}}]}}}\n"
+	if err := os.WriteFile(path, []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	status := run([]string{"capprof", "analyze", "--manifest", path, "--fail-on", "missing", "../../manifest/testdata/shop.json"}, strings.NewReader(""), &stdout, &stderr)
+	if status != 1 || !strings.Contains(stdout.String(), "missing:        NET_BIND_SERVICE") ||
+		stderr.String() != "capprof: --fail-on missing: a container of the manifest lacks a capability it needs\n" {
+		t.Fatalf("exit %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
 	}
 }
