@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -34,6 +35,12 @@ var podSpecAt = map[string]struct {
 	"ReplicaSet":  {"apps", []string{"spec", "template", "spec"}},
 	"Job":         {"batch", []string{"spec", "template", "spec"}},
 	"CronJob":     {"batch", []string{"spec", "jobTemplate", "spec", "template", "spec"}},
+}
+
+// PodSpecPath returns where a workload kind keeps its pod spec
+// (["spec", "template", "spec"] for a Deployment), or nil for other kinds.
+func PodSpecPath(kind string) []string {
+	return slices.Clone(podSpecAt[kind].path)
 }
 
 // Kinds are the workload kinds capprof can patch.

@@ -62,6 +62,10 @@ type patchedContainer struct {
 	fields []string
 }
 
+// recreated: kinds whose pod spec the API server will not change in place
+// (a Pod's containers; a Job's template, spec.template being immutable).
+func recreated(kind string) bool { return kind == "Pod" || kind == "Job" }
+
 // workloadPatch is the advice for the profiled containers of one workload.
 type workloadPatch struct {
 	workload   *Workload
@@ -130,6 +134,15 @@ func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]stri
 		notes = append(notes, fmt.Sprintf("%s: profiled containers of other workloads ignored: %s", m.Path, strings.Join(matching.Elsewhere, ", ")))
 	}
 	patches := plan(matching.Matches)
+	var inPlace []*workloadPatch
+	for _, wp := range patches {
+		if recreated(wp.workload.Kind) {
+			notes = append(notes, fmt.Sprintf("%s: %s: the API server refuses changes to the pod spec of an existing %s: recreate it from the patched manifest (kubectl replace --force -f)",
+				m.Path, wp.workload, wp.workload.Kind))
+		} else {
+			inPlace = append(inPlace, wp)
+		}
+	}
 	var buf bytes.Buffer
 	switch format {
 	case "manifest":
@@ -139,7 +152,10 @@ func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]stri
 		}
 		notes = append(notes, more...)
 	case "strategic", "json6902":
-		for i, wp := range patches {
+		if len(inPlace) == 0 {
+			return nil, fmt.Errorf("%s: no object to patch in place (Pods and Jobs must be recreated): use -o manifest or -o kustomize", m.Path)
+		}
+		for i, wp := range inPlace {
 			if i > 0 {
 				buf.WriteString("---\n")
 			}

@@ -205,6 +205,8 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 		"--endpoint-reconciler-type", "none",
 		"--disable-admission-plugins", "ServiceAccount",
 		"--authorization-mode", "RBAC",
+		// As clusters whose nodes run privileged agents do.
+		"--allow-privileged=true",
 	); err != nil {
 		return err
 	}
