@@ -399,3 +399,74 @@ func TestAnalyze(t *testing.T) {
 		t.Fatal("allowPrivilegeEscalation must be false without a privilege gain")
 	}
 }
+
+// TestAdvice covers the securityContext fields beyond capabilities and the
+// reviewer's warnings, one container shape per case.
+func TestAdvice(t *testing.T) {
+	bind := CapabilityChecks{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
+		{Executable: "/app/server", Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 1}}}
+	nonRootExec := Exec{Executable: "/app/server", UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1}
+	fileCapChange := CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve", Count: 1,
+		Before: Credentials{UID: 1000, EUID: 1000},
+		After:  Credentials{UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13}}
+	tests := []struct {
+		name       string
+		container  Container
+		command    []string
+		duration   time.Duration
+		nonRoot    bool
+		runAsUser  *int64
+		add        []corev1.Capability
+		level      string
+		warnings   []string
+		noWarnings bool
+	}{
+		{name: "root", container: Container{UIDs: []uint32{0, 33}, Capabilities: []CapabilityChecks{bind}}, command: []string{"x"},
+			add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Baseline, noWarnings: true},
+		{name: "one non-root uid", container: Container{UIDs: []uint32{1000}, Execs: []Exec{{Executable: "/app/server", EUID: 1000, Permitted: 1 << 10}}, Capabilities: []CapabilityChecks{bind}},
+			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted, noWarnings: true},
+		{name: "two non-root uids", container: Container{UIDs: []uint32{1000, 1001}}, command: []string{"x"}, nonRoot: true, level: Restricted, noWarnings: true},
+		{name: "never observed", command: []string{"x"}, level: Baseline, warnings: []string{"no process of this container was observed"}},
+		{name: "non-root needs a capability", container: Container{UIDs: []uint32{1000}, Execs: []Exec{nonRootExec}, Capabilities: []CapabilityChecks{bind}},
+			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted,
+			warnings: []string{"/app/server ran as uid 1000 when it asked for CAP_NET_BIND_SERVICE, but Kubernetes gives non-root processes no ambient capabilities", "setcap cap_net_bind_service+ep /app/server"}},
+		{name: "file capabilities", container: Container{UIDs: []uint32{1000}, CredentialChanges: []CredentialChange{fileCapChange},
+			Execs: []Exec{{Executable: "/usr/bin/ping", UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13, PrivilegeGain: true}}},
+			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_RAW"}, level: Privileged,
+			warnings: []string{"/usr/bin/ping gains NET_RAW from its file capabilities at exec; they stay in add, because the kernel refuses the exec (EPERM)"}},
+		{name: "short pod recording", container: Container{UIDs: []uint32{1000}, Execs: []Exec{nonRootExec}}, duration: 3 * time.Second,
+			nonRoot: true, runAsUser: new(int64(1000)), level: Restricted,
+			warnings: []string{"p.json recorded for 3s, less than its 10s startup window: steady-state behaviour was not seen; record longer"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.container.Name = "c"
+			start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+			p := &Profile{Metadata: Metadata{Command: tt.command, StartTime: start, EndTime: start.Add(tt.duration), StartupWindow: Duration(10 * time.Second)},
+				Containers: []Container{tt.container}}
+			c := Analyze([]Input{{"p.json", p}}).Containers[0]
+			sc := c.SecurityContext
+			if *sc.Privileged || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
+				t.Errorf("securityContext %+v: want privileged false, RuntimeDefault seccomp, drop ALL", sc)
+			}
+			if (sc.RunAsNonRoot != nil && *sc.RunAsNonRoot) != tt.nonRoot || !reflect.DeepEqual(sc.RunAsUser, tt.runAsUser) {
+				t.Errorf("runAsNonRoot %v, runAsUser %v; want %v, %v", sc.RunAsNonRoot, sc.RunAsUser, tt.nonRoot, tt.runAsUser)
+			}
+			if !reflect.DeepEqual(sc.Capabilities.Add, tt.add) {
+				t.Errorf("add %v, want %v", sc.Capabilities.Add, tt.add)
+			}
+			if c.PodSecurity.Level != tt.level {
+				t.Errorf("pod security %+v, want %s", c.PodSecurity, tt.level)
+			}
+			all := strings.Join(c.Warnings, "\n")
+			if tt.noWarnings && len(c.Warnings) > 0 {
+				t.Errorf("warnings %q, want none", c.Warnings)
+			}
+			for _, w := range tt.warnings {
+				if !strings.Contains(all, w) {
+					t.Errorf("warnings %q lack %q", c.Warnings, w)
+				}
+			}
+		})
+	}
+}
