@@ -72,11 +72,14 @@ e2e-deps:
 	e2e/cluster/build-apiserver.sh $(K8S_VERSION) $(K8S_CACHE)
 
 # Records the bundled demo (a start script and a small server that binds
-# port 80, hands its data directory to nobody and drops root), then analyzes it.
+# port 80, hands its data directory to nobody and drops root), analyzes it,
+# compares it with demo/deploy.yaml and prints that manifest hardened.
 demo: $(BIN)/capprof $(BIN)/web-server
 	$(SUDO) $(BIN)/capprof record -o $(BIN)/demo.json -- ./demo/start.sh
 	$(BIN)/capprof analyze $(BIN)/demo.json
 	$(BIN)/capprof analyze -o yaml $(BIN)/demo.json
+	$(BIN)/capprof analyze --manifest demo/deploy.yaml $(BIN)/demo.json
+	$(BIN)/capprof patch --manifest demo/deploy.yaml $(BIN)/demo.json
 
 # Side-by-side overhead of capprof and bpftrace (installed from Debian if
 # missing); a table on stdout, all figures in bin/bench.json. Takes ~4 min.
