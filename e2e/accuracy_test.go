@@ -127,6 +127,18 @@ func foreignProcess(t *testing.T, _ string) []string {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
+	// Until setpriv has switched users, the process is root's, and root
+	// may signal it without CAP_KILL: wait for the switch.
+	want := fmt.Sprintf("Uid:\t%d\t", foreignID)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+		if err == nil && strings.Contains(string(status), want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never ran as uid %d", cmd.Process.Pid, foreignID)
+		}
+	}
 	return []string{strconv.Itoa(cmd.Process.Pid)}
 }
 
