@@ -172,11 +172,10 @@ func Compare(m *Manifest, a *profile.Analysis, runtime string) (*Comparison, err
 	if err != nil {
 		return nil, err
 	}
-	patched := m.applyAdvice(matching.Matches)
 	cmp := &Comparison{Manifest: m.Path, RuntimeDefaults: runtime, Workloads: []WorkloadComparison{},
 		Unprofiled: matching.Unprofiled, Elsewhere: matching.Elsewhere}
 	for _, wp := range plan(matching.Matches) {
-		w, after := wp.workload, patched[wp.workload]
+		w, after := wp.workload, wp.applied()
 		wc := WorkloadComparison{
 			Workload: w.String(), Namespace: wp.namespace,
 			PodSecurityToday:   profile.EvaluatePodSecurity(&w.PodMeta, &w.PodSpec),
@@ -195,24 +194,16 @@ func Compare(m *Manifest, a *profile.Analysis, runtime string) (*Comparison, err
 			}
 			wc.Containers = append(wc.Containers, ContainerComparison{
 				Container: pc.Container, Kind: pc.Kind, Profile: pc.Analysis.Key().String(),
-				GrantedToday: names(today),
-				Required:     names(required),
-				CanDrop:      names(today &^ required),
-				Missing:      names(required &^ today),
+				GrantedToday: today.KubernetesNames(),
+				Required:     required.KubernetesNames(),
+				CanDrop:      (today &^ required).KubernetesNames(),
+				Missing:      (required &^ today).KubernetesNames(),
 				Changes:      changes(w.PodSpec.SecurityContext, pc.today, pc.merged),
 			})
 		}
 		cmp.Workloads = append(cmp.Workloads, wc)
 	}
 	return cmp, nil
-}
-
-func names(s profile.CapSet) []string {
-	out := []string{}
-	for _, c := range s.List() {
-		out = append(out, c.KubernetesName())
-	}
-	return out
 }
 
 // changes lists the advised fields whose value differs from today's,

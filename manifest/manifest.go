@@ -54,10 +54,8 @@ type Manifest struct {
 	// unpatchable are other documents that hold containers ("Kind/name").
 	unpatchable []Workload
 	docs        []*yaml.Node
-	// compactSequences: the file writes "- item" at its key's indentation.
-	compactSequences bool
-	// reformatted: encoding the file unchanged does not give it back.
-	reformatted bool
+	// text is the file as read, to write it back in its own style.
+	text []byte
 }
 
 // Workload is one document with a pod template.
@@ -93,7 +91,7 @@ func Parse(path string, data []byte) (*Manifest, error) {
 }
 
 func parse(path string, data []byte) (*Manifest, error) {
-	m := &Manifest{Path: path}
+	m := &Manifest{Path: path, text: data}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for i := 0; ; i++ {
 		var doc yaml.Node
@@ -112,7 +110,6 @@ func parse(path string, data []byte) (*Manifest, error) {
 	if len(m.Workloads) == 0 && len(m.unpatchable) == 0 {
 		return nil, fmt.Errorf("no workload (%s) in the file", strings.Join(Kinds, ", "))
 	}
-	m.compactSequences, m.reformatted = detectStyle(m.docs, data)
 	return m, nil
 }
 
@@ -157,7 +154,7 @@ func (m *Manifest) addDocument(i int, doc *yaml.Node) error {
 	}
 	if kind == "Pod" {
 		w.PodMeta = meta
-	} else if tm, ok := lookup(obj, append(at.path[:len(at.path)-1:len(at.path)-1], "metadata")); ok {
+	} else if tm, ok := lookup(obj, slices.Concat(at.path[:len(at.path)-1], []string{"metadata"})); ok {
 		if err := convert(tm, &w.PodMeta); err != nil {
 			return fmt.Errorf("%s: pod template metadata: %w", w.String(), err)
 		}
@@ -235,6 +232,14 @@ func (w *Workload) findContainer(name string) (kind profile.ContainerKind, index
 		}
 	}
 	return "", 0, nil
+}
+
+// list is the pod spec list that holds the container.
+func (m Match) list() string {
+	if m.Kind == profile.InitContainer {
+		return "initContainers"
+	}
+	return "containers"
 }
 
 // containerNames lists the pod spec's containers, init containers first.

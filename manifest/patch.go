@@ -95,23 +95,16 @@ func plan(matches []Match) []*workloadPatch {
 	return out
 }
 
-// applyAdvice returns every workload as it would be with the advice
-// applied to its profiled containers.
-func (m *Manifest) applyAdvice(matches []Match) map[*Workload]*Workload {
-	out := map[*Workload]*Workload{}
-	for _, w := range m.Workloads {
-		c := *w
-		c.PodSpec = *w.PodSpec.DeepCopy()
-		out[w] = &c
+// applied returns the workload as it would be with the advice applied to
+// its profiled containers.
+func (wp *workloadPatch) applied() *Workload {
+	after := *wp.workload
+	after.PodSpec = *wp.workload.PodSpec.DeepCopy()
+	for _, pc := range wp.containers {
+		_, _, ctr := after.findContainer(pc.Container)
+		ctr.SecurityContext = pc.merged
 	}
-	for _, wp := range plan(matches) {
-		after := out[wp.workload]
-		for _, pc := range wp.containers {
-			_, _, ctr := after.findContainer(pc.Container)
-			ctr.SecurityContext = pc.merged
-		}
-	}
-	return out
+	return &after
 }
 
 // Patch writes the manifest with the advice applied (format "manifest"), or
@@ -179,6 +172,7 @@ func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]stri
 // writePatched edits the parsed YAML nodes and writes them back.
 func (m *Manifest) writePatched(w io.Writer, patches []*workloadPatch) ([]string, error) {
 	var notes []string
+	compact, reformatted := detectStyle(m.docs, m.text) // before the nodes change
 	for _, wp := range patches {
 		for _, pc := range wp.containers {
 			node, err := m.containerNode(pc.Match)
@@ -194,19 +188,16 @@ func (m *Manifest) writePatched(w io.Writer, patches []*workloadPatch) ([]string
 			}
 		}
 	}
-	if m.reformatted {
+	if reformatted {
 		notes = append(notes, fmt.Sprintf("%s: the YAML encoder normalized its formatting (indentation, blank lines, quoting); fields, their order and the other comments are kept", m.Path))
 	}
-	return notes, encodeDocs(w, m.docs, m.compactSequences)
+	return notes, encodeDocs(w, m.docs, compact)
 }
 
 // containerNode finds a matched container's mapping in the node tree.
 func (m *Manifest) containerNode(match Match) (*yaml.Node, error) {
 	node := m.docs[match.Workload.doc].Content[0]
-	list := "containers"
-	if match.Kind == profile.InitContainer {
-		list = "initContainers"
-	}
+	list := match.list()
 	for _, key := range append(slices.Clone(match.Workload.path), list) {
 		_, node = mappingValue(node, key)
 		if node == nil {
@@ -282,11 +273,9 @@ func fieldNodes(sc *corev1.SecurityContext) (map[string]*yaml.Node, error) {
 	}
 	out := map[string]*yaml.Node{}
 	for k, v := range raw {
-		var n yaml.Node
-		if err := yaml.Unmarshal(v, &n); err != nil {
+		if out[k], err = toNode(v); err != nil {
 			return nil, err
 		}
-		out[k] = blockStyle(n.Content[0])
 	}
 	return out, nil
 }
@@ -373,7 +362,7 @@ func detectStyle(docs []*yaml.Node, data []byte) (compact, reformatted bool) {
 // are on the server; an add list that the advice empties is deleted
 // explicitly (null), since an absent key would keep the server's.
 func podSpecPatch(wp *workloadPatch) (map[string]any, error) {
-	lists := map[string][]any{}
+	lists := map[string][]any{} // "containers", "initContainers"
 	for _, pc := range wp.containers {
 		data, err := json.Marshal(pc.merged)
 		if err != nil {
@@ -392,21 +381,17 @@ func podSpecPatch(wp *workloadPatch) (map[string]any, error) {
 				caps["add"] = nil
 			}
 		}
-		list := "containers"
-		if pc.Kind == profile.InitContainer {
-			list = "initContainers"
-		}
-		lists[list] = append(lists[list], map[string]any{"name": pc.Container, "securityContext": sc})
+		lists[pc.list()] = append(lists[pc.list()], map[string]any{"name": pc.Container, "securityContext": sc})
 	}
-	var patch any = map[string]any{}
-	for l, items := range lists {
-		patch.(map[string]any)[l] = items
+	patch := map[string]any{}
+	for list, items := range lists {
+		patch[list] = items
 	}
 	path := wp.workload.path
 	for i := len(path) - 1; i >= 0; i-- {
 		patch = map[string]any{path[i]: patch}
 	}
-	return patch.(map[string]any), nil
+	return patch, nil
 }
 
 // jsonPatch is the RFC 6902 patch: per container, a test that the index
@@ -415,11 +400,7 @@ func podSpecPatch(wp *workloadPatch) (map[string]any, error) {
 func jsonPatch(wp *workloadPatch) []map[string]any {
 	var ops []map[string]any
 	for _, pc := range wp.containers {
-		list := "containers"
-		if pc.Kind == profile.InitContainer {
-			list = "initContainers"
-		}
-		base := "/" + strings.Join(wp.workload.path, "/") + "/" + list + "/" + strconv.Itoa(pc.Index)
+		base := "/" + strings.Join(wp.workload.path, "/") + "/" + pc.list() + "/" + strconv.Itoa(pc.Index)
 		ops = append(ops,
 			map[string]any{"op": "test", "path": base + "/name", "value": pc.Container},
 			map[string]any{"op": "add", "path": base + "/securityContext", "value": pc.merged})

@@ -115,11 +115,11 @@ func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExec
 	for _, fc := range fileCaps {
 		if fc.Effective != 0 {
 			warnings = append(warnings, fmt.Sprintf("%s gains %s from its file capabilities at exec; they stay in add, because the kernel refuses the exec (EPERM) when the bounding set lacks one",
-				fc.Executable, capNames(fc.Effective)))
+				fc.Executable, strings.Join(fc.Effective.KubernetesNames(), ", ")))
 		}
 		if rest := fc.Gained &^ fc.Effective; rest != 0 {
 			warnings = append(warnings, fmt.Sprintf("%s has file capabilities %s without the effective bit: it gets them only while they are in add",
-				fc.Executable, capNames(rest)))
+				fc.Executable, strings.Join(rest.KubernetesNames(), ", ")))
 		}
 	}
 	return warnings
@@ -134,14 +134,6 @@ func nonRootWithout(execs []Exec, exe string, c Capability) (uint32, bool) {
 		}
 	}
 	return 0, false
-}
-
-func capNames(s CapSet) string {
-	var names []string
-	for _, c := range s.List() {
-		names = append(names, c.KubernetesName())
-	}
-	return strings.Join(names, ", ")
 }
 
 // adviceOnlyPod is a pod holding only the container with the advised

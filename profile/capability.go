@@ -89,6 +89,16 @@ func (s CapSet) List() []Capability {
 	return out
 }
 
+// KubernetesNames lists the members' names without CAP_, as
+// securityContext.capabilities has them; never nil.
+func (s CapSet) KubernetesNames() []string {
+	names := []string{}
+	for _, c := range s.List() {
+		names = append(names, c.KubernetesName())
+	}
+	return names
+}
+
 // MarshalJSON writes the names of the members. A set holding most known
 // capabilities is written as "ALL" followed by the missing ones with a "-"
 // prefix: root on a host that withholds one capability reads
