@@ -1,7 +1,6 @@
 package render
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -20,9 +19,7 @@ func Diff(w io.Writer, d profile.Diff, format string) error {
 	case "markdown":
 		return diffMarkdown(w, d)
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(d)
+		return writeJSON(w, d)
 	}
 	return fmt.Errorf("unknown output format %q (valid: %s)", format, strings.Join(DiffFormats, ", "))
 }

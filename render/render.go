@@ -75,7 +75,7 @@ func Table(w io.Writer, a profile.Analysis) error {
 				return err
 			}
 		}
-		fmt.Fprintf(w, "securityContext: %s\n", OneLineAdvice(c.SecurityContext))
+		fmt.Fprintf(w, "securityContext: %s\n", oneLineAdvice(c.SecurityContext))
 		fmt.Fprintf(w, "pod security level: %s\n", podSecurityLine(c.PodSecurity))
 		for _, g := range c.PrivilegeGains {
 			fmt.Fprintf(w, "privilege gained at exec by %s: allowPrivilegeEscalation stays true\n", g)
@@ -141,9 +141,9 @@ func evidenceCell(evidence []profile.Evidence) string {
 	return cell
 }
 
-// OneLineAdvice writes the fields of a securityContext that capprof
+// oneLineAdvice writes the fields of a securityContext that capprof
 // advises on, in one line.
-func OneLineAdvice(sc *corev1.SecurityContext) string {
+func oneLineAdvice(sc *corev1.SecurityContext) string {
 	var parts []string
 	if caps := sc.Capabilities; caps != nil {
 		parts = append(parts, "drop ["+capList(caps.Drop)+"]", "add ["+capList(caps.Add)+"]")
@@ -217,10 +217,13 @@ func YAML(w io.Writer, a profile.Analysis) error {
 
 // JSON writes the whole analysis: per container its securityContext and
 // every capability's decision.
-func JSON(w io.Writer, a profile.Analysis) error {
+func JSON(w io.Writer, a profile.Analysis) error { return writeJSON(w, a) }
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(a)
+	return enc.Encode(v)
 }
 
 // Report writes an analysis and, when there is one, its comparison with a
@@ -238,9 +241,7 @@ func Report(w io.Writer, a profile.Analysis, c *manifest.Comparison, format stri
 		fmt.Fprintln(w)
 		return Comparison(w, c)
 	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
+		return writeJSON(w, struct {
 			profile.Analysis
 			Manifest *manifest.Comparison `json:"manifest"`
 		}{a, c})

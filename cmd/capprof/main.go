@@ -269,8 +269,14 @@ func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
 	if c.NArg() == 0 {
 		return profile.Analysis{}, fmt.Errorf("no profile given: %s", usage)
 	}
+	return analyzeFiles(c, c.Args().Slice())
+}
+
+// analyzeFiles loads profiles and analyzes them together; warnings go to
+// stderr.
+func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
 	var inputs []profile.Input
-	for _, path := range c.Args().Slice() {
+	for _, path := range paths {
 		p, err := profile.Load(path)
 		if err != nil {
 			return profile.Analysis{}, err
@@ -284,9 +290,10 @@ func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
 	return a, nil
 }
 
-// oneOf checks a flag's value against its valid values.
+// oneOf checks a flag's value against its valid values; a flag without a
+// default that was not given is fine.
 func oneOf(c *cli.Context, flag string, valid []string) error {
-	if v := c.String(flag); !slices.Contains(valid, v) {
+	if v := c.String(flag); !slices.Contains(valid, v) && (v != "" || c.IsSet(flag)) {
 		return fmt.Errorf("--%s %q: must be one of %s", flag, v, strings.Join(valid, ", "))
 	}
 	return nil
@@ -321,10 +328,10 @@ func analyzeCommand() *cli.Command {
 			if err := oneOf(c, "runtime-defaults", manifest.Runtimes); err != nil {
 				return err
 			}
-			failOn := c.String("fail-on")
-			if failOn != "" && !slices.Contains(failOnValues, failOn) {
-				return fmt.Errorf("--fail-on %q: must be one of %s", failOn, strings.Join(failOnValues, ", "))
+			if err := oneOf(c, "fail-on", failOnValues); err != nil {
+				return err
 			}
+			failOn := c.String("fail-on")
 			if !c.IsSet("manifest") {
 				for _, f := range []string{"fail-on", "runtime-defaults"} {
 					if c.IsSet(f) {
@@ -434,23 +441,20 @@ func diffCommand() *cli.Command {
 			if err := oneOf(c, "output", render.DiffFormats); err != nil {
 				return badInput(err)
 			}
-			failOn := c.String("fail-on")
-			if failOn != "" && !slices.Contains(diffFailOn, failOn) {
-				return badInput(fmt.Errorf("--fail-on %q: must be one of %s", failOn, strings.Join(diffFailOn, ", ")))
+			if err := oneOf(c, "fail-on", diffFailOn); err != nil {
+				return badInput(err)
 			}
+			failOn := c.String("fail-on")
 			if c.NArg() != 2 {
 				return badInput(fmt.Errorf("want two profiles, got %d: capprof diff BASE HEAD", c.NArg()))
 			}
 			var analyses [2]profile.Analysis
 			for i, path := range c.Args().Slice() {
-				p, err := profile.Load(path)
+				a, err := analyzeFiles(c, []string{path})
 				if err != nil {
 					return badInput(err)
 				}
-				analyses[i] = profile.Analyze([]profile.Input{{Source: path, Profile: p}})
-				for _, w := range analyses[i].Warnings {
-					fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
-				}
+				analyses[i] = a
 			}
 			d := profile.DiffAnalyses(c.Args().Get(0), analyses[0], c.Args().Get(1), analyses[1])
 			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {
