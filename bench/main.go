@@ -126,7 +126,7 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 	if os.Geteuid() != 0 {
 		return errors.New("needs root: run it with sudo (make bench does)")
 	}
-	if err := bpf.CheckKernel(); err != nil {
+	if err := bpf.CheckBackend(bpf.Auto); err != nil {
 		return err
 	}
 	if _, err := exec.LookPath("bpftrace"); err != nil {

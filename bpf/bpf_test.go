@@ -1,8 +1,11 @@
 package bpf
 
 import (
+	"bytes"
 	"encoding/binary"
+	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +13,88 @@ import (
 	"github.com/cilium/ebpf/btf"
 )
 
-func TestCheckKernelTypesWithoutTracepoint(t *testing.T) {
-	// capprof's own object has BTF, but no btf_trace_cap_capable: it stands
-	// in for a kernel older than 6.14.
+// TestCheckBackend: capprof's own object has BTF but none of the kernel's
+// types, so it stands in for a kernel without the tracepoint (before 6.14)
+// or the functions the fexit and kprobe backends hook.
+func TestCheckBackend(t *testing.T) {
 	spec, err := btf.LoadSpec("capprof_x86_bpfel.o")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = checkKernelTypes(spec)
-	if err == nil || !strings.Contains(err.Error(), "no capability:cap_capable tracepoint (added in Linux 6.14)") {
-		t.Fatalf("checkKernelTypes = %v, want the missing-tracepoint error", err)
+	for backend, want := range map[Backend]string{
+		Tracepoint: "no capability:cap_capable tracepoint (added in Linux 6.14)",
+		Fexit:      "no function cap_capable in its BTF",
+		Kprobe:     "no function cap_capable in its BTF",
+		"uprobe":   `unknown probe "uprobe"`,
+	} {
+		if err := checkBackend(spec, backend); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("checkBackend(%s) = %v, want %q", backend, err, want)
+		}
+	}
+}
+
+func TestParseBackend(t *testing.T) {
+	for _, s := range []string{"auto", "tracepoint", "fexit", "kprobe"} {
+		if b, err := ParseBackend(s); err != nil || string(b) != s {
+			t.Errorf("ParseBackend(%q) = %q, %v", s, b, err)
+		}
+	}
+	if _, err := ParseBackend("fentry"); err == nil || !strings.Contains(err.Error(), `unknown probe "fentry": use auto, tracepoint, fexit or kprobe`) {
+		t.Errorf("ParseBackend(fentry) = %v", err)
+	}
+}
+
+// TestProgramBackends: every program in the object belongs to one backend
+// or to all, and each backend has a cap_capable hook.
+func TestProgramBackends(t *testing.T) {
+	spec, err := loadCapprof()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hooks := map[Backend]int{}
+	for _, p := range spec.Programs {
+		b := programBackend(p.SectionName)
+		if strings.HasSuffix(p.SectionName, "/cap_capable") {
+			hooks[b]++
+		}
+	}
+	want := map[Backend]int{Tracepoint: 1, Fexit: 1, Kprobe: 2}
+	if fmt.Sprint(hooks) != fmt.Sprint(want) {
+		t.Fatalf("cap_capable programs per backend %v, want %v", hooks, want)
+	}
+	for _, b := range Backends {
+		s, _ := loadCapprof()
+		selectPrograms(s, b)
+		for _, p := range s.Programs {
+			if other := programBackend(p.SectionName); other != "" && other != b {
+				t.Errorf("%s keeps %s's program %s", b, other, p.SectionName)
+			}
+		}
+	}
+}
+
+// TestCapCapableAuditArg reads cap_capable's prototype: "opts" since Linux
+// 5.1, "audit" before.
+func TestCapCapableAuditArg(t *testing.T) {
+	param := func(name string) btf.FuncParam { return btf.FuncParam{Name: name, Type: &btf.Int{Size: 4}} }
+	for last, want := range map[string]bool{"opts": false, "audit": true} {
+		var b btf.Builder
+		fn := &btf.Func{Name: "cap_capable", Type: &btf.FuncProto{Return: &btf.Int{Size: 4},
+			Params: []btf.FuncParam{param("cred"), param("targ_ns"), param("cap"), param(last)}}}
+		if _, err := b.Add(fn); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := b.Marshal(nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := capCapableAuditArg(spec); err != nil || got != want {
+			t.Errorf("argument %q: capCapableAuditArg = %v, %v; want %v", last, got, err, want)
+		}
 	}
 }
 
@@ -101,13 +176,16 @@ func roundTrip(t *testing.T, raw any) Event {
 	return ev
 }
 
-// TestLoadAndAttach loads every program through the kernel verifier and
-// attaches it: what `capprof record` does before it starts a workload.
+// TestLoadAndAttach loads every backend's programs through the kernel
+// verifier and attaches them: what `capprof record` does before it starts a
+// workload. A backend this kernel cannot run must say why in one of the
+// ways a user is told (no tracepoint, fentry refused, no kprobes); auto
+// must find one that works.
 func TestLoadAndAttach(t *testing.T) {
 	reason := ""
 	if os.Geteuid() != 0 {
 		reason = "loading eBPF programs needs root"
-	} else if err := CheckKernel(); err != nil {
+	} else if err := CheckBackend(Auto); err != nil {
 		reason = err.Error()
 	}
 	if reason != "" {
@@ -116,7 +194,18 @@ func TestLoadAndAttach(t *testing.T) {
 		}
 		t.Skip(reason)
 	}
-	p, err := Load(Options{Startup: 10 * time.Second})
+	explained := []string{"no capability:cap_capable tracepoint", "refuses fentry/fexit programs", "has no kprobes"}
+	for _, s := range Survey() {
+		if s.Err != nil {
+			if !slices.ContainsFunc(explained, func(why string) bool { return strings.Contains(s.Err.Error(), why) }) {
+				t.Errorf("%s: unexplained failure: %v", s.Backend, s.Err)
+			}
+			t.Logf("backend %s: unavailable: %v", s.Backend, s.Err)
+			continue
+		}
+		t.Logf("backend %s: loads and attaches", s.Backend)
+	}
+	p, err := Load(Options{Startup: 10 * time.Second, Backend: Auto})
 	if err != nil {
 		t.Fatal(err)
 	}

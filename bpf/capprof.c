@@ -2,9 +2,19 @@
 
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * capprof's kernel side for the tracepoint backend (Linux 6.14+, which added
- * the capability:cap_capable tracepoint inside security/commoncap.c's
- * cap_capable()).
+ * capprof's kernel side. Three sets of programs see capability checks and
+ * credential changes; user space loads the set of one backend (bpf/probe.go)
+ * and every set feeds the same maps and events:
+ *   - tracepoint (Linux 6.14+): tp_btf/cap_capable, the tracepoint inside
+ *     security/commoncap.c cap_capable(), and credential changes compared at
+ *     the set*id/capset syscall tracepoints' entry and exit;
+ *   - fexit (Linux 5.5+ with BTF trampolines): fexit/cap_capable, which also
+ *     reads cap_capable's opts (the audit class), and fentry/commit_creds,
+ *     which sees every credential install with the full new credentials;
+ *   - kprobe: kprobe/kretprobe on cap_capable and a kprobe on commit_creds,
+ *     for kernels that have kprobes but refuse BPF trampolines.
+ * Forks, execs, exits and cgroup migrations use tp_btf tracepoints in every
+ * backend (Linux 5.5+).
  *
  * Everything is filtered to the target set first: the cgroup2 ids that user
  * space puts into the `targets` map. A task outside that set costs one helper
@@ -38,6 +48,22 @@ const enum event_type unused_event_type __attribute__((unused));
 const enum check_flag unused_check_flag __attribute__((unused));
 const enum exec_flag unused_exec_flag __attribute__((unused));
 const enum stat_index unused_stat_index __attribute__((unused));
+const enum cred_source unused_cred_source __attribute__((unused));
+
+/*
+ * Set by user space from the kernel's BTF: cap_capable()'s fourth argument is
+ * "unsigned int opts" (CAP_OPT_* bits) since Linux 5.1 (commit c1a85a00ea66)
+ * and "int audit" (SECURITY_CAP_AUDIT = 1, SECURITY_CAP_NOAUDIT = 0) before.
+ */
+volatile const __u8 cap_capable_audit_arg = 0;
+
+/* include/linux/security.h */
+#define CAP_OPT_NOAUDIT (1 << 1)
+#define CAP_OPT_INSETID (1 << 2)
+
+/* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_EXECVE 59
+#define NR_EXECVEAT 322
 
 /*
  * A pre-filter in front of `targets`: target_filter[id % TARGET_FILTER_SLOTS]
@@ -88,7 +114,7 @@ struct pending {
 	__u64 args[3];
 	__u64 cred; /* real_cred's address at entry: unchanged pointer, unchanged creds */
 	__s32 syscall;
-	__u32 pad;
+	__u32 from_commit; /* before was read at commit_creds (fexit, kprobe backends) */
 };
 
 struct {
@@ -260,6 +286,8 @@ static __always_inline void read_creds(const struct cred *cred, struct creds *ou
 	out->cap_effective = cred_field(buf, __u64, cap_effective);
 	out->cap_bset = cred_field(buf, __u64, cap_bset);
 	out->cap_ambient = cred_field(buf, __u64, cap_ambient);
+	out->userns_level = BPF_CORE_READ(cred, user_ns, level);
+	out->userns_inum = BPF_CORE_READ(cred, user_ns, ns.inum);
 }
 
 static __always_inline bool creds_differ(const struct creds *a, const struct creds *b)
@@ -268,7 +296,8 @@ static __always_inline bool creds_differ(const struct creds *a, const struct cre
 	       a->euid != b->euid || a->egid != b->egid || a->fsuid != b->fsuid ||
 	       a->fsgid != b->fsgid || a->cap_inheritable != b->cap_inheritable ||
 	       a->cap_permitted != b->cap_permitted || a->cap_effective != b->cap_effective ||
-	       a->cap_bset != b->cap_bset || a->cap_ambient != b->cap_ambient;
+	       a->cap_bset != b->cap_bset || a->cap_ambient != b->cap_ambient ||
+	       a->userns_inum != b->userns_inum;
 }
 
 /* The executable's identity: inode and device of mm->exe_file (0/0 for kernel threads). */
@@ -552,20 +581,15 @@ static __always_inline void follow_denial(struct task_struct *task, const struct
 }
 
 /*
- * The hot path: runs for every capability check on the node. Tracked checks
- * are read through BTF pointers (plain loads, no probe_read helper calls) and
+ * A capability check of a task in the target set, whatever hook saw it:
  * counted per CPU; the ring buffer is used once per new key and for samples.
+ * cred, target_level, cap and ret are cap_capable()'s; audit is CHECK_* audit
+ * flags, 0 when the hook cannot see cap_capable's opts.
  */
-SEC("tp_btf/cap_capable")
-int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
-	     const struct user_namespace *capable_ns, int cap, int ret)
+static __always_inline void handle_check(void *ctx, struct target *target, __u64 cgroup_id,
+					 const struct cred *cred, int target_level, int cap, int ret,
+					 __u8 audit)
 {
-	__u64 cgroup_id;
-	struct target *target = target_cgroup(&cgroup_id);
-
-	if (!target)
-		return 0;
-
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct file *exe = task->mm->exe_file;
 	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
@@ -579,7 +603,8 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	key.syscall = (__s32)regs->orig_ax;
 	key.cap = cap;
 	key.denied = ret != 0;
-	if (target_ns->level == 0)
+	key.flags = audit;
+	if (target_level == 0)
 		key.flags |= CHECK_INIT_USERNS;
 	if (task->cred != task->real_cred)
 		key.flags |= CHECK_CRED_OVERRIDE;
@@ -593,6 +618,110 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	count_check(ctx, task, &key, cred);
 	if (key.denied)
 		follow_denial(task, &key);
+}
+
+/* The audit flags of cap_capable()'s fourth argument (see cap_capable_audit_arg). */
+static __always_inline __u8 audit_flags(unsigned int arg)
+{
+	if (cap_capable_audit_arg)
+		return CHECK_AUDIT_KNOWN | (arg == 0 ? CHECK_NOAUDIT : 0);
+	return CHECK_AUDIT_KNOWN | (arg & CAP_OPT_NOAUDIT ? CHECK_NOAUDIT : 0) |
+	       (arg & CAP_OPT_INSETID ? CHECK_INSETID : 0);
+}
+
+/*
+ * tracepoint backend. The hot path: runs for every capability check on the
+ * node; a task outside the target set leaves after the pre-filter. Tracked
+ * checks are read through BTF pointers (plain loads, no probe_read helper
+ * calls).
+ */
+SEC("tp_btf/cap_capable")
+int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *target_ns,
+	     const struct user_namespace *capable_ns, int cap, int ret)
+{
+	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
+
+	if (target)
+		handle_check(ctx, target, cgroup_id, cred, target_ns->level, cap, ret, 0);
+	return 0;
+}
+
+/*
+ * fexit backend: runs when cap_capable() returns, with its arguments and
+ * return value. The 5.1+ prototype is declared; before 5.1 the fourth
+ * argument is "int audit" in the same register, which audit_flags reads.
+ */
+SEC("fexit/cap_capable")
+int BPF_PROG(on_cap_capable_exit, const struct cred *cred, struct user_namespace *target_ns, int cap,
+	     unsigned int opts, int ret)
+{
+	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
+
+	if (target)
+		handle_check(ctx, target, cgroup_id, cred, target_ns->level, cap, ret, audit_flags(opts));
+	return 0;
+}
+
+/*
+ * kprobe backend: the kprobe on cap_capable() keeps its arguments in the
+ * task's storage, and the kretprobe, which sees only the return value,
+ * takes them back. cap_capable() neither sleeps nor recurses, so one slot per
+ * task is enough; a check that interrupts another (from an interrupt) is
+ * lost to kprobe recursion protection anyway.
+ */
+struct cap_call {
+	__u64 cred; /* the address: compared with the task's, read only by probe */
+	int target_level;
+	int cap;
+	__u32 opts;
+	__u32 active;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct cap_call);
+} cap_calls SEC(".maps");
+
+SEC("kprobe/cap_capable")
+int BPF_KPROBE(on_cap_capable_entry, const struct cred *cred, struct user_namespace *target_ns, int cap,
+	       unsigned int opts)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+	struct cap_call *call = bpf_task_storage_get(&cap_calls, bpf_get_current_task_btf(), 0,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!call) {
+		count_stat(STAT_AGG_FULL);
+		return 0;
+	}
+	call->cred = (__u64)cred;
+	call->target_level = BPF_CORE_READ(target_ns, level);
+	call->cap = cap;
+	call->opts = opts;
+	call->active = 1;
+	return 0;
+}
+
+SEC("kretprobe/cap_capable")
+int BPF_KRETPROBE(on_cap_capable_return, int ret)
+{
+	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
+
+	if (!target)
+		return 0;
+	struct cap_call *call = bpf_task_storage_get(&cap_calls, bpf_get_current_task_btf(), 0, 0);
+	if (!call || !call->active)
+		return 0;
+	call->active = 0;
+	handle_check(ctx, target, cgroup_id, (const struct cred *)call->cred, call->target_level, call->cap, ret,
+		     audit_flags(call->opts));
 	return 0;
 }
 
@@ -676,6 +805,8 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		p->syscall = -1;
 		e->before = p->before;
 		e->flags |= EXEC_HAVE_BEFORE;
+		if (p->from_commit)
+			e->flags |= EXEC_BEFORE_FROM_COMMIT;
 		/* security/commoncap.c cap_bprm_creds_from_file: the same test
 		 * (id_changed || __cap_gained) that no_new_privs would refuse. */
 		if (e->after.euid != p->before.euid || e->after.egid != p->before.egid ||
@@ -743,6 +874,7 @@ static __always_inline int remember_creds(struct sys_enter_ctx *ctx, int nargs)
 	p->cred = (__u64)task->real_cred;
 	read_creds(task->real_cred, &p->before);
 	p->syscall = ctx->nr;
+	p->from_commit = 0;
 	p->args[0] = ctx->args[0];
 	if (nargs > 1)
 		p->args[1] = ctx->args[1];
@@ -780,6 +912,8 @@ static __always_inline int report_creds(struct sys_exit_ctx *ctx)
 	e->args[0] = p->args[0];
 	e->args[1] = p->args[1];
 	e->args[2] = p->args[2];
+	e->source = CRED_FROM_SYSCALL;
+	e->pad = 0;
 	e->before = p->before;
 	e->after = after;
 	bpf_ringbuf_submit(e, wakeup_flag());
@@ -808,3 +942,72 @@ int enter_execve(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }
 
 SEC("tracepoint/syscalls/sys_enter_execveat")
 int enter_execveat(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }
+
+/*
+ * fexit and kprobe backends: commit_creds() (kernel/cred.c) is where every
+ * credential change is installed: the set*id family and capset, but also
+ * prctl (PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_CAP_AMBIENT), setgroups,
+ * unshare(CLONE_NEWUSER), keyctl, and execve (begin_new_exec). At entry,
+ * real_cred still holds the old credentials and new the ones being
+ * installed. No syscall tracepoint is needed, so other syscalls pay nothing.
+ * Inside execve the old credentials are kept for on_exec, which reports the
+ * exec with them; elsewhere a change is reported at once.
+ */
+static __always_inline void handle_commit(const struct cred *new)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	__s32 nr = (__s32)regs->orig_ax;
+
+	if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
+		struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!p) {
+			count_stat(STAT_PENDING_FULL);
+			return;
+		}
+		read_creds(task->real_cred, &p->before);
+		p->syscall = nr;
+		p->from_commit = 1;
+		return;
+	}
+
+	struct cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count_stat(STAT_RINGBUF_DROPS);
+		return;
+	}
+	read_creds(task->real_cred, &e->before);
+	read_creds(new, &e->after);
+	if (!creds_differ(&e->before, &e->after)) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	fill_header(&e->hdr, EVENT_CRED, cgroup_id);
+	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+	e->syscall = nr;
+	e->ret = 0;
+	e->args[0] = regs->di;
+	e->args[1] = regs->si;
+	e->args[2] = regs->dx;
+	e->source = CRED_FROM_COMMIT;
+	e->pad = 0;
+	bpf_ringbuf_submit(e, wakeup_flag());
+}
+
+SEC("fentry/commit_creds")
+int BPF_PROG(on_commit_creds, struct cred *new)
+{
+	handle_commit(new);
+	return 0;
+}
+
+SEC("kprobe/commit_creds")
+int BPF_KPROBE(on_commit_creds_kprobe, struct cred *new)
+{
+	handle_commit(new);
+	return 0;
+}

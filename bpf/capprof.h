@@ -29,6 +29,11 @@ enum check_flag {
 	CHECK_OTHER_CRED = 1 << 2,    /* the checked cred is not the current task's own */
 	CHECK_RUNTIME_INIT = 1 << 3,  /* made by the container runtime before the workload's exec */
 	CHECK_STEADY = 1 << 4,        /* made after the target's startup window */
+	/* cap_capable's opts (Linux 5.1+; the int audit argument before),
+	 * which only the fexit and kprobe backends see: */
+	CHECK_AUDIT_KNOWN = 1 << 5, /* NOAUDIT and INSETID below are meaningful */
+	CHECK_NOAUDIT = 1 << 6,     /* CAP_OPT_NOAUDIT: the kernel would not audit a denial */
+	CHECK_INSETID = 1 << 7,     /* CAP_OPT_INSETID: a set*id syscall's check */
 };
 
 /* target.phase: where a target cgroup is in its life. */
@@ -62,6 +67,13 @@ enum exec_flag {
 	EXEC_PRIV_GAIN = 1 << 0,     /* euid/egid changed or permitted caps grew at exec */
 	EXEC_HAVE_BEFORE = 1 << 1,   /* before holds the credentials at execve entry */
 	EXEC_SCRIPT = 1 << 2,        /* an interpreter ran filename (binfmt_script) */
+	EXEC_BEFORE_FROM_COMMIT = 1 << 3, /* before was read at commit_creds, not at execve entry */
+};
+
+/* cred_event.source: how a credential change was seen. */
+enum cred_source {
+	CRED_FROM_SYSCALL = 0, /* real_cred compared at a set*id/capset syscall's entry and exit */
+	CRED_FROM_COMMIT = 1,  /* commit_creds() installing new credentials, by any path */
 };
 
 /* Indexes into the stats array: things lost, counted in the kernel. */
@@ -94,6 +106,8 @@ struct exe_path {
 struct creds {
 	__u32 uid, gid, suid, sgid, euid, egid, fsuid, fsgid;
 	__u64 cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
+	__u32 userns_level; /* the credentials' user namespace: 0 is the initial one */
+	__u32 userns_inum;  /* its inode number (/proc/PID/ns/user) */
 };
 
 struct event_header {
@@ -154,9 +168,11 @@ struct cred_event {
 	struct event_header hdr;
 	__u64 exe_ino;
 	__u32 exe_dev;
-	__s32 syscall;
-	__s64 ret;
+	__s32 syscall; /* the syscall in progress, -1 when none */
+	__s64 ret;     /* its return value; 0 when seen at commit_creds */
 	__u64 args[3];
+	__u32 source; /* enum cred_source */
+	__u32 pad;
 	struct creds before;
 	struct creds after;
 };

@@ -25,6 +25,15 @@ type capprofAggKey struct {
 	Pad      [5]uint8
 }
 
+type capprofCapCall struct {
+	_           structs.HostLayout
+	Cred        uint64
+	TargetLevel int32
+	Cap         int32
+	Opts        uint32
+	Active      uint32
+}
+
 type capprofCapEvent struct {
 	_          structs.HostLayout
 	Hdr        capprofEventHeader
@@ -48,6 +57,9 @@ const (
 	capprofCheckFlagCHECK_OTHER_CRED    capprofCheckFlag = 4
 	capprofCheckFlagCHECK_RUNTIME_INIT  capprofCheckFlag = 8
 	capprofCheckFlagCHECK_STEADY        capprofCheckFlag = 16
+	capprofCheckFlagCHECK_AUDIT_KNOWN   capprofCheckFlag = 32
+	capprofCheckFlagCHECK_NOAUDIT       capprofCheckFlag = 64
+	capprofCheckFlagCHECK_INSETID       capprofCheckFlag = 128
 )
 
 type capprofCredEvent struct {
@@ -58,9 +70,18 @@ type capprofCredEvent struct {
 	Syscall int32
 	Ret     int64
 	Args    [3]uint64
+	Source  uint32
+	Pad     uint32
 	Before  capprofCreds
 	After   capprofCreds
 }
+
+type capprofCredSource uint32
+
+const (
+	capprofCredSourceCRED_FROM_SYSCALL capprofCredSource = 0
+	capprofCredSourceCRED_FROM_COMMIT  capprofCredSource = 1
+)
 
 type capprofCreds struct {
 	_              structs.HostLayout
@@ -77,6 +98,8 @@ type capprofCreds struct {
 	CapEffective   uint64
 	CapBset        uint64
 	CapAmbient     uint64
+	UsernsLevel    uint32
+	UsernsInum     uint32
 }
 
 type capprofDenial struct {
@@ -135,9 +158,10 @@ type capprofExecEvent struct {
 type capprofExecFlag uint32
 
 const (
-	capprofExecFlagEXEC_PRIV_GAIN   capprofExecFlag = 1
-	capprofExecFlagEXEC_HAVE_BEFORE capprofExecFlag = 2
-	capprofExecFlagEXEC_SCRIPT      capprofExecFlag = 4
+	capprofExecFlagEXEC_PRIV_GAIN          capprofExecFlag = 1
+	capprofExecFlagEXEC_HAVE_BEFORE        capprofExecFlag = 2
+	capprofExecFlagEXEC_SCRIPT             capprofExecFlag = 4
+	capprofExecFlagEXEC_BEFORE_FROM_COMMIT capprofExecFlag = 8
 )
 
 type capprofExitEvent struct {
@@ -161,12 +185,12 @@ type capprofOutcome struct {
 }
 
 type capprofPending struct {
-	_       structs.HostLayout
-	Before  capprofCreds
-	Args    [3]uint64
-	Cred    uint64
-	Syscall int32
-	Pad     uint32
+	_          structs.HostLayout
+	Before     capprofCreds
+	Args       [3]uint64
+	Cred       uint64
+	Syscall    int32
+	FromCommit uint32
 }
 
 type capprofSampleEvent struct {
@@ -207,55 +231,63 @@ const (
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	capprofMapCapScratch        = "cap_scratch"
-	capprofMapChecks            = "checks"
-	capprofMapDenials           = "denials"
-	capprofMapEvents            = "events"
-	capprofMapExecScratch       = "exec_scratch"
-	capprofMapOutcomes          = "outcomes"
-	capprofMapPending           = "pending"
-	capprofMapRuntimeInit       = "runtime_init"
-	capprofMapStats             = "stats"
-	capprofMapTargets           = "targets"
-	capprofProgEnterCapset      = "enter_capset"
-	capprofProgEnterExecve      = "enter_execve"
-	capprofProgEnterExecveat    = "enter_execveat"
-	capprofProgEnterSetfsgid    = "enter_setfsgid"
-	capprofProgEnterSetfsuid    = "enter_setfsuid"
-	capprofProgEnterSetgid      = "enter_setgid"
-	capprofProgEnterSetregid    = "enter_setregid"
-	capprofProgEnterSetresgid   = "enter_setresgid"
-	capprofProgEnterSetresuid   = "enter_setresuid"
-	capprofProgEnterSetreuid    = "enter_setreuid"
-	capprofProgEnterSetuid      = "enter_setuid"
-	capprofProgExitCapset       = "exit_capset"
-	capprofProgExitSetfsgid     = "exit_setfsgid"
-	capprofProgExitSetfsuid     = "exit_setfsuid"
-	capprofProgExitSetgid       = "exit_setgid"
-	capprofProgExitSetregid     = "exit_setregid"
-	capprofProgExitSetresgid    = "exit_setresgid"
-	capprofProgExitSetresuid    = "exit_setresuid"
-	capprofProgExitSetreuid     = "exit_setreuid"
-	capprofProgExitSetuid       = "exit_setuid"
-	capprofProgOnCapCapable     = "on_cap_capable"
-	capprofProgOnCgroupAttach   = "on_cgroup_attach"
-	capprofProgOnExec           = "on_exec"
-	capprofProgOnExit           = "on_exit"
-	capprofProgOnFork           = "on_fork"
-	capprofVarTargetFilter      = "target_filter"
-	capprofVarUnusedCapEvent    = "unused_cap_event"
-	capprofVarUnusedCheckFlag   = "unused_check_flag"
-	capprofVarUnusedCredEvent   = "unused_cred_event"
-	capprofVarUnusedEventType   = "unused_event_type"
-	capprofVarUnusedExecEvent   = "unused_exec_event"
-	capprofVarUnusedExecFlag    = "unused_exec_flag"
-	capprofVarUnusedExitEvent   = "unused_exit_event"
-	capprofVarUnusedForkEvent   = "unused_fork_event"
-	capprofVarUnusedOutcome     = "unused_outcome"
-	capprofVarUnusedSampleEvent = "unused_sample_event"
-	capprofVarUnusedStatIndex   = "unused_stat_index"
-	capprofVarUnusedTarget      = "unused_target"
-	capprofVarUnusedTargetPhase = "unused_target_phase"
+	capprofMapCapCalls             = "cap_calls"
+	capprofMapCapScratch           = "cap_scratch"
+	capprofMapChecks               = "checks"
+	capprofMapDenials              = "denials"
+	capprofMapEvents               = "events"
+	capprofMapExecScratch          = "exec_scratch"
+	capprofMapOutcomes             = "outcomes"
+	capprofMapPending              = "pending"
+	capprofMapRuntimeInit          = "runtime_init"
+	capprofMapStats                = "stats"
+	capprofMapTargets              = "targets"
+	capprofProgEnterCapset         = "enter_capset"
+	capprofProgEnterExecve         = "enter_execve"
+	capprofProgEnterExecveat       = "enter_execveat"
+	capprofProgEnterSetfsgid       = "enter_setfsgid"
+	capprofProgEnterSetfsuid       = "enter_setfsuid"
+	capprofProgEnterSetgid         = "enter_setgid"
+	capprofProgEnterSetregid       = "enter_setregid"
+	capprofProgEnterSetresgid      = "enter_setresgid"
+	capprofProgEnterSetresuid      = "enter_setresuid"
+	capprofProgEnterSetreuid       = "enter_setreuid"
+	capprofProgEnterSetuid         = "enter_setuid"
+	capprofProgExitCapset          = "exit_capset"
+	capprofProgExitSetfsgid        = "exit_setfsgid"
+	capprofProgExitSetfsuid        = "exit_setfsuid"
+	capprofProgExitSetgid          = "exit_setgid"
+	capprofProgExitSetregid        = "exit_setregid"
+	capprofProgExitSetresgid       = "exit_setresgid"
+	capprofProgExitSetresuid       = "exit_setresuid"
+	capprofProgExitSetreuid        = "exit_setreuid"
+	capprofProgExitSetuid          = "exit_setuid"
+	capprofProgOnCapCapable        = "on_cap_capable"
+	capprofProgOnCapCapableEntry   = "on_cap_capable_entry"
+	capprofProgOnCapCapableExit    = "on_cap_capable_exit"
+	capprofProgOnCapCapableReturn  = "on_cap_capable_return"
+	capprofProgOnCgroupAttach      = "on_cgroup_attach"
+	capprofProgOnCommitCreds       = "on_commit_creds"
+	capprofProgOnCommitCredsKprobe = "on_commit_creds_kprobe"
+	capprofProgOnExec              = "on_exec"
+	capprofProgOnExit              = "on_exit"
+	capprofProgOnFork              = "on_fork"
+	capprofVarCapCapableAuditArg   = "cap_capable_audit_arg"
+	capprofVarTargetFilter         = "target_filter"
+	capprofVarUnusedCapEvent       = "unused_cap_event"
+	capprofVarUnusedCheckFlag      = "unused_check_flag"
+	capprofVarUnusedCredEvent      = "unused_cred_event"
+	capprofVarUnusedCredSource     = "unused_cred_source"
+	capprofVarUnusedEventType      = "unused_event_type"
+	capprofVarUnusedExecEvent      = "unused_exec_event"
+	capprofVarUnusedExecFlag       = "unused_exec_flag"
+	capprofVarUnusedExitEvent      = "unused_exit_event"
+	capprofVarUnusedForkEvent      = "unused_fork_event"
+	capprofVarUnusedOutcome        = "unused_outcome"
+	capprofVarUnusedSampleEvent    = "unused_sample_event"
+	capprofVarUnusedStatIndex      = "unused_stat_index"
+	capprofVarUnusedTarget         = "unused_target"
+	capprofVarUnusedTargetPhase    = "unused_target_phase"
 )
 
 // loadCapprof returns the embedded CollectionSpec for capprof.
@@ -300,37 +332,43 @@ type capprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofProgramSpecs struct {
-	EnterCapset    *ebpf.ProgramSpec `ebpf:"enter_capset"`
-	EnterExecve    *ebpf.ProgramSpec `ebpf:"enter_execve"`
-	EnterExecveat  *ebpf.ProgramSpec `ebpf:"enter_execveat"`
-	EnterSetfsgid  *ebpf.ProgramSpec `ebpf:"enter_setfsgid"`
-	EnterSetfsuid  *ebpf.ProgramSpec `ebpf:"enter_setfsuid"`
-	EnterSetgid    *ebpf.ProgramSpec `ebpf:"enter_setgid"`
-	EnterSetregid  *ebpf.ProgramSpec `ebpf:"enter_setregid"`
-	EnterSetresgid *ebpf.ProgramSpec `ebpf:"enter_setresgid"`
-	EnterSetresuid *ebpf.ProgramSpec `ebpf:"enter_setresuid"`
-	EnterSetreuid  *ebpf.ProgramSpec `ebpf:"enter_setreuid"`
-	EnterSetuid    *ebpf.ProgramSpec `ebpf:"enter_setuid"`
-	ExitCapset     *ebpf.ProgramSpec `ebpf:"exit_capset"`
-	ExitSetfsgid   *ebpf.ProgramSpec `ebpf:"exit_setfsgid"`
-	ExitSetfsuid   *ebpf.ProgramSpec `ebpf:"exit_setfsuid"`
-	ExitSetgid     *ebpf.ProgramSpec `ebpf:"exit_setgid"`
-	ExitSetregid   *ebpf.ProgramSpec `ebpf:"exit_setregid"`
-	ExitSetresgid  *ebpf.ProgramSpec `ebpf:"exit_setresgid"`
-	ExitSetresuid  *ebpf.ProgramSpec `ebpf:"exit_setresuid"`
-	ExitSetreuid   *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
-	ExitSetuid     *ebpf.ProgramSpec `ebpf:"exit_setuid"`
-	OnCapCapable   *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
-	OnCgroupAttach *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
-	OnExec         *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit         *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork         *ebpf.ProgramSpec `ebpf:"on_fork"`
+	EnterCapset         *ebpf.ProgramSpec `ebpf:"enter_capset"`
+	EnterExecve         *ebpf.ProgramSpec `ebpf:"enter_execve"`
+	EnterExecveat       *ebpf.ProgramSpec `ebpf:"enter_execveat"`
+	EnterSetfsgid       *ebpf.ProgramSpec `ebpf:"enter_setfsgid"`
+	EnterSetfsuid       *ebpf.ProgramSpec `ebpf:"enter_setfsuid"`
+	EnterSetgid         *ebpf.ProgramSpec `ebpf:"enter_setgid"`
+	EnterSetregid       *ebpf.ProgramSpec `ebpf:"enter_setregid"`
+	EnterSetresgid      *ebpf.ProgramSpec `ebpf:"enter_setresgid"`
+	EnterSetresuid      *ebpf.ProgramSpec `ebpf:"enter_setresuid"`
+	EnterSetreuid       *ebpf.ProgramSpec `ebpf:"enter_setreuid"`
+	EnterSetuid         *ebpf.ProgramSpec `ebpf:"enter_setuid"`
+	ExitCapset          *ebpf.ProgramSpec `ebpf:"exit_capset"`
+	ExitSetfsgid        *ebpf.ProgramSpec `ebpf:"exit_setfsgid"`
+	ExitSetfsuid        *ebpf.ProgramSpec `ebpf:"exit_setfsuid"`
+	ExitSetgid          *ebpf.ProgramSpec `ebpf:"exit_setgid"`
+	ExitSetregid        *ebpf.ProgramSpec `ebpf:"exit_setregid"`
+	ExitSetresgid       *ebpf.ProgramSpec `ebpf:"exit_setresgid"`
+	ExitSetresuid       *ebpf.ProgramSpec `ebpf:"exit_setresuid"`
+	ExitSetreuid        *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
+	ExitSetuid          *ebpf.ProgramSpec `ebpf:"exit_setuid"`
+	OnCapCapable        *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
+	OnCapCapableEntry   *ebpf.ProgramSpec `ebpf:"on_cap_capable_entry"`
+	OnCapCapableExit    *ebpf.ProgramSpec `ebpf:"on_cap_capable_exit"`
+	OnCapCapableReturn  *ebpf.ProgramSpec `ebpf:"on_cap_capable_return"`
+	OnCgroupAttach      *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
+	OnCommitCreds       *ebpf.ProgramSpec `ebpf:"on_commit_creds"`
+	OnCommitCredsKprobe *ebpf.ProgramSpec `ebpf:"on_commit_creds_kprobe"`
+	OnExec              *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit              *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork              *ebpf.ProgramSpec `ebpf:"on_fork"`
 }
 
 // capprofMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofMapSpecs struct {
+	CapCalls    *ebpf.MapSpec `ebpf:"cap_calls"`
 	CapScratch  *ebpf.MapSpec `ebpf:"cap_scratch"`
 	Checks      *ebpf.MapSpec `ebpf:"checks"`
 	Denials     *ebpf.MapSpec `ebpf:"denials"`
@@ -347,20 +385,22 @@ type capprofMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
-	TargetFilter      *ebpf.VariableSpec `ebpf:"target_filter"`
-	UnusedCapEvent    *ebpf.VariableSpec `ebpf:"unused_cap_event"`
-	UnusedCheckFlag   *ebpf.VariableSpec `ebpf:"unused_check_flag"`
-	UnusedCredEvent   *ebpf.VariableSpec `ebpf:"unused_cred_event"`
-	UnusedEventType   *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedExecEvent   *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExecFlag    *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
-	UnusedExitEvent   *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent   *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedOutcome     *ebpf.VariableSpec `ebpf:"unused_outcome"`
-	UnusedSampleEvent *ebpf.VariableSpec `ebpf:"unused_sample_event"`
-	UnusedStatIndex   *ebpf.VariableSpec `ebpf:"unused_stat_index"`
-	UnusedTarget      *ebpf.VariableSpec `ebpf:"unused_target"`
-	UnusedTargetPhase *ebpf.VariableSpec `ebpf:"unused_target_phase"`
+	CapCapableAuditArg *ebpf.VariableSpec `ebpf:"cap_capable_audit_arg"`
+	TargetFilter       *ebpf.VariableSpec `ebpf:"target_filter"`
+	UnusedCapEvent     *ebpf.VariableSpec `ebpf:"unused_cap_event"`
+	UnusedCheckFlag    *ebpf.VariableSpec `ebpf:"unused_check_flag"`
+	UnusedCredEvent    *ebpf.VariableSpec `ebpf:"unused_cred_event"`
+	UnusedCredSource   *ebpf.VariableSpec `ebpf:"unused_cred_source"`
+	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlag     *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
+	UnusedExitEvent    *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent    *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedOutcome      *ebpf.VariableSpec `ebpf:"unused_outcome"`
+	UnusedSampleEvent  *ebpf.VariableSpec `ebpf:"unused_sample_event"`
+	UnusedStatIndex    *ebpf.VariableSpec `ebpf:"unused_stat_index"`
+	UnusedTarget       *ebpf.VariableSpec `ebpf:"unused_target"`
+	UnusedTargetPhase  *ebpf.VariableSpec `ebpf:"unused_target_phase"`
 }
 
 // capprofObjects contains all objects after they have been loaded into the kernel.
@@ -383,6 +423,7 @@ func (o *capprofObjects) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofMaps struct {
+	CapCalls    *ebpf.Map `ebpf:"cap_calls"`
 	CapScratch  *ebpf.Map `ebpf:"cap_scratch"`
 	Checks      *ebpf.Map `ebpf:"checks"`
 	Denials     *ebpf.Map `ebpf:"denials"`
@@ -397,6 +438,7 @@ type capprofMaps struct {
 
 func (m *capprofMaps) Close() error {
 	return _CapprofClose(
+		m.CapCalls,
 		m.CapScratch,
 		m.Checks,
 		m.Denials,
@@ -414,51 +456,58 @@ func (m *capprofMaps) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
-	TargetFilter      *ebpf.Variable `ebpf:"target_filter"`
-	UnusedCapEvent    *ebpf.Variable `ebpf:"unused_cap_event"`
-	UnusedCheckFlag   *ebpf.Variable `ebpf:"unused_check_flag"`
-	UnusedCredEvent   *ebpf.Variable `ebpf:"unused_cred_event"`
-	UnusedEventType   *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedExecEvent   *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExecFlag    *ebpf.Variable `ebpf:"unused_exec_flag"`
-	UnusedExitEvent   *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent   *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedOutcome     *ebpf.Variable `ebpf:"unused_outcome"`
-	UnusedSampleEvent *ebpf.Variable `ebpf:"unused_sample_event"`
-	UnusedStatIndex   *ebpf.Variable `ebpf:"unused_stat_index"`
-	UnusedTarget      *ebpf.Variable `ebpf:"unused_target"`
-	UnusedTargetPhase *ebpf.Variable `ebpf:"unused_target_phase"`
+	CapCapableAuditArg *ebpf.Variable `ebpf:"cap_capable_audit_arg"`
+	TargetFilter       *ebpf.Variable `ebpf:"target_filter"`
+	UnusedCapEvent     *ebpf.Variable `ebpf:"unused_cap_event"`
+	UnusedCheckFlag    *ebpf.Variable `ebpf:"unused_check_flag"`
+	UnusedCredEvent    *ebpf.Variable `ebpf:"unused_cred_event"`
+	UnusedCredSource   *ebpf.Variable `ebpf:"unused_cred_source"`
+	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlag     *ebpf.Variable `ebpf:"unused_exec_flag"`
+	UnusedExitEvent    *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent    *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedOutcome      *ebpf.Variable `ebpf:"unused_outcome"`
+	UnusedSampleEvent  *ebpf.Variable `ebpf:"unused_sample_event"`
+	UnusedStatIndex    *ebpf.Variable `ebpf:"unused_stat_index"`
+	UnusedTarget       *ebpf.Variable `ebpf:"unused_target"`
+	UnusedTargetPhase  *ebpf.Variable `ebpf:"unused_target_phase"`
 }
 
 // capprofPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofPrograms struct {
-	EnterCapset    *ebpf.Program `ebpf:"enter_capset"`
-	EnterExecve    *ebpf.Program `ebpf:"enter_execve"`
-	EnterExecveat  *ebpf.Program `ebpf:"enter_execveat"`
-	EnterSetfsgid  *ebpf.Program `ebpf:"enter_setfsgid"`
-	EnterSetfsuid  *ebpf.Program `ebpf:"enter_setfsuid"`
-	EnterSetgid    *ebpf.Program `ebpf:"enter_setgid"`
-	EnterSetregid  *ebpf.Program `ebpf:"enter_setregid"`
-	EnterSetresgid *ebpf.Program `ebpf:"enter_setresgid"`
-	EnterSetresuid *ebpf.Program `ebpf:"enter_setresuid"`
-	EnterSetreuid  *ebpf.Program `ebpf:"enter_setreuid"`
-	EnterSetuid    *ebpf.Program `ebpf:"enter_setuid"`
-	ExitCapset     *ebpf.Program `ebpf:"exit_capset"`
-	ExitSetfsgid   *ebpf.Program `ebpf:"exit_setfsgid"`
-	ExitSetfsuid   *ebpf.Program `ebpf:"exit_setfsuid"`
-	ExitSetgid     *ebpf.Program `ebpf:"exit_setgid"`
-	ExitSetregid   *ebpf.Program `ebpf:"exit_setregid"`
-	ExitSetresgid  *ebpf.Program `ebpf:"exit_setresgid"`
-	ExitSetresuid  *ebpf.Program `ebpf:"exit_setresuid"`
-	ExitSetreuid   *ebpf.Program `ebpf:"exit_setreuid"`
-	ExitSetuid     *ebpf.Program `ebpf:"exit_setuid"`
-	OnCapCapable   *ebpf.Program `ebpf:"on_cap_capable"`
-	OnCgroupAttach *ebpf.Program `ebpf:"on_cgroup_attach"`
-	OnExec         *ebpf.Program `ebpf:"on_exec"`
-	OnExit         *ebpf.Program `ebpf:"on_exit"`
-	OnFork         *ebpf.Program `ebpf:"on_fork"`
+	EnterCapset         *ebpf.Program `ebpf:"enter_capset"`
+	EnterExecve         *ebpf.Program `ebpf:"enter_execve"`
+	EnterExecveat       *ebpf.Program `ebpf:"enter_execveat"`
+	EnterSetfsgid       *ebpf.Program `ebpf:"enter_setfsgid"`
+	EnterSetfsuid       *ebpf.Program `ebpf:"enter_setfsuid"`
+	EnterSetgid         *ebpf.Program `ebpf:"enter_setgid"`
+	EnterSetregid       *ebpf.Program `ebpf:"enter_setregid"`
+	EnterSetresgid      *ebpf.Program `ebpf:"enter_setresgid"`
+	EnterSetresuid      *ebpf.Program `ebpf:"enter_setresuid"`
+	EnterSetreuid       *ebpf.Program `ebpf:"enter_setreuid"`
+	EnterSetuid         *ebpf.Program `ebpf:"enter_setuid"`
+	ExitCapset          *ebpf.Program `ebpf:"exit_capset"`
+	ExitSetfsgid        *ebpf.Program `ebpf:"exit_setfsgid"`
+	ExitSetfsuid        *ebpf.Program `ebpf:"exit_setfsuid"`
+	ExitSetgid          *ebpf.Program `ebpf:"exit_setgid"`
+	ExitSetregid        *ebpf.Program `ebpf:"exit_setregid"`
+	ExitSetresgid       *ebpf.Program `ebpf:"exit_setresgid"`
+	ExitSetresuid       *ebpf.Program `ebpf:"exit_setresuid"`
+	ExitSetreuid        *ebpf.Program `ebpf:"exit_setreuid"`
+	ExitSetuid          *ebpf.Program `ebpf:"exit_setuid"`
+	OnCapCapable        *ebpf.Program `ebpf:"on_cap_capable"`
+	OnCapCapableEntry   *ebpf.Program `ebpf:"on_cap_capable_entry"`
+	OnCapCapableExit    *ebpf.Program `ebpf:"on_cap_capable_exit"`
+	OnCapCapableReturn  *ebpf.Program `ebpf:"on_cap_capable_return"`
+	OnCgroupAttach      *ebpf.Program `ebpf:"on_cgroup_attach"`
+	OnCommitCreds       *ebpf.Program `ebpf:"on_commit_creds"`
+	OnCommitCredsKprobe *ebpf.Program `ebpf:"on_commit_creds_kprobe"`
+	OnExec              *ebpf.Program `ebpf:"on_exec"`
+	OnExit              *ebpf.Program `ebpf:"on_exit"`
+	OnFork              *ebpf.Program `ebpf:"on_fork"`
 }
 
 func (p *capprofPrograms) Close() error {
@@ -484,7 +533,12 @@ func (p *capprofPrograms) Close() error {
 		p.ExitSetreuid,
 		p.ExitSetuid,
 		p.OnCapCapable,
+		p.OnCapCapableEntry,
+		p.OnCapCapableExit,
+		p.OnCapCapableReturn,
 		p.OnCgroupAttach,
+		p.OnCommitCreds,
+		p.OnCommitCredsKprobe,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,

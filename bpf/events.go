@@ -39,6 +39,9 @@ func (id ExeID) String() string {
 type Creds struct {
 	UID, GID, SUID, SGID, EUID, EGID, FSUID, FSGID       uint32
 	Inheritable, Permitted, Effective, Bounding, Ambient uint64
+	// UserNSLevel is the depth of the credentials' user namespace (0: the
+	// initial one) and UserNSInode its inode number (/proc/PID/ns/user).
+	UserNSLevel, UserNSInode uint32
 }
 
 // Check is one aggregated capability check: a distinct key and how often it was seen.
@@ -62,7 +65,10 @@ type Check struct {
 	RuntimeInit bool
 	// Steady is true when the check came after the target's startup window.
 	Steady bool
-	Count  uint64
+	// AuditKnown is true when the backend read cap_capable's audit options
+	// (fexit, kprobe); NoAudit and InSetID are those options.
+	AuditKnown, NoAudit, InSetID bool
+	Count                        uint64
 	// SyscallFailed and SyscallSucceeded count how the followed syscalls in
 	// which a denied check was made ended (a sample: see OUTCOME_SAMPLES).
 	SyscallFailed, SyscallSucceeded uint64
@@ -80,6 +86,9 @@ func checkFromKey(k *capprofAggKey) Check {
 		OtherCred:    k.Flags&uint8(capprofCheckFlagCHECK_OTHER_CRED) != 0,
 		RuntimeInit:  k.Flags&uint8(capprofCheckFlagCHECK_RUNTIME_INIT) != 0,
 		Steady:       k.Flags&uint8(capprofCheckFlagCHECK_STEADY) != 0,
+		AuditKnown:   k.Flags&uint8(capprofCheckFlagCHECK_AUDIT_KNOWN) != 0,
+		NoAudit:      k.Flags&uint8(capprofCheckFlagCHECK_NOAUDIT) != 0,
+		InSetID:      k.Flags&uint8(capprofCheckFlagCHECK_INSETID) != 0,
 	}
 }
 
@@ -121,9 +130,11 @@ type Exec struct {
 	Script   bool   // Filename is a script run by the interpreter at ExePath
 	ExePath  string
 	// Before holds the credentials at execve entry; nil when they were not seen.
-	Before        *Creds
-	After         Creds
-	PrivilegeGain bool // euid/egid changed or permitted capabilities grew
+	Before *Creds
+	// BeforeFromCommit is true when Before was read at commit_creds.
+	BeforeFromCommit bool
+	After            Creds
+	PrivilegeGain    bool // euid/egid changed or permitted capabilities grew
 }
 
 // Exit is the end of a process (its last thread).
@@ -138,13 +149,17 @@ type Fork struct {
 	ChildPID uint32
 }
 
-// CredChange is a setuid-family or capset call that changed the caller's credentials.
+// CredChange is a change of the caller's credentials: by a setuid-family or
+// capset call (seen by comparing at its entry and exit), or any install of
+// new credentials (seen at commit_creds).
 type CredChange struct {
 	Header
-	Exe           ExeID
-	Syscall       int32
-	Ret           int64
-	Args          [3]uint64
+	Exe     ExeID
+	Syscall int32 // -1 when no syscall was in progress
+	Ret     int64 // the syscall's return value; 0 when FromCommit
+	Args    [3]uint64
+	// FromCommit is true when commit_creds reported the change.
+	FromCommit    bool
 	Before, After Creds
 }
 
@@ -209,14 +224,15 @@ func decodeEvent(raw []byte) (Event, error) {
 			return nil, err
 		}
 		ev := &Exec{
-			Header:        header(&e.Hdr),
-			Exe:           ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
-			PPID:          e.Ppid,
-			Filename:      cString(e.Filename[:]),
-			Script:        e.Flags&uint32(capprofExecFlagEXEC_SCRIPT) != 0,
-			ExePath:       joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
-			After:         creds(&e.After),
-			PrivilegeGain: e.Flags&uint32(capprofExecFlagEXEC_PRIV_GAIN) != 0,
+			Header:           header(&e.Hdr),
+			Exe:              ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
+			PPID:             e.Ppid,
+			Filename:         cString(e.Filename[:]),
+			Script:           e.Flags&uint32(capprofExecFlagEXEC_SCRIPT) != 0,
+			BeforeFromCommit: e.Flags&uint32(capprofExecFlagEXEC_BEFORE_FROM_COMMIT) != 0,
+			ExePath:          joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
+			After:            creds(&e.After),
+			PrivilegeGain:    e.Flags&uint32(capprofExecFlagEXEC_PRIV_GAIN) != 0,
 		}
 		if e.Flags&uint32(capprofExecFlagEXEC_HAVE_BEFORE) != 0 {
 			before := creds(&e.Before)
@@ -241,13 +257,14 @@ func decodeEvent(raw []byte) (Event, error) {
 			return nil, err
 		}
 		return &CredChange{
-			Header:  header(&e.Hdr),
-			Exe:     ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
-			Syscall: e.Syscall,
-			Ret:     e.Ret,
-			Args:    e.Args,
-			Before:  creds(&e.Before),
-			After:   creds(&e.After),
+			Header:     header(&e.Hdr),
+			Exe:        ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
+			Syscall:    e.Syscall,
+			Ret:        e.Ret,
+			Args:       e.Args,
+			FromCommit: e.Source == uint32(capprofCredSourceCRED_FROM_COMMIT),
+			Before:     creds(&e.Before),
+			After:      creds(&e.After),
 		}, nil
 	default:
 		return nil, fmt.Errorf("unknown event type %d", t)
@@ -291,6 +308,7 @@ func creds(c *capprofCreds) Creds {
 		EUID: c.Euid, EGID: c.Egid, FSUID: c.Fsuid, FSGID: c.Fsgid,
 		Inheritable: c.CapInheritable, Permitted: c.CapPermitted, Effective: c.CapEffective,
 		Bounding: c.CapBset, Ambient: c.CapAmbient,
+		UserNSLevel: c.UsernsLevel, UserNSInode: c.UsernsInum,
 	}
 }
 

@@ -15,15 +15,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Backend names the set of kernel hooks a Probe uses.
-const Backend = "tracepoint"
-
 // tracefsDir is where the syscall tracepoints are looked up; it is mounted
 // when the host has not mounted it (minimal hosts and VMs often do not).
 const tracefsDir = "/sys/kernel/tracing"
 
 // Probe is a loaded, not yet attached set of capprof programs and maps.
 type Probe struct {
+	backend Backend
 	spec    *ebpf.CollectionSpec
 	coll    *ebpf.Collection
 	links   []link.Link
@@ -36,39 +34,17 @@ type Options struct {
 	// Startup is how long after its start a target's checks count as
 	// startup; later ones are steady state (Check.Steady).
 	Startup time.Duration
+	// Backend chooses the hooks; Auto (or "") picks the first of Backends
+	// that this kernel can run.
+	Backend Backend
 }
 
-// CheckKernel reports why this kernel cannot run the tracepoint backend, or nil.
-func CheckKernel() error {
-	kernel, err := btf.LoadKernelSpec()
-	if err != nil {
-		return fmt.Errorf("read kernel BTF: %w (capprof needs a kernel built with CONFIG_DEBUG_INFO_BTF, exposed at /sys/kernel/btf/vmlinux)", err)
-	}
-	return checkKernelTypes(kernel)
-}
-
-// checkKernelTypes looks for the tracepoint's BTF type, which exists exactly
-// when the kernel has the tracepoint.
-func checkKernelTypes(kernel *btf.Spec) error {
-	var fn *btf.Typedef
-	if err := kernel.TypeByName("btf_trace_cap_capable", &fn); err != nil {
-		return fmt.Errorf("kernel %s has no capability:cap_capable tracepoint (added in Linux 6.14): run capprof on a 6.14 or newer kernel", KernelRelease())
-	}
-	return nil
-}
-
-// KernelRelease is uname -r.
-func KernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return "(unknown release)"
-	}
-	return unix.ByteSliceToString(u.Release[:])
-}
-
-// Load checks the kernel, then loads and verifies every program and map.
+// Load loads and verifies the programs of the chosen backend and every map.
+// With Auto it tries Backends in order and takes the first that this kernel
+// accepts; the error then gives each backend's reason.
 func Load(opts Options) (*Probe, error) {
-	if err := CheckKernel(); err != nil {
+	kernel, err := kernelSpec()
+	if err != nil {
 		return nil, err
 	}
 	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK. Raising it
@@ -76,25 +52,64 @@ func Load(opts Options) (*Probe, error) {
 	// kernels charge the memory cgroup instead, so a failure here is harmless.
 	_ = rlimit.RemoveMemlock()
 
+	if opts.Backend != Auto && opts.Backend != "" {
+		return load(kernel, opts.Backend, opts.Startup)
+	}
+	var reasons []string
+	for _, b := range Backends {
+		p, err := load(kernel, b, opts.Startup)
+		if err == nil {
+			return p, nil
+		}
+		reasons = append(reasons, fmt.Sprintf("%s: %v", b, err))
+	}
+	return nil, fmt.Errorf("no probe backend works on kernel %s: %s", KernelRelease(), strings.Join(reasons, "; "))
+}
+
+func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, error) {
+	if err := checkBackend(kernel, backend); err != nil {
+		return nil, err
+	}
 	spec, err := loadCapprof()
 	if err != nil {
 		return nil, fmt.Errorf("parse embedded eBPF object: %w", err)
 	}
+	selectPrograms(spec, backend)
+	if legacy, err := capCapableAuditArg(kernel); err != nil {
+		return nil, err
+	} else if legacy {
+		if err := spec.Variables["cap_capable_audit_arg"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("set cap_capable_audit_arg: %w", err)
+		}
+	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, fmt.Errorf("load eBPF programs: %w\n%+v", err, verr)
-		}
-		return nil, fmt.Errorf("load eBPF programs: %w", err)
+		return nil, loadError(backend, err)
 	}
 	reader, err := ringbuf.NewReader(coll.Maps["events"])
 	if err != nil {
 		coll.Close()
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
-	return &Probe{spec: spec, coll: coll, reader: reader, startup: opts.Startup}, nil
+	return &Probe{backend: backend, spec: spec, coll: coll, reader: reader, startup: startup}, nil
 }
+
+// loadError explains a refused load; the verifier's log follows its error.
+func loadError(backend Backend, err error) error {
+	if backend == Fexit && errors.Is(err, unix.EPERM) {
+		// cilium/ebpf's wrapping suggests MEMLOCK, which is not the cause here.
+		return fmt.Errorf("kernel %s refuses fentry/fexit programs (bpf(BPF_PROG_LOAD): %v): BPF trampolines are not allowed here "+
+			"(a lockdown or security policy, or a kernel without trampoline support); use --probe auto or kprobe", KernelRelease(), unix.EPERM)
+	}
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		return fmt.Errorf("load eBPF programs: %w\n%+v", err, verr)
+	}
+	return fmt.Errorf("load eBPF programs: %w", err)
+}
+
+// Backend returns the backend the probe was loaded with.
+func (p *Probe) Backend() Backend { return p.backend }
 
 // AddTarget puts a cgroup2 id into the in-kernel target set. Checks and
 // events carry the cgroup id, which is how user space tells targets apart.
@@ -192,8 +207,12 @@ func (p *Probe) Attach() error {
 			err error
 		)
 		switch kind, hook, _ := strings.Cut(section, "/"); kind {
-		case "tp_btf":
+		case "tp_btf", "fentry", "fexit":
 			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
+		case "kprobe":
+			l, err = link.Kprobe(hook, prog, nil)
+		case "kretprobe":
+			l, err = link.Kretprobe(hook, prog, nil)
 		case "tracepoint":
 			group, event, _ := strings.Cut(hook, "/")
 			l, err = link.Tracepoint(group, event, prog, nil)

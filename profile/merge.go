@@ -42,6 +42,7 @@ type checksKey struct {
 type sourceKey struct {
 	Executable, Syscall string
 	Audit               AuditClass
+	AuditFrom           AuditSource
 	Credentials         CredentialsUsed
 	Phase               Phase
 }
@@ -60,6 +61,7 @@ type execKey struct {
 
 type credChangeKey struct {
 	Executable, Syscall string
+	Source              CredentialSource
 	Before, After       Credentials
 }
 
@@ -110,7 +112,7 @@ func (m *containerMerger) add(c Container) {
 			m.checks[k] = sources
 		}
 		for _, s := range cc.Sources {
-			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.Credentials, s.Phase}
+			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.AuditFrom, s.Credentials, s.Phase}
 			t := sources[sk]
 			if t == nil {
 				t = &sourceTally{callSites: map[string]bool{}}
@@ -137,7 +139,7 @@ func (m *containerMerger) add(c Container) {
 		}
 	}
 	for _, ch := range c.CredentialChanges {
-		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Before, ch.After}] += ch.Count
+		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Before, ch.After}] += ch.Count
 	}
 	for _, u := range c.UIDs {
 		m.uids[u] = true
@@ -160,13 +162,13 @@ func (m *containerMerger) result() Container {
 			cc.Count += t.count
 			cc.Sources = append(cc.Sources, Source{
 				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedKeys(t.callSites),
-				Audit: sk.Audit, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
+				Audit: sk.Audit, AuditFrom: sk.AuditFrom, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
 				SyscallFailed: t.failed, SyscallSucceeded: t.succeeded,
 			})
 		}
 		slices.SortFunc(cc.Sources, func(a, b Source) int {
 			return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
-				cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
+				cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.AuditFrom, b.AuditFrom), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
 		})
 		c.Capabilities = append(c.Capabilities, cc)
 	}
@@ -188,10 +190,10 @@ func (m *containerMerger) result() Container {
 			cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
 	})
 	for k, n := range m.changes {
-		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{k.Executable, k.Syscall, k.Before, k.After, n})
+		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{Executable: k.Executable, Syscall: k.Syscall, Source: k.Source, Before: k.Before, After: k.After, Count: n})
 	}
 	slices.SortFunc(c.CredentialChanges, func(a, b CredentialChange) int {
-		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
+		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Source, b.Source),
 			compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
 	})
 	for u := range m.uids {
@@ -230,5 +232,5 @@ func compareCredentials(a, b Credentials) int {
 	return cmp.Or(cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.SUID, b.SUID), cmp.Compare(a.FSUID, b.FSUID),
 		cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID), cmp.Compare(a.SGID, b.SGID), cmp.Compare(a.FSGID, b.FSGID),
 		cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), cmp.Compare(a.Inheritable, b.Inheritable),
-		cmp.Compare(a.Bounding, b.Bounding), cmp.Compare(a.Ambient, b.Ambient))
+		cmp.Compare(a.Bounding, b.Bounding), cmp.Compare(a.Ambient, b.Ambient), cmp.Compare(a.UserNamespaceLevel, b.UserNamespaceLevel))
 }

@@ -200,6 +200,32 @@ const (
 	UnknownAudit AuditClass = "unknown"
 )
 
+// AuditSource says where a check's audit class came from.
+type AuditSource string
+
+// Audit class sources.
+const (
+	// AuditFromOptions: cap_capable's CAP_OPT_* argument, read by the probe.
+	AuditFromOptions AuditSource = "options"
+	// AuditFromStack: inferred from the functions on the check's sampled
+	// kernel stacks (the tracepoint does not pass the options).
+	AuditFromStack AuditSource = "stack"
+)
+
+// CredentialSource says how a credential change was seen.
+type CredentialSource string
+
+// Credential change sources.
+const (
+	// FromCommitCreds: commit_creds() installing the new credentials (fexit,
+	// kprobe probes), which every path goes through: set*id, capset, prctl,
+	// setgroups, unshare, execve.
+	FromCommitCreds CredentialSource = "commit_creds"
+	// FromSyscall: the credentials compared at a set*id or capset call's
+	// entry and exit, or at an execve's (tracepoint probe).
+	FromSyscall CredentialSource = "syscall"
+)
+
 // CredentialsUsed says whose credentials a check tested.
 type CredentialsUsed string
 
@@ -245,8 +271,11 @@ type Source struct {
 	Syscall    string `json:"syscall"`
 	// CallSites are the kernel functions that made the checks: on each
 	// sampled stack, the first frame outside the capability plumbing.
-	CallSites   []string        `json:"callSites,omitempty"`
-	Audit       AuditClass      `json:"audit"`
+	CallSites []string   `json:"callSites,omitempty"`
+	Audit     AuditClass `json:"audit"`
+	// AuditFrom says how Audit was learned: from cap_capable's options
+	// (fexit, kprobe probes) or from the call stack (tracepoint probe).
+	AuditFrom   AuditSource     `json:"auditFrom,omitempty"`
 	Credentials CredentialsUsed `json:"credentials"`
 	Phase       Phase           `json:"phase"`
 	Count       uint64          `json:"count"`
@@ -315,16 +344,22 @@ type Credentials struct {
 	Inheritable CapSet `json:"inheritable"`
 	Bounding    CapSet `json:"bounding"`
 	Ambient     CapSet `json:"ambient"`
+	// UserNamespaceLevel is the depth of the credentials' user namespace:
+	// 0 for the initial one.
+	UserNamespaceLevel uint32 `json:"userNamespaceLevel,omitempty"`
 }
 
 // CredentialChange is a change of a process's credentials: by a setuid-family
 // or capset call, or by executing a privilege-gaining executable (execve).
 type CredentialChange struct {
-	Executable string      `json:"executable"`
-	Syscall    string      `json:"syscall"`
-	Before     Credentials `json:"before"`
-	After      Credentials `json:"after"`
-	Count      uint64      `json:"count"`
+	Executable string `json:"executable"`
+	// Syscall is the syscall in progress ("none" outside one).
+	Syscall string `json:"syscall"`
+	// Source says how the change was seen.
+	Source CredentialSource `json:"source,omitempty"`
+	Before Credentials      `json:"before"`
+	After  Credentials      `json:"after"`
+	Count  uint64           `json:"count"`
 }
 
 // Load reads a profile from a JSON or (by extension .yaml/.yml) YAML file.
@@ -422,12 +457,20 @@ func (p *Profile) Validate() error {
 				if err := oneOf(src+".credentials", string(s.Credentials), OwnCredentials, OverriddenCredentials, OtherTaskCredentials); err != nil {
 					return err
 				}
+				if err := oneOf(src+".auditFrom", string(s.AuditFrom), "", AuditFromOptions, AuditFromStack); err != nil {
+					return err
+				}
 				if err := oneOf(src+".phase", string(s.Phase), RuntimeInitPhase, StartupPhase, SteadyPhase); err != nil {
 					return err
 				}
 				if cc.Verdict == Granted && s.SyscallFailed+s.SyscallSucceeded > 0 {
 					return fmt.Errorf("%s: syscall outcomes are only kept for denied checks", src)
 				}
+			}
+		}
+		for j, ch := range c.CredentialChanges {
+			if err := oneOf(fmt.Sprintf("containers[%d] (%s) credentialChanges[%d].source", i, c.Name, j), string(ch.Source), "", FromCommitCreds, FromSyscall); err != nil {
+				return err
 			}
 		}
 	}

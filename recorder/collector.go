@@ -111,7 +111,7 @@ func (c *collector) handle(ev bpf.Event) {
 		part.UIDs = append(part.UIDs, e.After.EUID)
 		if e.PrivilegeGain && e.Before != nil {
 			part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
-				Executable: e.ExePath, Syscall: "execve",
+				Executable: e.ExePath, Syscall: "execve", Source: credentialSource(e.BeforeFromCommit),
 				Before: credentials(*e.Before), After: credentials(e.After), Count: 1,
 			})
 		}
@@ -128,7 +128,7 @@ func (c *collector) handle(ev bpf.Event) {
 	case *bpf.CredChange:
 		part := c.part(e.CgroupID)
 		part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
-			Executable: c.executable(e.Exe), Syscall: syscallName(e.Syscall),
+			Executable: c.executable(e.Exe), Syscall: syscallName(e.Syscall), Source: credentialSource(e.FromCommit),
 			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
 		})
 		part.UIDs = append(part.UIDs, e.After.EUID)
@@ -189,7 +189,7 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		part := c.part(chk.CgroupID)
 		key := chk
 		key.Count, key.SyscallFailed, key.SyscallSucceeded = 0, 0, 0
-		audit, callSites := c.classify(symbols, key)
+		audit, auditFrom, callSites := c.auditClass(symbols, key)
 		verdict := profile.Granted
 		if chk.Denied {
 			verdict = profile.Denied
@@ -221,7 +221,7 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
 			Sources: []profile.Source{{
 				Executable: exe, Syscall: syscallName(chk.Syscall), CallSites: callSites,
-				Audit: audit, Credentials: creds, Phase: phase, Count: chk.Count,
+				Audit: audit, AuditFrom: auditFrom, Credentials: creds, Phase: phase, Count: chk.Count,
 				SyscallFailed: chk.SyscallFailed, SyscallSucceeded: chk.SyscallSucceeded,
 			}},
 		})
@@ -242,6 +242,28 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 		all = append(all, *part)
 	}
 	return profile.MergeContainers(all...), nil
+}
+
+// auditClass gives a check key its audit class, where the class came from,
+// and its call sites. The options cap_capable was called with, when the
+// probe saw them, are the class; otherwise the stacks tell (classify).
+func (c *collector) auditClass(symbols *kernelSymbols, key bpf.Check) (profile.AuditClass, profile.AuditSource, []string) {
+	class, sites := c.classify(symbols, key)
+	if !key.AuditKnown {
+		if class == profile.UnknownAudit {
+			return class, "", sites
+		}
+		return class, profile.AuditFromStack, sites
+	}
+	switch {
+	case key.NoAudit:
+		class = profile.NoAudit
+	case key.InSetID:
+		class = profile.InSetID
+	default:
+		class = profile.Audited
+	}
+	return class, profile.AuditFromOptions, sites
 }
 
 // classify gives a check key the audit class and call sites of its sampled
@@ -270,13 +292,20 @@ func (c *collector) classify(symbols *kernelSymbols, key bpf.Check) (profile.Aud
 // auditRank orders audit classes by how strongly they can make a check required.
 var auditRank = map[profile.AuditClass]int{profile.UnknownAudit: 0, profile.NoAudit: 1, profile.InSetID: 2, profile.Audited: 3}
 
+func credentialSource(fromCommit bool) profile.CredentialSource {
+	if fromCommit {
+		return profile.FromCommitCreds
+	}
+	return profile.FromSyscall
+}
+
 func credentials(b bpf.Creds) profile.Credentials {
 	return profile.Credentials{
 		UID: b.UID, EUID: b.EUID, SUID: b.SUID, FSUID: b.FSUID,
 		GID: b.GID, EGID: b.EGID, SGID: b.SGID, FSGID: b.FSGID,
 		Effective: profile.CapSet(b.Effective), Permitted: profile.CapSet(b.Permitted),
 		Inheritable: profile.CapSet(b.Inheritable), Bounding: profile.CapSet(b.Bounding),
-		Ambient: profile.CapSet(b.Ambient),
+		Ambient: profile.CapSet(b.Ambient), UserNamespaceLevel: b.UserNSLevel,
 	}
 }
 

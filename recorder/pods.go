@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/capprof/capprof/bpf"
 	"io"
 	"os"
 	"syscall"
@@ -26,6 +27,8 @@ type PodsConfig struct {
 	// Startup is the startup window: a container's checks in the first
 	// Startup after it started are in the startup phase, later ones steady.
 	Startup time.Duration
+	// Probe chooses the kernel hooks (bpf.Auto: the first that works).
+	Probe bpf.Backend
 	// Signals delivers SIGINT/SIGTERM, which stop the recording.
 	Signals        <-chan os.Signal
 	Progress       io.Writer
@@ -55,7 +58,7 @@ func RecordPods(cfg PodsConfig) error {
 		return err
 	}
 
-	rec, err := startRecording(cfg.Progress, cfg.Startup)
+	rec, err := startRecording(cfg.Progress, cfg.Startup, cfg.Probe)
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,8 @@ type CommandConfig struct {
 	// Startup is the startup window: checks in the first Startup after the
 	// command starts are in the startup phase, later ones steady.
 	Startup time.Duration
+	// Probe chooses the kernel hooks (bpf.Auto: the first that works).
+	Probe bpf.Backend
 	// StopTimeout is how long the command has to exit after being asked to
 	// stop before every process in its cgroup is killed.
 	StopTimeout time.Duration
@@ -62,7 +64,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	rec, err := startRecording(cfg.Progress, cfg.Startup)
+	rec, err := startRecording(cfg.Progress, cfg.Startup, cfg.Probe)
 	if err != nil {
 		return 0, err
 	}
@@ -126,10 +128,13 @@ type recording struct {
 
 // startRecording loads and attaches the probe and starts reading its events.
 // Targets are added afterwards; until then nothing is recorded.
-func startRecording(progress io.Writer, startup time.Duration) (*recording, error) {
-	probe, err := bpf.Load(bpf.Options{Startup: startup})
+func startRecording(progress io.Writer, startup time.Duration, backend bpf.Backend) (*recording, error) {
+	probe, err := bpf.Load(bpf.Options{Startup: startup, Backend: backend})
 	if err != nil {
 		return nil, err
+	}
+	if backend != probe.Backend() {
+		fmt.Fprintf(progress, "capprof: probe %s (the first that works on kernel %s)\n", probe.Backend(), bpf.KernelRelease())
 	}
 	if err := probe.Attach(); err != nil {
 		probe.Close()
@@ -220,7 +225,7 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	meta.StartTime = r.start.UTC().Truncate(time.Millisecond)
 	meta.EndTime = end.UTC().Truncate(time.Millisecond)
 	meta.KernelRelease = bpf.KernelRelease()
-	meta.Probe = bpf.Backend
+	meta.Probe = string(r.probe.Backend())
 	meta.StartupWindow = profile.Duration(r.startup)
 	meta.Drops = profile.Drops{
 		Events:                    stats.RingBufferDrops,

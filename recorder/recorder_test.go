@@ -136,7 +136,7 @@ func TestCollector(t *testing.T) {
 		},
 		Execs: []profile.Exec{{Executable: "/srv/server", Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted),
 			Count: 1, ExitStatuses: []string{"0", "SIGKILL"}}},
-		CredentialChanges: []profile.CredentialChange{{Executable: "/srv/server", Syscall: "setuid",
+		CredentialChanges: []profile.CredentialChange{{Executable: "/srv/server", Syscall: "setuid", Source: profile.FromSyscall,
 			Before: profile.Credentials{Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted)},
 			After:  profile.Credentials{UID: 65534, EUID: 65534}, Count: 1}},
 		UIDs: []uint32{0, 65534},
@@ -212,5 +212,38 @@ func TestCollectorPhasesAndOutcomes(t *testing.T) {
 	s := containers[0].Capabilities[0].Sources[0]
 	if s.Phase != profile.SteadyPhase || s.SyscallFailed != 3 || s.SyscallSucceeded != 1 || s.Syscall != "setpriority" || s.Outcome() != profile.SyscallFailed {
 		t.Fatalf("source %+v, want steady setpriority with 3 failed and 1 succeeded syscalls", s)
+	}
+}
+
+// TestAuditClassFromOptions: a check whose options the probe read (fexit,
+// kprobe) takes its class from them, whatever its stacks suggest; others
+// keep the stacks' class and say so.
+func TestAuditClassFromOptions(t *testing.T) {
+	symbols := &kernelSymbols{addrs: []uint64{0x100, 0x200}, names: []string{"cap_capable", "security_vm_enough_memory_mm"}}
+	noauditStack := []uint64{0x101, 0x201}
+	tests := []struct {
+		name  string
+		check bpf.Check
+		class profile.AuditClass
+		from  profile.AuditSource
+	}{
+		{"options: audited", bpf.Check{Cap: 21, AuditKnown: true}, profile.Audited, profile.AuditFromOptions},
+		{"options: noaudit", bpf.Check{Cap: 22, AuditKnown: true, NoAudit: true}, profile.NoAudit, profile.AuditFromOptions},
+		{"options: insetid", bpf.Check{Cap: 23, AuditKnown: true, InSetID: true}, profile.InSetID, profile.AuditFromOptions},
+		{"stack", bpf.Check{Cap: 24}, profile.NoAudit, profile.AuditFromStack},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newCollector(bpf.ExeID{})
+			c.handle(&bpf.FirstCheck{Check: tt.check, Stack: noauditStack})
+			class, from, sites := c.auditClass(symbols, tt.check)
+			if class != tt.class || from != tt.from || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
+				t.Fatalf("auditClass = %s from %q at %v, want %s from %q", class, from, sites, tt.class, tt.from)
+			}
+		})
+	}
+	c := newCollector(bpf.ExeID{})
+	if class, from, _ := c.auditClass(symbols, bpf.Check{Cap: 1}); class != profile.UnknownAudit || from != "" {
+		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}
 }

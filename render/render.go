@@ -47,20 +47,7 @@ func Table(w io.Writer, a profile.Analysis) error {
 			fmt.Fprintln(w, "no capability checks observed")
 		} else {
 			var table bytes.Buffer
-			t := tablewriter.NewTable(&table,
-				tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
-					Borders: tw.BorderNone,
-					Symbols: tw.NewSymbols(tw.StyleNone),
-					Settings: tw.Settings{
-						Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
-						Lines:      tw.Lines{ShowHeaderLine: tw.Off},
-					},
-				})),
-				tablewriter.WithHeaderAlignment(tw.AlignLeft),
-				tablewriter.WithHeaderAutoFormat(tw.Off),
-				tablewriter.WithRowAlignment(tw.AlignLeft),
-				tablewriter.WithPadding(tw.Padding{Left: "", Right: "   ", Overwrite: true}),
-			)
+			t := plainTable(&table)
 			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
 			for _, d := range c.Capabilities {
 				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
@@ -85,6 +72,25 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 	}
 	return nil
+}
+
+// plainTable is a borderless, left-aligned table with three spaces between
+// columns, as kubectl prints them.
+func plainTable(w io.Writer) *tablewriter.Table {
+	return tablewriter.NewTable(w,
+		tablewriter.WithRenderer(renderer.NewBlueprint(tw.Rendition{
+			Borders: tw.BorderNone,
+			Symbols: tw.NewSymbols(tw.StyleNone),
+			Settings: tw.Settings{
+				Separators: tw.Separators{BetweenColumns: tw.Off, BetweenRows: tw.Off},
+				Lines:      tw.Lines{ShowHeaderLine: tw.Off},
+			},
+		})),
+		tablewriter.WithHeaderAlignment(tw.AlignLeft),
+		tablewriter.WithHeaderAutoFormat(tw.Off),
+		tablewriter.WithRowAlignment(tw.AlignLeft),
+		tablewriter.WithPadding(tw.Padding{Left: "", Right: "   ", Overwrite: true}),
+	)
 }
 
 // containerHeading is "main (1 recording)" in command mode and

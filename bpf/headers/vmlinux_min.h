@@ -9,6 +9,9 @@
  */
 #ifndef CAPPROF_VMLINUX_MIN_H
 #define CAPPROF_VMLINUX_MIN_H
+/* This header stands in for vmlinux.h: libbpf's bpf_tracing.h then names
+ * struct pt_regs' fields as the kernel does (di), not as the UAPI (rdi). */
+#define __VMLINUX_H__
 
 #include <linux/types.h>
 #include <linux/bpf.h>
@@ -93,7 +96,12 @@ struct fs_struct {
 	struct path root;
 };
 
+struct ns_common {
+	unsigned int inum;
+};
+
 struct user_namespace {
+	struct ns_common ns;
 	int level;
 };
 
@@ -151,10 +159,22 @@ struct linux_binprm {
 };
 
 /* x86-64 register frame: orig_ax holds the syscall number from syscall entry
- * on, ax its return value once it returns. */
+ * on, ax its return value once it returns; di, si, dx, cx, r8 and r9 hold a
+ * function's arguments at a kprobe on its first instruction (and di, si, dx,
+ * r10, r8, r9 a syscall's at entry). */
 struct pt_regs {
+	unsigned long r10;
+	unsigned long r9;
+	unsigned long r8;
+	unsigned long bp;
 	unsigned long ax;
+	unsigned long cx;
+	unsigned long dx;
+	unsigned long si;
+	unsigned long di;
 	unsigned long orig_ax;
+	unsigned long ip;
+	unsigned long sp;
 };
 
 #pragma clang attribute pop

@@ -15,6 +15,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -77,7 +78,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by main; cli must not exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
-		Commands:       []*cli.Command{recordCommand(), analyzeCommand(), patchCommand(), diffCommand()},
+		Commands:       []*cli.Command{recordCommand(), analyzeCommand(), patchCommand(), diffCommand(), probesCommand()},
 	}
 }
 
@@ -151,6 +152,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
+			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"},
 			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
 			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
 			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
@@ -169,11 +171,15 @@ func recordCommand() *cli.Command {
 					return fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
 				}
 			}
+			probe, err := bpf.ParseBackend(c.String("probe"))
+			if err != nil {
+				return fmt.Errorf("--probe: %w", err)
+			}
 			signals := make(chan os.Signal, 2)
 			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(signals)
 			if c.IsSet("pods") || c.IsSet("selector") {
-				return recordPods(c, signals)
+				return recordPods(c, probe, signals)
 			}
 			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint"} {
 				if c.IsSet(f) {
@@ -189,6 +195,7 @@ func recordCommand() *cli.Command {
 				Output:         c.String("output"),
 				Duration:       c.Duration("duration"),
 				Startup:        c.Duration("startup"),
+				Probe:          probe,
 				StopTimeout:    c.Duration("stop-timeout"),
 				Signals:        signals,
 				Stdin:          c.App.Reader,
@@ -210,7 +217,7 @@ func recordCommand() *cli.Command {
 }
 
 // recordPods is record's pod mode.
-func recordPods(c *cli.Context, signals <-chan os.Signal) error {
+func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("both pods and a command (%q) given: record one or the other", c.Args().First())
 	}
@@ -256,6 +263,7 @@ func recordPods(c *cli.Context, signals <-chan os.Signal) error {
 		Output:         c.String("output"),
 		Duration:       c.Duration("duration"),
 		Startup:        c.Duration("startup"),
+		Probe:          probe,
 		Signals:        signals,
 		Progress:       c.App.ErrWriter,
 		ProgressPeriod: c.Duration("progress"),
@@ -465,6 +473,50 @@ func diffCommand() *cli.Command {
 				return statusError{1, errors.New("--fail-on new-capabilities: a container newly requires capabilities")}
 			case failOn == "any-change" && d.Changed():
 				return statusError{1, errors.New("--fail-on any-change: the profiles differ")}
+			}
+			return nil
+		},
+	}
+}
+
+// probeHooks says what each backend attaches to, for capprof probes.
+var probeHooks = map[bpf.Backend]string{
+	bpf.Tracepoint: "tracepoint capability:cap_capable, set*id/capset/execve syscall tracepoints",
+	bpf.Fexit:      "fexit cap_capable (with audit options), fentry commit_creds",
+	bpf.Kprobe:     "kprobe+kretprobe cap_capable (with audit options), kprobe commit_creds",
+}
+
+func probesCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "probes",
+		OnUsageError: usageError,
+		Usage:        "show which probe backends work on this kernel, and the one --probe auto uses (needs root)",
+		Description: "Loads and attaches each backend's eBPF programs in turn, with nothing to record, and\n" +
+			"detaches them at once. A backend that does not work says why (no tracepoint before\n" +
+			"Linux 6.14, fentry refused, no kprobes). Exits 1 when none works.",
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return fmt.Errorf("probes takes no arguments, got %q", c.Args().First())
+			}
+			if os.Geteuid() != 0 {
+				return errors.New("probes needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+			}
+			var statuses []render.ProbeStatus
+			works := false
+			for _, s := range bpf.Survey() {
+				st := render.ProbeStatus{Backend: string(s.Backend), Hooks: probeHooks[s.Backend]}
+				if s.Err != nil {
+					st.Reason = s.Err.Error()
+				} else {
+					works = true
+				}
+				statuses = append(statuses, st)
+			}
+			if err := render.Probes(c.App.Writer, bpf.KernelRelease(), statuses); err != nil {
+				return err
+			}
+			if !works {
+				return exitCode(1)
 			}
 			return nil
 		},
