@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/profile"
 )
@@ -148,9 +150,13 @@ var (
 	corpusErr  error
 )
 
-// buildCorpus compiles every corpus program once, with the host's gcc.
+// buildCorpus compiles every corpus program once, with the host's gcc, or
+// returns $CAPPROF_E2E_CORPUS, where the kernel matrix put them built.
 func buildCorpus(t *testing.T) string {
 	t.Helper()
+	if prebuilt := os.Getenv("CAPPROF_E2E_CORPUS"); prebuilt != "" {
+		return prebuilt
+	}
 	corpusOnce.Do(func() {
 		sources, err := filepath.Glob("corpus/*.c")
 		if err != nil || len(sources) == 0 {
@@ -184,6 +190,7 @@ type verdict struct {
 	sufficient bool
 	minimal    bool
 	notes      []string
+	probe      string // the backend that recorded it
 }
 
 // TestAccuracyCorpus records every corpus workload, takes the recommended
@@ -220,7 +227,10 @@ func TestAccuracyCorpus(t *testing.T) {
 				t.Fatal(err)
 			}
 			_, analysis := decisions(t, p)
-			row := verdict{workload: tc.name, required: addList(analysis)}
+			row := verdict{workload: tc.name, required: addList(analysis), probe: p.Metadata.Probe}
+			if want := probe(); want != bpf.Auto && p.Metadata.Probe != string(want) {
+				t.Errorf("recorded with probe %q, want %q ($CAPPROF_PROBE)", p.Metadata.Probe, want)
+			}
 			if len(tc.recordWithout) > 0 {
 				row.recorded = "without " + strings.Join(tc.recordWithout, ",")
 			}
@@ -269,6 +279,37 @@ func TestAccuracyCorpus(t *testing.T) {
 		rows = append(rows, row)
 	}
 	printAccuracy(rows)
+	if path := os.Getenv("CAPPROF_E2E_RESULTS"); path != "" {
+		if err := writeResults(path, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// accuracyResult is one accuracy row as JSON, which the kernel matrix
+// compares across probe backends.
+type accuracyResult struct {
+	Workload   string   `json:"workload"`
+	Probe      string   `json:"probe"`
+	Required   []string `json:"required"`
+	Denied     []string `json:"denied"`
+	Sufficient bool     `json:"sufficient"`
+	Minimal    bool     `json:"minimal"`
+}
+
+// writeResults writes the rows as JSON lines.
+func writeResults(path string, rows []verdict) error {
+	var b strings.Builder
+	for _, r := range rows {
+		line, err := json.Marshal(accuracyResult{Workload: r.workload, Probe: r.probe, Required: r.required,
+			Denied: r.forHuman, Sufficient: r.sufficient, Minimal: r.minimal})
+		if err != nil {
+			return err
+		}
+		b.Write(line)
+		b.WriteByte('\n')
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // capprofUnder runs capprof with these capabilities kept out of its

@@ -38,10 +38,16 @@ func TestMain(m *testing.M) {
 	}
 	capprofBin = filepath.Join(dir, "capprof")
 	workloadBin = filepath.Join(dir, "workload")
-	for bin, pkg := range map[string]string{capprofBin: "../cmd/capprof", workloadBin: "./workload"} {
-		if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
-			os.Exit(1)
+	// The kernel matrix (e2e/kernels) runs this package's test binary in a
+	// VM without Go: the binaries it built come in CAPPROF_E2E_BINARIES.
+	if prebuilt := os.Getenv("CAPPROF_E2E_BINARIES"); prebuilt != "" {
+		capprofBin, workloadBin = filepath.Join(prebuilt, "capprof"), filepath.Join(prebuilt, "workload")
+	} else {
+		for bin, pkg := range map[string]string{capprofBin: "../cmd/capprof", workloadBin: "./workload"} {
+			if out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput(); err != nil {
+				fmt.Fprintf(os.Stderr, "build %s: %v\n%s", pkg, err, out)
+				os.Exit(1)
+			}
 		}
 	}
 	code := m.Run()
@@ -53,13 +59,22 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// probe is the backend the tests record with: $CAPPROF_PROBE, which capprof
+// record reads as its --probe default, or auto.
+func probe() bpf.Backend {
+	if b, err := bpf.ParseBackend(os.Getenv("CAPPROF_PROBE")); err == nil {
+		return b
+	}
+	return bpf.Auto
+}
+
 // requireRecording skips (fails under CI=true) when recording cannot work here.
 func requireRecording(t *testing.T) {
 	t.Helper()
 	reason := ""
 	if os.Geteuid() != 0 {
 		reason = "recording needs root"
-	} else if err := bpf.CheckKernel(); err != nil {
+	} else if err := bpf.CheckBackend(probe()); err != nil {
 		reason = err.Error()
 	}
 	if reason == "" {
