@@ -9,9 +9,9 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # The pod end-to-end tests run a real kube-apiserver of this version.
 K8S_VERSION := v1.37.2
 K8S_CACHE   := .cache/k8s/$(K8S_VERSION)
-E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-linux
+E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-linux qemu-system-x86
 
-.PHONY: all build generate check-generate vet test accuracy e2e-deps demo bench clean FORCE
+.PHONY: all build generate check-generate vet test kernel-matrix accuracy e2e-deps demo bench clean FORCE
 
 all: build
 
@@ -48,9 +48,22 @@ vet:
 # they skip elsewhere, and fail instead of skipping when CI=true). The pod
 # tests start etcd, kube-apiserver and containerd on loopback; whatever a
 # crashed run leaves (shims, pod cgroups, mounts) is cleaned up afterwards.
+# Then the kernel matrix runs on its own, so its VMs do not slow the host's
+# timing-sensitive tests.
 test: vet e2e-deps
-	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 ./...; \
-	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
+	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/kernels); \
+	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; \
+	$(MAKE) --no-print-directory kernel-matrix || status=1; exit $$status
+
+# Boots Debian's cloud kernels 6.1, 6.12 and 7.x under qemu (downloaded into
+# .cache/kernels through their meta-packages) and runs the recording tests
+# and the accuracy corpus inside each, with every probe backend the kernel
+# supports (e2e/kernels). The full log is bin/kernel-matrix.log, each guest's
+# console bin/kernel-matrix/KERNEL.log, the README's table bin/kernel-matrix.md.
+kernel-matrix:
+	@mkdir -p $(BIN)
+	@$(GO) test -count=1 -v -timeout 85m ./e2e/kernels > $(BIN)/kernel-matrix.log 2>&1; \
+	status=$$?; grep -E '^ *(--- |ok |FAIL|PASS$$|matrix_test.go|\| )' $(BIN)/kernel-matrix.log; exit $$status
 
 # The accuracy corpus alone, printing its table: every workload recorded,
 # then verified sufficient and minimal (e2e/accuracy_test.go). Needs root.
@@ -60,14 +73,14 @@ accuracy: e2e-deps
 	status=$$?; grep -v '^=== ' $(BIN)/accuracy.log; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
 
 # What the end-to-end tests need: gcc and libc6-dev (the accuracy corpus),
-# setpriv (util-linux), etcd, containerd, runc and a static
-# busybox from Debian, and kube-apiserver built from the Go module proxy into
+# setpriv (util-linux), etcd, containerd, runc, a static busybox and qemu
+# (the kernel matrix) from Debian, and kube-apiserver built from the Go module proxy into
 # $(K8S_CACHE) (~6 min and ~3 GB of build cache cold; seconds when cached).
 e2e-deps:
 	@missing=""; for p in $(E2E_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing$$missing"; \
-		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	e2e/cluster/build-apiserver.sh $(K8S_VERSION) $(K8S_CACHE)
 

@@ -170,13 +170,21 @@ struct {
 } outcomes SEC(".maps");
 
 /*
- * Linux 6.18 (kernel/bpf/helpers.c): run a BPF callback as task_work in the
- * given task, here at its next return to user space. Weak: older kernels
- * load the programs without it and leave outcomes unknown.
+ * Run a BPF callback as task_work in the given task, here at its next return
+ * to user space (kernel/bpf/helpers.c). Linux 6.18 has it as ..._impl with
+ * a void *aux__prog argument the verifier fills in; 6.19+ as the plain name
+ * with that argument implicit (KF_IMPLICIT_ARGS), its _impl twin taking a
+ * struct bpf_prog_aux *. Both are weak: older kernels load the programs
+ * without them and leave outcomes unknown. A kernel whose prototype differs
+ * from the one declared here (7.x's _impl) has the declaration dropped by
+ * user space before loading (dropIncompatibleKfuncs in probe.go).
  */
+typedef int (*task_work_callback)(struct bpf_map *map, void *key, void *value);
+
+extern int bpf_task_work_schedule_resume(struct task_struct *task, struct bpf_task_work *tw,
+					 struct bpf_map *map__map, task_work_callback callback) __ksym __weak;
 extern int bpf_task_work_schedule_resume_impl(struct task_struct *task, struct bpf_task_work *tw,
-					      void *map__map,
-					      int (*callback)(struct bpf_map *map, void *key, void *value),
+					      void *map__map, task_work_callback callback,
 					      void *aux__prog) __ksym __weak;
 
 /* libbpf's bpf_ksym_exists (libbpf 1.2+; Debian 12 ships 1.1): a weak
@@ -254,25 +262,33 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, __
  * 1 helper call instead of 13. kernel_cap_t is 8 bytes, low word first, in
  * both its pre-6.3 (u32 cap[2]) and later (u64 val) forms.
  */
-#define CRED_SPAN_MAX 128
+#define CRED_SPAN_MAX 136
 
-/* barrier_var keeps clang from folding this into "buf - offset(uid) + ...",
- * a subtraction from the stack pointer, which the verifier refuses. */
+/*
+ * The copy starts at uid's offset rounded down to 8, into an 8-aligned
+ * buffer, so each field keeps its natural alignment in the copy: verifiers
+ * before ~6.12 refuse a misaligned 8-byte stack load ("misaligned stack
+ * access"), and uid sits at offset 4, after cred->usage.
+ * barrier_var keeps clang from folding this into "buf - base + ...", a
+ * subtraction from the stack pointer, which the verifier refuses.
+ */
 #define cred_field(buf, type, field)                                                                       \
 	({                                                                                                 \
-		__u32 __rel = bpf_core_field_offset(struct cred, field) - bpf_core_field_offset(struct cred, uid); \
+		__u32 __rel = bpf_core_field_offset(struct cred, field) - cred_base;                       \
 		barrier_var(__rel);                                                                        \
 		*(type *)((buf) + __rel);                                                                  \
 	})
 
 static __always_inline void read_creds(const struct cred *cred, struct creds *out)
 {
-	__u8 buf[CRED_SPAN_MAX] = {};
-	__u32 span = bpf_core_field_offset(struct cred, cap_ambient) + 8 - bpf_core_field_offset(struct cred, uid);
+	__u64 words[CRED_SPAN_MAX / 8] = {};
+	__u8 *buf = (__u8 *)words;
+	__u32 cred_base = bpf_core_field_offset(struct cred, uid) & ~7;
+	__u32 span = bpf_core_field_offset(struct cred, cap_ambient) + 8 - cred_base;
 
-	if (span > sizeof(buf))
-		span = sizeof(buf);
-	bpf_probe_read_kernel(buf, span, (void *)cred + bpf_core_field_offset(struct cred, uid));
+	if (span > sizeof(words))
+		span = sizeof(words);
+	bpf_probe_read_kernel(buf, span, (void *)cred + cred_base);
 	out->uid = cred_field(buf, __u32, uid);
 	out->gid = cred_field(buf, __u32, gid);
 	out->suid = cred_field(buf, __u32, suid);
@@ -536,7 +552,8 @@ static int on_syscall_return(struct bpf_map *map, void *map_key, void *value)
  */
 static __always_inline void follow_denial(struct task_struct *task, const struct agg_key *key)
 {
-	if (key->syscall < 0 || !kfunc_exists(bpf_task_work_schedule_resume_impl))
+	if (key->syscall < 0 ||
+	    !(kfunc_exists(bpf_task_work_schedule_resume) || kfunc_exists(bpf_task_work_schedule_resume_impl)))
 		return;
 	struct outcome *o = bpf_map_lookup_elem(&outcomes, key);
 	if (o && o->failed + o->succeeded >= OUTCOME_SAMPLES)
@@ -574,7 +591,12 @@ static __always_inline void follow_denial(struct task_struct *task, const struct
 	d->keys[0] = *key;
 	d->syscall = key->syscall;
 	d->nkeys = 1;
-	if (bpf_task_work_schedule_resume_impl(task, &d->work, &denials, on_syscall_return, NULL)) {
+	long err;
+	if (kfunc_exists(bpf_task_work_schedule_resume))
+		err = bpf_task_work_schedule_resume(task, &d->work, (struct bpf_map *)&denials, on_syscall_return);
+	else
+		err = bpf_task_work_schedule_resume_impl(task, &d->work, &denials, on_syscall_return, NULL);
+	if (err) {
 		d->nkeys = 0;
 		count_stat(STAT_OUTCOME_LOST);
 	}

@@ -75,6 +75,7 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 		return nil, fmt.Errorf("parse embedded eBPF object: %w", err)
 	}
 	selectPrograms(spec, backend)
+	dropIncompatibleKfuncs(spec, kernel)
 	if legacy, err := capCapableAuditArg(kernel); err != nil {
 		return nil, err
 	} else if legacy {
@@ -92,6 +93,27 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
 	return &Probe{backend: backend, spec: spec, coll: coll, reader: reader, startup: startup}, nil
+}
+
+// dropIncompatibleKfuncs renames each weak kfunc declaration whose
+// prototype this kernel has in another form, so that cilium/ebpf finds no
+// such kfunc and leaves the call out (weak), instead of refusing the whole
+// object. capprof.c declares both forms of bpf_task_work_schedule_resume
+// and calls the one that exists.
+func dropIncompatibleKfuncs(spec *ebpf.CollectionSpec, kernel *btf.Spec) {
+	for typ := range spec.Types.All() {
+		fn, ok := typ.(*btf.Func)
+		if !ok || fn.Linkage != btf.ExternFunc {
+			continue
+		}
+		var target *btf.Func
+		if err := kernel.TypeByName(fn.Name, &target); err != nil {
+			continue
+		}
+		if btf.CheckTypeCompatibility(fn.Type, target.Type) != nil {
+			fn.Name += "___incompatible"
+		}
+	}
 }
 
 // loadError explains a refused load; the verifier's log follows its error.

@@ -152,7 +152,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
-			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"},
+			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"},
 			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
 			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
 			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
@@ -506,7 +506,8 @@ func probesCommand() *cli.Command {
 			for _, s := range bpf.Survey() {
 				st := render.ProbeStatus{Backend: string(s.Backend), Hooks: probeHooks[s.Backend]}
 				if s.Err != nil {
-					st.Reason = s.Err.Error()
+					// The first line: a verifier log follows it.
+					st.Reason, _, _ = strings.Cut(s.Err.Error(), "\n")
 				} else {
 					works = true
 				}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -160,7 +161,8 @@ func buildInitramfs(t *testing.T) string {
 // are for parseConsole; the tests' own -test.v output is kept in the log.
 const guestInit = `#!/bin/busybox sh
 /bin/busybox --install -s /bin
-export PATH=/bin:/usr/bin HOME=/root TMPDIR=/tmp CI=true
+# /usr/bin first: util-linux's setpriv, not busybox's smaller one.
+export PATH=/usr/bin:/bin HOME=/root TMPDIR=/tmp CI=true
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
@@ -172,6 +174,9 @@ mount -t debugfs debugfs /sys/kernel/debug
 mount -t bpf bpf /sys/fs/bpf
 ip link set lo up
 echo "capprof-matrix release $(uname -r)"
+# Where cap_capable lives in this build: its out-of-line copies and callers
+# in security/commoncap.c that gcc may have inlined it into.
+grep -E ' (cap_capable|cap_vm_enough_memory|cap_mmap_addr|commit_creds)([.][a-z0-9.]*)?$' /proc/kallsyms
 cd /capprof
 echo "capprof-matrix begin probes"
 ./capprof probes
@@ -194,7 +199,7 @@ poweroff -f
 
 // boot runs the kernel with the initramfs under qemu (TCG: nested KVM does
 // not work on these machines) and returns the console output, also written
-// to logPath. qemu exits 0 even when the guest panics, so the caller judges
+// to logPath as it comes. qemu exits 0 even when the guest panics, so the caller judges
 // by the output.
 func boot(t *testing.T, vmlinuz, initramfs, logPath string) string {
 	t.Helper()
@@ -203,12 +208,15 @@ func boot(t *testing.T, vmlinuz, initramfs, logPath string) string {
 	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
 		"-nographic", "-no-reboot", "-nic", "none", "-kernel", vmlinuz, "-initrd", initramfs,
 		"-append", "console=ttyS0 panic=-1 quiet")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	if werr := os.WriteFile(logPath, out.Bytes(), 0o644); werr != nil {
-		t.Error(werr)
+	log, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer log.Close()
+	var out bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&out, log)
+	cmd.Stderr = cmd.Stdout
+	err = cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("qemu still running after %s (console in %s)", guestTimeout, logPath)
 	}
@@ -248,7 +256,8 @@ type accuracyResult struct {
 }
 
 var (
-	markerLine = regexp.MustCompile(`^capprof-matrix (\S+)(?: (.*))?$`)
+	// Not anchored: the serial console may put escape sequences in front.
+	markerLine = regexp.MustCompile(`capprof-matrix (\S+)(?: (.*))?$`)
 	probeRow   = regexp.MustCompile(`^(tracepoint|fexit|kprobe)\s+(yes|no)\s+.*?(?:\s{3,}(\S.*))?$`)
 	testResult = regexp.MustCompile(`^--- (PASS|FAIL): (Test\S+)`)
 )
