@@ -191,3 +191,21 @@ func Survey() []BackendStatus {
 	}
 	return out
 }
+
+// FollowsDenials says whether the kernel lets capprof follow a denied
+// check's syscall to its return (BPF task_work, Linux 6.18+), which tells a
+// denial the workload tolerated from one that made it fail. Without it,
+// denied checks' outcomes are unknown.
+func FollowsDenials() bool {
+	kernel, err := kernelSpec()
+	if err != nil {
+		return false
+	}
+	for _, name := range []string{"bpf_task_work_schedule_resume", "bpf_task_work_schedule_resume_impl"} {
+		var fn *btf.Func
+		if kernel.TypeByName(name, &fn) == nil {
+			return true
+		}
+	}
+	return false
+}

@@ -266,17 +266,24 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, __
 
 /*
  * The copy starts at uid's offset rounded down to 8, into an 8-aligned
- * buffer, so each field keeps its natural alignment in the copy: verifiers
- * before ~6.12 refuse a misaligned 8-byte stack load ("misaligned stack
- * access"), and uid sits at offset 4, after cred->usage.
+ * buffer, so each field keeps the alignment it has in struct cred: verifiers
+ * before ~6.12 refuse a misaligned stack load ("misaligned stack access").
+ * Before 6.3 a kernel_cap_t is two u32s and only 4-aligned (cap_inheritable
+ * at offset 44 on Debian's 6.1), so capability sets are read as two halves.
  * barrier_var keeps clang from folding this into "buf - base + ...", a
  * subtraction from the stack pointer, which the verifier refuses.
  */
-#define cred_field(buf, type, field)                                                                       \
-	({                                                                                                 \
-		__u32 __rel = bpf_core_field_offset(struct cred, field) - cred_base;                       \
-		barrier_var(__rel);                                                                        \
-		*(type *)((buf) + __rel);                                                                  \
+#define cred_rel(field)                                                              \
+	({                                                                           \
+		__u32 __rel = bpf_core_field_offset(struct cred, field) - cred_base; \
+		barrier_var(__rel);                                                  \
+		__rel;                                                               \
+	})
+#define cred_field(buf, field) (*(__u32 *)((buf) + cred_rel(field)))
+#define cred_caps(buf, field)                                                                 \
+	({                                                                                    \
+		__u32 __r = cred_rel(field);                                                  \
+		*(__u32 *)((buf) + __r) | (__u64) * (__u32 *)((buf) + __r + 4) << 32;          \
 	})
 
 static __always_inline void read_creds(const struct cred *cred, struct creds *out)
@@ -289,19 +296,19 @@ static __always_inline void read_creds(const struct cred *cred, struct creds *ou
 	if (span > sizeof(words))
 		span = sizeof(words);
 	bpf_probe_read_kernel(buf, span, (void *)cred + cred_base);
-	out->uid = cred_field(buf, __u32, uid);
-	out->gid = cred_field(buf, __u32, gid);
-	out->suid = cred_field(buf, __u32, suid);
-	out->sgid = cred_field(buf, __u32, sgid);
-	out->euid = cred_field(buf, __u32, euid);
-	out->egid = cred_field(buf, __u32, egid);
-	out->fsuid = cred_field(buf, __u32, fsuid);
-	out->fsgid = cred_field(buf, __u32, fsgid);
-	out->cap_inheritable = cred_field(buf, __u64, cap_inheritable);
-	out->cap_permitted = cred_field(buf, __u64, cap_permitted);
-	out->cap_effective = cred_field(buf, __u64, cap_effective);
-	out->cap_bset = cred_field(buf, __u64, cap_bset);
-	out->cap_ambient = cred_field(buf, __u64, cap_ambient);
+	out->uid = cred_field(buf, uid);
+	out->gid = cred_field(buf, gid);
+	out->suid = cred_field(buf, suid);
+	out->sgid = cred_field(buf, sgid);
+	out->euid = cred_field(buf, euid);
+	out->egid = cred_field(buf, egid);
+	out->fsuid = cred_field(buf, fsuid);
+	out->fsgid = cred_field(buf, fsgid);
+	out->cap_inheritable = cred_caps(buf, cap_inheritable);
+	out->cap_permitted = cred_caps(buf, cap_permitted);
+	out->cap_effective = cred_caps(buf, cap_effective);
+	out->cap_bset = cred_caps(buf, cap_bset);
+	out->cap_ambient = cred_caps(buf, cap_ambient);
 	out->userns_level = BPF_CORE_READ(cred, user_ns, level);
 	out->userns_inum = BPF_CORE_READ(cred, user_ns, ns.inum);
 }

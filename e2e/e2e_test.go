@@ -282,8 +282,13 @@ func TestNoiseOnlyWorkloadRequiresNothing(t *testing.T) {
 	p := recordOK(t, nil, workloadBin, "noise", t.TempDir())
 	wantRequired(t, p)
 	// The mmaps really were checked: the noise is there, and classified.
+	// Hooking the function cap_capable (fexit, kprobe) does not see the
+	// checks gcc inlined into its callers in security/commoncap.c, which
+	// cap_vm_enough_memory's is on Debian's 6.1 and 6.12.
 	d, _ := decisions(t, p)
-	if d["CAP_SYS_ADMIN"] != profile.NotNeeded {
+	if _, seen := d["CAP_SYS_ADMIN"]; !seen && bpf.Backend(p.Metadata.Probe).SeesAuditOptions() {
+		t.Logf("probe %s saw no CAP_SYS_ADMIN check: cap_capable is inlined into cap_vm_enough_memory on this kernel", p.Metadata.Probe)
+	} else if d["CAP_SYS_ADMIN"] != profile.NotNeeded {
 		t.Fatalf("CAP_SYS_ADMIN decision = %q, want %q (noaudit cap_vm_enough_memory checks)", d["CAP_SYS_ADMIN"], profile.NotNeeded)
 	}
 	var trues uint64
@@ -403,7 +408,9 @@ func TestRecordingsAreDeterministic(t *testing.T) {
 	// Single-threaded C tools: the Go workload is not deterministic itself
 	// (its runtime starts a varying number of threads, each calling setuid).
 	dir := t.TempDir()
-	script := fmt.Sprintf(`rm -f %[1]s/f && touch %[1]s/f && chown 65534 %[1]s/f && setpriv --reuid=65534 --regid=65534 --clear-groups /bin/true`, dir)
+	// setpriv by its path: busybox's sh runs its own, smaller applet first.
+	script := fmt.Sprintf(`rm -f %[1]s/f && touch %[1]s/f && chown 65534 %[1]s/f && %[2]s --reuid=65534 --regid=65534 --clear-groups /bin/true`,
+		dir, executable(t, "setpriv"))
 	var yamls []string
 	for range 2 {
 		recorded := recordOK(t, nil, "/bin/sh", "-c", script)

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -64,26 +65,40 @@ func TestKernelMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The guests run in parallel, one emulated CPU each: under TCG, two
+	// vCPUs made Linux 7.3 oops on an int3 while a syscall tracepoint's
+	// static branch was being patched (text_poke_bp), which one vCPU avoids.
+	var mu sync.Mutex
+	rowsByKernel := map[string][]matrixRow{}
+	t.Run("kernels", func(t *testing.T) {
+		for _, name := range kernelNames {
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				vmlinuz := filepath.Join(cache, name, "vmlinuz")
+				release, err := os.ReadFile(filepath.Join(cache, name, "release"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				console := boot(t, vmlinuz, image, filepath.Join(logs, name+".log"))
+				g := parseConsole(console)
+				t.Logf("kernel %s (%s): booted and tested in %s", name, g.release, time.Since(start).Round(time.Second))
+				if !g.done {
+					t.Fatalf("the guest did not finish (see %s)", filepath.Join(logs, name+".log"))
+				}
+				if g.release != strings.TrimSpace(string(release)) {
+					t.Errorf("guest runs %q, want %q", g.release, strings.TrimSpace(string(release)))
+				}
+				rows := checkGuest(t, name, g)
+				mu.Lock()
+				rowsByKernel[name] = rows
+				mu.Unlock()
+			})
+		}
+	})
 	var rows []matrixRow
 	for _, name := range kernelNames {
-		t.Run(name, func(t *testing.T) {
-			vmlinuz := filepath.Join(cache, name, "vmlinuz")
-			release, err := os.ReadFile(filepath.Join(cache, name, "release"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			console := boot(t, vmlinuz, image, filepath.Join(logs, name+".log"))
-			g := parseConsole(console)
-			t.Logf("kernel %s (%s): booted and tested in %s", name, g.release, time.Since(start).Round(time.Second))
-			if !g.done {
-				t.Fatalf("the guest did not finish (see %s)", filepath.Join(logs, name+".log"))
-			}
-			if g.release != strings.TrimSpace(string(release)) {
-				t.Errorf("guest runs %q, want %q", g.release, strings.TrimSpace(string(release)))
-			}
-			rows = append(rows, checkGuest(t, name, g)...)
-		})
+		rows = append(rows, rowsByKernel[name]...)
 	}
 	table := matrixTable(rows)
 	t.Logf("\n%s", table)
@@ -205,7 +220,7 @@ func boot(t *testing.T, vmlinuz, initramfs, logPath string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), guestTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "2", "-m", "2048",
+	cmd := exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "2048",
 		"-nographic", "-no-reboot", "-nic", "none", "-kernel", vmlinuz, "-initrd", initramfs,
 		"-append", "console=ttyS0 panic=-1 quiet")
 	log, err := os.Create(logPath)
