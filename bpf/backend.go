@@ -195,15 +195,19 @@ func Survey() []BackendStatus {
 // FollowsDenials says whether the kernel lets capprof follow a denied
 // check's syscall to its return (BPF task_work, Linux 6.18+), which tells a
 // denial the workload tolerated from one that made it fail. Without it,
-// denied checks' outcomes are unknown.
+// denied checks' outcomes are unknown. It asks the kernel's BTF the way
+// fitKfuncs does: a kfunc of either form, with the arity capprof calls.
 func FollowsDenials() bool {
 	kernel, err := kernelSpec()
 	if err != nil {
 		return false
 	}
-	for _, name := range []string{"bpf_task_work_schedule_resume", "bpf_task_work_schedule_resume_impl"} {
+	for name, arity := range map[string]int{"bpf_task_work_schedule_resume": 4, "bpf_task_work_schedule_resume_impl": 5} {
 		var fn *btf.Func
-		if kernel.TypeByName(name, &fn) == nil {
+		if kernel.TypeByName(name, &fn) != nil {
+			continue
+		}
+		if proto, ok := fn.Type.(*btf.FuncProto); ok && len(proto.Params) == arity {
 			return true
 		}
 	}

@@ -176,8 +176,8 @@ struct {
  * with that argument implicit (KF_IMPLICIT_ARGS), its _impl twin taking a
  * struct bpf_prog_aux *. Both are weak: older kernels load the programs
  * without them and leave outcomes unknown. A kernel whose prototype differs
- * from the one declared here (7.x's _impl) has the declaration dropped by
- * user space before loading (dropIncompatibleKfuncs in probe.go).
+ * from the one declared here (7.x's _impl) has the declaration fitted by
+ * user space before loading (fitKfuncs in probe.go).
  */
 typedef int (*task_work_callback)(struct bpf_map *map, void *key, void *value);
 

@@ -75,7 +75,7 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 		return nil, fmt.Errorf("parse embedded eBPF object: %w", err)
 	}
 	selectPrograms(spec, backend)
-	dropIncompatibleKfuncs(spec, kernel)
+	fitKfuncs(spec, kernel)
 	if legacy, err := capCapableAuditArg(kernel); err != nil {
 		return nil, err
 	} else if legacy {
@@ -95,25 +95,37 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 	return &Probe{backend: backend, spec: spec, coll: coll, reader: reader, startup: startup}, nil
 }
 
-// dropIncompatibleKfuncs renames each weak kfunc declaration whose
-// prototype this kernel has in another form, so that cilium/ebpf finds no
-// such kfunc and leaves the call out (weak), instead of refusing the whole
-// object. capprof.c declares both forms of bpf_task_work_schedule_resume
-// and calls the one that exists.
-func dropIncompatibleKfuncs(spec *ebpf.CollectionSpec, kernel *btf.Spec) {
+// fitKfuncs fits capprof's weak kfunc declarations to this kernel's, so
+// that one object loads on every kernel. A kfunc whose kernel prototype
+// differs only in parameter types (void * against struct bpf_map *, say)
+// takes the kernel's: the arguments are the same registers, and the
+// verifier checks them against the kernel's types anyway. One whose
+// parameters differ in number is renamed, so cilium/ebpf finds no such
+// kfunc and leaves the call out (weak) instead of refusing the object.
+// capprof.c declares both forms of bpf_task_work_schedule_resume (6.18's
+// _impl, 6.19+'s with an implicit argument) and calls the one that exists.
+func fitKfuncs(spec *ebpf.CollectionSpec, kernel *btf.Spec) {
 	for typ := range spec.Types.All() {
 		fn, ok := typ.(*btf.Func)
 		if !ok || fn.Linkage != btf.ExternFunc {
 			continue
 		}
 		var target *btf.Func
-		if err := kernel.TypeByName(fn.Name, &target); err != nil {
+		if err := kernel.TypeByName(fn.Name, &target); err != nil || btf.CheckTypeCompatibility(fn.Type, target.Type) == nil {
 			continue
 		}
-		if btf.CheckTypeCompatibility(fn.Type, target.Type) != nil {
+		if sameArity(fn, target) {
+			fn.Type = target.Type
+		} else {
 			fn.Name += "___incompatible"
 		}
 	}
+}
+
+func sameArity(a, b *btf.Func) bool {
+	pa, okA := a.Type.(*btf.FuncProto)
+	pb, okB := b.Type.(*btf.FuncProto)
+	return okA && okB && len(pa.Params) == len(pb.Params)
 }
 
 // loadError explains a refused load; the verifier's log follows its error.

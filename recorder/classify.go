@@ -52,10 +52,25 @@ var capabilityPlumbing = map[string]bool{
 	"netlink_net_capable":       true,
 }
 
-// isTracingFrame matches the BPF program and tracepoint glue on top of the stack.
+// tracingFramePrefixes name the glue between the hook and the check on top
+// of the stack: the BPF program itself, and per backend the tracepoint's
+// (bpf_trace_run5), the BPF trampoline's (bpf_trampoline_<btf id>, a new
+// symbol per attachment) and the kprobe's (ftrace or int3 entry,
+// kprobe_perf_func, trace_call_bpf; rethook for the kretprobe).
+var tracingFramePrefixes = []string{
+	"bpf_prog_", "bpf_trace_run", "__bpf_trace_", "__traceiter_", "bpf_trampoline_",
+	"trace_call_bpf", "kprobe_", "kretprobe_", "__kretprobe_trampoline", "rethook_", "arch_rethook_",
+	"ftrace_", "arch_ftrace_", "__ftrace_", "kprobe_int3_handler", "exc_int3", "asm_exc_int3",
+}
+
+// isTracingFrame matches the glue on top of the stack.
 func isTracingFrame(fn string) bool {
-	return strings.HasPrefix(fn, "bpf_prog_") || strings.HasPrefix(fn, "bpf_trace_run") ||
-		strings.HasPrefix(fn, "__bpf_trace_") || strings.HasPrefix(fn, "__traceiter_")
+	for _, p := range tracingFramePrefixes {
+		if strings.HasPrefix(fn, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // classifyStack returns the audit class and call site of one check's stack,

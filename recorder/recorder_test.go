@@ -31,6 +31,10 @@ func TestClassifyStack(t *testing.T) {
 			profile.NoAudit, "proc_pid_permission"},
 		{"setuid", "bpf_trace_run5 cap_capable security_capable ns_capable_setid __sys_setuid do_syscall_64",
 			profile.InSetID, "__sys_setuid"},
+		{"fexit: a trampoline per attachment", "bpf_prog_9f2a_on_cap_capable_exit bpf_trampoline_6442521597 cap_capable security_capable ns_capable_setid __sys_setuid do_syscall_64",
+			profile.InSetID, "__sys_setuid"},
+		{"kretprobe: cap_capable has returned", "bpf_prog_1c_on_cap_capable_return trace_call_bpf kretprobe_perf_func kretprobe_dispatcher rethook_trampoline_handler arch_rethook_handler arch_rethook_trampoline security_capable capable_wrt_inode_uidgid setattr_prepare notify_change",
+			profile.Audited, "setattr_prepare"},
 		{"no stack", "", profile.UnknownAudit, ""},
 	}
 	for _, tt := range tests {

@@ -466,7 +466,7 @@ func matrixTable(rows []matrixRow) string {
 		if !r.agree {
 			agree = "DIFFERENT recommendations from the other probes"
 		}
-		fmt.Fprintf(&b, "| %s | %s | yes | load and attach; %d recording e2e tests pass; %d accuracy workloads sufficient and minimal; %s |\n",
+		fmt.Fprintf(&b, "| %s | %s | yes | loads and attaches; %d e2e tests pass; %d accuracy workloads sufficient and minimal; %s |\n",
 			r.release, r.backend, r.tests, r.workloads, agree)
 	}
 	return b.String()
