@@ -19,6 +19,7 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/e2e/cluster"
+	"github.com/capprof/capprof/e2e/kernels"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -294,22 +295,11 @@ func TestAccuracyCorpus(t *testing.T) {
 	}
 }
 
-// accuracyResult is one accuracy row as JSON, which the kernel matrix
-// compares across probe backends.
-type accuracyResult struct {
-	Workload   string   `json:"workload"`
-	Probe      string   `json:"probe"`
-	Required   []string `json:"required"`
-	Denied     []string `json:"denied"`
-	Sufficient bool     `json:"sufficient"`
-	Minimal    bool     `json:"minimal"`
-}
-
 // writeResults writes the rows as JSON lines.
 func writeResults(path string, rows []verdict) error {
 	var b strings.Builder
 	for _, r := range rows {
-		line, err := json.Marshal(accuracyResult{Workload: r.workload, Probe: r.probe, Required: r.required,
+		line, err := json.Marshal(kernels.AccuracyResult{Workload: r.workload, Probe: r.probe, Required: r.required,
 			Denied: r.forHuman, Sufficient: r.sufficient, Minimal: r.minimal})
 		if err != nil {
 			return err

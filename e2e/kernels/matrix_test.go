@@ -248,7 +248,7 @@ type guest struct {
 	bpf     section
 	e2e     map[string]section // by backend
 	// accuracy are the accuracy corpus's rows, by backend.
-	accuracy map[string][]accuracyResult
+	accuracy map[string][]AccuracyResult
 	done     bool
 }
 
@@ -261,15 +261,6 @@ type section struct {
 	output string
 }
 
-type accuracyResult struct {
-	Workload   string   `json:"workload"`
-	Probe      string   `json:"probe"`
-	Required   []string `json:"required"`
-	Denied     []string `json:"denied"`
-	Sufficient bool     `json:"sufficient"`
-	Minimal    bool     `json:"minimal"`
-}
-
 var (
 	// Not anchored: the serial console may put escape sequences in front.
 	markerLine = regexp.MustCompile(`capprof-matrix (\S+)(?: (.*))?$`)
@@ -278,7 +269,7 @@ var (
 )
 
 func parseConsole(console string) guest {
-	g := guest{probes: map[string]string{}, e2e: map[string]section{}, accuracy: map[string][]accuracyResult{}}
+	g := guest{probes: map[string]string{}, e2e: map[string]section{}, accuracy: map[string][]AccuracyResult{}}
 	var current *section
 	var body strings.Builder
 	inProbes := false
@@ -338,7 +329,7 @@ func parseConsole(console string) guest {
 			current = nil
 		case "accuracy":
 			backend, rest, _ := strings.Cut(m[2], " ")
-			var r accuracyResult
+			var r AccuracyResult
 			if err := json.Unmarshal([]byte(rest), &r); err == nil {
 				g.accuracy[backend] = append(g.accuracy[backend], r)
 			}
@@ -366,7 +357,7 @@ func checkGuest(t *testing.T, name string, g guest) []matrixRow {
 		t.Errorf("bpf load-and-attach test: exit %d, failed %v\n%s", g.bpf.status, g.bpf.failed, g.bpf.output)
 	}
 	var rows []matrixRow
-	var reference []accuracyResult
+	var reference []AccuracyResult
 	referenceBackend := ""
 	for _, b := range backends {
 		row := matrixRow{kernel: name, release: g.release, backend: b}
@@ -416,8 +407,8 @@ func checkGuest(t *testing.T, name string, g guest) []matrixRow {
 }
 
 // compareResults says how two backends' accuracy rows differ, or "".
-func compareResults(a, b []accuracyResult) string {
-	byName := map[string]accuracyResult{}
+func compareResults(a, b []AccuracyResult) string {
+	byName := map[string]AccuracyResult{}
 	for _, r := range a {
 		byName[r.Workload] = r
 	}
