@@ -133,9 +133,7 @@ func startRecording(progress io.Writer, startup time.Duration, backend bpf.Backe
 	if err != nil {
 		return nil, err
 	}
-	if backend != probe.Backend() {
-		fmt.Fprintf(progress, "capprof: probe %s (the first that works on kernel %s)\n", probe.Backend(), bpf.KernelRelease())
-	}
+
 	if err := probe.Attach(); err != nil {
 		probe.Close()
 		return nil, err
@@ -243,8 +241,8 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	if d := p.Metadata.Drops; d.Total() > 0 {
 		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
 	}
-	fmt.Fprintf(r.progress, "capprof: recorded %s in %s: %s; saved %s; %s\n",
-		what, end.Sub(r.start).Round(time.Millisecond), r.col.summary(), output, ownUsage())
+	fmt.Fprintf(r.progress, "capprof: recorded %s in %s with probe %s: %s; saved %s; %s\n",
+		what, end.Sub(r.start).Round(time.Millisecond), r.probe.Backend(), r.col.summary(), output, ownUsage())
 	return nil
 }
 
