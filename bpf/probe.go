@@ -104,10 +104,19 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 // kfunc and leaves the call out (weak) instead of refusing the object.
 // capprof.c declares both forms of bpf_task_work_schedule_resume (6.18's
 // _impl, 6.19+'s with an implicit argument) and calls the one that exists.
+// (Verified on Debian's 6.1, 6.12, 7.3 and the 6.18 development kernel.)
 func fitKfuncs(spec *ebpf.CollectionSpec, kernel *btf.Spec) {
 	for typ := range spec.Types.All() {
 		fn, ok := typ.(*btf.Func)
 		if !ok || fn.Linkage != btf.ExternFunc {
+			continue
+		}
+		// Since 6.19 an X_impl kfunc is the legacy twin of X, whose last
+		// argument is implicit; 7.3 lists X_impl in its BTF but cannot
+		// resolve its address, so X_impl is dropped wherever X exists.
+		var plain *btf.Func
+		if base, ok := strings.CutSuffix(fn.Name, "_impl"); ok && kernel.TypeByName(base, &plain) == nil {
+			fn.Name += "___superseded"
 			continue
 		}
 		var target *btf.Func
