@@ -49,10 +49,6 @@ func ParseBackend(s string) (Backend, error) {
 // that checks carry their audit class rather than one inferred from stacks.
 func (b Backend) SeesAuditOptions() bool { return b == Fexit || b == Kprobe }
 
-// SeesCommitCreds says whether the backend sees credential changes at
-// commit_creds (every path) rather than by comparing at set*id/capset calls.
-func (b Backend) SeesCommitCreds() bool { return b == Fexit || b == Kprobe }
-
 // programBackend says which backend an ELF section's program belongs to;
 // "" is a program every backend uses.
 func programBackend(section string) Backend {
@@ -111,8 +107,9 @@ func CheckBackend(backend Backend) error {
 	return fmt.Errorf("no probe backend works on kernel %s: %s", KernelRelease(), strings.Join(reasons, "; "))
 }
 
-// kprobePMU exists when the kernel has kprobes (CONFIG_KPROBES) and lets
-// perf_event_open create them; kprobe_events is the older tracefs route.
+// kprobeInterfaces: the kprobe PMU exists when the kernel has kprobes
+// (CONFIG_KPROBES) and lets perf_event_open create them; kprobe_events is
+// the older tracefs route.
 var kprobeInterfaces = []string{"/sys/bus/event_source/devices/kprobe/type", tracefsDir + "/kprobe_events", "/sys/kernel/debug/tracing/kprobe_events"}
 
 func checkBackend(kernel *btf.Spec, backend Backend) error {
