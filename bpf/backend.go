@@ -42,7 +42,11 @@ func ParseBackend(s string) (Backend, error) {
 			return b, nil
 		}
 	}
-	return "", fmt.Errorf("unknown probe %q: use auto, tracepoint, fexit or kprobe", s)
+	return "", unknownProbe(s)
+}
+
+func unknownProbe(s string) error {
+	return fmt.Errorf("unknown probe %q: use auto, tracepoint, fexit or kprobe", s)
 }
 
 // SeesAuditOptions says whether the backend reads cap_capable's opts, so
@@ -96,9 +100,15 @@ func CheckBackend(backend Backend) error {
 	if backend != Auto {
 		return checkBackend(kernel, backend)
 	}
+	return firstBackend(func(b Backend) error { return checkBackend(kernel, b) })
+}
+
+// firstBackend calls try with each of Backends in order until one succeeds;
+// when none does, the error gives each one's reason.
+func firstBackend(try func(Backend) error) error {
 	var reasons []string
 	for _, b := range Backends {
-		err := checkBackend(kernel, b)
+		err := try(b)
 		if err == nil {
 			return nil
 		}
@@ -131,7 +141,7 @@ func checkBackend(kernel *btf.Spec, backend Backend) error {
 				KernelRelease(), kprobeInterfaces[0])
 		}
 	default:
-		return fmt.Errorf("unknown probe %q: use auto, tracepoint, fexit or kprobe", backend)
+		return unknownProbe(string(backend))
 	}
 	return nil
 }

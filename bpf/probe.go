@@ -55,15 +55,12 @@ func Load(opts Options) (*Probe, error) {
 	if opts.Backend != Auto && opts.Backend != "" {
 		return load(kernel, opts.Backend, opts.Startup)
 	}
-	var reasons []string
-	for _, b := range Backends {
-		p, err := load(kernel, b, opts.Startup)
-		if err == nil {
-			return p, nil
-		}
-		reasons = append(reasons, fmt.Sprintf("%s: %v", b, err))
-	}
-	return nil, fmt.Errorf("no probe backend works on kernel %s: %s", KernelRelease(), strings.Join(reasons, "; "))
+	var probe *Probe
+	err = firstBackend(func(b Backend) error {
+		probe, err = load(kernel, b, opts.Startup)
+		return err
+	})
+	return probe, err
 }
 
 func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, error) {
