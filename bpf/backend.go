@@ -19,7 +19,8 @@ const (
 	// Auto picks the first of Backends that the kernel can run.
 	Auto Backend = "auto"
 	// Tracepoint uses the capability:cap_capable tracepoint (Linux 6.14+)
-	// and compares credentials at the set*id/capset syscalls' entry and exit.
+	// and finds credential changes by comparing a task's credentials with
+	// those it last had, at set*id/capset checks, exec and exit.
 	Tracepoint Backend = "tracepoint"
 	// Fexit uses fexit/cap_capable, which also sees the check's audit
 	// options, and fentry/commit_creds, which sees every credential install
@@ -58,7 +59,7 @@ func (b Backend) SeesAuditOptions() bool { return b == Fexit || b == Kprobe }
 func programBackend(section string) Backend {
 	kind, hook, _ := strings.Cut(section, "/")
 	switch {
-	case kind == "tp_btf" && hook == "cap_capable", kind == "tracepoint":
+	case kind == "tp_btf" && (hook == "cap_capable" || hook == "sched_prepare_exec"):
 		return Tracepoint
 	case kind == "fentry", kind == "fexit":
 		return Fexit

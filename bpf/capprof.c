@@ -6,19 +6,22 @@
  * credential changes; user space loads the set of one backend (bpf/probe.go)
  * and every set feeds the same maps and events:
  *   - tracepoint (Linux 6.14+): tp_btf/cap_capable, the tracepoint inside
- *     security/commoncap.c cap_capable(), and credential changes compared at
- *     the set*id/capset syscall tracepoints' entry and exit;
+ *     security/commoncap.c cap_capable(), with credential changes found by
+ *     comparing a task's credentials with those it last had, at the hooks
+ *     capprof already runs for it (see look_at_creds): no syscall hook;
  *   - fexit (Linux 5.5+ with BTF trampolines): fexit/cap_capable, which also
  *     reads cap_capable's opts (the audit class), and fentry/commit_creds,
  *     which sees every credential install with the full new credentials;
  *   - kprobe: kprobe/kretprobe on cap_capable and a kprobe on commit_creds,
  *     for kernels that have kprobes but refuse BPF trampolines.
  * Forks, execs, exits and cgroup migrations use tp_btf tracepoints in every
- * backend (Linux 5.5+).
+ * backend (Linux 5.5+). No backend hooks syscalls: while any syscall
+ * tracepoint is enabled, every syscall of every task on the node takes the
+ * kernel's syscall-tracing slow path (make bench measured +30% on getppid).
  *
  * Everything is filtered to the target set first: the cgroup2 ids that user
  * space puts into the `targets` map. A task outside that set costs one helper
- * call and one hash lookup per hook. Inside it, capability checks are counted
+ * call and one load from a pre-filter (target_filter) per hook. Inside it, capability checks are counted
  * in the per-CPU `checks` hash without touching the ring buffer; only the
  * first check for a new key, execs, exits, forks and credential changes go
  * through `events`. Anything lost is counted in `stats`.
@@ -61,7 +64,22 @@ volatile const __u8 cap_capable_audit_arg = 0;
 #define CAP_OPT_NOAUDIT (1 << 1)
 #define CAP_OPT_INSETID (1 << 2)
 
+/*
+ * Set by user space for the tracepoint backend, which has no commit_creds
+ * hook: credential changes are then found by comparison (look_at_creds).
+ */
+volatile const __u8 compare_creds_lazily = 0;
+
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
+#define NR_SETUID 105
+#define NR_SETGID 106
+#define NR_SETREUID 113
+#define NR_SETREGID 114
+#define NR_SETRESUID 117
+#define NR_SETRESGID 119
+#define NR_SETFSUID 122
+#define NR_SETFSGID 123
+#define NR_CAPSET 126
 #define NR_EXECVE 59
 #define NR_EXECVEAT 322
 
@@ -104,41 +122,42 @@ struct {
 } stats SEC(".maps");
 
 /*
- * Credentials of a thread at the entry of a credential-changing syscall
- * (setuid family, capset) or of execve, in task-local storage (Linux 5.11):
- * no hashing and no shared LRU lists, and the entry dies with the task.
- * syscall is -1 when nothing is pending.
+ * What capprof keeps per thread of the target set, in one task-local storage
+ * (Linux 5.11): one lookup serves a check, no hashing and no shared LRU
+ * lists, and the entry dies with the task.
+ *   - runtime_init: the task belongs to the container runtime: it was moved
+ *     into a target cgroup from outside (runc init joins the container's
+ *     cgroup through cgroup.procs; runc exec does the same for every exec),
+ *     or is a child of such a task, and has not yet executed the workload's
+ *     program. Its checks (setgroups, capset, prctl(PR_CAPBSET_DROP) while
+ *     runc applies the container's credentials) are the runtime's, not the
+ *     workload's. Tasks already in the cgroup when recording starts are the
+ *     workload.
+ *   - exec: an exec is in progress and before holds the credentials it
+ *     started with (read at commit_creds, or at sched_prepare_exec).
+ *   - seen (tracepoint backend only): before holds the credentials the
+ *     task had when last looked at, read from the struct cred at cred (whose
+ *     user namespace is at userns); syscall is the set*id/capset call whose
+ *     capability check came since (-1: none), with its arguments.
  */
-struct pending {
+struct task_state {
 	struct creds before;
 	__u64 args[3];
-	__u64 cred; /* real_cred's address at entry: unchanged pointer, unchanged creds */
+	__u64 cred;
+	__u64 userns;
 	__s32 syscall;
-	__u32 from_commit; /* before was read at commit_creds (fexit, kprobe backends) */
+	__u8 seen;
+	__u8 exec;
+	__u8 from_commit; /* before was read at commit_creds (fexit, kprobe backends) */
+	__u8 runtime_init;
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, struct pending);
-} pending SEC(".maps");
-
-/*
- * Tasks of the container runtime inside a target cgroup: a task moved into
- * it from outside (runc init joins the container's cgroup through
- * cgroup.procs; runc exec does the same for every exec), and its children,
- * until it executes the workload's program. Their checks (setgroups,
- * capset, prctl(PR_CAPBSET_DROP) while runc applies the container's
- * credentials) are the runtime's, not the workload's. Tasks already in the
- * cgroup when recording starts are the workload.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, __u8);
-} runtime_init SEC(".maps");
+	__type(value, struct task_state);
+} task_state SEC(".maps");
 
 /*
  * Denied checks whose syscall's outcome is being followed, per thread: the
@@ -206,20 +225,18 @@ struct {
 	__type(value, struct exec_event);
 } exec_scratch SEC(".maps");
 
-/* The fixed layout of syscalls:sys_enter_* and sys_exit_* tracepoint records. */
-struct sys_enter_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__u64 args[6];
-};
-
-struct sys_exit_ctx {
-	__u64 common;
-	__s32 nr;
-	__u32 pad;
-	__s64 ret;
-};
+/*
+ * Credential events are built here and copied out only when the credentials
+ * differ: a record reserved in the ring buffer and discarded keeps its space
+ * until the reader passes it, so a setuid(0) loop (new struct cred, same
+ * credentials) would fill the buffer with discards.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cred_event);
+} cred_scratch SEC(".maps");
 
 static __always_inline struct target *lookup_target(__u64 *cgroup_id)
 {
@@ -228,9 +245,20 @@ static __always_inline struct target *lookup_target(__u64 *cgroup_id)
 	return bpf_map_lookup_elem(&targets, cgroup_id);
 }
 
+/*
+ * The current task's cgroup2 id, read through BTF pointers: plain loads,
+ * where bpf_get_current_cgroup_id() is a helper call with an RCU read
+ * section, which measured ~25 ns more per run on the 6.18 development VM
+ * (make bench's on_cap_capable figure, untracked).
+ */
+static __always_inline __u64 current_cgroup_id(void)
+{
+	return bpf_get_current_task_btf()->cgroups->dfl_cgrp->kn->id;
+}
+
 static __always_inline struct target *target_cgroup(__u64 *cgroup_id)
 {
-	*cgroup_id = bpf_get_current_cgroup_id();
+	*cgroup_id = current_cgroup_id();
 	return lookup_target(cgroup_id);
 }
 
@@ -240,6 +268,16 @@ static __always_inline void count_stat(__u32 index)
 
 	if (value)
 		(*value)++;
+}
+
+/* The task's state, created when missing. */
+static __always_inline struct task_state *get_task_state(struct task_struct *task)
+{
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+
+	if (!ts)
+		count_stat(STAT_PENDING_FULL);
+	return ts;
 }
 
 static __always_inline void fill_header(struct event_header *hdr, __u32 type, __u64 cgroup_id)
@@ -257,12 +295,14 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, __
 
 /*
  * struct cred keeps uid..fsgid, securebits and the five capability sets
- * contiguous (include/linux/cred.h, since 2.6.29), so one probe read copies
- * them all and each field is then taken at its CO-RE offset within the copy:
- * 1 helper call instead of 13. kernel_cap_t is 8 bytes, low word first, in
- * both its pre-6.3 (u32 cap[2]) and later (u64 val) forms.
+ * contiguous (include/linux/cred.h, since 2.6.29), followed by the keyrings,
+ * security, user and user_ns pointers, so one probe read copies them all and
+ * each field is then taken at its CO-RE offset within the copy: 1 helper
+ * call instead of 14. kernel_cap_t is 8 bytes, low word first, in both its
+ * pre-6.3 (u32 cap[2]) and later (u64 val) forms. Debian's 6.1 to 7.3 put
+ * user_ns 152 bytes past uid; a kernel where it is further reads it apart.
  */
-#define CRED_SPAN_MAX 136
+#define CRED_SPAN_MAX 192
 
 /*
  * The copy starts at uid's offset rounded down to 8, into an 8-aligned
@@ -286,12 +326,13 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, __
 		*(__u32 *)((buf) + __r) | (__u64) * (__u32 *)((buf) + __r + 4) << 32;          \
 	})
 
-static __always_inline void read_creds(const struct cred *cred, struct creds *out)
+/* Reads cred's ids and capability sets into out and returns its user namespace. */
+static __always_inline const struct user_namespace *read_cred_ids(const struct cred *cred, struct creds *out)
 {
 	__u64 words[CRED_SPAN_MAX / 8] = {};
 	__u8 *buf = (__u8 *)words;
 	__u32 cred_base = bpf_core_field_offset(struct cred, uid) & ~7;
-	__u32 span = bpf_core_field_offset(struct cred, cap_ambient) + 8 - cred_base;
+	__u32 span = bpf_core_field_offset(struct cred, user_ns) + 8 - cred_base;
 
 	if (span > sizeof(words))
 		span = sizeof(words);
@@ -309,8 +350,20 @@ static __always_inline void read_creds(const struct cred *cred, struct creds *ou
 	out->cap_effective = cred_caps(buf, cap_effective);
 	out->cap_bset = cred_caps(buf, cap_bset);
 	out->cap_ambient = cred_caps(buf, cap_ambient);
-	out->userns_level = BPF_CORE_READ(cred, user_ns, level);
-	out->userns_inum = BPF_CORE_READ(cred, user_ns, ns.inum);
+	if (cred_rel(user_ns) + 8 <= sizeof(words))
+		return *(const struct user_namespace **)(buf + cred_rel(user_ns));
+	return BPF_CORE_READ(cred, user_ns);
+}
+
+static __always_inline void read_userns(const struct user_namespace *ns, struct creds *out)
+{
+	out->userns_level = BPF_CORE_READ(ns, level);
+	out->userns_inum = BPF_CORE_READ(ns, ns.inum);
+}
+
+static __always_inline void read_creds(const struct cred *cred, struct creds *out)
+{
+	read_userns(read_cred_ids(cred, out), out);
 }
 
 static __always_inline bool creds_differ(const struct creds *a, const struct creds *b)
@@ -609,6 +662,111 @@ static __always_inline void follow_denial(struct task_struct *task, const struct
 	}
 }
 
+/* A credential change event's fields other than the credentials and arguments. */
+static __always_inline void fill_cred_event(struct cred_event *e, struct task_struct *task, __u64 cgroup_id,
+					    __s32 syscall, __u32 source)
+{
+	fill_header(&e->hdr, EVENT_CRED, cgroup_id);
+	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+	e->syscall = syscall;
+	e->source = source;
+	e->pad = 0;
+}
+
+/*
+ * tracepoint backend: without a commit_creds hook, a task's credentials are
+ * compared with those it had when last looked at, and a difference is
+ * reported then, attributed to the set*id/capset call whose capability check
+ * came in between. It is looked at:
+ *   - at each capability check made inside a set*id/capset call: setuid(2),
+ *     setgid(2) and capset(2) always check (kernel/sys.c __sys_setuid,
+ *     security/commoncap.c cap_capset -> cap_inh_is_capped), the others when
+ *     they reach beyond the task's own ids, so every change that needed
+ *     privilege is attributed to its call;
+ *   - at sched_prepare_exec (Linux 6.10+), before begin_new_exec() commits
+ *     the new credentials, which gives an exec its credentials before;
+ *   - when the thread exits.
+ * A change made without a check (setresuid among the task's own ids, prctl)
+ * is reported at the next of these with syscall -1. Only tracked tasks pay,
+ * and only at these hooks: no syscall tracepoint is enabled (see the top).
+ * commit_creds() always installs a new struct cred, so an unchanged address
+ * means unchanged credentials and nothing is read.
+ */
+/*
+ * Whether cred holds the credentials last seen: compared field by field
+ * through BTF pointer loads, no helper call, as a setuid(0) loop installs a
+ * new struct cred with the same credentials at every call. The capability
+ * sets are loaded as the u64 that kernel_cap_t is since Linux 6.3 (the
+ * tracepoint backend needs 6.14), without naming .val (see vmlinux_min.h).
+ */
+static __always_inline bool cred_unchanged(const struct cred *c, const struct task_state *ts)
+{
+	const struct creds *b = &ts->before;
+
+	return c->uid.val == b->uid && c->gid.val == b->gid && c->suid.val == b->suid &&
+	       c->sgid.val == b->sgid && c->euid.val == b->euid && c->egid.val == b->egid &&
+	       c->fsuid.val == b->fsuid && c->fsgid.val == b->fsgid &&
+	       *(const __u64 *)&c->cap_inheritable == b->cap_inheritable &&
+	       *(const __u64 *)&c->cap_permitted == b->cap_permitted &&
+	       *(const __u64 *)&c->cap_effective == b->cap_effective &&
+	       *(const __u64 *)&c->cap_bset == b->cap_bset &&
+	       *(const __u64 *)&c->cap_ambient == b->cap_ambient && (__u64)c->user_ns == ts->userns;
+}
+
+/* The task's credentials are now c, read from cred. */
+static __always_inline void remember_creds(struct task_state *ts, const struct cred *cred, const struct creds *c)
+{
+	ts->before = *c;
+	ts->cred = (__u64)cred;
+	ts->userns = (__u64)cred->user_ns;
+	ts->syscall = -1;
+	ts->seen = 1;
+}
+
+static __always_inline void look_at_creds(struct task_struct *task, struct task_state *ts, __u64 cgroup_id)
+{
+	const struct cred *cred = task->real_cred;
+
+	if (ts->seen && (ts->cred == (__u64)cred || cred_unchanged(cred, ts))) {
+		ts->cred = (__u64)cred;
+		return;
+	}
+	struct cred_event *e = scratch(&cred_scratch);
+	if (!e)
+		return;
+	read_creds(cred, &e->after);
+	if (ts->seen) {
+		fill_cred_event(e, task, cgroup_id, ts->syscall, CRED_FROM_SYSCALL);
+		e->args[0] = ts->args[0];
+		e->args[1] = ts->args[1];
+		e->args[2] = ts->args[2];
+		e->before = ts->before;
+		output(e, sizeof(*e));
+	}
+	remember_creds(ts, cred, &e->after);
+}
+
+static __always_inline bool is_cred_syscall(__s32 nr)
+{
+	switch (nr) {
+	case NR_SETUID: case NR_SETGID: case NR_SETREUID: case NR_SETREGID: case NR_SETRESUID:
+	case NR_SETRESGID: case NR_SETFSUID: case NR_SETFSGID: case NR_CAPSET:
+		return true;
+	}
+	return false;
+}
+
+/* A capability check inside a set*id/capset call: the change it may lead to is the call's. */
+static __always_inline void note_cred_syscall(struct task_struct *task, struct task_state *ts,
+					      struct pt_regs *regs, __u64 cgroup_id, __s32 nr)
+{
+	look_at_creds(task, ts, cgroup_id);
+	ts->syscall = nr;
+	ts->args[0] = regs->di;
+	ts->args[1] = regs->si;
+	ts->args[2] = regs->dx;
+}
+
 /*
  * A capability check of a task in the target set, whatever hook saw it:
  * counted per CPU; the ring buffer is used once per new key and for samples.
@@ -639,7 +797,11 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 		key.flags |= CHECK_CRED_OVERRIDE;
 	if (cred != task->cred)
 		key.flags |= CHECK_OTHER_CRED;
-	if (bpf_task_storage_get(&runtime_init, task, 0, 0))
+	/* The state is created for a set*id/capset call's check, to look at
+	 * the task's credentials (tracepoint backend), and only looked up otherwise. */
+	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, cred_call ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	if (ts && ts->runtime_init)
 		key.flags |= CHECK_RUNTIME_INIT;
 	if (target->phase == TARGET_STEADY)
 		key.flags |= CHECK_STEADY;
@@ -647,6 +809,12 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	count_check(ctx, task, &key, cred);
 	if (key.denied)
 		follow_denial(task, &key);
+	if (cred_call) {
+		if (ts)
+			note_cred_syscall(task, ts, regs, cgroup_id, key.syscall);
+		else
+			count_stat(STAT_PENDING_FULL);
+	}
 }
 
 /* The audit flags of cap_capable()'s fourth argument (see cap_capable_audit_arg). */
@@ -761,9 +929,11 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (!target_cgroup(&cgroup_id))
 		return 0;
-	if (bpf_task_storage_get(&runtime_init, parent, 0, 0)) {
-		__u8 one = 1;
-		bpf_task_storage_get(&runtime_init, child, &one, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_state *ts = bpf_task_storage_get(&task_state, parent, 0, 0);
+	if (ts && ts->runtime_init) {
+		ts = get_task_state(child);
+		if (ts)
+			ts->runtime_init = 1;
 	}
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
@@ -792,16 +962,40 @@ int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
 
 	if (!lookup_target(&cgroup_id))
 		return 0;
-	__u8 one = 1;
-	bpf_task_storage_get(&runtime_init, task, &one, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_state *ts = get_task_state(task);
+	if (ts)
+		ts->runtime_init = 1;
+	return 0;
+}
+
+/*
+ * tracepoint backend: sched_prepare_exec (Linux 6.10+) fires at the start of
+ * begin_new_exec(), past the point where an exec can fail for a missing or
+ * unreadable file and before commit_creds(bprm->cred): the credentials the
+ * exec started with are still the task's.
+ */
+SEC("tp_btf/sched_prepare_exec")
+int BPF_PROG(on_prepare_exec, struct task_struct *task, struct linux_binprm *bprm)
+{
+	__u64 cgroup_id;
+
+	if (!target_cgroup(&cgroup_id))
+		return 0;
+	struct task_state *ts = get_task_state(task);
+	if (ts) {
+		look_at_creds(task, ts, cgroup_id);
+		ts->exec = 1;
+		ts->from_commit = 0;
+	}
 	return 0;
 }
 
 /*
  * sched_process_exec fires in exec_binprm() after the new credentials are
- * committed. The credentials at execve entry are in the task's storage: a
- * non-leader thread that execs keeps its task_struct (de_thread() only gives
- * it the leader's pid), so the entry is found even though the pid changed.
+ * committed. The credentials the exec started with are in the task's
+ * storage: a non-leader thread that execs keeps its task_struct (de_thread()
+ * only gives it the leader's pid), so the entry is found though the pid
+ * changed.
  */
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binprm *bprm)
@@ -811,7 +1005,6 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	if (!target)
 		return 0;
-	bpf_task_storage_delete(&runtime_init, task); /* the workload's program runs now */
 	/* The target's first workload exec (the command, or the container's
 	 * entrypoint run by runc init) opens its startup window. */
 	if (target->phase == TARGET_NOT_STARTED) {
@@ -829,20 +1022,25 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	e->flags = 0;
 	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
 
-	struct pending *p = bpf_task_storage_get(&pending, task, 0, 0);
-	if (p && p->syscall >= 0) {
-		p->syscall = -1;
-		e->before = p->before;
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+	if (ts && ts->exec) {
+		e->before = ts->before;
 		e->flags |= EXEC_HAVE_BEFORE;
-		if (p->from_commit)
+		if (ts->from_commit)
 			e->flags |= EXEC_BEFORE_FROM_COMMIT;
 		/* security/commoncap.c cap_bprm_creds_from_file: the same test
 		 * (id_changed || __cap_gained) that no_new_privs would refuse. */
-		if (e->after.euid != p->before.euid || e->after.egid != p->before.egid ||
-		    (e->after.cap_permitted & ~p->before.cap_permitted))
+		if (e->after.euid != ts->before.euid || e->after.egid != ts->before.egid ||
+		    (e->after.cap_permitted & ~ts->before.cap_permitted))
 			e->flags |= EXEC_PRIV_GAIN;
 	} else {
 		__builtin_memset(&e->before, 0, sizeof(e->before));
+	}
+	if (ts) {
+		ts->exec = 0;
+		ts->runtime_init = 0; /* the workload's program runs now */
+		if (compare_creds_lazily) /* the exec's credentials are the ones seen now */
+			remember_creds(ts, task->real_cred, &e->after);
 	}
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
@@ -862,6 +1060,12 @@ int BPF_PROG(on_exit, struct task_struct *task)
 
 	if (!target_cgroup(&cgroup_id))
 		return 0;
+	/* A change since the thread was last looked at; exit_creds() comes later, in release. */
+	if (compare_creds_lazily) {
+		struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+		if (ts && ts->seen)
+			look_at_creds(task, ts, cgroup_id);
+	}
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 
@@ -876,101 +1080,6 @@ int BPF_PROG(on_exit, struct task_struct *task)
 	bpf_ringbuf_submit(e, wakeup_flag());
 	return 0;
 }
-
-/*
- * Credential changes without kprobes: remember the real credentials at the
- * syscall's entry, compare at its exit, report a difference. Per-syscall
- * tracepoints only run for their own syscall, so unrelated syscalls pay
- * nothing beyond the kernel's syscall-tracing slow path.
- */
-/*
- * nargs must be the syscall's real argument count: perf_event_set_bpf_prog()
- * refuses (EACCES) a program that reads past the tracepoint's record.
- */
-static __always_inline int remember_creds(struct sys_enter_ctx *ctx, int nargs)
-{
-	__u64 cgroup_id;
-
-	if (!target_cgroup(&cgroup_id))
-		return 0;
-
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!p) {
-		count_stat(STAT_PENDING_FULL);
-		return 0;
-	}
-	p->cred = (__u64)task->real_cred;
-	read_creds(task->real_cred, &p->before);
-	p->syscall = ctx->nr;
-	p->from_commit = 0;
-	p->args[0] = ctx->args[0];
-	if (nargs > 1)
-		p->args[1] = ctx->args[1];
-	if (nargs > 2)
-		p->args[2] = ctx->args[2];
-	return 0;
-}
-
-static __always_inline int report_creds(struct sys_exit_ctx *ctx)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct pending *p = bpf_task_storage_get(&pending, task, 0, 0);
-
-	if (!p || p->syscall != ctx->nr)
-		return 0;
-	p->syscall = -1;
-	/* commit_creds() always installs a new struct cred: same pointer, same creds. */
-	if ((__u64)task->real_cred == p->cred)
-		return 0;
-
-	struct creds after = {};
-	read_creds(task->real_cred, &after);
-	if (!creds_differ(&p->before, &after))
-		return 0;
-
-	struct cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_stat(STAT_RINGBUF_DROPS);
-		return 0;
-	}
-	fill_header(&e->hdr, EVENT_CRED, bpf_get_current_cgroup_id());
-	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
-	e->syscall = ctx->nr;
-	e->ret = ctx->ret;
-	e->args[0] = p->args[0];
-	e->args[1] = p->args[1];
-	e->args[2] = p->args[2];
-	e->source = CRED_FROM_SYSCALL;
-	e->pad = 0;
-	e->before = p->before;
-	e->after = after;
-	bpf_ringbuf_submit(e, wakeup_flag());
-	return 0;
-}
-
-#define CRED_SYSCALL(name, nargs)                                            \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                          \
-	int enter_##name(struct sys_enter_ctx *ctx) { return remember_creds(ctx, nargs); } \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                           \
-	int exit_##name(struct sys_exit_ctx *ctx) { return report_creds(ctx); }
-
-CRED_SYSCALL(setuid, 1)
-CRED_SYSCALL(setgid, 1)
-CRED_SYSCALL(setreuid, 2)
-CRED_SYSCALL(setregid, 2)
-CRED_SYSCALL(setresuid, 3)
-CRED_SYSCALL(setresgid, 3)
-CRED_SYSCALL(setfsuid, 1)
-CRED_SYSCALL(setfsgid, 1)
-CRED_SYSCALL(capset, 2)
-
-/* execve's exit is not hooked: on success on_exec consumes the entry. */
-SEC("tracepoint/syscalls/sys_enter_execve")
-int enter_execve(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }
-
-SEC("tracepoint/syscalls/sys_enter_execveat")
-int enter_execveat(struct sys_enter_ctx *ctx) { return remember_creds(ctx, 3); }
 
 /*
  * fexit and kprobe backends: commit_creds() (kernel/cred.c) is where every
@@ -993,38 +1102,27 @@ static __always_inline void handle_commit(const struct cred *new)
 	__s32 nr = (__s32)regs->orig_ax;
 
 	if (nr == NR_EXECVE || nr == NR_EXECVEAT) {
-		struct pending *p = bpf_task_storage_get(&pending, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!p) {
-			count_stat(STAT_PENDING_FULL);
-			return;
+		struct task_state *ts = get_task_state(task);
+		if (ts) {
+			read_creds(task->real_cred, &ts->before);
+			ts->exec = 1;
+			ts->from_commit = 1;
 		}
-		read_creds(task->real_cred, &p->before);
-		p->syscall = nr;
-		p->from_commit = 1;
 		return;
 	}
 
-	struct cred_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_stat(STAT_RINGBUF_DROPS);
+	struct cred_event *e = scratch(&cred_scratch);
+	if (!e)
 		return;
-	}
 	read_creds(task->real_cred, &e->before);
 	read_creds(new, &e->after);
-	if (!creds_differ(&e->before, &e->after)) {
-		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+	if (!creds_differ(&e->before, &e->after))
 		return;
-	}
-	fill_header(&e->hdr, EVENT_CRED, cgroup_id);
-	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
-	e->syscall = nr;
-	e->ret = 0;
+	fill_cred_event(e, task, cgroup_id, nr, CRED_FROM_COMMIT);
 	e->args[0] = regs->di;
 	e->args[1] = regs->si;
 	e->args[2] = regs->dx;
-	e->source = CRED_FROM_COMMIT;
-	e->pad = 0;
-	bpf_ringbuf_submit(e, wakeup_flag());
+	output(e, sizeof(*e));
 }
 
 SEC("fentry/commit_creds")

@@ -18,7 +18,7 @@ enum event_type {
 	EVENT_EXEC = 2,
 	EVENT_EXIT = 3,
 	EVENT_FORK = 4,
-	EVENT_CRED = 5, /* credentials changed by a setuid-family or capset call */
+	EVENT_CRED = 5, /* credentials changed (not by an exec) */
 	EVENT_CAP_SAMPLE = 6, /* a later check's stack, sampled per key */
 };
 
@@ -65,14 +65,15 @@ struct outcome {
 /* exec_event.flags */
 enum exec_flag {
 	EXEC_PRIV_GAIN = 1 << 0,     /* euid/egid changed or permitted caps grew at exec */
-	EXEC_HAVE_BEFORE = 1 << 1,   /* before holds the credentials at execve entry */
+	EXEC_HAVE_BEFORE = 1 << 1,   /* before holds the credentials the exec started with */
 	EXEC_SCRIPT = 1 << 2,        /* an interpreter ran filename (binfmt_script) */
-	EXEC_BEFORE_FROM_COMMIT = 1 << 3, /* before was read at commit_creds, not at execve entry */
+	EXEC_BEFORE_FROM_COMMIT = 1 << 3, /* before was read at commit_creds, not at sched_prepare_exec */
 };
 
 /* cred_event.source: how a credential change was seen. */
 enum cred_source {
-	CRED_FROM_SYSCALL = 0, /* real_cred compared at a set*id/capset syscall's entry and exit */
+	CRED_FROM_SYSCALL = 0, /* real_cred compared with the last seen (tracepoint backend), attributed to the
+			* set*id/capset call checked in between; syscall -1 when none was */
 	CRED_FROM_COMMIT = 1,  /* commit_creds() installing new credentials, by any path */
 };
 
@@ -168,8 +169,7 @@ struct cred_event {
 	struct event_header hdr;
 	__u64 exe_ino;
 	__u32 exe_dev;
-	__s32 syscall; /* the syscall in progress, -1 when none */
-	__s64 ret;     /* its return value; 0 when seen at commit_creds */
+	__s32 syscall; /* the syscall that made the change, -1 when not known */
 	__u64 args[3];
 	__u32 source; /* enum cred_source */
 	__u32 pad;

@@ -68,7 +68,6 @@ type capprofCredEvent struct {
 	ExeIno  uint64
 	ExeDev  uint32
 	Syscall int32
-	Ret     int64
 	Args    [3]uint64
 	Source  uint32
 	Pad     uint32
@@ -184,15 +183,6 @@ type capprofOutcome struct {
 	Succeeded uint64
 }
 
-type capprofPending struct {
-	_          structs.HostLayout
-	Before     capprofCreds
-	Args       [3]uint64
-	Cred       uint64
-	Syscall    int32
-	FromCommit uint32
-}
-
 type capprofSampleEvent struct {
 	_          structs.HostLayout
 	Hdr        capprofEventHeader
@@ -227,6 +217,19 @@ const (
 	capprofTargetPhaseTARGET_STEADY      capprofTargetPhase = 2
 )
 
+type capprofTaskState struct {
+	_           structs.HostLayout
+	Before      capprofCreds
+	Args        [3]uint64
+	Cred        uint64
+	Userns      uint64
+	Syscall     int32
+	Seen        uint8
+	Exec        uint8
+	FromCommit  uint8
+	RuntimeInit uint8
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -234,34 +237,14 @@ const (
 	capprofMapCapCalls             = "cap_calls"
 	capprofMapCapScratch           = "cap_scratch"
 	capprofMapChecks               = "checks"
+	capprofMapCredScratch          = "cred_scratch"
 	capprofMapDenials              = "denials"
 	capprofMapEvents               = "events"
 	capprofMapExecScratch          = "exec_scratch"
 	capprofMapOutcomes             = "outcomes"
-	capprofMapPending              = "pending"
-	capprofMapRuntimeInit          = "runtime_init"
 	capprofMapStats                = "stats"
 	capprofMapTargets              = "targets"
-	capprofProgEnterCapset         = "enter_capset"
-	capprofProgEnterExecve         = "enter_execve"
-	capprofProgEnterExecveat       = "enter_execveat"
-	capprofProgEnterSetfsgid       = "enter_setfsgid"
-	capprofProgEnterSetfsuid       = "enter_setfsuid"
-	capprofProgEnterSetgid         = "enter_setgid"
-	capprofProgEnterSetregid       = "enter_setregid"
-	capprofProgEnterSetresgid      = "enter_setresgid"
-	capprofProgEnterSetresuid      = "enter_setresuid"
-	capprofProgEnterSetreuid       = "enter_setreuid"
-	capprofProgEnterSetuid         = "enter_setuid"
-	capprofProgExitCapset          = "exit_capset"
-	capprofProgExitSetfsgid        = "exit_setfsgid"
-	capprofProgExitSetfsuid        = "exit_setfsuid"
-	capprofProgExitSetgid          = "exit_setgid"
-	capprofProgExitSetregid        = "exit_setregid"
-	capprofProgExitSetresgid       = "exit_setresgid"
-	capprofProgExitSetresuid       = "exit_setresuid"
-	capprofProgExitSetreuid        = "exit_setreuid"
-	capprofProgExitSetuid          = "exit_setuid"
+	capprofMapTaskState            = "task_state"
 	capprofProgOnCapCapable        = "on_cap_capable"
 	capprofProgOnCapCapableEntry   = "on_cap_capable_entry"
 	capprofProgOnCapCapableExit    = "on_cap_capable_exit"
@@ -272,7 +255,9 @@ const (
 	capprofProgOnExec              = "on_exec"
 	capprofProgOnExit              = "on_exit"
 	capprofProgOnFork              = "on_fork"
+	capprofProgOnPrepareExec       = "on_prepare_exec"
 	capprofVarCapCapableAuditArg   = "cap_capable_audit_arg"
+	capprofVarCompareCredsLazily   = "compare_creds_lazily"
 	capprofVarTargetFilter         = "target_filter"
 	capprofVarUnusedCapEvent       = "unused_cap_event"
 	capprofVarUnusedCheckFlag      = "unused_check_flag"
@@ -332,26 +317,6 @@ type capprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofProgramSpecs struct {
-	EnterCapset         *ebpf.ProgramSpec `ebpf:"enter_capset"`
-	EnterExecve         *ebpf.ProgramSpec `ebpf:"enter_execve"`
-	EnterExecveat       *ebpf.ProgramSpec `ebpf:"enter_execveat"`
-	EnterSetfsgid       *ebpf.ProgramSpec `ebpf:"enter_setfsgid"`
-	EnterSetfsuid       *ebpf.ProgramSpec `ebpf:"enter_setfsuid"`
-	EnterSetgid         *ebpf.ProgramSpec `ebpf:"enter_setgid"`
-	EnterSetregid       *ebpf.ProgramSpec `ebpf:"enter_setregid"`
-	EnterSetresgid      *ebpf.ProgramSpec `ebpf:"enter_setresgid"`
-	EnterSetresuid      *ebpf.ProgramSpec `ebpf:"enter_setresuid"`
-	EnterSetreuid       *ebpf.ProgramSpec `ebpf:"enter_setreuid"`
-	EnterSetuid         *ebpf.ProgramSpec `ebpf:"enter_setuid"`
-	ExitCapset          *ebpf.ProgramSpec `ebpf:"exit_capset"`
-	ExitSetfsgid        *ebpf.ProgramSpec `ebpf:"exit_setfsgid"`
-	ExitSetfsuid        *ebpf.ProgramSpec `ebpf:"exit_setfsuid"`
-	ExitSetgid          *ebpf.ProgramSpec `ebpf:"exit_setgid"`
-	ExitSetregid        *ebpf.ProgramSpec `ebpf:"exit_setregid"`
-	ExitSetresgid       *ebpf.ProgramSpec `ebpf:"exit_setresgid"`
-	ExitSetresuid       *ebpf.ProgramSpec `ebpf:"exit_setresuid"`
-	ExitSetreuid        *ebpf.ProgramSpec `ebpf:"exit_setreuid"`
-	ExitSetuid          *ebpf.ProgramSpec `ebpf:"exit_setuid"`
 	OnCapCapable        *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
 	OnCapCapableEntry   *ebpf.ProgramSpec `ebpf:"on_cap_capable_entry"`
 	OnCapCapableExit    *ebpf.ProgramSpec `ebpf:"on_cap_capable_exit"`
@@ -362,6 +327,7 @@ type capprofProgramSpecs struct {
 	OnExec              *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit              *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork              *ebpf.ProgramSpec `ebpf:"on_fork"`
+	OnPrepareExec       *ebpf.ProgramSpec `ebpf:"on_prepare_exec"`
 }
 
 // capprofMapSpecs contains maps before they are loaded into the kernel.
@@ -371,14 +337,14 @@ type capprofMapSpecs struct {
 	CapCalls    *ebpf.MapSpec `ebpf:"cap_calls"`
 	CapScratch  *ebpf.MapSpec `ebpf:"cap_scratch"`
 	Checks      *ebpf.MapSpec `ebpf:"checks"`
+	CredScratch *ebpf.MapSpec `ebpf:"cred_scratch"`
 	Denials     *ebpf.MapSpec `ebpf:"denials"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
 	Outcomes    *ebpf.MapSpec `ebpf:"outcomes"`
-	Pending     *ebpf.MapSpec `ebpf:"pending"`
-	RuntimeInit *ebpf.MapSpec `ebpf:"runtime_init"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Targets     *ebpf.MapSpec `ebpf:"targets"`
+	TaskState   *ebpf.MapSpec `ebpf:"task_state"`
 }
 
 // capprofVariableSpecs contains global variables before they are loaded into the kernel.
@@ -386,6 +352,7 @@ type capprofMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
 	CapCapableAuditArg *ebpf.VariableSpec `ebpf:"cap_capable_audit_arg"`
+	CompareCredsLazily *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
 	TargetFilter       *ebpf.VariableSpec `ebpf:"target_filter"`
 	UnusedCapEvent     *ebpf.VariableSpec `ebpf:"unused_cap_event"`
 	UnusedCheckFlag    *ebpf.VariableSpec `ebpf:"unused_check_flag"`
@@ -426,14 +393,14 @@ type capprofMaps struct {
 	CapCalls    *ebpf.Map `ebpf:"cap_calls"`
 	CapScratch  *ebpf.Map `ebpf:"cap_scratch"`
 	Checks      *ebpf.Map `ebpf:"checks"`
+	CredScratch *ebpf.Map `ebpf:"cred_scratch"`
 	Denials     *ebpf.Map `ebpf:"denials"`
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
 	Outcomes    *ebpf.Map `ebpf:"outcomes"`
-	Pending     *ebpf.Map `ebpf:"pending"`
-	RuntimeInit *ebpf.Map `ebpf:"runtime_init"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Targets     *ebpf.Map `ebpf:"targets"`
+	TaskState   *ebpf.Map `ebpf:"task_state"`
 }
 
 func (m *capprofMaps) Close() error {
@@ -441,14 +408,14 @@ func (m *capprofMaps) Close() error {
 		m.CapCalls,
 		m.CapScratch,
 		m.Checks,
+		m.CredScratch,
 		m.Denials,
 		m.Events,
 		m.ExecScratch,
 		m.Outcomes,
-		m.Pending,
-		m.RuntimeInit,
 		m.Stats,
 		m.Targets,
+		m.TaskState,
 	)
 }
 
@@ -457,6 +424,7 @@ func (m *capprofMaps) Close() error {
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
 	CapCapableAuditArg *ebpf.Variable `ebpf:"cap_capable_audit_arg"`
+	CompareCredsLazily *ebpf.Variable `ebpf:"compare_creds_lazily"`
 	TargetFilter       *ebpf.Variable `ebpf:"target_filter"`
 	UnusedCapEvent     *ebpf.Variable `ebpf:"unused_cap_event"`
 	UnusedCheckFlag    *ebpf.Variable `ebpf:"unused_check_flag"`
@@ -478,26 +446,6 @@ type capprofVariables struct {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofPrograms struct {
-	EnterCapset         *ebpf.Program `ebpf:"enter_capset"`
-	EnterExecve         *ebpf.Program `ebpf:"enter_execve"`
-	EnterExecveat       *ebpf.Program `ebpf:"enter_execveat"`
-	EnterSetfsgid       *ebpf.Program `ebpf:"enter_setfsgid"`
-	EnterSetfsuid       *ebpf.Program `ebpf:"enter_setfsuid"`
-	EnterSetgid         *ebpf.Program `ebpf:"enter_setgid"`
-	EnterSetregid       *ebpf.Program `ebpf:"enter_setregid"`
-	EnterSetresgid      *ebpf.Program `ebpf:"enter_setresgid"`
-	EnterSetresuid      *ebpf.Program `ebpf:"enter_setresuid"`
-	EnterSetreuid       *ebpf.Program `ebpf:"enter_setreuid"`
-	EnterSetuid         *ebpf.Program `ebpf:"enter_setuid"`
-	ExitCapset          *ebpf.Program `ebpf:"exit_capset"`
-	ExitSetfsgid        *ebpf.Program `ebpf:"exit_setfsgid"`
-	ExitSetfsuid        *ebpf.Program `ebpf:"exit_setfsuid"`
-	ExitSetgid          *ebpf.Program `ebpf:"exit_setgid"`
-	ExitSetregid        *ebpf.Program `ebpf:"exit_setregid"`
-	ExitSetresgid       *ebpf.Program `ebpf:"exit_setresgid"`
-	ExitSetresuid       *ebpf.Program `ebpf:"exit_setresuid"`
-	ExitSetreuid        *ebpf.Program `ebpf:"exit_setreuid"`
-	ExitSetuid          *ebpf.Program `ebpf:"exit_setuid"`
 	OnCapCapable        *ebpf.Program `ebpf:"on_cap_capable"`
 	OnCapCapableEntry   *ebpf.Program `ebpf:"on_cap_capable_entry"`
 	OnCapCapableExit    *ebpf.Program `ebpf:"on_cap_capable_exit"`
@@ -508,30 +456,11 @@ type capprofPrograms struct {
 	OnExec              *ebpf.Program `ebpf:"on_exec"`
 	OnExit              *ebpf.Program `ebpf:"on_exit"`
 	OnFork              *ebpf.Program `ebpf:"on_fork"`
+	OnPrepareExec       *ebpf.Program `ebpf:"on_prepare_exec"`
 }
 
 func (p *capprofPrograms) Close() error {
 	return _CapprofClose(
-		p.EnterCapset,
-		p.EnterExecve,
-		p.EnterExecveat,
-		p.EnterSetfsgid,
-		p.EnterSetfsuid,
-		p.EnterSetgid,
-		p.EnterSetregid,
-		p.EnterSetresgid,
-		p.EnterSetresuid,
-		p.EnterSetreuid,
-		p.EnterSetuid,
-		p.ExitCapset,
-		p.ExitSetfsgid,
-		p.ExitSetfsuid,
-		p.ExitSetgid,
-		p.ExitSetregid,
-		p.ExitSetresgid,
-		p.ExitSetresuid,
-		p.ExitSetreuid,
-		p.ExitSetuid,
 		p.OnCapCapable,
 		p.OnCapCapableEntry,
 		p.OnCapCapableExit,
@@ -542,6 +471,7 @@ func (p *capprofPrograms) Close() error {
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.OnPrepareExec,
 	)
 }
 

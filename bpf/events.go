@@ -149,15 +149,15 @@ type Fork struct {
 	ChildPID uint32
 }
 
-// CredChange is a change of the caller's credentials: by a setuid-family or
-// capset call (seen by comparing at its entry and exit), or any install of
-// new credentials (seen at commit_creds).
+// CredChange is a change of a task's credentials other than by an exec:
+// any install of new credentials (seen at commit_creds), or a difference
+// from the credentials the task last had (tracepoint backend; see
+// look_at_creds in capprof.c).
 type CredChange struct {
 	Header
 	Exe     ExeID
-	Syscall int32 // -1 when no syscall was in progress
-	Ret     int64 // the syscall's return value; 0 when FromCommit
-	Args    [3]uint64
+	Syscall int32 // the syscall that made the change; -1 when not known
+	Args    [3]uint64 // its first three arguments
 	// FromCommit is true when commit_creds reported the change.
 	FromCommit    bool
 	Before, After Creds
@@ -260,7 +260,6 @@ func decodeEvent(raw []byte) (Event, error) {
 			Header:     header(&e.Hdr),
 			Exe:        ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
 			Syscall:    e.Syscall,
-			Ret:        e.Ret,
 			Args:       e.Args,
 			FromCommit: e.Source == uint32(capprofCredSourceCRED_FROM_COMMIT),
 			Before:     creds(&e.Before),

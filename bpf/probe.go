@@ -15,8 +15,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// tracefsDir is where the syscall tracepoints are looked up; it is mounted
-// when the host has not mounted it (minimal hosts and VMs often do not).
+// tracefsDir is where kprobes are created on kernels without the kprobe PMU
+// (cilium/ebpf falls back to its kprobe_events); the kprobe backend mounts
+// it when the host has not (minimal hosts and VMs often do not).
 const tracefsDir = "/sys/kernel/tracing"
 
 // Probe is a loaded, not yet attached set of capprof programs and maps.
@@ -73,6 +74,11 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 	}
 	selectPrograms(spec, backend)
 	fitKfuncs(spec, kernel)
+	if backend == Tracepoint {
+		if err := spec.Variables["compare_creds_lazily"].Set(uint8(1)); err != nil {
+			return nil, fmt.Errorf("set compare_creds_lazily: %w", err)
+		}
+	}
 	if legacy, err := capCapableAuditArg(kernel); err != nil {
 		return nil, err
 	} else if legacy {
@@ -237,8 +243,10 @@ func monotonicNow() (time.Duration, error) {
 
 // Attach attaches every program to its hook, as named by its ELF section.
 func (p *Probe) Attach() error {
-	if err := ensureTracefs(); err != nil {
-		return err
+	if p.backend == Kprobe {
+		if err := ensureTracefs(); err != nil {
+			return err
+		}
 	}
 	for name, prog := range p.coll.Programs {
 		section := p.spec.Programs[name].SectionName
@@ -253,9 +261,6 @@ func (p *Probe) Attach() error {
 			l, err = link.Kprobe(hook, prog, nil)
 		case "kretprobe":
 			l, err = link.Kretprobe(hook, prog, nil)
-		case "tracepoint":
-			group, event, _ := strings.Cut(hook, "/")
-			l, err = link.Tracepoint(group, event, prog, nil)
 		default:
 			err = fmt.Errorf("unknown section kind %q", kind)
 		}
@@ -268,7 +273,7 @@ func (p *Probe) Attach() error {
 	return nil
 }
 
-// ensureTracefs mounts tracefs where cilium/ebpf looks for tracepoint ids.
+// ensureTracefs mounts tracefs where cilium/ebpf looks for kprobe_events.
 func ensureTracefs() error {
 	if _, err := os.Stat(tracefsDir + "/events"); err == nil {
 		return nil

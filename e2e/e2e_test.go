@@ -222,6 +222,32 @@ func TestSetuidRecordsCredentialChange(t *testing.T) {
 	}
 }
 
+// TestUncheckedCredentialChange: a change that passes no capability check
+// (the effective uid back to the real one) is recorded too. The fexit and
+// kprobe probes see it at commit_creds, inside setresuid; the tracepoint
+// probe finds it when the thread exits, with no syscall to attribute it to,
+// and finds the checked change before it at the setgid call's check.
+func TestUncheckedCredentialChange(t *testing.T) {
+	requireRecording(t)
+	p := recordOK(t, nil, workloadBin, "seteuid")
+	wantRequired(t, p, "SETUID")
+	back := "setresuid"
+	if p.Metadata.Probe == string(bpf.Tracepoint) {
+		back = "unknown"
+	}
+	var away, returned bool
+	for _, ch := range p.Containers[0].CredentialChanges {
+		if ch.Executable != workloadBin || ch.Before.UID != 0 || ch.After.UID != 0 {
+			continue
+		}
+		away = away || ch.Syscall == "setresuid" && ch.Before.EUID == 0 && ch.After.EUID == 65534
+		returned = returned || ch.Syscall == back && ch.Before.EUID == 65534 && ch.After.EUID == 0
+	}
+	if !away || !returned {
+		t.Fatalf("want changes euid 0 -> 65534 by setresuid and 65534 -> 0 by %s; got %+v", back, p.Containers[0].CredentialChanges)
+	}
+}
+
 func TestShellScriptChildrenAttributed(t *testing.T) {
 	requireRecording(t)
 	dir := t.TempDir()

@@ -221,8 +221,11 @@ const (
 	// kprobe probes), which every path goes through: set*id, capset, prctl,
 	// setgroups, unshare, execve.
 	FromCommitCreds CredentialSource = "commit_creds"
-	// FromSyscall: the credentials compared at a set*id or capset call's
-	// entry and exit, or at an execve's (tracepoint probe).
+	// FromSyscall (tracepoint probe): the task's credentials compared with
+	// those it last had, at a set*id or capset call's capability check, at
+	// an exec's start, and at its exit. Syscall names the set*id/capset call
+	// whose check came in between, or is "unknown" for a change made without
+	// one (setresuid among the task's own ids, prctl).
 	FromSyscall CredentialSource = "syscall"
 )
 

@@ -128,7 +128,7 @@ func (c *collector) handle(ev bpf.Event) {
 	case *bpf.CredChange:
 		part := c.part(e.CgroupID)
 		part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
-			Executable: c.executable(e.Exe), Syscall: syscallName(e.Syscall), Source: credentialSource(e.FromCommit),
+			Executable: c.executable(e.Exe), Syscall: changeSyscall(e), Source: credentialSource(e.FromCommit),
 			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
 		})
 		part.UIDs = append(part.UIDs, e.After.EUID)
@@ -320,6 +320,62 @@ func syscallName(nr int32) string {
 		return name
 	}
 	return "syscall_" + strconv.Itoa(int(nr))
+}
+
+// credFields are groups of credential fields.
+type credFields uint8
+
+const (
+	uidFields credFields = 1 << iota
+	gidFields
+	capFields // inheritable, permitted, effective, ambient
+	otherFields
+)
+
+// changeableBy is what each set*id and capset call can change: the uid calls
+// also adjust the capability sets (security/commoncap.c cap_task_fix_setuid),
+// capset sets three of them, and none touches the bounding set or the user
+// namespace.
+var changeableBy = map[string]credFields{
+	"setuid": uidFields | capFields, "setreuid": uidFields | capFields,
+	"setresuid": uidFields | capFields, "setfsuid": uidFields | capFields,
+	"setgid": gidFields, "setregid": gidFields, "setresgid": gidFields, "setfsgid": gidFields,
+	"capset": capFields,
+}
+
+func changedFields(b, a bpf.Creds) credFields {
+	var f credFields
+	if a.UID != b.UID || a.EUID != b.EUID || a.SUID != b.SUID || a.FSUID != b.FSUID {
+		f |= uidFields
+	}
+	if a.GID != b.GID || a.EGID != b.EGID || a.SGID != b.SGID || a.FSGID != b.FSGID {
+		f |= gidFields
+	}
+	if a.Inheritable != b.Inheritable || a.Permitted != b.Permitted || a.Effective != b.Effective || a.Ambient != b.Ambient {
+		f |= capFields
+	}
+	if a.Bounding != b.Bounding || a.UserNSLevel != b.UserNSLevel || a.UserNSInode != b.UserNSInode {
+		f |= otherFields
+	}
+	return f
+}
+
+// changeSyscall names the syscall a credential change is attributed to.
+// commit_creds (fexit, kprobe probes) sees the syscall that made it. The
+// tracepoint probe finds a change when it next looks and attributes it to
+// the set*id/capset call checked since it last looked; that call may have
+// failed or changed nothing while a later call that needed no check made
+// the change, so a change it could not have made is "unknown", as is one
+// with no call checked.
+func changeSyscall(e *bpf.CredChange) string {
+	name := syscallName(e.Syscall)
+	if e.FromCommit {
+		return name
+	}
+	if can, ok := changeableBy[name]; !ok || changedFields(e.Before, e.After)&^can != 0 {
+		return "unknown"
+	}
+	return name
 }
 
 // waitStatusString renders a wait(2) status: "0", "1", or "SIGKILL".

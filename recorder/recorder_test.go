@@ -251,3 +251,34 @@ func TestAuditClassFromOptions(t *testing.T) {
 		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}
 }
+
+func TestChangeSyscallAttribution(t *testing.T) {
+	const (
+		setgid    = 106
+		setresuid = 117
+		capset    = 126
+	)
+	root := bpf.Creds{Permitted: 0x1ff, Effective: 0x1ff, Bounding: 0x1ff}
+	with := func(f func(*bpf.Creds)) bpf.Creds { c := root; f(&c); return c }
+	dropEUID := with(func(c *bpf.Creds) { c.EUID, c.FSUID, c.Effective = 65534, 65534, 0 })
+	for _, tc := range []struct {
+		name       string
+		syscall    int32
+		fromCommit bool
+		after      bpf.Creds
+		want       string
+	}{
+		{"uid call changes uids and caps", setresuid, false, dropEUID, "setresuid"},
+		{"gid call cannot change uids", setgid, false, dropEUID, "unknown"},
+		{"gid call changes gids", setgid, false, with(func(c *bpf.Creds) { c.GID = 7 }), "setgid"},
+		{"capset changes caps", capset, false, with(func(c *bpf.Creds) { c.Inheritable = 1 }), "capset"},
+		{"no call checked", -1, false, dropEUID, "unknown"},
+		{"bounding set is prctl's", setresuid, false, with(func(c *bpf.Creds) { c.Bounding = 1 }), "unknown"},
+		{"commit_creds names its own syscall", setgid, true, dropEUID, "setgid"},
+	} {
+		e := &bpf.CredChange{Syscall: tc.syscall, FromCommit: tc.fromCommit, Before: root, After: tc.after}
+		if got := changeSyscall(e); got != tc.want {
+			t.Errorf("%s: changeSyscall = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

@@ -481,7 +481,7 @@ func diffCommand() *cli.Command {
 
 // probeHooks says what each backend attaches to, for capprof probes.
 var probeHooks = map[bpf.Backend]string{
-	bpf.Tracepoint: "tracepoint capability:cap_capable, set*id/capset/execve syscall tracepoints",
+	bpf.Tracepoint: "tracepoint capability:cap_capable, credentials compared at set*id/capset checks, exec, exit",
 	bpf.Fexit:      "fexit cap_capable (with audit options), fentry commit_creds",
 	bpf.Kprobe:     "kprobe+kretprobe cap_capable (with audit options), kprobe commit_creds",
 }

@@ -25,16 +25,17 @@ var actions = map[string]struct {
 	usage string
 	run   func(args []string) error
 }{
-	"bind80": {"", bind80},
-	"chown":  {"FILE", chown},
-	"klog":   {"", klog},
-	"setuid": {"", setuid},
-	"noise":  {"DIR", noise},
-	"exit":   {"CODE", exitWith},
-	"sleep":  {"", sleepUntilSignal},
-	"serve":  {"DATADIR", serve},
-	"bench":  {"KIND ITERATIONS|DURATION REPS [hold]", bench},
-	"hold":   {"", hold},
+	"bind80":  {"", bind80},
+	"chown":   {"FILE", chown},
+	"klog":    {"", klog},
+	"setuid":  {"", setuid},
+	"seteuid": {"", seteuid},
+	"noise":   {"DIR", noise},
+	"exit":    {"CODE", exitWith},
+	"sleep":   {"", sleepUntilSignal},
+	"serve":   {"DATADIR", serve},
+	"bench":   {"KIND ITERATIONS|DURATION REPS [hold]", bench},
+	"hold":    {"", hold},
 }
 
 func main() {
@@ -95,6 +96,27 @@ func setuid([]string) error {
 	}
 	if uid := os.Getuid(); uid != nobody {
 		return fmt.Errorf("uid is %d after setuid", uid)
+	}
+	return nil
+}
+
+// seteuid, as root, sets its thread's effective uid to nobody, which needs
+// CAP_SETUID; tries setgid(nobody), which is denied CAP_SETGID with that
+// euid;
+// and sets the effective uid back to 0, which needs no capability (0 is
+// still its real and saved uid). Raw syscalls on a locked thread: Go's
+// syscall.Setresuid would repeat each call on every thread.
+func seteuid([]string) error {
+	runtime.LockOSThread()
+	keep := ^uintptr(0) // -1: leave the id as it is
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, keep, nobody, keep); errno != 0 {
+		return fmt.Errorf("setresuid(-1, %d, -1): %w", nobody, errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETGID, nobody, 0, 0); errno != unix.EPERM {
+		return fmt.Errorf("setgid(%d) with euid %d: %v, want EPERM", nobody, nobody, errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, keep, 0, keep); errno != 0 {
+		return fmt.Errorf("setresuid(-1, 0, -1): %w", errno)
 	}
 	return nil
 }
