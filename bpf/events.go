@@ -156,7 +156,7 @@ type Fork struct {
 type CredChange struct {
 	Header
 	Exe     ExeID
-	Syscall int32 // the syscall that made the change; -1 when not known
+	Syscall int32     // the syscall that made the change; -1 when not known
 	Args    [3]uint64 // its first three arguments
 	// FromCommit is true when commit_creds reported the change.
 	FromCommit    bool
