@@ -15,8 +15,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -39,14 +42,30 @@ const requestTimeout = 15 * time.Second
 // APISource finds pods through the Kubernetes API.
 type APISource struct {
 	sel       Selection
-	namespace string // "" with -A
-	origin    string // "kubeconfig /root/.kube/config, context \"kind\""
-	client    kubernetes.Interface
+	namespace string             // "" with -A
+	origin    string             // "kubeconfig /root/.kube/config, context \"kind\""
+	core      rest.Interface     // core/v1: pods
+	meta      metadata.Interface // the owners of pods' ReplicaSets and Jobs
 	warnings  io.Writer
 
 	mu     sync.Mutex
 	owners map[string]profile.Owner // by namespace/kind/name of the pod's controller
 }
+
+// podScheme knows core/v1 alone: capprof reads pods, and only the metadata
+// of their ReplicaSets and Jobs. kubernetes.NewForConfig's clientset
+// registers every API group and links their generated clients: with it the
+// capprof binary measured 76 MB and `capprof --version` 32 MiB of peak RSS,
+// without it 38 MB and 21 MiB (/usr/bin/time -f %M).
+var podScheme = func() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := corev1.AddToScheme(s); err != nil {
+		panic(err) // registering generated types cannot fail
+	}
+	return s
+}()
+
+var podParams = runtime.NewParameterCodec(podScheme)
 
 // NewAPISource loads the client configuration; it does not contact the API
 // server yet.
@@ -64,19 +83,27 @@ func NewAPISource(cfg APIConfig) (*APISource, error) {
 	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
 	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 	origin := describeOrigin(rules, loader, cfg.Context)
-	rest, err := loader.ClientConfig()
+	config, err := loader.ClientConfig()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
 			return nil, errors.New("no Kubernetes client configuration: no --kubeconfig, $KUBECONFIG or ~/.kube/config, and not running in a pod; give --kubeconfig, or --runtime-endpoint to ask the container runtime instead")
 		}
 		return nil, fmt.Errorf("load Kubernetes client configuration (%s): %s", origin, oneLine(err))
 	}
-	rest.UserAgent = "capprof"
-	client, err := kubernetes.NewForConfig(rest)
+	config.UserAgent = "capprof"
+	coreConfig := rest.CopyConfig(config)
+	coreConfig.APIPath = "/api"
+	coreConfig.GroupVersion = &corev1.SchemeGroupVersion
+	coreConfig.NegotiatedSerializer = serializer.NewCodecFactory(podScheme).WithoutConversion()
+	core, err := rest.RESTClientFor(coreConfig)
 	if err != nil {
 		return nil, fmt.Errorf("create Kubernetes client (%s): %w", origin, err)
 	}
-	s := &APISource{sel: cfg.Selection, origin: origin, client: client, warnings: cfg.Warnings, owners: map[string]profile.Owner{}}
+	meta, err := metadata.NewForConfig(config)
+	if err != nil {
+		return nil, fmt.Errorf("create Kubernetes metadata client (%s): %w", origin, err)
+	}
+	s := &APISource{sel: cfg.Selection, origin: origin, core: core, meta: meta, warnings: cfg.Warnings, owners: map[string]profile.Owner{}}
 	if s.warnings == nil {
 		s.warnings = io.Discard
 	}
@@ -144,11 +171,27 @@ func (s *APISource) Pods(ctx context.Context) ([]Pod, error) {
 func (s *APISource) list(ctx context.Context, namespace string, opts metav1.ListOptions) (*corev1.PodList, error) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	list, err := s.client.CoreV1().Pods(namespace).List(ctx, opts)
+	list, err := s.listPods(ctx, namespace, opts)
 	if err != nil {
 		return nil, s.apiError("list", "pods", namespace, err)
 	}
 	return list, nil
+}
+
+// listPods and watchPods are what the generated core/v1 pods client does.
+func (s *APISource) listPods(ctx context.Context, namespace string, opts metav1.ListOptions) (*corev1.PodList, error) {
+	list := &corev1.PodList{}
+	err := s.core.Get().Namespace(namespace).Resource("pods").VersionedParams(&opts, podParams).Do(ctx).Into(list)
+	return list, err
+}
+
+func (s *APISource) watchPods(ctx context.Context, namespace string, opts metav1.ListOptions) (watch.Interface, error) {
+	opts.Watch = true
+	req := s.core.Get().Namespace(namespace).Resource("pods").VersionedParams(&opts, podParams)
+	if opts.TimeoutSeconds != nil {
+		req = req.Timeout(time.Duration(*opts.TimeoutSeconds) * time.Second)
+	}
+	return req.Watch(ctx)
 }
 
 // apiError names the verb and resource that failed and the configuration
@@ -215,15 +258,14 @@ func (s *APISource) nearMisses(ctx context.Context) []string {
 // own after errors.
 func (s *APISource) Watch(ctx context.Context, out chan<- Pod) error {
 	opts := s.listOptions()
-	pods := s.client.CoreV1().Pods(s.namespace)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
-			return pods.List(ctx, o)
+			return s.listPods(ctx, s.namespace, o)
 		},
 		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.LabelSelector, o.FieldSelector = opts.LabelSelector, opts.FieldSelector
-			return pods.Watch(ctx, o)
+			return s.watchPods(ctx, s.namespace, o)
 		},
 	}
 	informer := cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
@@ -309,15 +351,11 @@ func (s *APISource) owner(ctx context.Context, p *corev1.Pod) profile.Owner {
 	o = profile.Owner{Kind: ref.Kind, Name: ref.Name}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	var (
-		obj metav1.Object
-		err error
-	)
-	if ref.Kind == "ReplicaSet" {
-		obj, err = s.client.AppsV1().ReplicaSets(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-	} else {
-		obj, err = s.client.BatchV1().Jobs(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	resource := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
+	if ref.Kind == "Job" {
+		resource = schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "jobs"}
 	}
+	obj, err := s.meta.Resource(resource).Namespace(p.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	switch {
 	case err == nil:
 		if up := metav1.GetControllerOf(obj); up != nil {

@@ -178,7 +178,13 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 	var symbols *kernelSymbols
 	if len(c.stacks) > 0 {
 		var err error
-		if symbols, err = loadKernelSymbols("/proc/kallsyms"); err != nil {
+		var returnAddrs []uint64
+		for _, set := range c.stacks {
+			for _, stack := range set {
+				returnAddrs = append(returnAddrs, stack...)
+			}
+		}
+		if symbols, err = loadKernelSymbols("/proc/kallsyms", returnAddrs); err != nil {
 			return nil, err
 		}
 	}
