@@ -36,6 +36,10 @@ import (
 	"github.com/capprof/capprof/profile"
 )
 
+// tarFiles is (e)'s tarball: enough files that one extraction takes a few
+// hundred milliseconds, so that run-to-run noise is small against it.
+const tarFiles = 10000
+
 // bpftraceProgram is the simplest equivalent of capprof's aggregation.
 const bpftraceProgram = `tracepoint:capability:cap_capable { @[cgroup, args->cap, args->ret] = count(); }`
 
@@ -82,6 +86,7 @@ type Measurement struct {
 type Report struct {
 	Time    time.Time     `json:"time"`
 	Kernel  string        `json:"kernel"`
+	Probe   string        `json:"probe"` // what capprof record --probe auto chose
 	CPU     string        `json:"cpu"`
 	CPUs    int           `json:"cpus"`
 	Reps    int           `json:"reps"`
@@ -91,6 +96,86 @@ type Report struct {
 	EmptyProgramNs float64      `json:"emptyProgramNsPerRun"`
 	Soak           *Soak        `json:"soak,omitempty"`
 	Analyze        *AnalyzeTime `json:"analyze,omitempty"`
+	Targets        []Target     `json:"targets"`
+}
+
+// Target is one of issue 7's targets against what this run measured.
+type Target struct {
+	Name     string `json:"name"`
+	Want     string `json:"want"`
+	Measured string `json:"measured"`
+	Met      bool   `json:"met"`
+}
+
+// targets judges the run against capprof's published targets (README,
+// "Performance"). A target whose figure this run did not measure (no soak)
+// is left out.
+func targets(r *Report) []Target {
+	find := func(workload string, m mode) *Measurement {
+		for i := range r.Results {
+			if r.Results[i].Workload == workload && r.Results[i].Mode == m {
+				return &r.Results[i]
+			}
+		}
+		return nil
+	}
+	var ts []Target
+	add := func(name, want, measured string, met bool) {
+		ts = append(ts, Target{name, want, measured, met})
+	}
+	if tr, bt := find("a/b", tracked), find("a/b", bpftrace); tr != nil && bt != nil {
+		add("(a) overhead, tracked", fmt.Sprintf("<= half of bpftrace's %+.1f%%", bt.OverheadPct),
+			fmt.Sprintf("%+.1f%%", tr.OverheadPct), tr.OverheadPct <= bt.OverheadPct/2)
+	}
+	for _, c := range []struct {
+		m     mode
+		limit float64
+	}{{tracked, 50}, {untracked, 25}} {
+		if m := find("a/b", c.m); m != nil {
+			if ns, ok := programCost(m, "on_cap_capable"); ok {
+				add(fmt.Sprintf("BPF ns per cap_capable run, %s", strings.TrimPrefix(string(c.m), "capprof ")),
+					fmt.Sprintf("<= %.0f ns", c.limit),
+					fmt.Sprintf("%.0f ns (%.0f above an empty program)", ns, ns-r.EmptyProgramNs), ns <= c.limit)
+			}
+		}
+	}
+	for _, c := range []struct {
+		workload string
+		m        mode
+		limit    float64
+	}{{"c", tracked, 2}, {"c", untracked, 2}, {"e", tracked, 1}, {"e", untracked, 1}} {
+		if m := find(c.workload, c.m); m != nil {
+			add(fmt.Sprintf("(%s) overhead, %s", c.workload, strings.TrimPrefix(string(c.m), "capprof ")),
+				fmt.Sprintf("<= %.0f%%", c.limit),
+				fmt.Sprintf("%+.1f%% (%+.1f..%+.1f)", m.OverheadPct, m.SpreadPct[0], m.SpreadPct[1]), m.OverheadPct <= c.limit)
+		}
+	}
+	if s := r.Soak; s != nil {
+		lost := int64(s.SetuidCalls) - int64(s.CountedChecks)
+		add("lost counts, (a) on every core", "0",
+			fmt.Sprintf("%d of %d (%d events dropped)", lost, s.SetuidCalls, s.EventsDropped), lost == 0 && s.EventsDropped == 0)
+	}
+	peak := 0.0
+	for _, m := range r.Results {
+		peak = max(peak, m.PeakRSSMiB)
+	}
+	if r.Soak != nil {
+		peak = max(peak, r.Soak.PeakRSSMiB)
+	}
+	add("capprof peak RSS while recording", "<= 64 MiB", fmt.Sprintf("%.1f MiB", peak), peak <= 64)
+	if a := r.Analyze; a != nil {
+		add(fmt.Sprintf("analyze of %d recordings", a.Profiles), "<= 1 s", fmt.Sprintf("%.0f ms", a.MedianMs), a.MedianMs <= 1000)
+	}
+	return ts
+}
+
+func programCost(m *Measurement, name string) (float64, bool) {
+	for _, p := range m.Programs {
+		if p.Name == name && p.Runs > 0 {
+			return p.NsPerRun, true
+		}
+	}
+	return 0, false
 }
 
 // Soak is the lost-count check: (a) on every core at once.
@@ -113,7 +198,7 @@ func main() {
 	capprofBin := flag.String("capprof", "bin/capprof", "capprof binary")
 	workloadBin := flag.String("workload", "bin/workload", "workload binary (./e2e/workload)")
 	jsonOut := flag.String("json", "bin/bench.json", "where to write the JSON report")
-	reps := flag.Int("reps", 9, "repetitions per workload and mode")
+	reps := flag.Int("reps", 12, "repetitions per workload and mode, spread over one round per mode")
 	soak := flag.Duration("soak", 60*time.Second, "duration of the lost-count soak (0 skips it)")
 	flag.Parse()
 	if err := run(*capprofBin, *workloadBin, *jsonOut, *reps, *soak); err != nil {
@@ -138,7 +223,7 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 	}
 	defer os.RemoveAll(work)
 	tarball := filepath.Join(work, "files.tar")
-	if err := writeTarball(tarball, 2000, 50); err != nil {
+	if err := writeTarball(tarball, tarFiles, 50); err != nil {
 		return err
 	}
 	os.Setenv("BENCH_TAR", tarball)
@@ -152,7 +237,7 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 		{"a/b", "setuid(0) loop, 1M calls", "setuid", "1000000"},
 		{"c", "getppid loop, 3M calls", "getppid", "3000000"},
 		{"d", "fork+exec /bin/true, 1000 times", "forkexec", "1000"},
-		{"e", "tar -x of 2000 files, 50 owners", "untar", "1"},
+		{"e", fmt.Sprintf("tar -x of %d files, 50 owners", tarFiles), "untar", "1"},
 	}
 	b := &bench{capprof: capprofBin, workload: workloadBin, work: work, reps: reps}
 	rep := Report{Time: time.Now().UTC().Truncate(time.Second), Kernel: bpf.KernelRelease(), CPU: cpuModel(), CPUs: runtime.NumCPU(), Reps: reps}
@@ -178,6 +263,8 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 		return fmt.Errorf("analyze: %w", err)
 	}
 
+	rep.Probe = b.probe
+	rep.Targets = targets(&rep)
 	printReport(os.Stdout, &rep)
 	data, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
@@ -200,11 +287,14 @@ func pct(v, base int64) float64 {
 type bench struct {
 	capprof, workload, work string
 	reps                    int
+	probe                   string // as the profiles record it
 }
 
 // rounds splits the repetitions: the modes take turns round by round, so a
-// slow drift of the machine spreads over all of them instead of one.
-const rounds = 3
+// slow drift of the machine spreads over all of them instead of one, and
+// each round starts with the next mode, so each mode runs once in each
+// position (the first run of a round measured faster on (e) than the rest).
+var rounds = len(modes)
 
 // measureAll times the workload under every mode with BPF statistics off
 // (collecting them costs two clock reads per program run), then runs each
@@ -213,7 +303,9 @@ func (b *bench) measureAll(w workload) ([]Measurement, error) {
 	ms := make([]Measurement, len(modes))
 	perRound := max(1, b.reps/rounds)
 	for round := range rounds {
-		for i, m := range modes {
+		for turn := range modes {
+			i := (round + turn) % len(modes)
+			m := modes[i]
 			fmt.Fprintf(os.Stderr, "bench: (%s) %s, %s, round %d/%d\n", w.ID, w.Name, m, round+1, rounds)
 			meas, err := b.measure(w, m, perRound)
 			if err != nil {
@@ -346,6 +438,7 @@ func (b *bench) withCapprof(meas *Measurement, target []string, during func(*buf
 	}
 	drops := p.Metadata.Drops.Total()
 	meas.EventsDropped = &drops
+	b.probe = p.Metadata.Probe
 	return nil
 }
 
@@ -697,8 +790,8 @@ func cpuModel() string {
 }
 
 func printReport(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "capprof benchmark: %s, kernel %s, %s x%d\nwall time: median of %d runs in %d interleaved rounds, BPF statistics off; overhead vs baseline (min..max)\n\n",
-		r.Time.Format(time.RFC3339), r.Kernel, r.CPU, r.CPUs, r.Reps, rounds)
+	fmt.Fprintf(w, "capprof benchmark: %s, kernel %s, probe %s, %s x%d\nwall time: median of %d runs in %d interleaved rounds, BPF statistics off; overhead vs baseline (min..max)\n\n",
+		r.Time.Format(time.RFC3339), r.Kernel, r.Probe, r.CPU, r.CPUs, r.Reps, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tBASELINE\tCAPPROF TRACKED\tCAPPROF UNTRACKED\tBPFTRACE\t")
 	for i := 0; i < len(r.Results); i += len(modes) {
@@ -744,4 +837,16 @@ func printReport(w io.Writer, r *Report) {
 	if a := r.Analyze; a != nil {
 		fmt.Fprintf(w, "analyze: %d recordings merged in %.0f ms (median of 5)\n", a.Profiles, a.MedianMs)
 	}
+
+	fmt.Fprintln(w, "\ntargets")
+	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+	fmt.Fprintln(tw, "TARGET\tWANT\tMEASURED\tVERDICT\t")
+	for _, t := range r.Targets {
+		verdict := "met"
+		if !t.Met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", t.Name, t.Want, t.Measured, verdict)
+	}
+	tw.Flush()
 }
