@@ -87,6 +87,7 @@ type Report struct {
 	Time    time.Time     `json:"time"`
 	Kernel  string        `json:"kernel"`
 	Probe   string        `json:"probe"` // what capprof record --probe auto chose
+	Pinning string        `json:"pinning"`
 	CPU     string        `json:"cpu"`
 	CPUs    int           `json:"cpus"`
 	Reps    int           `json:"reps"`
@@ -239,7 +240,7 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 		{"d", "fork+exec /bin/true, 1000 times", "forkexec", "1000"},
 		{"e", fmt.Sprintf("tar -x of %d files, 50 owners", tarFiles), "untar", "1"},
 	}
-	b := &bench{capprof: capprofBin, workload: workloadBin, work: work, reps: reps}
+	b := &bench{capprof: capprofBin, workload: workloadBin, work: work, reps: reps, cpus: runtime.NumCPU()}
 	rep := Report{Time: time.Now().UTC().Truncate(time.Second), Kernel: bpf.KernelRelease(), CPU: cpuModel(), CPUs: runtime.NumCPU(), Reps: reps}
 	for _, w := range workloads {
 		ms, err := b.measureAll(w)
@@ -264,6 +265,10 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 	}
 
 	rep.Probe = b.probe
+	rep.Pinning = "none (one CPU)"
+	if b.cpus > 1 {
+		rep.Pinning = fmt.Sprintf("workload on CPU %d, tools on CPUs 0-%d", b.cpus-1, b.cpus-2)
+	}
 	rep.Targets = targets(&rep)
 	printReport(os.Stdout, &rep)
 	data, err := json.MarshalIndent(rep, "", "  ")
@@ -287,6 +292,7 @@ func pct(v, base int64) float64 {
 type bench struct {
 	capprof, workload, work string
 	reps                    int
+	cpus                    int
 	probe                   string // as the profiles record it
 }
 
@@ -347,6 +353,30 @@ func (b *bench) measureAll(w workload) ([]Measurement, error) {
 	return ms, nil
 }
 
+// Wall times are taken with the workload on the last CPU and the tool
+// (capprof, bpftrace) on the others, when there are two or more, so that the
+// tool's own user space never takes the workload's CPU. Pinning is by
+// taskset(1) (util-linux); the tracked workload is started by capprof, in
+// its cgroup, through taskset.
+func (b *bench) onWorkloadCPU(argv []string) []string {
+	if b.cpus < 2 {
+		return argv
+	}
+	return append([]string{"taskset", "-c", strconv.Itoa(b.cpus - 1)}, argv...)
+}
+
+func (b *bench) workloadCommand(args ...string) *exec.Cmd {
+	argv := b.onWorkloadCPU(append([]string{b.workload}, args...))
+	return exec.Command(argv[0], argv[1:]...)
+}
+
+func (b *bench) toolCommand(name string, args ...string) *exec.Cmd {
+	if b.cpus < 2 {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", fmt.Sprintf("0-%d", b.cpus-2), name}, args...)...)
+}
+
 // measure runs reps repetitions of the workload under one mode.
 func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
 	var meas Measurement
@@ -354,7 +384,7 @@ func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
 	var err error
 	switch m {
 	case baseline:
-		meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+		meas.ElapsedNs, _, err = runWorkload(b.workloadCommand(args...))
 	case untracked:
 		// capprof records a process that only waits; the workload runs beside it.
 		err = b.withCapprof(&meas, []string{b.workload, "hold"}, func(holder *bufio.Reader, before programSnapshot) error {
@@ -363,12 +393,12 @@ func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
 			}
 			before.refresh()
 			var err error
-			meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+			meas.ElapsedNs, _, err = runWorkload(b.workloadCommand(args...))
 			meas.Programs = before.costs()
 			return err
 		})
 	case tracked:
-		err = b.withCapprof(&meas, append([]string{b.workload}, append(args, "hold")...), func(out *bufio.Reader, before programSnapshot) error {
+		err = b.withCapprof(&meas, b.onWorkloadCPU(append([]string{b.workload}, append(args, "hold")...)), func(out *bufio.Reader, before programSnapshot) error {
 			lines, err := readUntil(out, "done")
 			meas.Programs = before.costs()
 			if err != nil {
@@ -380,7 +410,7 @@ func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
 	case bpftrace:
 		err = b.withBpftrace(func(before programSnapshot) error {
 			var err error
-			meas.ElapsedNs, _, err = runWorkload(exec.Command(b.workload, args...))
+			meas.ElapsedNs, _, err = runWorkload(b.workloadCommand(args...))
 			meas.Programs = before.costs()
 			return err
 		})
@@ -404,7 +434,7 @@ func (b *bench) withCapprof(meas *Measurement, target []string, during func(*buf
 		return err
 	}
 	out := filepath.Join(b.work, "profile.json")
-	cmd := exec.Command(b.capprof, append([]string{"record", "--progress", "0", "-o", out, "--"}, target...)...)
+	cmd := b.toolCommand(b.capprof, append([]string{"record", "--progress", "0", "-o", out, "--"}, target...)...)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
@@ -447,7 +477,7 @@ func (b *bench) withBpftrace(during func(programSnapshot) error) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("bpftrace", "-e", bpftraceProgram)
+	cmd := b.toolCommand("bpftrace", "-e", bpftraceProgram)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -790,8 +820,8 @@ func cpuModel() string {
 }
 
 func printReport(w io.Writer, r *Report) {
-	fmt.Fprintf(w, "capprof benchmark: %s, kernel %s, probe %s, %s x%d\nwall time: median of %d runs in %d interleaved rounds, BPF statistics off; overhead vs baseline (min..max)\n\n",
-		r.Time.Format(time.RFC3339), r.Kernel, r.Probe, r.CPU, r.CPUs, r.Reps, rounds)
+	fmt.Fprintf(w, "capprof benchmark: %s, kernel %s, probe %s, %s x%d\nwall time: median of %d runs in %d interleaved rounds, BPF statistics off, %s; overhead vs baseline (min..max)\n\n",
+		r.Time.Format(time.RFC3339), r.Kernel, r.Probe, r.CPU, r.CPUs, r.Reps, rounds, r.Pinning)
 	tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 	fmt.Fprintln(tw, "WORKLOAD\tBASELINE\tCAPPROF TRACKED\tCAPPROF UNTRACKED\tBPFTRACE\t")
 	for i := 0; i < len(r.Results); i += len(modes) {
