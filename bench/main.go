@@ -69,17 +69,21 @@ type ProgramCost struct {
 
 // Measurement is one workload under one mode.
 type Measurement struct {
-	Workload      string        `json:"workload"`
-	Name          string        `json:"name"`
-	Mode          mode          `json:"mode"`
-	ElapsedNs     []int64       `json:"elapsedNs"`
-	MedianNs      int64         `json:"medianNs"`
-	OverheadPct   float64       `json:"overheadPct"`
-	SpreadPct     [2]float64    `json:"spreadPct"` // min and max run against the baseline median
-	Programs      []ProgramCost `json:"programs,omitempty"`
-	UserCPUMs     float64       `json:"capprofUserCpuMs,omitempty"`
-	PeakRSSMiB    float64       `json:"capprofPeakRssMiB,omitempty"`
-	EventsDropped *uint64       `json:"eventsDropped,omitempty"`
+	Workload    string        `json:"workload"`
+	Name        string        `json:"name"`
+	Mode        mode          `json:"mode"`
+	ElapsedNs   []int64       `json:"elapsedNs"`
+	MedianNs    int64         `json:"medianNs"`
+	OverheadPct float64       `json:"overheadPct"`
+	SpreadPct   [2]float64    `json:"spreadPct"` // min and max run against the baseline median
+	Programs    []ProgramCost `json:"programs,omitempty"`
+	// BPFSharePct is the time the programs ran during one repetition (the
+	// run with statistics on), against the baseline's median: the part of
+	// the overhead the BPF programs account for, without wall-time noise.
+	BPFSharePct   float64 `json:"bpfSharePct,omitempty"`
+	UserCPUMs     float64 `json:"capprofUserCpuMs,omitempty"`
+	PeakRSSMiB    float64 `json:"capprofPeakRssMiB,omitempty"`
+	EventsDropped *uint64 `json:"eventsDropped,omitempty"`
 }
 
 // Report is everything one run measured.
@@ -349,6 +353,11 @@ func (b *bench) measureAll(w workload) ([]Measurement, error) {
 		ms[i].MedianNs = median(ms[i].ElapsedNs)
 		ms[i].OverheadPct = pct(ms[i].MedianNs, base)
 		ms[i].SpreadPct = [2]float64{pct(slices.Min(ms[i].ElapsedNs), base), pct(slices.Max(ms[i].ElapsedNs), base)}
+		var bpfNs float64
+		for _, p := range ms[i].Programs {
+			bpfNs += p.NsPerRun * float64(p.Runs)
+		}
+		ms[i].BPFSharePct = bpfNs / float64(base) * 100
 	}
 	return ms, nil
 }
@@ -836,7 +845,7 @@ func printReport(w io.Writer, r *Report) {
 
 	fmt.Fprintf(w, "\nBPF cost per program run, from kernel.bpf_stats_enabled (run_time_ns/run_cnt), over one more run with statistics on;\nan empty tp_btf/cap_capable program measures %.0f ns/run here\n", r.EmptyProgramNs)
 	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-	fmt.Fprintln(tw, "WORKLOAD\tMODE\tPROGRAMS\t")
+	fmt.Fprintln(tw, "WORKLOAD\tMODE\tBPF TIME vs BASELINE\tPROGRAMS\t")
 	for _, m := range r.Results {
 		if len(m.Programs) == 0 {
 			continue
@@ -847,7 +856,7 @@ func printReport(w io.Writer, r *Report) {
 				parts = append(parts, fmt.Sprintf("%s %.0fns x%d", p.Name, p.NsPerRun, p.Runs))
 			}
 		}
-		fmt.Fprintf(tw, "(%s)\t%s\t%s\t\n", m.Workload, m.Mode, strings.Join(parts, ", "))
+		fmt.Fprintf(tw, "(%s)\t%s\t%.2f%%\t%s\t\n", m.Workload, m.Mode, m.BPFSharePct, strings.Join(parts, ", "))
 	}
 	tw.Flush()
 
