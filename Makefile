@@ -95,7 +95,7 @@ demo: $(BIN)/capprof $(BIN)/web-server
 	$(BIN)/capprof patch --manifest demo/deploy.yaml $(BIN)/demo.json
 
 # Side-by-side overhead of capprof and bpftrace (installed from Debian if
-# missing); a table on stdout, all figures in bin/bench.json. Takes ~4 min.
+# missing); a table on stdout, all figures in bin/bench.json. Takes ~5 min.
 bench: $(BIN)/capprof $(BIN)/workload $(BIN)/bench
 	@command -v bpftrace >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bpftrace; }
 	$(SUDO) $(BIN)/bench -capprof $(BIN)/capprof -workload $(BIN)/workload -json $(BIN)/bench.json $(BENCHFLAGS)

@@ -81,7 +81,7 @@ enum cred_source {
 enum stat_index {
 	STAT_RINGBUF_DROPS = 0, /* events not delivered: ring buffer full */
 	STAT_AGG_FULL = 1,      /* checks not counted: aggregation map full */
-	STAT_PENDING_FULL = 2,  /* credential changes not followed: pending map full */
+	STAT_PENDING_FULL = 2,  /* credential changes not followed: no task state could be stored */
 	STAT_OUTCOME_LOST = 3,  /* denied checks whose syscall's return could not be followed */
 	STAT_MAX = 4,
 };

@@ -307,7 +307,7 @@ func (p *Probe) Close() error {
 type Stats struct {
 	RingBufferDrops    uint64 // events lost because the ring buffer was full
 	AggregationMapFull uint64 // checks not counted because the checks map was full
-	PendingMapFull     uint64 // credential changes not followed
+	PendingMapFull     uint64 // credential changes not followed: no task state could be stored
 	OutcomesLost       uint64 // denied checks whose syscall's return was not followed
 }
 
