@@ -136,15 +136,14 @@ struct {
  *   - exec: an exec is in progress and before holds the credentials it
  *     started with (read at commit_creds, or at sched_prepare_exec).
  *   - seen (tracepoint backend only): before holds the credentials the
- *     task had when last looked at, read from the struct cred at cred (whose
- *     user namespace is at userns); syscall is the set*id/capset call whose
+ *     task had when last looked at, read from the struct cred at cred;
+ *     syscall is the set*id/capset call whose
  *     capability check came since (-1: none), with its arguments.
  */
 struct task_state {
 	struct creds before;
 	__u64 args[3];
 	__u64 cred;
-	__u64 userns;
 	__s32 syscall;
 	__u8 seen;
 	__u8 exec;
@@ -326,8 +325,7 @@ static __always_inline void fill_header(struct event_header *hdr, __u32 type, __
 		*(__u32 *)((buf) + __r) | (__u64) * (__u32 *)((buf) + __r + 4) << 32;          \
 	})
 
-/* Reads cred's ids and capability sets into out and returns its user namespace. */
-static __always_inline const struct user_namespace *read_cred_ids(const struct cred *cred, struct creds *out)
+static __always_inline void read_creds(const struct cred *cred, struct creds *out)
 {
 	__u64 words[CRED_SPAN_MAX / 8] = {};
 	__u8 *buf = (__u8 *)words;
@@ -350,20 +348,14 @@ static __always_inline const struct user_namespace *read_cred_ids(const struct c
 	out->cap_effective = cred_caps(buf, cap_effective);
 	out->cap_bset = cred_caps(buf, cap_bset);
 	out->cap_ambient = cred_caps(buf, cap_ambient);
-	if (cred_rel(user_ns) + 8 <= sizeof(words))
-		return *(const struct user_namespace **)(buf + cred_rel(user_ns));
-	return BPF_CORE_READ(cred, user_ns);
-}
 
-static __always_inline void read_userns(const struct user_namespace *ns, struct creds *out)
-{
+	const struct user_namespace *ns;
+	if (cred_rel(user_ns) + 8 <= sizeof(words))
+		ns = *(const struct user_namespace **)(buf + cred_rel(user_ns));
+	else
+		ns = BPF_CORE_READ(cred, user_ns);
 	out->userns_level = BPF_CORE_READ(ns, level);
 	out->userns_inum = BPF_CORE_READ(ns, ns.inum);
-}
-
-static __always_inline void read_creds(const struct cred *cred, struct creds *out)
-{
-	read_userns(read_cred_ids(cred, out), out);
 }
 
 static __always_inline bool creds_differ(const struct creds *a, const struct creds *b)
@@ -674,25 +666,6 @@ static __always_inline void fill_cred_event(struct cred_event *e, struct task_st
 }
 
 /*
- * tracepoint backend: without a commit_creds hook, a task's credentials are
- * compared with those it had when last looked at, and a difference is
- * reported then, attributed to the set*id/capset call whose capability check
- * came in between. It is looked at:
- *   - at each capability check made inside a set*id/capset call: setuid(2),
- *     setgid(2) and capset(2) always check (kernel/sys.c __sys_setuid,
- *     security/commoncap.c cap_capset -> cap_inh_is_capped), the others when
- *     they reach beyond the task's own ids, so every change that needed
- *     privilege is attributed to its call;
- *   - at sched_prepare_exec (Linux 6.10+), before begin_new_exec() commits
- *     the new credentials, which gives an exec its credentials before;
- *   - when the thread exits.
- * A change made without a check (setresuid among the task's own ids, prctl)
- * is reported at the next of these with syscall -1. Only tracked tasks pay,
- * and only at these hooks: no syscall tracepoint is enabled (see the top).
- * commit_creds() always installs a new struct cred, so an unchanged address
- * means unchanged credentials and nothing is read.
- */
-/*
  * Whether cred holds the credentials last seen: compared field by field
  * through BTF pointer loads, no helper call, as a setuid(0) loop installs a
  * new struct cred with the same credentials at every call. The capability
@@ -710,7 +683,7 @@ static __always_inline bool cred_unchanged(const struct cred *c, const struct ta
 	       *(const __u64 *)&c->cap_permitted == b->cap_permitted &&
 	       *(const __u64 *)&c->cap_effective == b->cap_effective &&
 	       *(const __u64 *)&c->cap_bset == b->cap_bset &&
-	       *(const __u64 *)&c->cap_ambient == b->cap_ambient && (__u64)c->user_ns == ts->userns;
+	       *(const __u64 *)&c->cap_ambient == b->cap_ambient && c->user_ns->ns.inum == b->userns_inum;
 }
 
 /* The task's credentials are now c, read from cred. */
@@ -718,11 +691,31 @@ static __always_inline void remember_creds(struct task_state *ts, const struct c
 {
 	ts->before = *c;
 	ts->cred = (__u64)cred;
-	ts->userns = (__u64)cred->user_ns;
 	ts->syscall = -1;
 	ts->seen = 1;
 }
 
+/*
+ * tracepoint backend: without a commit_creds hook, a task's credentials are
+ * compared with those it had when last looked at, and a difference is
+ * reported then, attributed to the set*id/capset call whose capability check
+ * came in between. It is looked at:
+ *   - at each capability check made inside a set*id/capset call: setuid(2),
+ *     setgid(2) and capset(2) always check (kernel/sys.c __sys_setuid,
+ *     security/commoncap.c cap_capset -> cap_inh_is_capped), the others when
+ *     they reach beyond the task's own ids, so every change that needed
+ *     privilege is attributed to its call;
+ *   - at sched_prepare_exec (Linux 6.10+), before begin_new_exec() commits
+ *     the new credentials, which gives an exec its credentials before;
+ *   - when the thread exits.
+ * A change made without a check (setresuid among the task's own ids, prctl)
+ * is reported at the next of these, attributed to whatever call was noted
+ * (-1: none); user space names it "unknown" when that call could not have
+ * made it (recorder.changeSyscall). Only tracked tasks pay, and only at
+ * these hooks: no syscall tracepoint is enabled (see the top).
+ * commit_creds() always installs a new struct cred, so an unchanged address
+ * means unchanged credentials and nothing is read.
+ */
 static __always_inline void look_at_creds(struct task_struct *task, struct task_state *ts, __u64 cgroup_id)
 {
 	const struct cred *cred = task->real_cred;
@@ -800,7 +793,7 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	/* The state is created for a set*id/capset call's check, to look at
 	 * the task's credentials (tracepoint backend), and only looked up otherwise. */
 	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
-	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, cred_call ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+	struct task_state *ts = cred_call ? get_task_state(task) : bpf_task_storage_get(&task_state, task, 0, 0);
 	if (ts && ts->runtime_init)
 		key.flags |= CHECK_RUNTIME_INIT;
 	if (target->phase == TARGET_STEADY)
@@ -809,12 +802,8 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	count_check(ctx, task, &key, cred);
 	if (key.denied)
 		follow_denial(task, &key);
-	if (cred_call) {
-		if (ts)
-			note_cred_syscall(task, ts, regs, cgroup_id, key.syscall);
-		else
-			count_stat(STAT_PENDING_FULL);
-	}
+	if (cred_call && ts)
+		note_cred_syscall(task, ts, regs, cgroup_id, key.syscall);
 }
 
 /* The audit flags of cap_capable()'s fourth argument (see cap_capable_audit_arg). */

@@ -222,7 +222,6 @@ type capprofTaskState struct {
 	Before      capprofCreds
 	Args        [3]uint64
 	Cred        uint64
-	Userns      uint64
 	Syscall     int32
 	Seen        uint8
 	Exec        uint8
