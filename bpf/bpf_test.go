@@ -205,19 +205,32 @@ func TestLoadAndAttach(t *testing.T) {
 		}
 		t.Logf("backend %s: loads and attaches", s.Backend)
 	}
-	p, err := Load(Options{Startup: 10 * time.Second, Backend: Auto})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(); err != nil {
-		t.Fatal(err)
-	}
-	if got, want := len(p.links), len(p.spec.Programs); got != want {
-		t.Fatalf("%d links for %d programs", got, want)
-	}
-	if _, err := p.Stats(); err != nil {
-		t.Fatal(err)
+	// With live events on, the verifier sees the code that streams checks
+	// and exec details, which it drops as dead otherwise.
+	for _, live := range []bool{false, true} {
+		p, err := Load(Options{Startup: 10 * time.Second, Backend: Auto, LiveEvents: live, CheckInterval: time.Second})
+		if err != nil {
+			t.Fatalf("live events %v: %v", live, err)
+		}
+		defer p.Close()
+		if err := p.Attach(); err != nil {
+			t.Fatal(err)
+		}
+		hooked := 0
+		for _, prog := range p.spec.Programs {
+			if !strings.HasPrefix(prog.SectionName, "iter/") {
+				hooked++
+			}
+		}
+		if len(p.links) != hooked {
+			t.Fatalf("%d links for %d hooked programs", len(p.links), hooked)
+		}
+		if err := p.ListProcesses(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Stats(); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

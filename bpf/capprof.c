@@ -44,6 +44,10 @@ const struct exit_event *unused_exit_event __attribute__((unused));
 const struct fork_event *unused_fork_event __attribute__((unused));
 const struct cred_event *unused_cred_event __attribute__((unused));
 const struct sample_event *unused_sample_event __attribute__((unused));
+const struct check_event *unused_check_event __attribute__((unused));
+const struct rate_key *unused_rate_key __attribute__((unused));
+const struct rate_state *unused_rate_state __attribute__((unused));
+const enum ns_index unused_ns_index __attribute__((unused));
 const struct target *unused_target __attribute__((unused));
 const struct outcome *unused_outcome __attribute__((unused));
 const enum target_phase unused_target_phase __attribute__((unused));
@@ -69,6 +73,17 @@ volatile const __u8 cap_capable_audit_arg = 0;
  * hook: credential changes are then found by comparison (look_at_creds).
  */
 volatile const __u8 compare_creds_lazily = 0;
+
+/*
+ * Set by user space when live events are asked for (record --events):
+ * capability checks then also go to live_events, one per
+ * check_event_interval_ns per (exec, capability, verdict) (0: every check),
+ * and execs carry their arguments, cwd, namespaces and login uid. Off, the
+ * verifier drops that code as dead, so a recording without live events pays
+ * nothing for them.
+ */
+volatile const __u8 stream_events = 0;
+volatile const __u64 check_event_interval_ns = 0;
 
 /* x86-64 syscall numbers (arch/x86/entry/syscalls/syscall_64.tbl). */
 #define NR_SETUID 105
@@ -113,6 +128,27 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
 } events SEC(".maps");
+
+/*
+ * Live check events have their own ring buffer: a reader that falls behind,
+ * or checks faster than the rate limit can thin, lose live events (counted
+ * in STAT_LIVE_DROPS), never the execs, exits and credential changes the
+ * profile is built from.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} live_events SEC(".maps");
+
+/* The rate limiter of live check events; user space deletes an exec's
+ * entries, reading what they held back, when the exec ends. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 65536);
+	__type(key, struct rate_key);
+	__type(value, struct rate_state);
+} check_rates SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -279,17 +315,18 @@ static __always_inline struct task_state *get_task_state(struct task_struct *tas
 	return ts;
 }
 
-static __always_inline void fill_header(struct event_header *hdr, __u32 type, __u64 cgroup_id)
+/* The header of an event about task (the current one, but for the task iterator). */
+static __always_inline void fill_header(struct event_header *hdr, __u32 type, __u64 cgroup_id,
+					struct task_struct *task)
 {
-	__u64 pid_tgid = bpf_get_current_pid_tgid();
-
 	hdr->type = type;
-	hdr->pid = (__u32)pid_tgid;
-	hdr->tgid = pid_tgid >> 32;
-	hdr->pad = 0;
+	hdr->pid = BPF_CORE_READ(task, pid);
+	hdr->tgid = BPF_CORE_READ(task, tgid);
+	hdr->exec_seq = BPF_CORE_READ(task, self_exec_id);
 	hdr->cgroup_id = cgroup_id;
 	hdr->ktime_ns = bpf_ktime_get_ns();
-	bpf_get_current_comm(hdr->comm, sizeof(hdr->comm));
+	hdr->start_ns = BPF_CORE_READ(task, group_leader, start_time);
+	bpf_probe_read_kernel_str(hdr->comm, sizeof(hdr->comm), task->comm);
 }
 
 /*
@@ -436,19 +473,14 @@ static long path_step(__u32 index, void *data)
 	return 0;
 }
 
-static __always_inline void read_exe_path(struct task_struct *task, struct exe_path *out)
+/* The path of dentry on vfsmnt as task sees it, into out. */
+static __always_inline void read_path(struct task_struct *task, struct dentry *dentry, struct vfsmount *vfsmnt,
+				      struct exe_path *out)
 {
-	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
-
-	out->depth = 0;
-	out->truncated = 0;
-	if (!exe)
-		return;
-
 	struct path_walk w = {
 		.out = out,
-		.dentry = BPF_CORE_READ(exe, f_path.dentry),
-		.vfsmnt = BPF_CORE_READ(exe, f_path.mnt),
+		.dentry = dentry,
+		.vfsmnt = vfsmnt,
 		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
 		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
 	};
@@ -457,6 +489,84 @@ static __always_inline void read_exe_path(struct task_struct *task, struct exe_p
 	bpf_loop(PATH_DEPTH + 8, path_step, &w, 0);
 	out->depth = w.depth;
 	out->truncated = !w.done;
+}
+
+static __always_inline void read_exe_path(struct task_struct *task, struct exe_path *out)
+{
+	struct file *exe = BPF_CORE_READ(task, mm, exe_file);
+
+	out->depth = 0;
+	out->truncated = 0;
+	if (exe)
+		read_path(task, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt), out);
+}
+
+/* The task's namespaces, by inode number; see enum ns_index. */
+static __always_inline void read_namespaces(struct task_struct *task, __u32 *ns)
+{
+	struct nsproxy *nsp = BPF_CORE_READ(task, nsproxy);
+
+	if (!nsp) /* an exiting task: exit_task_namespaces() has run */
+		return;
+	ns[NS_UTS] = BPF_CORE_READ(nsp, uts_ns, ns.inum);
+	ns[NS_IPC] = BPF_CORE_READ(nsp, ipc_ns, ns.inum);
+	ns[NS_MNT] = BPF_CORE_READ(nsp, mnt_ns, ns.inum);
+	ns[NS_PID_FOR_CHILDREN] = BPF_CORE_READ(nsp, pid_ns_for_children, ns.inum);
+	ns[NS_NET] = BPF_CORE_READ(nsp, net_ns, ns.inum);
+	if (bpf_core_field_exists(nsp->time_ns)) {
+		ns[NS_TIME] = BPF_CORE_READ(nsp, time_ns, ns.inum);
+		ns[NS_TIME_FOR_CHILDREN] = BPF_CORE_READ(nsp, time_ns_for_children, ns.inum);
+	}
+	ns[NS_CGROUP] = BPF_CORE_READ(nsp, cgroup_ns, ns.inum);
+	/* The task's own pid namespace (task_active_pid_ns): thread_pid's
+	 * numbers[level].ns, numbers being a flexible array. */
+	struct pid *pid = BPF_CORE_READ(task, thread_pid);
+	__u32 level = BPF_CORE_READ(pid, level);
+	struct pid_namespace *pidns = NULL;
+	bpf_probe_read_kernel(&pidns, sizeof(pidns),
+			      (void *)pid + bpf_core_field_offset(struct pid, numbers) +
+				      (level & 63) * bpf_core_type_size(struct upid) + bpf_core_field_offset(struct upid, ns));
+	ns[NS_PID] = BPF_CORE_READ(pidns, ns.inum);
+}
+
+/*
+ * What live events show of a process beyond what the profile needs: its
+ * arguments (argv as the new program received it, read from its stack; a
+ * task iterator cannot read another process's memory, so user space takes
+ * them from /proc for EXEC_EXISTING), cwd, login uid and namespaces.
+ */
+static __always_inline void read_exec_details(struct exec_event *e, struct task_struct *task, bool own_memory)
+{
+	e->flags |= EXEC_DETAILS;
+	e->loginuid = (__u32)-1;
+	if (bpf_core_field_exists(task->loginuid))
+		e->loginuid = BPF_CORE_READ(task, loginuid.val);
+	__builtin_memset(e->ns, 0, sizeof(e->ns));
+	read_namespaces(task, e->ns);
+	e->args_len = 0;
+	if (own_memory) {
+		unsigned long start = BPF_CORE_READ(task, mm, arg_start);
+		unsigned long len = BPF_CORE_READ(task, mm, arg_end) - start;
+		if (len > ARGS_LEN) {
+			len = ARGS_LEN;
+			e->flags |= EXEC_ARGS_TRUNCATED;
+		}
+		if (bpf_probe_read_user(e->args, len, (void *)start) == 0)
+			e->args_len = len;
+	}
+	e->cwd.depth = 0;
+	e->cwd.truncated = 0;
+	read_path(task, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), &e->cwd);
+}
+
+/* The process's parent and its exec identity. */
+static __always_inline void read_parent(struct exec_event *e, struct task_struct *task)
+{
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->parent_exec_seq = BPF_CORE_READ(parent, self_exec_id);
+	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_time);
 }
 
 /*
@@ -479,9 +589,14 @@ static __always_inline void *scratch(void *map)
  */
 #define WAKEUP_BYTES (256 << 10)
 
+static __always_inline __u64 wakeup_flag_of(void *ringbuf)
+{
+	return bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline __u64 wakeup_flag(void)
 {
-	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	return wakeup_flag_of(&events);
 }
 
 static __always_inline void output(void *event, __u64 size)
@@ -497,7 +612,7 @@ static __always_inline void emit_first_check(void *ctx, struct task_struct *task
 
 	if (!e)
 		return;
-	fill_header(&e->hdr, EVENT_CAP_FIRST, key->cgroup_id);
+	fill_header(&e->hdr, EVENT_CAP_FIRST, key->cgroup_id, task);
 	e->key = *key;
 	e->uid = BPF_CORE_READ(cred, euid.val);
 	e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
@@ -519,7 +634,7 @@ static __always_inline void emit_sample(void *ctx, const struct agg_key *key)
 		count_stat(STAT_RINGBUF_DROPS);
 		return;
 	}
-	fill_header(&e->hdr, EVENT_CAP_SAMPLE, key->cgroup_id);
+	fill_header(&e->hdr, EVENT_CAP_SAMPLE, key->cgroup_id, bpf_get_current_task_btf());
 	e->key = *key;
 	e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 	e->pad = 0;
@@ -658,7 +773,7 @@ static __always_inline void follow_denial(struct task_struct *task, const struct
 static __always_inline void fill_cred_event(struct cred_event *e, struct task_struct *task, __u64 cgroup_id,
 					    __s32 syscall, __u32 source)
 {
-	fill_header(&e->hdr, EVENT_CRED, cgroup_id);
+	fill_header(&e->hdr, EVENT_CRED, cgroup_id, task);
 	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
 	e->syscall = syscall;
 	e->source = source;
@@ -761,14 +876,74 @@ static __always_inline void note_cred_syscall(struct task_struct *task, struct t
 }
 
 /*
+ * Live events: a check goes to live_events unless one of the same (exec,
+ * capability, verdict) went less than check_event_interval_ns ago; then it
+ * is only counted in check_rates, and the next event (or user space, when
+ * the exec ends) reports how many were held back. Every check is counted in
+ * `checks` all the same, so the profile stays exact.
+ */
+static __always_inline void stream_check(struct task_struct *task, const struct agg_key *key,
+					 const struct user_namespace *target_ns, int ret)
+{
+	__u64 now = bpf_ktime_get_ns(), suppressed = 0;
+
+	if (check_event_interval_ns) {
+		struct rate_key rk = {
+			.start_ns = task->group_leader->start_time,
+			.tgid = task->tgid,
+			.exec_seq = task->self_exec_id,
+			.cap = key->cap,
+			.denied = key->denied,
+		};
+		struct rate_state *st = bpf_map_lookup_elem(&check_rates, &rk);
+		if (st) {
+			if (now - st->last_ns < check_event_interval_ns) {
+				__sync_fetch_and_add(&st->suppressed, 1);
+				return;
+			}
+			st->last_ns = now;
+			suppressed = __sync_lock_test_and_set(&st->suppressed, 0);
+		} else {
+			struct rate_state fresh = {.last_ns = now};
+			/* -EEXIST: another CPU's check of the key came first, and
+			 * this one is sent too rather than lost to the race. */
+			long err = bpf_map_update_elem(&check_rates, &rk, &fresh, BPF_NOEXIST);
+			if (err && err != -EEXIST) {
+				count_stat(STAT_LIVE_DROPS);
+				return;
+			}
+		}
+	}
+	struct check_event *e = bpf_ringbuf_reserve(&live_events, sizeof(*e), 0);
+	if (!e) {
+		count_stat(STAT_LIVE_DROPS);
+		return;
+	}
+	fill_header(&e->hdr, EVENT_CHECK, key->cgroup_id, task);
+	e->hdr.ktime_ns = now;
+	e->suppressed = suppressed;
+	e->syscall = key->syscall;
+	e->ret = ret;
+	e->userns_inum = BPF_CORE_READ(target_ns, ns.inum);
+	e->userns_owner = BPF_CORE_READ(target_ns, owner.val);
+	e->userns_group = BPF_CORE_READ(target_ns, group.val);
+	e->userns_level = BPF_CORE_READ(target_ns, level);
+	e->cap = key->cap;
+	e->flags = key->flags;
+	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	bpf_ringbuf_submit(e, wakeup_flag_of(&live_events));
+}
+
+/*
  * A capability check of a task in the target set, whatever hook saw it:
  * counted per CPU; the ring buffer is used once per new key and for samples.
- * cred, target_level, cap and ret are cap_capable()'s; audit is CHECK_* audit
- * flags, 0 when the hook cannot see cap_capable's opts.
+ * cred, target_ns, cap and ret are cap_capable()'s, target_level is
+ * target_ns->level; audit is CHECK_* audit flags, 0 when the hook cannot see
+ * cap_capable's opts.
  */
 static __always_inline void handle_check(void *ctx, struct target *target, __u64 cgroup_id,
-					 const struct cred *cred, int target_level, int cap, int ret,
-					 __u8 audit)
+					 const struct cred *cred, const struct user_namespace *target_ns,
+					 int target_level, int cap, int ret, __u8 audit)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	struct file *exe = task->mm->exe_file;
@@ -800,6 +975,8 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 		key.flags |= CHECK_STEADY;
 
 	count_check(ctx, task, &key, cred);
+	if (stream_events)
+		stream_check(task, &key, target_ns, ret);
 	if (key.denied)
 		follow_denial(task, &key);
 	if (cred_call && ts)
@@ -829,7 +1006,7 @@ int BPF_PROG(on_cap_capable, const struct cred *cred, struct user_namespace *tar
 	struct target *target = target_cgroup(&cgroup_id);
 
 	if (target)
-		handle_check(ctx, target, cgroup_id, cred, target_ns->level, cap, ret, 0);
+		handle_check(ctx, target, cgroup_id, cred, target_ns, target_ns->level, cap, ret, 0);
 	return 0;
 }
 
@@ -846,7 +1023,7 @@ int BPF_PROG(on_cap_capable_exit, const struct cred *cred, struct user_namespace
 	struct target *target = target_cgroup(&cgroup_id);
 
 	if (target)
-		handle_check(ctx, target, cgroup_id, cred, target_ns->level, cap, ret, audit_flags(opts));
+		handle_check(ctx, target, cgroup_id, cred, target_ns, target_ns->level, cap, ret, audit_flags(opts));
 	return 0;
 }
 
@@ -858,7 +1035,8 @@ int BPF_PROG(on_cap_capable_exit, const struct cred *cred, struct user_namespace
  * lost to kprobe recursion protection anyway.
  */
 struct cap_call {
-	__u64 cred; /* the address: compared with the task's, read only by probe */
+	__u64 cred;      /* the address: compared with the task's, read only by probe */
+	__u64 target_ns; /* the address, read only by probe */
 	int target_level;
 	int cap;
 	__u32 opts;
@@ -887,6 +1065,7 @@ int BPF_KPROBE(on_cap_capable_entry, const struct cred *cred, struct user_namesp
 		return 0;
 	}
 	call->cred = (__u64)cred;
+	call->target_ns = (__u64)target_ns;
 	call->target_level = BPF_CORE_READ(target_ns, level);
 	call->cap = cap;
 	call->opts = opts;
@@ -906,7 +1085,8 @@ int BPF_KRETPROBE(on_cap_capable_return, int ret)
 	if (!call || !call->active)
 		return 0;
 	call->active = 0;
-	handle_check(ctx, target, cgroup_id, (const struct cred *)call->cred, call->target_level, call->cap, ret,
+	handle_check(ctx, target, cgroup_id, (const struct cred *)call->cred,
+		     (const struct user_namespace *)call->target_ns, call->target_level, call->cap, ret,
 		     audit_flags(call->opts));
 	return 0;
 }
@@ -932,9 +1112,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 		count_stat(STAT_RINGBUF_DROPS);
 		return 0;
 	}
-	fill_header(&e->hdr, EVENT_FORK, cgroup_id);
+	fill_header(&e->hdr, EVENT_FORK, cgroup_id, parent);
 	e->child_pid = BPF_CORE_READ(child, pid);
 	e->pad = 0;
+	e->child_start_ns = BPF_CORE_READ(child, start_time);
 	bpf_ringbuf_submit(e, wakeup_flag());
 	return 0;
 }
@@ -1004,10 +1185,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	struct exec_event *e = scratch(&exec_scratch);
 	if (!e)
 		return 0;
-	fill_header(&e->hdr, EVENT_EXEC, cgroup_id);
+	fill_header(&e->hdr, EVENT_EXEC, cgroup_id, task);
 	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
-	e->ppid = BPF_CORE_READ(task, real_parent, tgid);
-	e->pad = 0;
+	read_parent(e, task);
 	e->flags = 0;
 	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
 
@@ -1037,6 +1217,40 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		e->flags |= EXEC_SCRIPT;
 	bpf_probe_read_kernel_str(e->filename, sizeof(e->filename), filename);
 	read_exe_path(task, &e->exe);
+	if (stream_events)
+		read_exec_details(e, task, true);
+	output(e, sizeof(*e));
+	return 0;
+}
+
+/*
+ * Live events: the processes already running in a target cgroup when it
+ * became a target, reported once as EXEC_EXISTING so that live events can
+ * name them. User space runs this task iterator (Linux 5.8+) after adding
+ * targets; it is never attached to a hook.
+ */
+SEC("iter/task")
+int list_processes(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (!task || BPF_CORE_READ(task, pid) != BPF_CORE_READ(task, tgid))
+		return 0;
+	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	if (!lookup_target(&cgroup_id))
+		return 0;
+	struct exec_event *e = scratch(&exec_scratch);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, EVENT_EXEC, cgroup_id, task);
+	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+	read_parent(e, task);
+	e->flags = EXEC_EXISTING;
+	__builtin_memset(&e->before, 0, sizeof(e->before));
+	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
+	e->filename[0] = 0;
+	read_exe_path(task, &e->exe);
+	read_exec_details(e, task, false);
 	output(e, sizeof(*e));
 	return 0;
 }
@@ -1063,7 +1277,7 @@ int BPF_PROG(on_exit, struct task_struct *task)
 		count_stat(STAT_RINGBUF_DROPS);
 		return 0;
 	}
-	fill_header(&e->hdr, EVENT_EXIT, cgroup_id);
+	fill_header(&e->hdr, EVENT_EXIT, cgroup_id, task);
 	e->exit_code = BPF_CORE_READ(task, exit_code);
 	e->pad = 0;
 	bpf_ringbuf_submit(e, wakeup_flag());

@@ -12,6 +12,7 @@
 #define PATH_NAME_LEN 128 /* bytes kept per component, NUL included */
 #define FILENAME_LEN 256  /* execve's filename argument as given */
 #define STACK_DEPTH 24    /* kernel frames kept for a first-seen check */
+#define ARGS_LEN 1024     /* bytes of an exec's argument strings kept, NULs included */
 
 enum event_type {
 	EVENT_CAP_FIRST = 1, /* first check with a new aggregation key */
@@ -20,6 +21,7 @@ enum event_type {
 	EVENT_FORK = 4,
 	EVENT_CRED = 5, /* credentials changed (not by an exec) */
 	EVENT_CAP_SAMPLE = 6, /* a later check's stack, sampled per key */
+	EVENT_CHECK = 7,      /* one capability check, rate-limited (live events, in live_events) */
 };
 
 /* agg_key.flags */
@@ -68,6 +70,23 @@ enum exec_flag {
 	EXEC_HAVE_BEFORE = 1 << 1,   /* before holds the credentials the exec started with */
 	EXEC_SCRIPT = 1 << 2,        /* an interpreter ran filename (binfmt_script) */
 	EXEC_BEFORE_FROM_COMMIT = 1 << 3, /* before was read at commit_creds, not at sched_prepare_exec */
+	EXEC_DETAILS = 1 << 4,   /* args, cwd, loginuid, namespaces and the parent are filled (live events on) */
+	EXEC_EXISTING = 1 << 5,  /* not an exec: a process already running when its cgroup became a target */
+	EXEC_ARGS_TRUNCATED = 1 << 6, /* the arguments were longer than ARGS_LEN */
+};
+
+/* exec_event.ns: the namespaces of the process, as inode numbers. */
+enum ns_index {
+	NS_UTS = 0,
+	NS_IPC = 1,
+	NS_MNT = 2,
+	NS_PID = 3,
+	NS_PID_FOR_CHILDREN = 4,
+	NS_NET = 5,
+	NS_TIME = 6,
+	NS_TIME_FOR_CHILDREN = 7,
+	NS_CGROUP = 8,
+	NS_SLOTS = 10, /* NS_CGROUP + 1, rounded up to keep the struct 8-aligned */
 };
 
 /* cred_event.source: how a credential change was seen. */
@@ -83,7 +102,8 @@ enum stat_index {
 	STAT_AGG_FULL = 1,      /* checks not counted: aggregation map full */
 	STAT_PENDING_FULL = 2,  /* credential changes not followed: no task state could be stored */
 	STAT_OUTCOME_LOST = 3,  /* denied checks whose syscall's return could not be followed */
-	STAT_MAX = 4,
+	STAT_LIVE_DROPS = 4,    /* live check events not delivered: live_events full, or check_rates full */
+	STAT_MAX = 5,
 };
 
 /* Aggregation key: one counter per distinct combination. */
@@ -111,13 +131,20 @@ struct creds {
 	__u32 userns_inum;  /* its inode number (/proc/PID/ns/user) */
 };
 
+/*
+ * An exec's identity on the node: the process (tgid and its start time, the
+ * group leader's task->start_time, which de_thread() hands to a thread that
+ * execs) and the exec (task->self_exec_id, which every exec increments and
+ * clone() copies). User space turns it into the exec_id of live events.
+ */
 struct event_header {
 	__u32 type; /* enum event_type */
 	__u32 pid;  /* thread id */
 	__u32 tgid; /* process id */
-	__u32 pad;
+	__u32 exec_seq; /* self_exec_id, low 32 bits */
 	__u64 cgroup_id;
 	__u64 ktime_ns;
+	__u64 start_ns; /* CLOCK_MONOTONIC ns when the process started */
 	char comm[TASK_COMM_LEN];
 };
 
@@ -146,11 +173,49 @@ struct exec_event {
 	__u32 exe_dev;
 	__u32 flags; /* enum exec_flag */
 	__u32 ppid;
-	__u32 pad;
+	__u32 parent_exec_seq;
+	__u64 parent_start_ns;
 	struct creds before;
 	struct creds after;
+	/* Filled with EXEC_DETAILS only: */
+	__u32 loginuid; /* the audit login uid, (u32)-1 when unset */
+	__u32 args_len; /* bytes of args filled */
+	__u32 ns[NS_SLOTS]; /* enum ns_index; 0 when the kernel lacks the namespace */
+	char args[ARGS_LEN]; /* argv strings, NUL-separated */
+	struct exe_path cwd;
 	char filename[FILENAME_LEN];
 	struct exe_path exe;
+};
+
+/* A capability check, sent to live_events at most once per interval per
+ * (exec, capability, verdict); the ones held back are counted. */
+struct check_event {
+	struct event_header hdr;
+	__u64 suppressed; /* checks of this (exec, cap, verdict) held back since the last event */
+	__s32 syscall;
+	__s32 ret; /* cap_capable()'s return: 0 or -EPERM */
+	__u32 userns_inum;  /* the user namespace checked against */
+	__u32 userns_owner; /* its owner's uid and gid */
+	__u32 userns_group;
+	__s32 userns_level;
+	__u8 cap;
+	__u8 flags; /* enum check_flag */
+	__u8 pad[6];
+};
+
+/* check_rates: one per (exec, capability, verdict) with live events on. */
+struct rate_key {
+	__u64 start_ns;
+	__u32 tgid;
+	__u32 exec_seq;
+	__u8 cap;
+	__u8 denied;
+	__u8 pad[6];
+};
+
+struct rate_state {
+	__u64 last_ns;    /* when the last event was sent */
+	__u64 suppressed; /* checks held back since */
 };
 
 struct exit_event {
@@ -163,6 +228,7 @@ struct fork_event {
 	struct event_header hdr; /* the parent */
 	__u32 child_pid;
 	__u32 pad;
+	__u64 child_start_ns;
 };
 
 struct cred_event {

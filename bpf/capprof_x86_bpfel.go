@@ -28,6 +28,7 @@ type capprofAggKey struct {
 type capprofCapCall struct {
 	_           structs.HostLayout
 	Cred        uint64
+	TargetNs    uint64
 	TargetLevel int32
 	Cap         int32
 	Opts        uint32
@@ -47,6 +48,21 @@ type capprofCapEvent struct {
 		Truncated uint32
 		Names     [16][128]int8
 	}
+}
+
+type capprofCheckEvent struct {
+	_           structs.HostLayout
+	Hdr         capprofEventHeader
+	Suppressed  uint64
+	Syscall     int32
+	Ret         int32
+	UsernsInum  uint32
+	UsernsOwner uint32
+	UsernsGroup uint32
+	UsernsLevel int32
+	Cap         uint8
+	Flags       uint8
+	Pad         [6]uint8
 }
 
 type capprofCheckFlag uint32
@@ -118,9 +134,10 @@ type capprofEventHeader struct {
 	Type     uint32
 	Pid      uint32
 	Tgid     uint32
-	Pad      uint32
+	ExecSeq  uint32
 	CgroupId uint64
 	KtimeNs  uint64
+	StartNs  uint64
 	Comm     [16]int8
 }
 
@@ -133,18 +150,30 @@ const (
 	capprofEventTypeEVENT_FORK       capprofEventType = 4
 	capprofEventTypeEVENT_CRED       capprofEventType = 5
 	capprofEventTypeEVENT_CAP_SAMPLE capprofEventType = 6
+	capprofEventTypeEVENT_CHECK      capprofEventType = 7
 )
 
 type capprofExecEvent struct {
-	_        structs.HostLayout
-	Hdr      capprofEventHeader
-	ExeIno   uint64
-	ExeDev   uint32
-	Flags    uint32
-	Ppid     uint32
-	Pad      uint32
-	Before   capprofCreds
-	After    capprofCreds
+	_             structs.HostLayout
+	Hdr           capprofEventHeader
+	ExeIno        uint64
+	ExeDev        uint32
+	Flags         uint32
+	Ppid          uint32
+	ParentExecSeq uint32
+	ParentStartNs uint64
+	Before        capprofCreds
+	After         capprofCreds
+	Loginuid      uint32
+	ArgsLen       uint32
+	Ns            [10]uint32
+	Args          [1024]int8
+	Cwd           struct {
+		_         structs.HostLayout
+		Depth     uint32
+		Truncated uint32
+		Names     [16][128]int8
+	}
 	Filename [256]int8
 	Exe      struct {
 		_         structs.HostLayout
@@ -161,6 +190,9 @@ const (
 	capprofExecFlagEXEC_HAVE_BEFORE        capprofExecFlag = 2
 	capprofExecFlagEXEC_SCRIPT             capprofExecFlag = 4
 	capprofExecFlagEXEC_BEFORE_FROM_COMMIT capprofExecFlag = 8
+	capprofExecFlagEXEC_DETAILS            capprofExecFlag = 16
+	capprofExecFlagEXEC_EXISTING           capprofExecFlag = 32
+	capprofExecFlagEXEC_ARGS_TRUNCATED     capprofExecFlag = 64
 )
 
 type capprofExitEvent struct {
@@ -171,16 +203,48 @@ type capprofExitEvent struct {
 }
 
 type capprofForkEvent struct {
-	_        structs.HostLayout
-	Hdr      capprofEventHeader
-	ChildPid uint32
-	Pad      uint32
+	_            structs.HostLayout
+	Hdr          capprofEventHeader
+	ChildPid     uint32
+	Pad          uint32
+	ChildStartNs uint64
 }
+
+type capprofNsIndex uint32
+
+const (
+	capprofNsIndexNS_UTS               capprofNsIndex = 0
+	capprofNsIndexNS_IPC               capprofNsIndex = 1
+	capprofNsIndexNS_MNT               capprofNsIndex = 2
+	capprofNsIndexNS_PID               capprofNsIndex = 3
+	capprofNsIndexNS_PID_FOR_CHILDREN  capprofNsIndex = 4
+	capprofNsIndexNS_NET               capprofNsIndex = 5
+	capprofNsIndexNS_TIME              capprofNsIndex = 6
+	capprofNsIndexNS_TIME_FOR_CHILDREN capprofNsIndex = 7
+	capprofNsIndexNS_CGROUP            capprofNsIndex = 8
+	capprofNsIndexNS_SLOTS             capprofNsIndex = 10
+)
 
 type capprofOutcome struct {
 	_         structs.HostLayout
 	Failed    uint64
 	Succeeded uint64
+}
+
+type capprofRateKey struct {
+	_       structs.HostLayout
+	StartNs uint64
+	Tgid    uint32
+	ExecSeq uint32
+	Cap     uint8
+	Denied  uint8
+	Pad     [6]uint8
+}
+
+type capprofRateState struct {
+	_          structs.HostLayout
+	LastNs     uint64
+	Suppressed uint64
 }
 
 type capprofSampleEvent struct {
@@ -199,7 +263,8 @@ const (
 	capprofStatIndexSTAT_AGG_FULL      capprofStatIndex = 1
 	capprofStatIndexSTAT_PENDING_FULL  capprofStatIndex = 2
 	capprofStatIndexSTAT_OUTCOME_LOST  capprofStatIndex = 3
-	capprofStatIndexSTAT_MAX           capprofStatIndex = 4
+	capprofStatIndexSTAT_LIVE_DROPS    capprofStatIndex = 4
+	capprofStatIndexSTAT_MAX           capprofStatIndex = 5
 )
 
 type capprofTarget struct {
@@ -235,15 +300,18 @@ type capprofTaskState struct {
 const (
 	capprofMapCapCalls             = "cap_calls"
 	capprofMapCapScratch           = "cap_scratch"
+	capprofMapCheckRates           = "check_rates"
 	capprofMapChecks               = "checks"
 	capprofMapCredScratch          = "cred_scratch"
 	capprofMapDenials              = "denials"
 	capprofMapEvents               = "events"
 	capprofMapExecScratch          = "exec_scratch"
+	capprofMapLiveEvents           = "live_events"
 	capprofMapOutcomes             = "outcomes"
 	capprofMapStats                = "stats"
 	capprofMapTargets              = "targets"
 	capprofMapTaskState            = "task_state"
+	capprofProgListProcesses       = "list_processes"
 	capprofProgOnCapCapable        = "on_cap_capable"
 	capprofProgOnCapCapableEntry   = "on_cap_capable_entry"
 	capprofProgOnCapCapableExit    = "on_cap_capable_exit"
@@ -256,9 +324,12 @@ const (
 	capprofProgOnFork              = "on_fork"
 	capprofProgOnPrepareExec       = "on_prepare_exec"
 	capprofVarCapCapableAuditArg   = "cap_capable_audit_arg"
+	capprofVarCheckEventIntervalNs = "check_event_interval_ns"
 	capprofVarCompareCredsLazily   = "compare_creds_lazily"
+	capprofVarStreamEvents         = "stream_events"
 	capprofVarTargetFilter         = "target_filter"
 	capprofVarUnusedCapEvent       = "unused_cap_event"
+	capprofVarUnusedCheckEvent     = "unused_check_event"
 	capprofVarUnusedCheckFlag      = "unused_check_flag"
 	capprofVarUnusedCredEvent      = "unused_cred_event"
 	capprofVarUnusedCredSource     = "unused_cred_source"
@@ -267,7 +338,10 @@ const (
 	capprofVarUnusedExecFlag       = "unused_exec_flag"
 	capprofVarUnusedExitEvent      = "unused_exit_event"
 	capprofVarUnusedForkEvent      = "unused_fork_event"
+	capprofVarUnusedNsIndex        = "unused_ns_index"
 	capprofVarUnusedOutcome        = "unused_outcome"
+	capprofVarUnusedRateKey        = "unused_rate_key"
+	capprofVarUnusedRateState      = "unused_rate_state"
 	capprofVarUnusedSampleEvent    = "unused_sample_event"
 	capprofVarUnusedStatIndex      = "unused_stat_index"
 	capprofVarUnusedTarget         = "unused_target"
@@ -316,6 +390,7 @@ type capprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofProgramSpecs struct {
+	ListProcesses       *ebpf.ProgramSpec `ebpf:"list_processes"`
 	OnCapCapable        *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
 	OnCapCapableEntry   *ebpf.ProgramSpec `ebpf:"on_cap_capable_entry"`
 	OnCapCapableExit    *ebpf.ProgramSpec `ebpf:"on_cap_capable_exit"`
@@ -335,11 +410,13 @@ type capprofProgramSpecs struct {
 type capprofMapSpecs struct {
 	CapCalls    *ebpf.MapSpec `ebpf:"cap_calls"`
 	CapScratch  *ebpf.MapSpec `ebpf:"cap_scratch"`
+	CheckRates  *ebpf.MapSpec `ebpf:"check_rates"`
 	Checks      *ebpf.MapSpec `ebpf:"checks"`
 	CredScratch *ebpf.MapSpec `ebpf:"cred_scratch"`
 	Denials     *ebpf.MapSpec `ebpf:"denials"`
 	Events      *ebpf.MapSpec `ebpf:"events"`
 	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
+	LiveEvents  *ebpf.MapSpec `ebpf:"live_events"`
 	Outcomes    *ebpf.MapSpec `ebpf:"outcomes"`
 	Stats       *ebpf.MapSpec `ebpf:"stats"`
 	Targets     *ebpf.MapSpec `ebpf:"targets"`
@@ -350,23 +427,29 @@ type capprofMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
-	CapCapableAuditArg *ebpf.VariableSpec `ebpf:"cap_capable_audit_arg"`
-	CompareCredsLazily *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
-	TargetFilter       *ebpf.VariableSpec `ebpf:"target_filter"`
-	UnusedCapEvent     *ebpf.VariableSpec `ebpf:"unused_cap_event"`
-	UnusedCheckFlag    *ebpf.VariableSpec `ebpf:"unused_check_flag"`
-	UnusedCredEvent    *ebpf.VariableSpec `ebpf:"unused_cred_event"`
-	UnusedCredSource   *ebpf.VariableSpec `ebpf:"unused_cred_source"`
-	UnusedEventType    *ebpf.VariableSpec `ebpf:"unused_event_type"`
-	UnusedExecEvent    *ebpf.VariableSpec `ebpf:"unused_exec_event"`
-	UnusedExecFlag     *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
-	UnusedExitEvent    *ebpf.VariableSpec `ebpf:"unused_exit_event"`
-	UnusedForkEvent    *ebpf.VariableSpec `ebpf:"unused_fork_event"`
-	UnusedOutcome      *ebpf.VariableSpec `ebpf:"unused_outcome"`
-	UnusedSampleEvent  *ebpf.VariableSpec `ebpf:"unused_sample_event"`
-	UnusedStatIndex    *ebpf.VariableSpec `ebpf:"unused_stat_index"`
-	UnusedTarget       *ebpf.VariableSpec `ebpf:"unused_target"`
-	UnusedTargetPhase  *ebpf.VariableSpec `ebpf:"unused_target_phase"`
+	CapCapableAuditArg   *ebpf.VariableSpec `ebpf:"cap_capable_audit_arg"`
+	CheckEventIntervalNs *ebpf.VariableSpec `ebpf:"check_event_interval_ns"`
+	CompareCredsLazily   *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
+	StreamEvents         *ebpf.VariableSpec `ebpf:"stream_events"`
+	TargetFilter         *ebpf.VariableSpec `ebpf:"target_filter"`
+	UnusedCapEvent       *ebpf.VariableSpec `ebpf:"unused_cap_event"`
+	UnusedCheckEvent     *ebpf.VariableSpec `ebpf:"unused_check_event"`
+	UnusedCheckFlag      *ebpf.VariableSpec `ebpf:"unused_check_flag"`
+	UnusedCredEvent      *ebpf.VariableSpec `ebpf:"unused_cred_event"`
+	UnusedCredSource     *ebpf.VariableSpec `ebpf:"unused_cred_source"`
+	UnusedEventType      *ebpf.VariableSpec `ebpf:"unused_event_type"`
+	UnusedExecEvent      *ebpf.VariableSpec `ebpf:"unused_exec_event"`
+	UnusedExecFlag       *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
+	UnusedExitEvent      *ebpf.VariableSpec `ebpf:"unused_exit_event"`
+	UnusedForkEvent      *ebpf.VariableSpec `ebpf:"unused_fork_event"`
+	UnusedNsIndex        *ebpf.VariableSpec `ebpf:"unused_ns_index"`
+	UnusedOutcome        *ebpf.VariableSpec `ebpf:"unused_outcome"`
+	UnusedRateKey        *ebpf.VariableSpec `ebpf:"unused_rate_key"`
+	UnusedRateState      *ebpf.VariableSpec `ebpf:"unused_rate_state"`
+	UnusedSampleEvent    *ebpf.VariableSpec `ebpf:"unused_sample_event"`
+	UnusedStatIndex      *ebpf.VariableSpec `ebpf:"unused_stat_index"`
+	UnusedTarget         *ebpf.VariableSpec `ebpf:"unused_target"`
+	UnusedTargetPhase    *ebpf.VariableSpec `ebpf:"unused_target_phase"`
 }
 
 // capprofObjects contains all objects after they have been loaded into the kernel.
@@ -391,11 +474,13 @@ func (o *capprofObjects) Close() error {
 type capprofMaps struct {
 	CapCalls    *ebpf.Map `ebpf:"cap_calls"`
 	CapScratch  *ebpf.Map `ebpf:"cap_scratch"`
+	CheckRates  *ebpf.Map `ebpf:"check_rates"`
 	Checks      *ebpf.Map `ebpf:"checks"`
 	CredScratch *ebpf.Map `ebpf:"cred_scratch"`
 	Denials     *ebpf.Map `ebpf:"denials"`
 	Events      *ebpf.Map `ebpf:"events"`
 	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
+	LiveEvents  *ebpf.Map `ebpf:"live_events"`
 	Outcomes    *ebpf.Map `ebpf:"outcomes"`
 	Stats       *ebpf.Map `ebpf:"stats"`
 	Targets     *ebpf.Map `ebpf:"targets"`
@@ -406,11 +491,13 @@ func (m *capprofMaps) Close() error {
 	return _CapprofClose(
 		m.CapCalls,
 		m.CapScratch,
+		m.CheckRates,
 		m.Checks,
 		m.CredScratch,
 		m.Denials,
 		m.Events,
 		m.ExecScratch,
+		m.LiveEvents,
 		m.Outcomes,
 		m.Stats,
 		m.Targets,
@@ -422,29 +509,36 @@ func (m *capprofMaps) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
-	CapCapableAuditArg *ebpf.Variable `ebpf:"cap_capable_audit_arg"`
-	CompareCredsLazily *ebpf.Variable `ebpf:"compare_creds_lazily"`
-	TargetFilter       *ebpf.Variable `ebpf:"target_filter"`
-	UnusedCapEvent     *ebpf.Variable `ebpf:"unused_cap_event"`
-	UnusedCheckFlag    *ebpf.Variable `ebpf:"unused_check_flag"`
-	UnusedCredEvent    *ebpf.Variable `ebpf:"unused_cred_event"`
-	UnusedCredSource   *ebpf.Variable `ebpf:"unused_cred_source"`
-	UnusedEventType    *ebpf.Variable `ebpf:"unused_event_type"`
-	UnusedExecEvent    *ebpf.Variable `ebpf:"unused_exec_event"`
-	UnusedExecFlag     *ebpf.Variable `ebpf:"unused_exec_flag"`
-	UnusedExitEvent    *ebpf.Variable `ebpf:"unused_exit_event"`
-	UnusedForkEvent    *ebpf.Variable `ebpf:"unused_fork_event"`
-	UnusedOutcome      *ebpf.Variable `ebpf:"unused_outcome"`
-	UnusedSampleEvent  *ebpf.Variable `ebpf:"unused_sample_event"`
-	UnusedStatIndex    *ebpf.Variable `ebpf:"unused_stat_index"`
-	UnusedTarget       *ebpf.Variable `ebpf:"unused_target"`
-	UnusedTargetPhase  *ebpf.Variable `ebpf:"unused_target_phase"`
+	CapCapableAuditArg   *ebpf.Variable `ebpf:"cap_capable_audit_arg"`
+	CheckEventIntervalNs *ebpf.Variable `ebpf:"check_event_interval_ns"`
+	CompareCredsLazily   *ebpf.Variable `ebpf:"compare_creds_lazily"`
+	StreamEvents         *ebpf.Variable `ebpf:"stream_events"`
+	TargetFilter         *ebpf.Variable `ebpf:"target_filter"`
+	UnusedCapEvent       *ebpf.Variable `ebpf:"unused_cap_event"`
+	UnusedCheckEvent     *ebpf.Variable `ebpf:"unused_check_event"`
+	UnusedCheckFlag      *ebpf.Variable `ebpf:"unused_check_flag"`
+	UnusedCredEvent      *ebpf.Variable `ebpf:"unused_cred_event"`
+	UnusedCredSource     *ebpf.Variable `ebpf:"unused_cred_source"`
+	UnusedEventType      *ebpf.Variable `ebpf:"unused_event_type"`
+	UnusedExecEvent      *ebpf.Variable `ebpf:"unused_exec_event"`
+	UnusedExecFlag       *ebpf.Variable `ebpf:"unused_exec_flag"`
+	UnusedExitEvent      *ebpf.Variable `ebpf:"unused_exit_event"`
+	UnusedForkEvent      *ebpf.Variable `ebpf:"unused_fork_event"`
+	UnusedNsIndex        *ebpf.Variable `ebpf:"unused_ns_index"`
+	UnusedOutcome        *ebpf.Variable `ebpf:"unused_outcome"`
+	UnusedRateKey        *ebpf.Variable `ebpf:"unused_rate_key"`
+	UnusedRateState      *ebpf.Variable `ebpf:"unused_rate_state"`
+	UnusedSampleEvent    *ebpf.Variable `ebpf:"unused_sample_event"`
+	UnusedStatIndex      *ebpf.Variable `ebpf:"unused_stat_index"`
+	UnusedTarget         *ebpf.Variable `ebpf:"unused_target"`
+	UnusedTargetPhase    *ebpf.Variable `ebpf:"unused_target_phase"`
 }
 
 // capprofPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofPrograms struct {
+	ListProcesses       *ebpf.Program `ebpf:"list_processes"`
 	OnCapCapable        *ebpf.Program `ebpf:"on_cap_capable"`
 	OnCapCapableEntry   *ebpf.Program `ebpf:"on_cap_capable_entry"`
 	OnCapCapableExit    *ebpf.Program `ebpf:"on_cap_capable_exit"`
@@ -460,6 +554,7 @@ type capprofPrograms struct {
 
 func (p *capprofPrograms) Close() error {
 	return _CapprofClose(
+		p.ListProcesses,
 		p.OnCapCapable,
 		p.OnCapCapableEntry,
 		p.OnCapCapableExit,

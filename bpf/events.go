@@ -92,17 +92,28 @@ func checkFromKey(k *capprofAggKey) Check {
 	}
 }
 
+// ExecKey identifies one exec of a process on this node: the process (its
+// pid and start time) and how many execs its threads had made
+// (task->self_exec_id, copied by fork, incremented by exec).
+type ExecKey struct {
+	TGID  uint32
+	Start time.Duration // CLOCK_MONOTONIC when the process started
+	Seq   uint32
+}
+
 // Header is what every event carries.
 type Header struct {
 	PID      uint32 // thread id
 	TGID     uint32 // process id
+	Exec     ExecKey
 	CgroupID uint64
 	Time     time.Duration // CLOCK_MONOTONIC
 	Comm     string
 }
 
-// Event is one of *FirstCheck, *CheckSample, *Exec, *Exit, *Fork, *CredChange.
-type Event interface{ header() *Header }
+// Event is one of *FirstCheck, *CheckSample, *Exec, *Exit, *Fork,
+// *CredChange, and *LiveCheck from ReadLiveEvent.
+type Event interface{ EventHeader() *Header }
 
 // FirstCheck is the first capability check seen with a new aggregation key.
 type FirstCheck struct {
@@ -121,11 +132,14 @@ type CheckSample struct {
 	Stack []uint64 // kernel return addresses, innermost first
 }
 
-// Exec is a successful execve in the target set.
+// Exec is a successful execve in the target set, or, with Existing, a
+// process already running when its cgroup became a target.
 type Exec struct {
 	Header
 	Exe      ExeID
 	PPID     uint32
+	Parent   ExecKey
+	Existing bool   // not an exec: reported by ListProcesses
 	Filename string // execve's filename argument as given
 	Script   bool   // Filename is a script run by the interpreter at ExePath
 	ExePath  string
@@ -135,6 +149,58 @@ type Exec struct {
 	BeforeFromCommit bool
 	After            Creds
 	PrivilegeGain    bool // euid/egid changed or permitted capabilities grew
+	// Details is filled when the probe streams live events.
+	Details *ExecDetails
+}
+
+// Namespace indexes of ExecDetails.Namespaces.
+const (
+	NSUTS = iota
+	NSIPC
+	NSMnt
+	NSPID
+	NSPIDForChildren
+	NSNet
+	NSTime
+	NSTimeForChildren
+	NSCgroup
+	NamespaceCount
+)
+
+// ExecDetails are what live events show of a process beyond the profile's needs.
+type ExecDetails struct {
+	LoginUID uint32 // the audit login uid; 4294967295 when unset
+	// Args are the program's arguments, argv[0] included; nil for an
+	// Existing process, whose memory the kernel side cannot read.
+	Args          []string
+	ArgsTruncated bool
+	Cwd           string
+	// Namespaces are inode numbers, indexed by NSUTS..NSCgroup; 0 when the
+	// kernel lacks one (time namespaces before 5.6).
+	Namespaces [NamespaceCount]uint32
+}
+
+// LiveCheck is a capability check sent for live events: at most one per
+// rate-limit interval per exec, capability and verdict.
+type LiveCheck struct {
+	Header
+	// Suppressed counts the checks of the same exec, capability and verdict
+	// held back by the rate limit since the previous LiveCheck.
+	Suppressed uint64
+	Syscall    int32
+	Return     int32
+	Cap        uint8
+	Denied     bool
+	// AuditKnown, NoAudit and InSetID are cap_capable's audit options, as in Check.
+	AuditKnown, NoAudit, InSetID bool
+	UserNS                       UserNamespace
+}
+
+// UserNamespace is the user namespace a capability was checked against.
+type UserNamespace struct {
+	Level        int32
+	Inode        uint32
+	Owner, Group uint32
 }
 
 // Exit is the end of a process (its last thread).
@@ -147,6 +213,9 @@ type Exit struct {
 type Fork struct {
 	Header
 	ChildPID uint32
+	// Child is the new process's exec identity: its own pid and start, the
+	// parent's exec count.
+	Child ExecKey
 }
 
 // CredChange is a change of a task's credentials other than by an exec:
@@ -163,7 +232,8 @@ type CredChange struct {
 	Before, After Creds
 }
 
-func (h *Header) header() *Header { return h }
+// EventHeader returns the header every event has.
+func (h *Header) EventHeader() *Header { return h }
 
 // ErrClosed is returned by ReadEvent once the probe is flushed or closed and
 // every queued event has been read.
@@ -175,10 +245,21 @@ var ErrClosed = errors.New("event stream closed")
 const pollInterval = 100 * time.Millisecond
 
 // ReadEvent blocks until the next event arrives.
-func (p *Probe) ReadEvent() (Event, error) {
+func (p *Probe) ReadEvent() (Event, error) { return readEvent(p.reader) }
+
+// ReadLiveEvent blocks until the next *LiveCheck arrives; it returns
+// ErrClosed at once when the probe was loaded without Options.LiveEvents.
+func (p *Probe) ReadLiveEvent() (Event, error) {
+	if p.liveReader == nil {
+		return nil, ErrClosed
+	}
+	return readEvent(p.liveReader)
+}
+
+func readEvent(reader *ringbuf.Reader) (Event, error) {
 	for {
-		p.reader.SetDeadline(time.Now().Add(pollInterval))
-		rec, err := p.reader.Read()
+		reader.SetDeadline(time.Now().Add(pollInterval))
+		rec, err := reader.Read()
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			continue
 		}
@@ -192,8 +273,16 @@ func (p *Probe) ReadEvent() (Event, error) {
 	}
 }
 
-// Flush makes ReadEvent return the events still queued, then ErrClosed.
-func (p *Probe) Flush() error { return p.reader.Flush() }
+// Flush makes ReadEvent and ReadLiveEvent return the events still queued,
+// then ErrClosed.
+func (p *Probe) Flush() error {
+	if p.liveReader != nil {
+		if err := p.liveReader.Flush(); err != nil {
+			return err
+		}
+	}
+	return p.reader.Flush()
+}
 
 func decodeEvent(raw []byte) (Event, error) {
 	if len(raw) < 4 {
@@ -227,6 +316,8 @@ func decodeEvent(raw []byte) (Event, error) {
 			Header:           header(&e.Hdr),
 			Exe:              ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
 			PPID:             e.Ppid,
+			Parent:           ExecKey{TGID: e.Ppid, Start: time.Duration(e.ParentStartNs), Seq: e.ParentExecSeq},
+			Existing:         e.Flags&uint32(capprofExecFlagEXEC_EXISTING) != 0,
 			Filename:         cString(e.Filename[:]),
 			Script:           e.Flags&uint32(capprofExecFlagEXEC_SCRIPT) != 0,
 			BeforeFromCommit: e.Flags&uint32(capprofExecFlagEXEC_BEFORE_FROM_COMMIT) != 0,
@@ -237,6 +328,18 @@ func decodeEvent(raw []byte) (Event, error) {
 		if e.Flags&uint32(capprofExecFlagEXEC_HAVE_BEFORE) != 0 {
 			before := creds(&e.Before)
 			ev.Before = &before
+		}
+		if e.Flags&uint32(capprofExecFlagEXEC_DETAILS) != 0 {
+			ev.Details = &ExecDetails{
+				LoginUID:      e.Loginuid,
+				Args:          splitArgs(e.Args[:min(int(e.ArgsLen), len(e.Args))]),
+				ArgsTruncated: e.Flags&uint32(capprofExecFlagEXEC_ARGS_TRUNCATED) != 0,
+				Cwd:           joinPath(e.Cwd.Depth, e.Cwd.Truncated, &e.Cwd.Names),
+			}
+			copy(ev.Details.Namespaces[:], e.Ns[:])
+			if ev.Details.Cwd == "" {
+				ev.Details.Cwd = "/" // the walk stops at once at the task's root
+			}
 		}
 		return ev, nil
 	case capprofEventTypeEVENT_EXIT:
@@ -250,7 +353,19 @@ func decodeEvent(raw []byte) (Event, error) {
 		if err := decode(raw, &e); err != nil {
 			return nil, err
 		}
-		return &Fork{Header: header(&e.Hdr), ChildPID: e.ChildPid}, nil
+		return &Fork{Header: header(&e.Hdr), ChildPID: e.ChildPid,
+			Child: ExecKey{TGID: e.ChildPid, Start: time.Duration(e.ChildStartNs), Seq: e.Hdr.ExecSeq}}, nil
+	case capprofEventTypeEVENT_CHECK:
+		var e capprofCheckEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		key := checkFromKey(&capprofAggKey{Flags: e.Flags})
+		return &LiveCheck{
+			Header: header(&e.Hdr), Suppressed: e.Suppressed, Syscall: e.Syscall, Return: e.Ret,
+			Cap: e.Cap, Denied: e.Ret != 0, AuditKnown: key.AuditKnown, NoAudit: key.NoAudit, InSetID: key.InSetID,
+			UserNS: UserNamespace{Level: e.UsernsLevel, Inode: e.UsernsInum, Owner: e.UsernsOwner, Group: e.UsernsGroup},
+		}, nil
 	case capprofEventTypeEVENT_CRED:
 		var e capprofCredEvent
 		if err := decode(raw, &e); err != nil {
@@ -295,6 +410,7 @@ func header(h *capprofEventHeader) Header {
 	return Header{
 		PID:      h.Pid,
 		TGID:     h.Tgid,
+		Exec:     ExecKey{TGID: h.Tgid, Start: time.Duration(h.StartNs), Seq: h.ExecSeq},
 		CgroupID: h.CgroupId,
 		Time:     time.Duration(h.KtimeNs),
 		Comm:     cString(h.Comm[:]),
@@ -320,6 +436,23 @@ func cString(b []int8) string {
 		sb.WriteByte(byte(c))
 	}
 	return sb.String()
+}
+
+// splitArgs splits NUL-separated argument strings; a last one cut short by
+// the kernel's limit is kept as far as it goes.
+func splitArgs(b []int8) []string {
+	var args []string
+	start := 0
+	for i, c := range b {
+		if c == 0 {
+			args = append(args, cString(b[start:i]))
+			start = i + 1
+		}
+	}
+	if start < len(b) {
+		args = append(args, cString(b[start:]))
+	}
+	return args
 }
 
 // joinPath turns the kernel's innermost-first components into "/a/b/c".

@@ -3,6 +3,7 @@ package bpf
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -27,7 +28,9 @@ type Probe struct {
 	coll    *ebpf.Collection
 	links   []link.Link
 	reader  *ringbuf.Reader
-	startup time.Duration
+	// liveReader reads live check events; nil without Options.LiveEvents.
+	liveReader *ringbuf.Reader
+	startup    time.Duration
 }
 
 // Options tune a Probe.
@@ -38,6 +41,12 @@ type Options struct {
 	// Backend chooses the hooks; Auto (or "") picks the first of Backends
 	// that this kernel can run.
 	Backend Backend
+	// LiveEvents makes capability checks also come out of ReadLiveEvent,
+	// and execs carry ExecDetails. Without it they cost nothing.
+	LiveEvents bool
+	// CheckInterval is the live events' rate limit: at most one LiveCheck
+	// per exec, capability and verdict per interval (0: every check).
+	CheckInterval time.Duration
 }
 
 // Load loads and verifies the programs of the chosen backend and every map.
@@ -54,17 +63,25 @@ func Load(opts Options) (*Probe, error) {
 	_ = rlimit.RemoveMemlock()
 
 	if opts.Backend != Auto && opts.Backend != "" {
-		return load(kernel, opts.Backend, opts.Startup)
+		return load(kernel, opts.Backend, opts)
 	}
 	var probe *Probe
 	err = firstBackend(func(b Backend) error {
-		probe, err = load(kernel, b, opts.Startup)
+		probe, err = load(kernel, b, opts)
 		return err
 	})
 	return probe, err
 }
 
-func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, error) {
+// setVariable sets a volatile const of the object before loading.
+func setVariable(spec *ebpf.CollectionSpec, name string, value any) error {
+	if err := spec.Variables[name].Set(value); err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
+	}
+	return nil
+}
+
+func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 	if err := checkBackend(kernel, backend); err != nil {
 		return nil, err
 	}
@@ -75,27 +92,42 @@ func load(kernel *btf.Spec, backend Backend, startup time.Duration) (*Probe, err
 	selectPrograms(spec, backend)
 	fitKfuncs(spec, kernel)
 	if backend == Tracepoint {
-		if err := spec.Variables["compare_creds_lazily"].Set(uint8(1)); err != nil {
-			return nil, fmt.Errorf("set compare_creds_lazily: %w", err)
+		if err := setVariable(spec, "compare_creds_lazily", uint8(1)); err != nil {
+			return nil, err
 		}
 	}
 	if legacy, err := capCapableAuditArg(kernel); err != nil {
 		return nil, err
 	} else if legacy {
-		if err := spec.Variables["cap_capable_audit_arg"].Set(uint8(1)); err != nil {
-			return nil, fmt.Errorf("set cap_capable_audit_arg: %w", err)
+		if err := setVariable(spec, "cap_capable_audit_arg", uint8(1)); err != nil {
+			return nil, err
+		}
+	}
+	if opts.LiveEvents {
+		if err := setVariable(spec, "stream_events", uint8(1)); err != nil {
+			return nil, err
+		}
+		if err := setVariable(spec, "check_event_interval_ns", uint64(opts.CheckInterval)); err != nil {
+			return nil, err
 		}
 	}
 	coll, err := ebpf.NewCollection(spec)
 	if err != nil {
 		return nil, loadError(backend, err)
 	}
-	reader, err := ringbuf.NewReader(coll.Maps["events"])
-	if err != nil {
+	p := &Probe{backend: backend, spec: spec, coll: coll, startup: opts.Startup}
+	if p.reader, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
 		coll.Close()
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
-	return &Probe{backend: backend, spec: spec, coll: coll, reader: reader, startup: startup}, nil
+	if opts.LiveEvents {
+		if p.liveReader, err = ringbuf.NewReader(coll.Maps["live_events"]); err != nil {
+			p.reader.Close()
+			coll.Close()
+			return nil, fmt.Errorf("open live event ring buffer: %w", err)
+		}
+	}
+	return p, nil
 }
 
 // fitKfuncs fits capprof's weak kfunc declarations to this kernel's, so
@@ -255,6 +287,8 @@ func (p *Probe) Attach() error {
 			err error
 		)
 		switch kind, hook, _ := strings.Cut(section, "/"); kind {
+		case "iter": // run by ListProcesses, not attached to a hook
+			continue
 		case "tp_btf", "fentry", "fexit":
 			l, err = link.AttachTracing(link.TracingOptions{Program: prog})
 		case "kprobe":
@@ -299,8 +333,59 @@ func (p *Probe) detach() {
 func (p *Probe) Close() error {
 	p.detach()
 	p.reader.Close()
+	if p.liveReader != nil {
+		p.liveReader.Close()
+	}
 	p.coll.Close()
 	return nil
+}
+
+// ListProcesses reports every process now running in a target cgroup as an
+// *Exec with Existing set, through ReadEvent, so that live events can name
+// processes that started before their cgroup became a target. It runs a
+// task iterator over every task on the node.
+func (p *Probe) ListProcesses() error {
+	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["list_processes"]})
+	if err != nil {
+		return fmt.Errorf("attach process iterator: %w", err)
+	}
+	defer it.Close()
+	r, err := it.Open()
+	if err != nil {
+		return fmt.Errorf("run process iterator: %w", err)
+	}
+	defer r.Close()
+	// The program writes nothing to the file: reading it to the end runs
+	// it over every task.
+	if _, err := io.Copy(io.Discard, r); err != nil {
+		return fmt.Errorf("run process iterator: %w", err)
+	}
+	return nil
+}
+
+// TakeSuppressed returns how many checks of exec with capability cap and
+// this verdict the rate limit held back since the last LiveCheck, and
+// forgets them: call it when the exec has ended (its exit, or the next
+// exec), so that every check is accounted for.
+func (p *Probe) TakeSuppressed(exec ExecKey, cap uint8, denied bool) (uint64, error) {
+	key := rateKey(exec, cap, denied)
+	var st capprofRateState
+	err := p.coll.Maps["check_rates"].LookupAndDelete(&key, &st)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read live event rate limit: %w", err)
+	}
+	return st.Suppressed, nil
+}
+
+func rateKey(exec ExecKey, cap uint8, denied bool) capprofRateKey {
+	key := capprofRateKey{StartNs: uint64(exec.Start), Tgid: exec.TGID, ExecSeq: exec.Seq, Cap: cap}
+	if denied {
+		key.Denied = 1
+	}
+	return key
 }
 
 // Stats are the losses counted in the kernel.
@@ -309,6 +394,7 @@ type Stats struct {
 	AggregationMapFull uint64 // checks not counted because the checks map was full
 	PendingMapFull     uint64 // credential changes not followed: no task state could be stored
 	OutcomesLost       uint64 // denied checks whose syscall's return was not followed
+	LiveDrops          uint64 // live check events lost: their ring buffer or the rate limiter's map was full
 }
 
 // Stats sums the per-CPU loss counters.
@@ -335,7 +421,10 @@ func (p *Probe) Stats() (Stats, error) {
 	if s.PendingMapFull, err = sum(capprofStatIndexSTAT_PENDING_FULL); err != nil {
 		return s, err
 	}
-	s.OutcomesLost, err = sum(capprofStatIndexSTAT_OUTCOME_LOST)
+	if s.OutcomesLost, err = sum(capprofStatIndexSTAT_OUTCOME_LOST); err != nil {
+		return s, err
+	}
+	s.LiveDrops, err = sum(capprofStatIndexSTAT_LIVE_DROPS)
 	return s, err
 }
 

@@ -90,10 +90,13 @@ struct file {
 
 struct mm_struct {
 	struct file *exe_file;
+	unsigned long arg_start;
+	unsigned long arg_end;
 };
 
 struct fs_struct {
 	struct path root;
+	struct path pwd;
 };
 
 struct ns_common {
@@ -103,6 +106,60 @@ struct ns_common {
 struct user_namespace {
 	struct ns_common ns;
 	int level;
+	kuid_t owner;
+	kgid_t group;
+};
+
+/* Every namespace embeds its ns_common as "ns". */
+struct uts_namespace {
+	struct ns_common ns;
+};
+
+struct ipc_namespace {
+	struct ns_common ns;
+};
+
+struct mnt_namespace {
+	struct ns_common ns;
+};
+
+struct pid_namespace {
+	struct ns_common ns;
+};
+
+struct net {
+	struct ns_common ns;
+};
+
+struct time_namespace { /* Linux 5.6+ with CONFIG_TIME_NS */
+	struct ns_common ns;
+};
+
+struct cgroup_namespace {
+	struct ns_common ns;
+};
+
+struct nsproxy {
+	struct uts_namespace *uts_ns;
+	struct ipc_namespace *ipc_ns;
+	struct mnt_namespace *mnt_ns;
+	struct pid_namespace *pid_ns_for_children;
+	struct net *net_ns;
+	struct time_namespace *time_ns;
+	struct time_namespace *time_ns_for_children;
+	struct cgroup_namespace *cgroup_ns;
+};
+
+/* include/linux/pid.h: a pid's number in each pid namespace, from the
+ * initial one (numbers[0]) down to the task's own (numbers[level]). */
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+};
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
 };
 
 struct cred {
@@ -131,6 +188,11 @@ struct task_struct {
 	int tgid;
 	int exit_code;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
+	struct pid *thread_pid;
+	struct nsproxy *nsproxy;
+	kuid_t loginuid; /* CONFIG_AUDIT */
+	u64 self_exec_id;
 	struct mm_struct *mm;
 	const struct cred *real_cred;
 	const struct cred *cred;
@@ -177,6 +239,16 @@ struct pt_regs {
 	unsigned long sp;
 };
 
+/* The context of an iter/task program (kernel/bpf/task_iter.c). */
+struct bpf_iter_meta {
+	void *seq;
+	__u64 session_id;
+	__u64 seq_num;
+};
+struct bpf_iter__task {
+	struct bpf_iter_meta *meta;
+	struct task_struct *task;
+};
 #pragma clang attribute pop
 
 /*
