@@ -882,7 +882,7 @@ static __always_inline void note_cred_syscall(struct task_struct *task, struct t
  * the exec ends) reports how many were held back. Every check is counted in
  * `checks` all the same, so the profile stays exact.
  */
-static __always_inline void stream_check(struct task_struct *task, const struct agg_key *key,
+static __always_inline void stream_check(void *ctx, struct task_struct *task, const struct agg_key *key,
 					 const struct user_namespace *target_ns, int ret)
 {
 	__u64 now = bpf_ktime_get_ns(), suppressed = 0;
@@ -921,16 +921,14 @@ static __always_inline void stream_check(struct task_struct *task, const struct 
 	}
 	fill_header(&e->hdr, EVENT_CHECK, key->cgroup_id, task);
 	e->hdr.ktime_ns = now;
+	e->key = *key;
 	e->suppressed = suppressed;
-	e->syscall = key->syscall;
 	e->ret = ret;
 	e->userns_inum = BPF_CORE_READ(target_ns, ns.inum);
 	e->userns_owner = BPF_CORE_READ(target_ns, owner.val);
 	e->userns_group = BPF_CORE_READ(target_ns, group.val);
 	e->userns_level = BPF_CORE_READ(target_ns, level);
-	e->cap = key->cap;
-	e->flags = key->flags;
-	__builtin_memset(e->pad, 0, sizeof(e->pad));
+	e->stack_bytes = bpf_get_stack(ctx, e->stack, sizeof(e->stack), 0);
 	bpf_ringbuf_submit(e, wakeup_flag_of(&live_events));
 }
 
@@ -976,7 +974,7 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 
 	count_check(ctx, task, &key, cred);
 	if (stream_events)
-		stream_check(task, &key, target_ns, ret);
+		stream_check(ctx, task, &key, target_ns, ret);
 	if (key.denied)
 		follow_denial(task, &key);
 	if (cred_call && ts)

@@ -191,16 +191,15 @@ struct exec_event {
  * (exec, capability, verdict); the ones held back are counted. */
 struct check_event {
 	struct event_header hdr;
+	struct agg_key key;
 	__u64 suppressed; /* checks of this (exec, cap, verdict) held back since the last event */
-	__s32 syscall;
-	__s32 ret; /* cap_capable()'s return: 0 or -EPERM */
-	__u32 userns_inum;  /* the user namespace checked against */
+	__s32 ret;        /* cap_capable()'s return: 0 or -EPERM */
+	__u32 userns_inum; /* the user namespace checked against */
 	__u32 userns_owner; /* its owner's uid and gid */
 	__u32 userns_group;
 	__s32 userns_level;
-	__u8 cap;
-	__u8 flags; /* enum check_flag */
-	__u8 pad[6];
+	__s32 stack_bytes; /* bytes of stack filled, or a negative error */
+	__u64 stack[STACK_DEPTH]; /* for the call site, and the audit class the tracepoint cannot see */
 };
 
 /* check_rates: one per (exec, capability, verdict) with live events on. */

@@ -53,16 +53,15 @@ type capprofCapEvent struct {
 type capprofCheckEvent struct {
 	_           structs.HostLayout
 	Hdr         capprofEventHeader
+	Key         capprofAggKey
 	Suppressed  uint64
-	Syscall     int32
 	Ret         int32
 	UsernsInum  uint32
 	UsernsOwner uint32
 	UsernsGroup uint32
 	UsernsLevel int32
-	Cap         uint8
-	Flags       uint8
-	Pad         [6]uint8
+	StackBytes  int32
+	Stack       [24]uint64
 }
 
 type capprofCheckFlag uint32

@@ -184,16 +184,14 @@ type ExecDetails struct {
 // rate-limit interval per exec, capability and verdict.
 type LiveCheck struct {
 	Header
+	// Check is the check's aggregation key (Count is zero).
+	Check Check
 	// Suppressed counts the checks of the same exec, capability and verdict
 	// held back by the rate limit since the previous LiveCheck.
 	Suppressed uint64
-	Syscall    int32
 	Return     int32
-	Cap        uint8
-	Denied     bool
-	// AuditKnown, NoAudit and InSetID are cap_capable's audit options, as in Check.
-	AuditKnown, NoAudit, InSetID bool
-	UserNS                       UserNamespace
+	UserNS     UserNamespace
+	Stack      []uint64 // kernel return addresses, innermost first
 }
 
 // UserNamespace is the user namespace a capability was checked against.
@@ -360,11 +358,10 @@ func decodeEvent(raw []byte) (Event, error) {
 		if err := decode(raw, &e); err != nil {
 			return nil, err
 		}
-		key := checkFromKey(&capprofAggKey{Flags: e.Flags})
 		return &LiveCheck{
-			Header: header(&e.Hdr), Suppressed: e.Suppressed, Syscall: e.Syscall, Return: e.Ret,
-			Cap: e.Cap, Denied: e.Ret != 0, AuditKnown: key.AuditKnown, NoAudit: key.NoAudit, InSetID: key.InSetID,
+			Header: header(&e.Hdr), Check: checkFromKey(&e.Key), Suppressed: e.Suppressed, Return: e.Ret,
 			UserNS: UserNamespace{Level: e.UsernsLevel, Inode: e.UsernsInum, Owner: e.UsernsOwner, Group: e.UsernsGroup},
+			Stack:  stack(e.StackBytes, &e.Stack),
 		}, nil
 	case capprofEventTypeEVENT_CRED:
 		var e capprofCredEvent

@@ -196,7 +196,7 @@ func (p *Probe) Backend() Backend { return p.backend }
 func (p *Probe) AddTarget(cgroupID uint64, started time.Time) error {
 	target := capprofTarget{Phase: uint32(capprofTargetPhaseTARGET_NOT_STARTED)}
 	if !started.IsZero() {
-		now, err := monotonicNow()
+		now, err := MonotonicNow()
 		if err != nil {
 			return err
 		}
@@ -234,7 +234,7 @@ func (p *Probe) phaseAt(now, started time.Duration) capprofTargetPhase {
 // reads the phase user space keeps; call this often (the recorder does every
 // 100 ms), which bounds how late a window ends.
 func (p *Probe) EndStartups() error {
-	now, err := monotonicNow()
+	now, err := MonotonicNow()
 	if err != nil {
 		return err
 	}
@@ -265,7 +265,8 @@ func (p *Probe) EndStartups() error {
 	return nil
 }
 
-func monotonicNow() (time.Duration, error) {
+// MonotonicNow reads CLOCK_MONOTONIC, the clock of event times.
+func MonotonicNow() (time.Duration, error) {
 	var ts unix.Timespec
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
 		return 0, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)

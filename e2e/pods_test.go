@@ -107,6 +107,7 @@ type background struct {
 	out    string
 	mu     sync.Mutex
 	stderr bytes.Buffer
+	stdout bytes.Buffer // written only by exec's copier; read after done
 	done   chan error
 }
 
@@ -129,6 +130,7 @@ func startRecord(t *testing.T, args ...string) *background {
 	b := &background{out: filepath.Join(t.TempDir(), "pods.json"), done: make(chan error, 1)}
 	b.cmd = exec.Command(capprofBin, append([]string{"record", "-o", b.out, "--node", testNode, "--progress", "0"}, args...)...)
 	b.cmd.Stderr = b
+	b.cmd.Stdout = &b.stdout
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

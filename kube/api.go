@@ -297,7 +297,7 @@ func (s *APISource) Watch(ctx context.Context, out chan<- Pod) error {
 // pod converts an API pod; only containers that have an id (created by the
 // runtime) are included.
 func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
-	out := Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), QOSClass: string(p.Status.QOSClass), Owner: s.owner(ctx, p)}
+	out := Pod{Namespace: p.Namespace, Name: p.Name, UID: string(p.UID), QOSClass: string(p.Status.QOSClass), Labels: p.Labels, Owner: s.owner(ctx, p)}
 	images := map[string]string{}
 	for _, c := range p.Spec.InitContainers {
 		images[c.Name] = c.Image

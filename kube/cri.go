@@ -131,7 +131,8 @@ func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
 		}
 		p := byUID[uid]
 		if p == nil {
-			p = &criPod{pod: Pod{Namespace: l[criPodNamespace], Name: l[criPodName], UID: uid, Owner: inferOwner(l[criPodName], l)}, labels: l}
+			p = &criPod{pod: Pod{Namespace: l[criPodNamespace], Name: l[criPodName], UID: uid, Labels: podLabels(l),
+				Owner: inferOwner(l[criPodName], l)}, labels: l}
 			byUID[uid] = p
 		}
 		podOfSandbox[sb.GetId()] = p
@@ -206,4 +207,16 @@ func (s *CRISource) Watch(ctx context.Context, out chan<- Pod) error {
 			}
 		}
 	}
+}
+
+// podLabels are a sandbox's labels without the kubelet's own
+// (io.kubernetes.pod.name and the like): the pod's labels.
+func podLabels(sandbox map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range sandbox {
+		if !strings.HasPrefix(k, "io.kubernetes.") {
+			out[k] = v
+		}
+	}
+	return out
 }

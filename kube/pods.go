@@ -22,7 +22,10 @@ type Pod struct {
 	Namespace, Name, UID string
 	// QOSClass is the pod's QoS class (BestEffort, Burstable, Guaranteed),
 	// which names its cgroup; empty when the source does not know it.
-	QOSClass   string
+	QOSClass string
+	// Labels are the pod's labels (CRI: its sandbox's, which hold the pod's
+	// labels and the kubelet's io.kubernetes.* ones).
+	Labels     map[string]string
 	Owner      profile.Owner
 	Containers []Container
 }

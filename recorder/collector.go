@@ -42,6 +42,8 @@ type collector struct {
 	// execs are kept apart from parts[].Execs, which would move on append
 	// under the pointers in procExec.
 	execs map[uint64][]*profile.Exec
+	// live receives the events live events are made of; nil without --events.
+	live *liveStream
 }
 
 func newCollector(self bpf.ExeID) *collector {
@@ -77,6 +79,17 @@ func (c *collector) part(cgroupID uint64) *profile.Container {
 }
 
 func (c *collector) handle(ev bpf.Event) {
+	if c.live != nil {
+		switch e := ev.(type) {
+		case *bpf.Exec:
+			c.live.send(ev)
+			if e.Existing {
+				return // listed for live events, not an exec
+			}
+		case *bpf.Exit, *bpf.Fork, *bpf.CredChange:
+			c.live.send(ev)
+		}
+	}
 	switch e := ev.(type) {
 	case *bpf.FirstCheck:
 		c.addStack(e.Check, e.Stack)

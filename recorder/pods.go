@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/profile"
 )
@@ -34,6 +35,8 @@ type PodsConfig struct {
 	Progress       io.Writer
 	ProgressPeriod time.Duration
 	Version        string
+	// Events, when set, streams live events (record --events).
+	Events *EventsConfig
 }
 
 // RecordPods records the selected pods' containers until the duration ends
@@ -58,7 +61,8 @@ func RecordPods(cfg PodsConfig) error {
 		return err
 	}
 
-	rec, err := startRecording(cfg.Progress, cfg.Startup, cfg.Probe)
+	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
+		events: cfg.Events, node: cfg.Node, pods: true})
 	if err != nil {
 		return err
 	}
@@ -70,6 +74,9 @@ func RecordPods(cfg PodsConfig) error {
 		if err := targets.add(p); err != nil {
 			return err
 		}
+	}
+	if err := rec.listProcesses(); err != nil {
+		return err
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %s: %d container(s) in %d pod(s) so far\n",
 		cfg.Source.Describe(), targets.recorded, len(pods))
@@ -87,6 +94,9 @@ wait:
 			if err := targets.add(p); err != nil {
 				// The container may have ended between the status and the lookup.
 				fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
+			}
+			if err := rec.listProcesses(); err != nil {
+				fmt.Fprintf(cfg.Progress, "capprof: warning: %v; live events name the processes already running in new containers by pid only\n", err)
 			}
 		case err := <-watchDone:
 			watchDone = nil
@@ -151,7 +161,12 @@ func (t *podTargets) add(p kube.Pod) error {
 		if c.Image != "" {
 			identity.Images = []string{c.Image}
 		}
-		if err := t.rec.addTarget(id, identity, c.StartedAt); err != nil {
+		pod := &events.Pod{Namespace: p.Namespace, Name: p.Name, PodLabels: p.Labels,
+			Container: &events.Container{ID: c.ID, Name: c.Name}, Workload: p.Owner.Name, WorkloadKind: p.Owner.Kind}
+		if c.Image != "" {
+			pod.Container.Image = &events.Image{Name: c.Image}
+		}
+		if err := t.rec.addTarget(id, identity, c.StartedAt, pod); err != nil {
 			return err
 		}
 		t.seen[c.ID] = true

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/profile"
 	"golang.org/x/sys/unix"
 )
@@ -45,6 +46,8 @@ type CommandConfig struct {
 	Progress       io.Writer
 	ProgressPeriod time.Duration
 	Version        string
+	// Events, when set, streams live events (record --events).
+	Events *EventsConfig
 }
 
 // RecordCommand runs the command in a fresh cgroup, records it and every
@@ -64,7 +67,8 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	rec, err := startRecording(cfg.Progress, cfg.Startup, cfg.Probe)
+	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
+		events: cfg.Events, node: hostname()})
 	if err != nil {
 		return 0, err
 	}
@@ -80,7 +84,8 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		}
 	}()
 	// Not started: the command's exec starts its startup window.
-	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}, time.Time{}); err != nil {
+	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}, time.Time{},
+		&events.Pod{Container: &events.Container{Name: cfg.Name}}); err != nil {
 		return 0, err
 	}
 
@@ -115,7 +120,9 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 type recording struct {
 	probe      *bpf.Probe
 	col        *collector
+	live       *liveStream // nil without --events
 	readerDone chan error
+	liveDone   chan error
 	start      time.Time
 	progress   io.Writer
 	// identities names the target cgroups, by cgroup id.
@@ -126,10 +133,20 @@ type recording struct {
 	stopped    bool
 }
 
+type recordingOptions struct {
+	progress io.Writer
+	startup  time.Duration
+	backend  bpf.Backend
+	events   *EventsConfig
+	node     string
+	pods     bool // recording pods, not a command
+}
+
 // startRecording loads and attaches the probe and starts reading its events.
 // Targets are added afterwards; until then nothing is recorded.
-func startRecording(progress io.Writer, startup time.Duration, backend bpf.Backend) (*recording, error) {
-	probe, err := bpf.Load(bpf.Options{Startup: startup, Backend: backend})
+func startRecording(opts recordingOptions) (*recording, error) {
+	probe, err := bpf.Load(bpf.Options{Startup: opts.startup, Backend: opts.backend,
+		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events)})
 	if err != nil {
 		return nil, err
 	}
@@ -143,12 +160,29 @@ func startRecording(progress io.Writer, startup time.Duration, backend bpf.Backe
 		probe.Close()
 		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
 	}
-	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), start: time.Now(),
-		progress: progress, identities: map[uint64]profile.Identity{}, startup: startup,
+	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), liveDone: make(chan error, 1),
+		start: time.Now(), progress: opts.progress, identities: map[uint64]profile.Identity{}, startup: opts.startup,
 		phasesStop: make(chan struct{}), phasesDone: make(chan struct{})}
+	if opts.events != nil {
+		if r.live, err = newLiveStream(*opts.events, probe, opts.node, self, opts.pods); err != nil {
+			probe.Close()
+			return nil, err
+		}
+		r.col.live = r.live
+		go func() { r.liveDone <- r.live.readLive() }()
+	} else {
+		r.liveDone <- nil
+	}
 	go func() { r.readerDone <- r.col.consume(probe) }()
 	go r.endStartups()
 	return r, nil
+}
+
+func eventsRateLimit(cfg *EventsConfig) time.Duration {
+	if cfg == nil {
+		return 0
+	}
+	return cfg.RateLimit
 }
 
 // endStartupsPeriod bounds how late a target's startup window ends.
@@ -175,13 +209,26 @@ func (r *recording) endStartups() {
 }
 
 // addTarget starts recording a cgroup as (part of) the container identity
-// names. started is when its workload started, or zero when it has not yet.
-func (r *recording) addTarget(cgroupID uint64, identity profile.Identity, started time.Time) error {
+// names, which live events show as pod. started is when its workload
+// started, or zero when it has not yet.
+func (r *recording) addTarget(cgroupID uint64, identity profile.Identity, started time.Time, pod *events.Pod) error {
+	if r.live != nil {
+		r.live.addTarget(cgroupID, pod)
+	}
 	if err := r.probe.AddTarget(cgroupID, started); err != nil {
 		return err
 	}
 	r.identities[cgroupID] = identity
 	return nil
+}
+
+// listProcesses has live events name the processes already running in the
+// targets added since the last call.
+func (r *recording) listProcesses() error {
+	if r.live == nil {
+		return nil
+	}
+	return r.probe.ListProcesses()
 }
 
 // stop detaches the probe and drains the events: after it no counter moves,
@@ -197,11 +244,14 @@ func (r *recording) stop() error {
 	if err := r.probe.Flush(); err != nil {
 		return fmt.Errorf("flush events: %w", err)
 	}
-	return <-r.readerDone
+	return errors.Join(<-r.readerDone, <-r.liveDone)
 }
 
 func (r *recording) close() {
 	r.stop()
+	if r.live != nil { // recording failed: no events file is left behind
+		r.live.discard()
+	}
 	r.probe.Close()
 }
 
@@ -240,6 +290,13 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
 		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
+	}
+	if r.live != nil {
+		live := r.live
+		r.live = nil
+		if err := live.close(r.progress, stats.LiveDrops); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(r.progress, "capprof: recorded %s in %s with probe %s: %s; saved %s; %s\n",
 		what, end.Sub(r.start).Round(time.Millisecond), r.probe.Backend(), r.col.summary(), output, ownUsage())

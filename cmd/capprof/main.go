@@ -16,6 +16,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -164,6 +165,10 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "runtime-endpoint", Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
 			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as", Category: "Command"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
+			&cli.StringFlag{Name: "events", Usage: "also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops", Category: "Events"},
+			&cli.StringFlag{Name: "events-format", Value: "json", Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
+			&cli.StringSliceFlag{Name: "events-filter", Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
+			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
 		},
 		Action: func(c *cli.Context) error {
 			for _, f := range []string{"duration", "startup"} {
@@ -175,11 +180,15 @@ func recordCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--probe: %w", err)
 			}
+			eventsCfg, err := eventsConfig(c)
+			if err != nil {
+				return err
+			}
 			signals := make(chan os.Signal, 2)
 			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 			defer signal.Stop(signals)
 			if c.IsSet("pods") || c.IsSet("selector") {
-				return recordPods(c, probe, signals)
+				return recordPods(c, probe, signals, eventsCfg)
 			}
 			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint"} {
 				if c.IsSet(f) {
@@ -204,6 +213,7 @@ func recordCommand() *cli.Command {
 				Progress:       c.App.ErrWriter,
 				ProgressPeriod: c.Duration("progress"),
 				Version:        version,
+				Events:         eventsCfg,
 			})
 			if err != nil {
 				return err
@@ -216,8 +226,35 @@ func recordCommand() *cli.Command {
 	}
 }
 
+// eventsConfig reads the --events flags; nil when no events are asked for.
+func eventsConfig(c *cli.Context) (*recorder.EventsConfig, error) {
+	if !c.IsSet("events") {
+		for _, f := range []string{"events-format", "events-filter", "events-rate-limit"} {
+			if c.IsSet(f) {
+				return nil, fmt.Errorf("--%s shapes live events: give --events FILE (or - for stdout) too", f)
+			}
+		}
+		return nil, nil
+	}
+	if c.String("events") == "" {
+		return nil, errors.New("--events: give a file, or - for stdout")
+	}
+	if err := oneOf(c, "events-format", events.Formats); err != nil {
+		return nil, err
+	}
+	if d := c.Duration("events-rate-limit"); d < 0 {
+		return nil, fmt.Errorf("--events-rate-limit %s: must not be negative", d)
+	}
+	filter, err := events.ParseFilter(c.StringSlice("events-filter"))
+	if err != nil {
+		return nil, fmt.Errorf("--events-filter %w", err)
+	}
+	return &recorder.EventsConfig{Output: c.String("events"), Stdout: c.App.Writer, Format: c.String("events-format"),
+		Filter: filter, RateLimit: c.Duration("events-rate-limit")}, nil
+}
+
 // recordPods is record's pod mode.
-func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal) error {
+func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eventsCfg *recorder.EventsConfig) error {
 	if c.NArg() > 0 {
 		return fmt.Errorf("both pods and a command (%q) given: record one or the other", c.Args().First())
 	}
@@ -268,6 +305,7 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal) err
 		Progress:       c.App.ErrWriter,
 		ProgressPeriod: c.Duration("progress"),
 		Version:        version,
+		Events:         eventsCfg,
 	})
 }
 

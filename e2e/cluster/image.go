@@ -19,7 +19,13 @@ const (
 )
 
 // busyboxApplets are the commands the test pods use.
-var busyboxApplets = []string{"sh", "sleep", "chown", "touch", "true", "cat", "ls", "id"}
+var busyboxApplets = []string{"sh", "sleep", "chown", "touch", "true", "cat", "ls", "id", "whoami", "dmesg", "su"}
+
+// accounts are the image's users and groups, for whoami and su.
+var accounts = map[string]string{
+	"etc/passwd": "root:x:0:0:root:/root:/bin/sh\nluke:x:1000:1000:Luke:/tmp:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n",
+	"etc/group":  "root:x:0:\nluke:x:1000:\nnogroup:x:65534:\n",
+}
 
 // buildImage writes an OCI image archive holding busybox (static), its
 // applets and the workload binary at /workload, for `ctr images import`.
@@ -41,8 +47,17 @@ func buildImage(path, busybox, workload string) error {
 		_, err = tw.Write(data)
 		return err
 	}
-	for _, d := range []string{"bin/", "tmp/", "data/"} {
+	for _, d := range []string{"bin/", "tmp/", "data/", "etc/"} {
 		if err := dir(d); err != nil {
+			return err
+		}
+	}
+	for _, name := range []string{"etc/passwd", "etc/group"} {
+		data := accounts[name]
+		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch}); err != nil {
+			return err
+		}
+		if _, err := tw.Write([]byte(data)); err != nil {
 			return err
 		}
 	}
