@@ -195,25 +195,28 @@ func TestLiveEventsCommand(t *testing.T) {
 	}
 }
 
-// TestPodsLiveEvents: a scripted session in pod xwing (sh → whoami, a
+// TestPodsLiveEvents: a scripted session in pod tie (sh → whoami, a
 // denied dmesg, su to luke, a hot setuid loop) and a shell in a pod whose
 // container adds SYS_ADMIN, recorded twice at once: as JSON lines to a
 // file and as compact lines to stdout.
 func TestPodsLiveEvents(t *testing.T) {
+	const session = "/bin/whoami; /bin/dmesg >/dev/null 2>&1; /bin/su luke -s /bin/sh -c '/bin/id -u'; exit 0"
 	c := needCluster(t)
 	ns := namespace(t, c, "events")
-	xwing := runPod(t, c, testPod(ns, "xwing", map[string]string{"app": "xwing"}, "app"))
+	tie := runPod(t, c, testPod(ns, "tie", map[string]string{"app": "tie"}, "app"))
 	privPod := testPod(ns, "privileged", nil, "main")
 	privPod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{
 		Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"SYS_ADMIN"}}}
 	priv := runPod(t, c, privPod)
 
 	jsonPath := filepath.Join(t.TempDir(), "events.json")
-	selection := []string{"--pods", "xwing,privileged", "-n", ns, "--kubeconfig", c.Kubeconfig}
+	selection := []string{"--pods", "tie,privileged", "-n", ns, "--kubeconfig", c.Kubeconfig}
 	jsonRec := startRecord(t, append(selection, "--events", jsonPath)...)
 	compactRec := startRecord(t, append(selection, "--events", "-", "--events-format", "compact")...)
-	app := containerID(t, xwing, "app")
-	execIn(t, c, app, "/bin/sh", "-c", "whoami; dmesg >/dev/null 2>&1; su luke -s /bin/sh -c 'id -u'; exit 0")
+	app := containerID(t, tie, "app")
+	// Full paths: busybox's shell runs its own applets (whoami) in-process, or
+	// re-executes /proc/self/exe for them, when named without one.
+	execIn(t, c, app, "/bin/sh", "-c", session)
 	execIn(t, c, app, "/workload", "bench", "setuid", "50000", "1")
 	execIn(t, c, containerID(t, priv, "main"), "/bin/sh", "-c", "true")
 	p := jsonRec.stop(t)
@@ -223,6 +226,7 @@ func TestPodsLiveEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := readEvents(t, data)
+	t.Logf("compact:\n%s", compactRec.stdout.String())
 
 	one := func(binary string) *events.ProcessExec {
 		t.Helper()
@@ -234,10 +238,10 @@ func TestPodsLiveEvents(t *testing.T) {
 	}
 	whoami := one("/bin/whoami")
 	pod := whoami.Process.Pod
-	if pod == nil || pod.Namespace != ns || pod.Name != "xwing" || pod.PodLabels["app"] != "xwing" || pod.Workload != "xwing" ||
+	if pod == nil || pod.Namespace != ns || pod.Name != "tie" || pod.PodLabels["app"] != "tie" || pod.Workload != "tie" ||
 		pod.WorkloadKind != "Pod" || pod.Container == nil || pod.Container.Name != "app" || pod.Container.ID != app ||
 		pod.Container.Image == nil || pod.Container.Image.Name != cluster.ImageName {
-		t.Fatalf("whoami's pod %+v: want %s/xwing's container app with its labels, id and image", pod, ns)
+		t.Fatalf("whoami's pod %+v: want %s/tie's container app with its labels, id and image", pod, ns)
 	}
 	if whoami.Parent == nil || whoami.Parent.Binary != "/bin/sh" || whoami.Process.ParentExecID != whoami.Parent.ExecID {
 		t.Fatalf("whoami's parent %+v: want the session's sh", whoami.Parent)
@@ -294,14 +298,14 @@ func TestPodsLiveEvents(t *testing.T) {
 	}
 
 	compact := compactRec.stdout.String()
-	where := ns + "/xwing"
+	where := ns + "/tie"
 	for _, want := range []string{
-		"🛑 process " + where + " /bin/sh -c whoami; dmesg >/dev/null 2>&1; su luke -s /bin/sh -c 'id -u'; exit 0 host_net_ns\n",
+		"🛑 process " + where + " /bin/sh -c " + session + " host_net_ns\n",
 		"🛑 process " + where + " /bin/whoami host_net_ns\n",
 		"💥 exit    " + where + " /bin/whoami 0\n",
 		"🔑 cap     " + where + " /bin/dmesg CAP_SYSLOG denied\n",
 		"💥 exit    " + where + " /bin/dmesg 1\n",
-		"🔐 creds   " + where + " /bin/su luke -s /bin/sh -c id -u setuid(1000) uid 0→1000 -CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,…(+11)\n",
+		"🔐 creds   " + where + " /bin/su luke -s /bin/sh -c /bin/id -u setuid(1000) uid 0→1000 -CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,…(+11)\n",
 		"🔑 cap     " + where + " /workload bench setuid 50000 1 CAP_SETUID allowed\n",
 		"🛑 process " + ns + "/privileged /bin/sh -c true CAP_SYS_ADMIN host_net_ns\n",
 		"🛑 process " + ns + "/privileged /bin/sleep 100000 CAP_SYS_ADMIN host_net_ns\n", // running before recording began

@@ -279,8 +279,8 @@ func (s *liveStream) execProcess(e *bpf.Exec) *events.Process {
 			binary = args[0]
 		}
 	}
-	if binary == "" {
-		binary = e.ExePath
+	if binary == "" || strings.HasPrefix(binary, "/proc/") {
+		binary = e.ExePath // a re-exec of /proc/self/exe (busybox's shell running an applet) names no program
 	}
 	p := &events.Process{
 		ExecID: s.execID(e.Exec), PID: e.TGID, TID: e.PID, UID: e.After.UID, Binary: binary,

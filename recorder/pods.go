@@ -47,7 +47,7 @@ func RecordPods(cfg PodsConfig) error {
 	if os.Geteuid() != 0 {
 		return errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
 	}
-	if err := checkWritable(cfg.Output); err != nil {
+	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return err
 	}
 	cgroupRoot, err := cgroup2Mount()

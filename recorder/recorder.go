@@ -60,7 +60,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
 	}
-	if err := checkWritable(cfg.Output); err != nil {
+	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return 0, err
 	}
 	cgroupRoot, err := cgroup2Mount()
@@ -366,18 +366,28 @@ func exitStatus(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-// checkWritable fails early, before the workload runs, when the profile
-// could not be saved.
-func checkWritable(output string) error {
+// checkOutputs fails early, before the workload runs, when the profile or
+// the events could not be saved.
+func checkOutputs(output string, events *EventsConfig) error {
 	if output == "" {
 		return errors.New("no output file: give -o FILE")
 	}
-	if st, err := os.Stat(output); err == nil && st.IsDir() {
-		return fmt.Errorf("-o %q is a directory, not a file", output)
+	if err := checkWritable("-o", output); err != nil {
+		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(output), ".capprof-check-*")
+	if events != nil && events.Output != "-" {
+		return checkWritable("--events", events.Output)
+	}
+	return nil
+}
+
+func checkWritable(flag, path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s %q is a directory, not a file", flag, path)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".capprof-check-*")
 	if err != nil {
-		return fmt.Errorf("cannot write -o %q: %w", output, err)
+		return fmt.Errorf("cannot write %s %q: %w", flag, path, err)
 	}
 	f.Close()
 	return os.Remove(f.Name())

@@ -65,6 +65,11 @@ func TestBadInput(t *testing.T) {
 		{"missing kubeconfig", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", missing}, `--kubeconfig "` + missing + `": stat ` + missing + ": no such file or directory"},
 		{"kubeconfig and runtime", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", good, "--runtime-endpoint", "unix:///x"}, "--kubeconfig and --runtime-endpoint exclude each other"},
 		{"tcp runtime endpoint", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "localhost:1234"}, `--runtime-endpoint "localhost:1234": want a unix socket`},
+		{"events flag without events", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events-format", "compact", "--", "/bin/true"}, "--events-format shapes live events: give --events FILE (or - for stdout) too"},
+		{"bad events format", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", "-", "--events-format", "yaml", "--", "/bin/true"}, `--events-format "yaml": must be one of json, compact`},
+		{"bad events filter", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", "-", "--events-filter", "verdict=maybe", "--", "/bin/true"}, `--events-filter "verdict=maybe": unknown verdict "maybe": use allowed or denied`},
+		{"negative rate limit", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", "-", "--events-rate-limit", "-1s", "--", "/bin/true"}, "--events-rate-limit -1s: must not be negative"},
+		{"events to a directory", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", dir, "--", "/bin/true"}, "--events \"" + dir + "\" is a directory, not a file"},
 		{"runtime not running", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "unix://" + missing}, `--runtime-endpoint "unix://` + missing + `": the container runtime does not answer`},
 	}
 	for _, tt := range tests {
