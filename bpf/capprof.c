@@ -559,16 +559,6 @@ static __always_inline void read_exec_details(struct exec_event *e, struct task_
 	read_path(task, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), &e->cwd);
 }
 
-/* The process's parent and its exec identity. */
-static __always_inline void read_parent(struct exec_event *e, struct task_struct *task)
-{
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-
-	e->ppid = BPF_CORE_READ(parent, tgid);
-	e->parent_exec_seq = BPF_CORE_READ(parent, self_exec_id);
-	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_time);
-}
-
 /*
  * Events that carry a path are built in a per-CPU scratch value and copied
  * with bpf_ringbuf_output: bpf_loop's callback may write into a map value,
@@ -1159,6 +1149,27 @@ int BPF_PROG(on_prepare_exec, struct task_struct *task, struct linux_binprm *bpr
 }
 
 /*
+ * An exec event of task, in the per-CPU scratch: its identity, its parent's
+ * and its credentials now; the rest is the caller's.
+ */
+static __always_inline struct exec_event *new_exec_event(struct task_struct *task, __u64 cgroup_id, __u32 flags)
+{
+	struct exec_event *e = scratch(&exec_scratch);
+
+	if (!e)
+		return NULL;
+	fill_header(&e->hdr, EVENT_EXEC, cgroup_id, task);
+	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	e->ppid = BPF_CORE_READ(parent, tgid);
+	e->parent_exec_seq = BPF_CORE_READ(parent, self_exec_id);
+	e->parent_start_ns = BPF_CORE_READ(parent, group_leader, start_time);
+	e->flags = flags;
+	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
+	return e;
+}
+
+/*
  * sched_process_exec fires in exec_binprm() after the new credentials are
  * committed. The credentials the exec started with are in the task's
  * storage: a non-leader thread that execs keeps its task_struct (de_thread()
@@ -1180,14 +1191,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 		target->phase = TARGET_STARTUP;
 	}
 
-	struct exec_event *e = scratch(&exec_scratch);
+	struct exec_event *e = new_exec_event(task, cgroup_id, 0);
 	if (!e)
 		return 0;
-	fill_header(&e->hdr, EVENT_EXEC, cgroup_id, task);
-	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
-	read_parent(e, task);
-	e->flags = 0;
-	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
 
 	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 	if (ts && ts->exec) {
@@ -1237,13 +1243,9 @@ int list_processes(struct bpf_iter__task *ctx)
 	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
 	if (!lookup_target(&cgroup_id))
 		return 0;
-	struct exec_event *e = scratch(&exec_scratch);
+	struct exec_event *e = new_exec_event(task, cgroup_id, EXEC_EXISTING);
 	if (!e)
 		return 0;
-	fill_header(&e->hdr, EVENT_EXEC, cgroup_id, task);
-	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
-	read_parent(e, task);
-	e->flags = EXEC_EXISTING;
 	__builtin_memset(&e->before, 0, sizeof(e->before));
 	read_creds(BPF_CORE_READ(task, real_cred), &e->after);
 	e->filename[0] = 0;
