@@ -145,10 +145,10 @@ func credentialChange(b, a *Credentials) string {
 	if a.Caps != nil {
 		after = a.Caps.Effective
 	}
-	if gained := missingFrom(after, before); len(gained) > 0 {
+	if gained := without(after, before); len(gained) > 0 {
 		parts = append(parts, "+"+abbreviate(gained))
 	}
-	if lost := missingFrom(before, after); len(lost) > 0 {
+	if lost := without(before, after); len(lost) > 0 {
 		parts = append(parts, "-"+abbreviate(lost))
 	}
 	if len(parts) == 0 {
@@ -175,14 +175,9 @@ func idChange(all, e, s, fs string, b, a [4]uint32) []string {
 	return out
 }
 
-func missingFrom(set, other []string) []string {
-	var out []string
-	for _, c := range set {
-		if !slices.Contains(other, c) {
-			out = append(out, c)
-		}
-	}
-	return out
+// without returns the names in set that other lacks.
+func without(set, other []string) []string {
+	return slices.DeleteFunc(slices.Clone(set), func(c string) bool { return slices.Contains(other, c) })
 }
 
 // abbreviate lists up to three names, then how many more.
