@@ -274,15 +274,19 @@ func (c *collector) auditClass(symbols *kernelSymbols, key bpf.Check) (profile.A
 		}
 		return class, profile.AuditFromStack, sites
 	}
+	return optionsClass(key), profile.AuditFromOptions, sites
+}
+
+// optionsClass is the audit class cap_capable's options give a check the
+// probe saw them for (key.AuditKnown).
+func optionsClass(key bpf.Check) profile.AuditClass {
 	switch {
 	case key.NoAudit:
-		class = profile.NoAudit
+		return profile.NoAudit
 	case key.InSetID:
-		class = profile.InSetID
-	default:
-		class = profile.Audited
+		return profile.InSetID
 	}
-	return class, profile.AuditFromOptions, sites
+	return profile.Audited
 }
 
 // classify gives a check key the audit class and call sites of its sampled

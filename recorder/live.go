@@ -90,7 +90,6 @@ type liveStream struct {
 type liveProcess struct {
 	proc   *events.Process
 	parent bpf.ExecKey
-	creds  bpf.Creds
 	// rates are the (capability, verdict) pairs with checks sent, with the
 	// last one's event; their held-back counts are read when the exec ends.
 	rates map[rateKey]*events.ProcessKprobe
@@ -254,10 +253,10 @@ func (s *liveStream) onExec(e *bpf.Exec) {
 	} else if ok {
 		rates = s.procs[prev].rates // its checks were named before the exec was known
 	}
-	p := &liveProcess{proc: s.execProcess(e), parent: e.Parent, creds: e.After, rates: rates}
+	p := &liveProcess{proc: s.execProcess(e), parent: e.Parent, rates: rates}
 	s.procs[e.Exec] = p
 	s.current[e.TGID] = e.Exec
-	exec := &events.ProcessExec{Process: p.proc, Parent: s.process(e.Parent, "")}
+	exec := &events.ProcessExec{Process: p.proc, Parent: s.process(e.Parent)}
 	if e.Details != nil {
 		exec.Privileged = s.privileged(e.After, e.Details)
 	}
@@ -282,11 +281,11 @@ func (s *liveStream) execProcess(e *bpf.Exec) *events.Process {
 	if binary == "" || strings.HasPrefix(binary, "/proc/") {
 		binary = e.ExePath // a re-exec of /proc/self/exe (busybox's shell running an applet) names no program
 	}
+	creds := s.credentials(e.After)
 	p := &events.Process{
 		ExecID: s.execID(e.Exec), PID: e.TGID, TID: e.PID, UID: e.After.UID, Binary: binary,
 		StartTime: s.wall(e.Exec.Start), AUID: 4294967295, Pod: s.pod(e.CgroupID), ParentExecID: s.execID(e.Parent),
-		Cap:         events.CapabilitiesOf(e.After.Permitted, e.After.Effective, e.After.Inheritable),
-		Credentials: s.credentials(e.After),
+		Cap: creds.Caps, Credentials: creds,
 	}
 	if d := e.Details; d != nil {
 		if !strings.HasPrefix(binary, "/") && binary != e.ExePath {
@@ -336,14 +335,14 @@ func (s *liveStream) onFork(e *bpf.Fork) {
 	child := *parent.proc
 	child.ExecID, child.PID, child.TID = s.execID(e.Child), e.ChildPID, e.ChildPID
 	child.StartTime, child.ParentExecID, child.Flags = s.wall(e.Child.Start), parent.proc.ExecID, "clone"
-	s.procs[e.Child] = &liveProcess{proc: &child, parent: e.Exec, creds: parent.creds, rates: map[rateKey]*events.ProcessKprobe{}}
+	s.procs[e.Child] = &liveProcess{proc: &child, parent: e.Exec, rates: map[rateKey]*events.ProcessKprobe{}}
 	s.current[e.ChildPID] = e.Child
 }
 
 func (s *liveStream) onExit(e *bpf.Exit) {
 	p := s.lookup(e.Exec, e)
 	s.end(e.Exec, e.Time)
-	exit := &events.ProcessExit{Process: withTID(p.proc, e.PID), Parent: s.process(p.parent, ""), Time: s.wall(e.Time)}
+	exit := &events.ProcessExit{Process: withTID(p.proc, e.PID), Parent: s.process(p.parent), Time: s.wall(e.Time)}
 	if ws := syscall.WaitStatus(e.Status); ws.Signaled() {
 		exit.Signal = unix.SignalName(ws.Signal())
 	} else {
@@ -415,7 +414,7 @@ func (s *liveStream) onCheck(e *bpf.LiveCheck) {
 	p := s.lookup(e.Exec, e)
 	ns := &events.UserNSArg{Level: e.UserNS.Level, Owner: e.UserNS.Owner, Group: e.UserNS.Group,
 		NS: &events.Namespace{Inum: e.UserNS.Inode, IsHost: e.UserNS.Inode == s.hostNS.user}}
-	k := events.CapabilityCheck(withTID(p.proc, e.PID), s.process(p.parent, ""), int32(e.Check.Cap), e.Return, ns)
+	k := events.CapabilityCheck(withTID(p.proc, e.PID), s.process(p.parent), int32(e.Check.Cap), e.Return, ns)
 	audit, site := s.audit(e)
 	k.Audit, k.CallSite = string(audit), site
 	k.Syscall = &events.Syscall{Name: syscallName(e.Check.Syscall)}
@@ -435,23 +434,18 @@ func (s *liveStream) onCheck(e *bpf.LiveCheck) {
 // probe sees them and from its stack otherwise (the tracepoint), as the
 // profile does, and its call site.
 func (s *liveStream) audit(e *bpf.LiveCheck) (profile.AuditClass, string) {
-	var frames []string // none named (kallsyms unreadable): the class is unknown
+	frames := make([]string, len(e.Stack))
+	named := false
 	for i, addr := range e.Stack {
-		if name := s.symbols[addr]; name != "" {
-			frames = append(frames, make([]string, i+1-len(frames))...)
-			frames[i] = name
-		}
+		frames[i] = s.symbols[addr]
+		named = named || frames[i] != ""
+	}
+	if !named { // kallsyms unreadable: the class is unknown, not audited
+		frames = nil
 	}
 	class, site := classifyStack(frames)
 	if e.Check.AuditKnown {
-		switch {
-		case e.Check.NoAudit:
-			class = profile.NoAudit
-		case e.Check.InSetID:
-			class = profile.InSetID
-		default:
-			class = profile.Audited
-		}
+		class = optionsClass(e.Check)
 	}
 	return class, site
 }
@@ -492,10 +486,9 @@ func (s *liveStream) onCredChange(e *bpf.CredChange) {
 	before, after := s.credentials(e.Before), s.credentials(e.After)
 	// Later events show the process with its new credentials.
 	proc := *p.proc
-	proc.UID, proc.Credentials = e.After.UID, after
-	proc.Cap = events.CapabilitiesOf(e.After.Permitted, e.After.Effective, e.After.Inheritable)
-	p.proc, p.creds = &proc, e.After
-	k := events.CredentialChange(withTID(p.proc, e.PID), s.process(p.parent, ""), call, before, after)
+	proc.UID, proc.Credentials, proc.Cap = e.After.UID, after, after.Caps
+	p.proc = &proc
+	k := events.CredentialChange(withTID(p.proc, e.PID), s.process(p.parent), call, before, after)
 	s.write(&events.Event{ProcessKprobe: k}, e.Time)
 }
 
@@ -537,14 +530,14 @@ func (s *liveStream) lookup(key bpf.ExecKey, ev bpf.Event) *liveProcess {
 // process is the process of an exec for a parent field; nil when unknown
 // (key zero: the kernel's idle task, or a process outside every target that
 // has gone).
-func (s *liveStream) process(key bpf.ExecKey, comm string) *events.Process {
+func (s *liveStream) process(key bpf.ExecKey) *events.Process {
 	if key == (bpf.ExecKey{}) {
 		return nil
 	}
 	if p, ok := s.procs[key]; ok {
 		return p.proc
 	}
-	proc := s.procProcess(key, comm)
+	proc := s.procProcess(key, "")
 	s.procs[key] = &liveProcess{proc: proc}
 	s.exited = append(s.exited, key) // outside the targets: kept like an ended exec
 	return proc
