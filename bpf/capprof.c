@@ -554,8 +554,6 @@ static __always_inline void read_exec_details(struct exec_event *e, struct task_
 		if (bpf_probe_read_user(e->args, len, (void *)start) == 0)
 			e->args_len = len;
 	}
-	e->cwd.depth = 0;
-	e->cwd.truncated = 0;
 	read_path(task, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), &e->cwd);
 }
 

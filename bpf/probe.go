@@ -369,7 +369,10 @@ func (p *Probe) ListProcesses() error {
 // forgets them: call it when the exec has ended (its exit, or the next
 // exec), so that every check is accounted for.
 func (p *Probe) TakeSuppressed(exec ExecKey, cap uint8, denied bool) (uint64, error) {
-	key := rateKey(exec, cap, denied)
+	key := capprofRateKey{StartNs: uint64(exec.Start), Tgid: exec.TGID, ExecSeq: exec.Seq, Cap: cap}
+	if denied {
+		key.Denied = 1
+	}
 	var st capprofRateState
 	err := p.coll.Maps["check_rates"].LookupAndDelete(&key, &st)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -379,14 +382,6 @@ func (p *Probe) TakeSuppressed(exec ExecKey, cap uint8, denied bool) (uint64, er
 		return 0, fmt.Errorf("read live event rate limit: %w", err)
 	}
 	return st.Suppressed, nil
-}
-
-func rateKey(exec ExecKey, cap uint8, denied bool) capprofRateKey {
-	key := capprofRateKey{StartNs: uint64(exec.Start), Tgid: exec.TGID, ExecSeq: exec.Seq, Cap: cap}
-	if denied {
-		key.Denied = 1
-	}
-	return key
 }
 
 // Stats are the losses counted in the kernel.
