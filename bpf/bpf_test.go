@@ -5,12 +5,14 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/btf"
+	"golang.org/x/sys/unix"
 )
 
 // TestCheckBackend: capprof's own object has BTF but none of the kernel's
@@ -247,4 +249,150 @@ func TestDecodeSample(t *testing.T) {
 	if s.Check.Cap != 21 || s.Check.Syscall != 9 || !s.Check.Steady || !s.Check.InitUserNS || len(s.Stack) != 2 || s.Stack[1] != 2 {
 		t.Fatalf("decoded %+v", s)
 	}
+}
+
+func TestDecodeCgroupEvent(t *testing.T) {
+	var raw capprofCgroupEvent
+	raw.Hdr.Type = uint32(capprofEventTypeEVENT_CGROUP)
+	raw.Id, raw.ParentId, raw.Op, raw.Flags = 7, 5, uint32(capprofCgroupOpCGROUP_REMOVED), uint32(capprofTargetFlagTARGET_RUNTIME)
+	for i, c := range "cri-containerd-abc.scope" {
+		raw.Name[i] = int8(c)
+	}
+	e, ok := roundTrip(t, &raw).(*CgroupEvent)
+	if !ok {
+		t.Fatalf("decoded %T, want *CgroupEvent", e)
+	}
+	if e.ID != 7 || e.ParentID != 5 || !e.Removed || !e.Runtime || e.Name != "cri-containerd-abc.scope" {
+		t.Fatalf("decoded %+v", e)
+	}
+}
+
+// TestCgroupSubtreeTracking: in the kernel, a cgroup created below a target
+// becomes one before any process enters it, with the parent's runtime flag;
+// so does the cgroup of an armed pod, under either of the kubelet's naming
+// schemes, anywhere in the tree; other cgroups do not; a removed target
+// leaves the set.
+func TestCgroupSubtreeTracking(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("cannot run: loading eBPF programs needs root (CI=true: not skipping)")
+		}
+		t.Skip("loading eBPF programs needs root")
+	}
+	root := cgroup2Root(t)
+	p, err := Load(Options{Startup: time.Second, Backend: Auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	events := make(chan Event, 64)
+	go func() {
+		for {
+			ev, err := p.ReadEvent()
+			if err != nil {
+				close(events)
+				return
+			}
+			events <- ev
+		}
+	}()
+	next := func() *CgroupEvent {
+		t.Helper()
+		for {
+			select {
+			case ev := <-events:
+				if c, ok := ev.(*CgroupEvent); ok {
+					return c
+				}
+			case <-time.After(2 * time.Second):
+				return nil
+			}
+		}
+	}
+	base := filepath.Join(root, fmt.Sprintf("capprof-bpf-test-%d", os.Getpid()))
+	mkdir := func(path string) uint64 {
+		t.Helper()
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	var made []string
+	defer func() {
+		for i := len(made) - 1; i >= 0; i-- {
+			os.Remove(made[i])
+		}
+	}()
+	at := func(parts ...string) string {
+		path := filepath.Join(append([]string{base}, parts...)...)
+		made = append(made, path)
+		return path
+	}
+
+	targetID := mkdir(at())
+	if added, err := p.AddTarget(targetID, Target{Runtime: true}); err != nil || !added {
+		t.Fatalf("AddTarget = %v, %v", added, err)
+	}
+	if added, err := p.AddTarget(targetID, Target{}); err != nil || added {
+		t.Fatalf("AddTarget again = %v, %v; want false: it is a target already", added, err)
+	}
+	childID := mkdir(at("child"))
+	if e := next(); e == nil || e.ID != childID || e.ParentID != targetID || e.Name != "child" || !e.Runtime || e.Removed {
+		t.Fatalf("child of a target: event %+v, want created %d below %d with the runtime flag", e, childID, targetID)
+	}
+	grandchildID := mkdir(at("child", "container"))
+	if e := next(); e == nil || e.ID != grandchildID || e.ParentID != childID {
+		t.Fatalf("grandchild: event %+v, want %d below %d", e, grandchildID, childID)
+	}
+
+	const uid = "3d4b62ba-429b-4402-b0f8-dd0d4cad14b0"
+	if err := p.ArmPod(uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.ArmPod("not-a-uid"); err == nil {
+		t.Fatal("ArmPod accepted a malformed uid")
+	}
+	outside := mkdir(at("..", filepath.Base(base)+"-outside"))
+	if e := next(); e != nil {
+		t.Fatalf("an unarmed cgroup outside the targets: event %+v", e)
+	}
+	for _, name := range []string{"pod" + uid, "kubepods-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"} {
+		id := mkdir(at("..", filepath.Base(base)+"-outside", name))
+		if e := next(); e == nil || e.ID != id || e.ParentID != outside || e.Name != name || !e.Runtime {
+			t.Fatalf("armed pod cgroup %s: event %+v, want created %d", name, e, id)
+		}
+	}
+	mkdir(at("..", filepath.Base(base)+"-outside", "pod"+strings.Replace(uid, "3", "4", 1)))
+	if e := next(); e != nil {
+		t.Fatalf("another pod's cgroup: event %+v", e)
+	}
+
+	if err := os.Remove(made[2]); err != nil { // child/container
+		t.Fatal(err)
+	}
+	if e := next(); e == nil || e.ID != grandchildID || !e.Removed {
+		t.Fatalf("removed target: event %+v, want %d removed", e, grandchildID)
+	}
+	if added, err := p.AddTarget(grandchildID, Target{}); err != nil || !added {
+		t.Fatalf("a removed target is not in the set any more: AddTarget = %v, %v", added, err)
+	}
+}
+
+func cgroup2Root(t *testing.T) string {
+	t.Helper()
+	for _, dir := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		var fs unix.Statfs_t
+		if unix.Statfs(dir, &fs) == nil && fs.Type == unix.CGROUP2_SUPER_MAGIC {
+			return dir
+		}
+	}
+	t.Fatal("no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+	return ""
 }

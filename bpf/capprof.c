@@ -49,6 +49,10 @@ const struct rate_key *unused_rate_key __attribute__((unused));
 const struct rate_state *unused_rate_state __attribute__((unused));
 const enum ns_index unused_ns_index __attribute__((unused));
 const struct target *unused_target __attribute__((unused));
+const struct cgroup_event *unused_cgroup_event __attribute__((unused));
+const struct pod_key *unused_pod_key __attribute__((unused));
+const enum target_flag unused_target_flag __attribute__((unused));
+const enum cgroup_op unused_cgroup_op __attribute__((unused));
 const struct outcome *unused_outcome __attribute__((unused));
 const enum target_phase unused_target_phase __attribute__((unused));
 const enum event_type unused_event_type __attribute__((unused));
@@ -108,13 +112,31 @@ volatile const __u64 check_event_interval_ns = 0;
 #define TARGET_FILTER_SLOTS 4096
 volatile __u8 target_filter[TARGET_FILTER_SLOTS];
 
-/* The set of target cgroup2 ids, with where each is in its life. */
+/*
+ * The set of target cgroup2 ids, with where each is in its life. User space
+ * adds the cgroups it finds; on_cgroup_mkdir adds every cgroup created below
+ * a target, and the cgroups of armed pods, before any process enters them;
+ * on_cgroup_rmdir removes a target whose directory goes.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u64);
 	__type(value, struct target);
 } targets SEC(".maps");
+
+/*
+ * Pods selected for recording whose cgroup may not exist yet (a pod the API
+ * server has just bound to this node): the cgroup the kubelet creates for
+ * one becomes a target at its mkdir, so every container cgroup below it is
+ * a target from its creation. User space arms a pod as soon as it knows it.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct pod_key);
+	__type(value, __u8);
+} armed_pods SEC(".maps");
 
 /* Per-CPU counters, so two cores hammering one key never share a cache line. */
 struct {
@@ -161,14 +183,22 @@ struct {
  * What capprof keeps per thread of the target set, in one task-local storage
  * (Linux 5.11): one lookup serves a check, no hashing and no shared LRU
  * lists, and the entry dies with the task.
- *   - runtime_init: the task belongs to the container runtime: it was moved
- *     into a target cgroup from outside (runc init joins the container's
- *     cgroup through cgroup.procs; runc exec does the same for every exec),
- *     or is a child of such a task, and has not yet executed the workload's
- *     program. Its checks (setgroups, capset, prctl(PR_CAPBSET_DROP) while
- *     runc applies the container's credentials) are the runtime's, not the
- *     workload's. Tasks already in the cgroup when recording starts are the
- *     workload.
+ *   - runtime_init: the task belongs to the container runtime: it entered
+ *     a target cgroup of a pod (TARGET_RUNTIME) from outside the target set,
+ *     moved in by a task outside it (runc 1.1 writes runc init's pid to
+ *     cgroup.procs, for a container's start and for every exec; systemd
+ *     does it for its driver) or born into it by clone3(CLONE_INTO_CGROUP)
+ *     from a parent outside it (crun, runc 1.4+ exec), or is a child of
+ *     such a task; and it has not yet executed a program from another root
+ *     than the runtime's (runtime_root: the mover's or parent's fs root).
+ *     The runtime runs its own binary again from the host's root (runc's
+ *     re-exec, runc init) and the workload's only after pivot_root, chroot
+ *     or setns into the container's mount namespace, so the first exec
+ *     from another root is the workload's. Its checks (setgroups, capset,
+ *     prctl(PR_CAPBSET_DROP) while the runtime applies the container's
+ *     credentials) and credential changes are the runtime's. Tasks already
+ *     in the cgroup when recording starts, and tasks the workload moves
+ *     between target cgroups, are the workload.
  *   - exec: an exec is in progress and before holds the credentials it
  *     started with (read at commit_creds, or at sched_prepare_exec).
  *   - seen (tracepoint backend only): before holds the credentials the
@@ -180,6 +210,7 @@ struct task_state {
 	struct creds before;
 	__u64 args[3];
 	__u64 cred;
+	__u64 runtime_root; /* with runtime_init: the dentry of the runtime's root */
 	__s32 syscall;
 	__u8 seen;
 	__u8 exec;
@@ -272,6 +303,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cred_event);
 } cred_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cgroup_event);
+} cgroup_scratch SEC(".maps");
 
 static __always_inline struct target *lookup_target(__u64 *cgroup_id)
 {
@@ -759,13 +797,13 @@ static __always_inline void follow_denial(struct task_struct *task, const struct
 
 /* A credential change event's fields other than the credentials and arguments. */
 static __always_inline void fill_cred_event(struct cred_event *e, struct task_struct *task, __u64 cgroup_id,
-					    __s32 syscall, __u32 source)
+					    __s32 syscall, __u32 source, const struct task_state *ts)
 {
 	fill_header(&e->hdr, EVENT_CRED, cgroup_id, task);
 	read_exe_identity(task, &e->exe_ino, &e->exe_dev);
 	e->syscall = syscall;
 	e->source = source;
-	e->pad = 0;
+	e->runtime_init = ts && ts->runtime_init;
 }
 
 /*
@@ -832,7 +870,7 @@ static __always_inline void look_at_creds(struct task_struct *task, struct task_
 		return;
 	read_creds(cred, &e->after);
 	if (ts->seen) {
-		fill_cred_event(e, task, cgroup_id, ts->syscall, CRED_FROM_SYSCALL);
+		fill_cred_event(e, task, cgroup_id, ts->syscall, CRED_FROM_SYSCALL, ts);
 		e->args[0] = ts->args[0];
 		e->args[1] = ts->args[1];
 		e->args[2] = ts->args[2];
@@ -1077,19 +1115,41 @@ int BPF_KRETPROBE(on_cap_capable_return, int ret)
 	return 0;
 }
 
+/* task belongs to the container runtime, whose root is runtime_root (see task_state). */
+static __always_inline void mark_runtime_init(struct task_struct *task, __u64 runtime_root)
+{
+	struct task_state *ts = get_task_state(task);
+
+	if (ts) {
+		ts->runtime_init = 1;
+		ts->runtime_root = runtime_root;
+	}
+}
+
+static __always_inline __u64 root_of(struct task_struct *task)
+{
+	return (__u64)BPF_CORE_READ(task, fs, root.dentry);
+}
+
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u64 cgroup_id;
 
-	if (!target_cgroup(&cgroup_id))
+	if (!target_cgroup(&cgroup_id)) {
+		/* Born into a pod's target from outside the target set by
+		 * clone3(CLONE_INTO_CGROUP) (Linux 5.7): crun's container init and
+		 * exec processes, runc 1.4+'s exec processes. No cgroup_attach_task
+		 * fires for them. */
+		__u64 child_cgroup = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
+		struct target *into = lookup_target(&child_cgroup);
+		if (into && (into->flags & TARGET_RUNTIME))
+			mark_runtime_init(child, root_of(parent));
 		return 0;
-	struct task_state *ts = bpf_task_storage_get(&task_state, parent, 0, 0);
-	if (ts && ts->runtime_init) {
-		ts = get_task_state(child);
-		if (ts)
-			ts->runtime_init = 1;
 	}
+	struct task_state *ts = bpf_task_storage_get(&task_state, parent, 0, 0);
+	if (ts && ts->runtime_init)
+		mark_runtime_init(child, ts->runtime_root);
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
 
@@ -1109,18 +1169,130 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 /*
  * cgroup_attach_task fires in cgroup_attach_task() after the migration, once
  * per hierarchy on hybrid hosts: the task's v2 cgroup (cgroups->dfl_cgrp) is
- * read rather than dst_cgrp, whose id may be a v1 hierarchy's.
+ * read rather than dst_cgrp, whose id may be a v1 hierarchy's. It runs in
+ * the task that wrote cgroup.procs: a mover outside the target set is the
+ * runtime (runc, systemd) putting its init or exec process in; one inside is
+ * the workload moving itself or its children into a sub-cgroup.
  */
 SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool threadgroup)
 {
 	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
+	struct target *target = lookup_target(&cgroup_id);
 
-	if (!lookup_target(&cgroup_id))
+	if (!target || !(target->flags & TARGET_RUNTIME))
 		return 0;
-	struct task_state *ts = get_task_state(task);
-	if (ts)
-		ts->runtime_init = 1;
+	__u64 mover;
+	if (target_cgroup(&mover))
+		return 0;
+	mark_runtime_init(task, root_of(bpf_get_current_task_btf()));
+	return 0;
+}
+
+/*
+ * A pod's cgroup by its name, for armed_pods: pod<uid> (the kubelet's
+ * cgroupfs driver) or <prefix>-pod<uid with underscores>.slice (its systemd
+ * driver, whatever the --cgroup-root prefix). len is what
+ * bpf_probe_read_kernel_str returned (the NUL included).
+ */
+static __always_inline bool pod_cgroup_uid(const char *name, long len, struct pod_key *key)
+{
+	long n = len - 1, off;
+	const long slice = 6; /* ".slice" */
+
+	if (n == 3 + POD_UID_LEN && name[0] == 'p' && name[1] == 'o' && name[2] == 'd') {
+		off = 3;
+	} else if (n >= 3 + POD_UID_LEN + slice && n < CGROUP_NAME_LEN) {
+		long tail = n - slice, pod = tail - POD_UID_LEN - 3;
+		if (name[tail & (CGROUP_NAME_LEN - 1)] != '.' || name[(tail + 1) & (CGROUP_NAME_LEN - 1)] != 's' ||
+		    name[(n - 1) & (CGROUP_NAME_LEN - 1)] != 'e' || name[pod & (CGROUP_NAME_LEN - 1)] != 'p' ||
+		    name[(pod + 1) & (CGROUP_NAME_LEN - 1)] != 'o' || name[(pod + 2) & (CGROUP_NAME_LEN - 1)] != 'd')
+			return false;
+		off = pod + 3;
+	} else {
+		return false;
+	}
+	for (int i = 0; i < POD_UID_LEN; i++) {
+		char c = name[(off + i) & (CGROUP_NAME_LEN - 1)];
+		key->uid[i] = c == '_' ? '-' : c;
+	}
+	return true;
+}
+
+/* A cgroup event about cgrp, built in scratch, its name read; NULL on failure. */
+static __always_inline struct cgroup_event *new_cgroup_event(struct cgroup *cgrp, __u32 op, long *name_len)
+{
+	struct cgroup_event *e = scratch(&cgroup_scratch);
+
+	if (!e)
+		return NULL;
+	e->id = BPF_CORE_READ(cgrp, kn, id);
+	e->parent_id = BPF_CORE_READ(cgrp, self.parent, cgroup, kn, id);
+	e->op = op;
+	e->flags = 0;
+	*name_len = bpf_probe_read_kernel_str(e->name, sizeof(e->name), BPF_CORE_READ(cgrp, kn, name));
+	return e;
+}
+
+/*
+ * A new cgroup (cgroup_mkdir, in cgroup_mkdir() once the directory exists
+ * and before any task can enter it) is a target when its parent is one,
+ * or when it is an armed pod's: the subtree of every target is recorded
+ * from its first instruction, whichever runtime, driver or layout made it
+ * (crun's "container" sub-cgroup below its systemd scope, a workload's own
+ * sub-cgroups). Only the cgroup v2 hierarchy counts on hybrid hosts.
+ */
+SEC("tp_btf/cgroup_mkdir")
+int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
+{
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	long len;
+	struct cgroup_event *e = new_cgroup_event(cgrp, CGROUP_CREATED, &len);
+	if (!e)
+		return 0;
+	struct target *parent = lookup_target(&e->parent_id);
+	struct target t = {.flags = TARGET_CREATED};
+	if (parent) {
+		t.flags |= parent->flags & TARGET_RUNTIME;
+	} else {
+		struct pod_key key = {};
+		if (!pod_cgroup_uid(e->name, len, &key) || !bpf_map_lookup_elem(&armed_pods, &key))
+			return 0;
+		t.flags |= TARGET_RUNTIME;
+	}
+	__u64 id = e->id;
+	if (bpf_map_update_elem(&targets, &id, &t, BPF_NOEXIST)) {
+		count_stat(STAT_TARGETS_FULL);
+		return 0;
+	}
+	target_filter[id % TARGET_FILTER_SLOTS] = 1;
+	e->flags = t.flags;
+	fill_header(&e->hdr, EVENT_CGROUP, e->parent_id, bpf_get_current_task_btf());
+	output(e, sizeof(*e));
+	return 0;
+}
+
+/*
+ * A target's directory removed: it leaves the target set, since cgroup ids
+ * (kernfs node ids) are reused. Its pre-filter slot stays set; another
+ * target may share it.
+ */
+SEC("tp_btf/cgroup_rmdir")
+int BPF_PROG(on_cgroup_rmdir, struct cgroup *cgrp, const char *path)
+{
+	if (BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+	if (!lookup_target(&id))
+		return 0;
+	bpf_map_delete_elem(&targets, &id);
+	long len;
+	struct cgroup_event *e = new_cgroup_event(cgrp, CGROUP_REMOVED, &len);
+	if (!e)
+		return 0;
+	fill_header(&e->hdr, EVENT_CGROUP, e->parent_id, bpf_get_current_task_btf());
+	output(e, sizeof(*e));
 	return 0;
 }
 
@@ -1182,18 +1354,22 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 
 	if (!target)
 		return 0;
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+	/* The runtime executing its own binary again, from its own root (see
+	 * task_state), is still the runtime. */
+	bool runtime = ts && ts->runtime_init && root_of(task) == ts->runtime_root;
+
 	/* The target's first workload exec (the command, or the container's
 	 * entrypoint run by runc init) opens its startup window. */
-	if (target->phase == TARGET_NOT_STARTED) {
+	if (!runtime && target->phase == TARGET_NOT_STARTED) {
 		target->started_ns = bpf_ktime_get_ns();
 		target->phase = TARGET_STARTUP;
 	}
 
-	struct exec_event *e = new_exec_event(task, cgroup_id, 0);
+	struct exec_event *e = new_exec_event(task, cgroup_id, runtime ? EXEC_RUNTIME_INIT : 0);
 	if (!e)
 		return 0;
 
-	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 	if (ts && ts->exec) {
 		e->before = ts->before;
 		e->flags |= EXEC_HAVE_BEFORE;
@@ -1209,7 +1385,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	}
 	if (ts) {
 		ts->exec = 0;
-		ts->runtime_init = 0; /* the workload's program runs now */
+		ts->runtime_init = runtime; /* else the workload's program runs now */
 		if (compare_creds_lazily) /* the exec's credentials are the ones seen now */
 			remember_creds(ts, task->real_cred, &e->after);
 	}
@@ -1319,7 +1495,7 @@ static __always_inline void handle_commit(const struct cred *new)
 	read_creds(new, &e->after);
 	if (!creds_differ(&e->before, &e->after))
 		return;
-	fill_cred_event(e, task, cgroup_id, nr, CRED_FROM_COMMIT);
+	fill_cred_event(e, task, cgroup_id, nr, CRED_FROM_COMMIT, bpf_task_storage_get(&task_state, task, 0, 0));
 	e->args[0] = regs->di;
 	e->args[1] = regs->si;
 	e->args[2] = regs->dx;

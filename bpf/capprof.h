@@ -13,6 +13,8 @@
 #define FILENAME_LEN 256  /* execve's filename argument as given */
 #define STACK_DEPTH 24    /* kernel frames kept for a first-seen check */
 #define ARGS_LEN 1024     /* bytes of an exec's argument strings kept, NULs included */
+#define CGROUP_NAME_LEN 128 /* bytes of a cgroup directory's name kept, NUL included */
+#define POD_UID_LEN 36      /* a pod uid: 8-4-4-4-12 hex digits with dashes */
 
 enum event_type {
 	EVENT_CAP_FIRST = 1, /* first check with a new aggregation key */
@@ -22,6 +24,7 @@ enum event_type {
 	EVENT_CRED = 5, /* credentials changed (not by an exec) */
 	EVENT_CAP_SAMPLE = 6, /* a later check's stack, sampled per key */
 	EVENT_CHECK = 7,      /* one capability check, rate-limited (live events, in live_events) */
+	EVENT_CGROUP = 8,     /* a cgroup created below a target (or for an armed pod), or a target removed */
 };
 
 /* agg_key.flags */
@@ -45,11 +48,36 @@ enum target_phase {
 	TARGET_STEADY = 2,      /* past it: user space moves targets here when the window ends */
 };
 
+/* target.flags */
+enum target_flag {
+	/* A container runtime starts this target's processes: a task that enters
+	 * it from outside the target set (moved in, or born in by
+	 * clone3(CLONE_INTO_CGROUP)) is the runtime's until it execs the
+	 * workload. Pods' targets have it; a recorded command's do not. */
+	TARGET_RUNTIME = 1 << 0,
+	/* Created while its parent was a target (or as an armed pod's cgroup):
+	 * tracked from before its first process. */
+	TARGET_CREATED = 1 << 1,
+};
+
 /* The value of the targets map, one per target cgroup. */
 struct target {
 	__u64 started_ns; /* CLOCK_MONOTONIC ns of the first workload exec */
 	__u32 phase;      /* enum target_phase */
-	__u32 pad;
+	__u32 flags;      /* enum target_flag */
+};
+
+/* The key of armed_pods: a pod uid, dashes as in the API (a systemd slice
+ * name's underscores turned back into dashes). */
+struct pod_key {
+	char uid[POD_UID_LEN];
+	__u8 pad[4];
+};
+
+/* cgroup_event.op */
+enum cgroup_op {
+	CGROUP_CREATED = 0, /* made a target at creation: its parent is one, or it is an armed pod's */
+	CGROUP_REMOVED = 1, /* a target's directory was removed; it is no longer a target */
 };
 
 /*
@@ -73,6 +101,7 @@ enum exec_flag {
 	EXEC_DETAILS = 1 << 4,   /* args, cwd, loginuid, namespaces and the parent are filled (live events on) */
 	EXEC_EXISTING = 1 << 5,  /* not an exec: a process already running when its cgroup became a target */
 	EXEC_ARGS_TRUNCATED = 1 << 6, /* the arguments were longer than ARGS_LEN */
+	EXEC_RUNTIME_INIT = 1 << 7,   /* the container runtime executing itself, not the workload (see task_state) */
 };
 
 /* exec_event.ns: the namespaces of the process, as inode numbers. */
@@ -103,7 +132,8 @@ enum stat_index {
 	STAT_PENDING_FULL = 2,  /* credential changes not followed: no task state could be stored */
 	STAT_OUTCOME_LOST = 3,  /* denied checks whose syscall's return could not be followed */
 	STAT_LIVE_DROPS = 4,    /* live check events not delivered: live_events full, or check_rates full */
-	STAT_MAX = 5,
+	STAT_TARGETS_FULL = 5,  /* cgroups created below a target but not tracked: targets map full */
+	STAT_MAX = 6,
 };
 
 /* Aggregation key: one counter per distinct combination. */
@@ -237,9 +267,23 @@ struct cred_event {
 	__s32 syscall; /* the syscall that made the change, -1 when not known */
 	__u64 args[3];
 	__u32 source; /* enum cred_source */
-	__u32 pad;
+	__u32 runtime_init; /* 1: made by the container runtime before the workload's exec */
 	struct creds before;
 	struct creds after;
+};
+
+/*
+ * A cgroup the kernel side made a target when it was created, or a target
+ * whose directory was removed. User space names a created cgroup after the
+ * container id in its name, or after the nearest named ancestor.
+ */
+struct cgroup_event {
+	struct event_header hdr; /* the task that made or removed the directory */
+	__u64 id;
+	__u64 parent_id;
+	__u32 op;    /* enum cgroup_op */
+	__u32 flags; /* the new target's enum target_flag */
+	char name[CGROUP_NAME_LEN];
 };
 
 #endif

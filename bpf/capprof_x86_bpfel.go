@@ -50,6 +50,23 @@ type capprofCapEvent struct {
 	}
 }
 
+type capprofCgroupEvent struct {
+	_        structs.HostLayout
+	Hdr      capprofEventHeader
+	Id       uint64
+	ParentId uint64
+	Op       uint32
+	Flags    uint32
+	Name     [128]int8
+}
+
+type capprofCgroupOp uint32
+
+const (
+	capprofCgroupOpCGROUP_CREATED capprofCgroupOp = 0
+	capprofCgroupOpCGROUP_REMOVED capprofCgroupOp = 1
+)
+
 type capprofCheckEvent struct {
 	_           structs.HostLayout
 	Hdr         capprofEventHeader
@@ -78,16 +95,16 @@ const (
 )
 
 type capprofCredEvent struct {
-	_       structs.HostLayout
-	Hdr     capprofEventHeader
-	ExeIno  uint64
-	ExeDev  uint32
-	Syscall int32
-	Args    [3]uint64
-	Source  uint32
-	Pad     uint32
-	Before  capprofCreds
-	After   capprofCreds
+	_           structs.HostLayout
+	Hdr         capprofEventHeader
+	ExeIno      uint64
+	ExeDev      uint32
+	Syscall     int32
+	Args        [3]uint64
+	Source      uint32
+	RuntimeInit uint32
+	Before      capprofCreds
+	After       capprofCreds
 }
 
 type capprofCredSource uint32
@@ -150,6 +167,7 @@ const (
 	capprofEventTypeEVENT_CRED       capprofEventType = 5
 	capprofEventTypeEVENT_CAP_SAMPLE capprofEventType = 6
 	capprofEventTypeEVENT_CHECK      capprofEventType = 7
+	capprofEventTypeEVENT_CGROUP     capprofEventType = 8
 )
 
 type capprofExecEvent struct {
@@ -192,6 +210,7 @@ const (
 	capprofExecFlagEXEC_DETAILS            capprofExecFlag = 16
 	capprofExecFlagEXEC_EXISTING           capprofExecFlag = 32
 	capprofExecFlagEXEC_ARGS_TRUNCATED     capprofExecFlag = 64
+	capprofExecFlagEXEC_RUNTIME_INIT       capprofExecFlag = 128
 )
 
 type capprofExitEvent struct {
@@ -230,6 +249,12 @@ type capprofOutcome struct {
 	Succeeded uint64
 }
 
+type capprofPodKey struct {
+	_   structs.HostLayout
+	Uid [36]int8
+	Pad [4]uint8
+}
+
 type capprofRateKey struct {
 	_       structs.HostLayout
 	StartNs uint64
@@ -263,15 +288,23 @@ const (
 	capprofStatIndexSTAT_PENDING_FULL  capprofStatIndex = 2
 	capprofStatIndexSTAT_OUTCOME_LOST  capprofStatIndex = 3
 	capprofStatIndexSTAT_LIVE_DROPS    capprofStatIndex = 4
-	capprofStatIndexSTAT_MAX           capprofStatIndex = 5
+	capprofStatIndexSTAT_TARGETS_FULL  capprofStatIndex = 5
+	capprofStatIndexSTAT_MAX           capprofStatIndex = 6
 )
 
 type capprofTarget struct {
 	_         structs.HostLayout
 	StartedNs uint64
 	Phase     uint32
-	Pad       uint32
+	Flags     uint32
 }
+
+type capprofTargetFlag uint32
+
+const (
+	capprofTargetFlagTARGET_RUNTIME capprofTargetFlag = 1
+	capprofTargetFlagTARGET_CREATED capprofTargetFlag = 2
+)
 
 type capprofTargetPhase uint32
 
@@ -286,6 +319,7 @@ type capprofTaskState struct {
 	Before      capprofCreds
 	Args        [3]uint64
 	Cred        uint64
+	RuntimeRoot uint64
 	Syscall     int32
 	Seen        uint8
 	Exec        uint8
@@ -297,8 +331,10 @@ type capprofTaskState struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	capprofMapArmedPods            = "armed_pods"
 	capprofMapCapCalls             = "cap_calls"
 	capprofMapCapScratch           = "cap_scratch"
+	capprofMapCgroupScratch        = "cgroup_scratch"
 	capprofMapCheckRates           = "check_rates"
 	capprofMapChecks               = "checks"
 	capprofMapCredScratch          = "cred_scratch"
@@ -316,6 +352,8 @@ const (
 	capprofProgOnCapCapableExit    = "on_cap_capable_exit"
 	capprofProgOnCapCapableReturn  = "on_cap_capable_return"
 	capprofProgOnCgroupAttach      = "on_cgroup_attach"
+	capprofProgOnCgroupMkdir       = "on_cgroup_mkdir"
+	capprofProgOnCgroupRmdir       = "on_cgroup_rmdir"
 	capprofProgOnCommitCreds       = "on_commit_creds"
 	capprofProgOnCommitCredsKprobe = "on_commit_creds_kprobe"
 	capprofProgOnExec              = "on_exec"
@@ -328,6 +366,8 @@ const (
 	capprofVarStreamEvents         = "stream_events"
 	capprofVarTargetFilter         = "target_filter"
 	capprofVarUnusedCapEvent       = "unused_cap_event"
+	capprofVarUnusedCgroupEvent    = "unused_cgroup_event"
+	capprofVarUnusedCgroupOp       = "unused_cgroup_op"
 	capprofVarUnusedCheckEvent     = "unused_check_event"
 	capprofVarUnusedCheckFlag      = "unused_check_flag"
 	capprofVarUnusedCredEvent      = "unused_cred_event"
@@ -339,11 +379,13 @@ const (
 	capprofVarUnusedForkEvent      = "unused_fork_event"
 	capprofVarUnusedNsIndex        = "unused_ns_index"
 	capprofVarUnusedOutcome        = "unused_outcome"
+	capprofVarUnusedPodKey         = "unused_pod_key"
 	capprofVarUnusedRateKey        = "unused_rate_key"
 	capprofVarUnusedRateState      = "unused_rate_state"
 	capprofVarUnusedSampleEvent    = "unused_sample_event"
 	capprofVarUnusedStatIndex      = "unused_stat_index"
 	capprofVarUnusedTarget         = "unused_target"
+	capprofVarUnusedTargetFlag     = "unused_target_flag"
 	capprofVarUnusedTargetPhase    = "unused_target_phase"
 )
 
@@ -395,6 +437,8 @@ type capprofProgramSpecs struct {
 	OnCapCapableExit    *ebpf.ProgramSpec `ebpf:"on_cap_capable_exit"`
 	OnCapCapableReturn  *ebpf.ProgramSpec `ebpf:"on_cap_capable_return"`
 	OnCgroupAttach      *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir       *ebpf.ProgramSpec `ebpf:"on_cgroup_mkdir"`
+	OnCgroupRmdir       *ebpf.ProgramSpec `ebpf:"on_cgroup_rmdir"`
 	OnCommitCreds       *ebpf.ProgramSpec `ebpf:"on_commit_creds"`
 	OnCommitCredsKprobe *ebpf.ProgramSpec `ebpf:"on_commit_creds_kprobe"`
 	OnExec              *ebpf.ProgramSpec `ebpf:"on_exec"`
@@ -407,19 +451,21 @@ type capprofProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofMapSpecs struct {
-	CapCalls    *ebpf.MapSpec `ebpf:"cap_calls"`
-	CapScratch  *ebpf.MapSpec `ebpf:"cap_scratch"`
-	CheckRates  *ebpf.MapSpec `ebpf:"check_rates"`
-	Checks      *ebpf.MapSpec `ebpf:"checks"`
-	CredScratch *ebpf.MapSpec `ebpf:"cred_scratch"`
-	Denials     *ebpf.MapSpec `ebpf:"denials"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	ExecScratch *ebpf.MapSpec `ebpf:"exec_scratch"`
-	LiveEvents  *ebpf.MapSpec `ebpf:"live_events"`
-	Outcomes    *ebpf.MapSpec `ebpf:"outcomes"`
-	Stats       *ebpf.MapSpec `ebpf:"stats"`
-	Targets     *ebpf.MapSpec `ebpf:"targets"`
-	TaskState   *ebpf.MapSpec `ebpf:"task_state"`
+	ArmedPods     *ebpf.MapSpec `ebpf:"armed_pods"`
+	CapCalls      *ebpf.MapSpec `ebpf:"cap_calls"`
+	CapScratch    *ebpf.MapSpec `ebpf:"cap_scratch"`
+	CgroupScratch *ebpf.MapSpec `ebpf:"cgroup_scratch"`
+	CheckRates    *ebpf.MapSpec `ebpf:"check_rates"`
+	Checks        *ebpf.MapSpec `ebpf:"checks"`
+	CredScratch   *ebpf.MapSpec `ebpf:"cred_scratch"`
+	Denials       *ebpf.MapSpec `ebpf:"denials"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	ExecScratch   *ebpf.MapSpec `ebpf:"exec_scratch"`
+	LiveEvents    *ebpf.MapSpec `ebpf:"live_events"`
+	Outcomes      *ebpf.MapSpec `ebpf:"outcomes"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	Targets       *ebpf.MapSpec `ebpf:"targets"`
+	TaskState     *ebpf.MapSpec `ebpf:"task_state"`
 }
 
 // capprofVariableSpecs contains global variables before they are loaded into the kernel.
@@ -432,6 +478,8 @@ type capprofVariableSpecs struct {
 	StreamEvents         *ebpf.VariableSpec `ebpf:"stream_events"`
 	TargetFilter         *ebpf.VariableSpec `ebpf:"target_filter"`
 	UnusedCapEvent       *ebpf.VariableSpec `ebpf:"unused_cap_event"`
+	UnusedCgroupEvent    *ebpf.VariableSpec `ebpf:"unused_cgroup_event"`
+	UnusedCgroupOp       *ebpf.VariableSpec `ebpf:"unused_cgroup_op"`
 	UnusedCheckEvent     *ebpf.VariableSpec `ebpf:"unused_check_event"`
 	UnusedCheckFlag      *ebpf.VariableSpec `ebpf:"unused_check_flag"`
 	UnusedCredEvent      *ebpf.VariableSpec `ebpf:"unused_cred_event"`
@@ -443,11 +491,13 @@ type capprofVariableSpecs struct {
 	UnusedForkEvent      *ebpf.VariableSpec `ebpf:"unused_fork_event"`
 	UnusedNsIndex        *ebpf.VariableSpec `ebpf:"unused_ns_index"`
 	UnusedOutcome        *ebpf.VariableSpec `ebpf:"unused_outcome"`
+	UnusedPodKey         *ebpf.VariableSpec `ebpf:"unused_pod_key"`
 	UnusedRateKey        *ebpf.VariableSpec `ebpf:"unused_rate_key"`
 	UnusedRateState      *ebpf.VariableSpec `ebpf:"unused_rate_state"`
 	UnusedSampleEvent    *ebpf.VariableSpec `ebpf:"unused_sample_event"`
 	UnusedStatIndex      *ebpf.VariableSpec `ebpf:"unused_stat_index"`
 	UnusedTarget         *ebpf.VariableSpec `ebpf:"unused_target"`
+	UnusedTargetFlag     *ebpf.VariableSpec `ebpf:"unused_target_flag"`
 	UnusedTargetPhase    *ebpf.VariableSpec `ebpf:"unused_target_phase"`
 }
 
@@ -471,25 +521,29 @@ func (o *capprofObjects) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofMaps struct {
-	CapCalls    *ebpf.Map `ebpf:"cap_calls"`
-	CapScratch  *ebpf.Map `ebpf:"cap_scratch"`
-	CheckRates  *ebpf.Map `ebpf:"check_rates"`
-	Checks      *ebpf.Map `ebpf:"checks"`
-	CredScratch *ebpf.Map `ebpf:"cred_scratch"`
-	Denials     *ebpf.Map `ebpf:"denials"`
-	Events      *ebpf.Map `ebpf:"events"`
-	ExecScratch *ebpf.Map `ebpf:"exec_scratch"`
-	LiveEvents  *ebpf.Map `ebpf:"live_events"`
-	Outcomes    *ebpf.Map `ebpf:"outcomes"`
-	Stats       *ebpf.Map `ebpf:"stats"`
-	Targets     *ebpf.Map `ebpf:"targets"`
-	TaskState   *ebpf.Map `ebpf:"task_state"`
+	ArmedPods     *ebpf.Map `ebpf:"armed_pods"`
+	CapCalls      *ebpf.Map `ebpf:"cap_calls"`
+	CapScratch    *ebpf.Map `ebpf:"cap_scratch"`
+	CgroupScratch *ebpf.Map `ebpf:"cgroup_scratch"`
+	CheckRates    *ebpf.Map `ebpf:"check_rates"`
+	Checks        *ebpf.Map `ebpf:"checks"`
+	CredScratch   *ebpf.Map `ebpf:"cred_scratch"`
+	Denials       *ebpf.Map `ebpf:"denials"`
+	Events        *ebpf.Map `ebpf:"events"`
+	ExecScratch   *ebpf.Map `ebpf:"exec_scratch"`
+	LiveEvents    *ebpf.Map `ebpf:"live_events"`
+	Outcomes      *ebpf.Map `ebpf:"outcomes"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	Targets       *ebpf.Map `ebpf:"targets"`
+	TaskState     *ebpf.Map `ebpf:"task_state"`
 }
 
 func (m *capprofMaps) Close() error {
 	return _CapprofClose(
+		m.ArmedPods,
 		m.CapCalls,
 		m.CapScratch,
+		m.CgroupScratch,
 		m.CheckRates,
 		m.Checks,
 		m.CredScratch,
@@ -514,6 +568,8 @@ type capprofVariables struct {
 	StreamEvents         *ebpf.Variable `ebpf:"stream_events"`
 	TargetFilter         *ebpf.Variable `ebpf:"target_filter"`
 	UnusedCapEvent       *ebpf.Variable `ebpf:"unused_cap_event"`
+	UnusedCgroupEvent    *ebpf.Variable `ebpf:"unused_cgroup_event"`
+	UnusedCgroupOp       *ebpf.Variable `ebpf:"unused_cgroup_op"`
 	UnusedCheckEvent     *ebpf.Variable `ebpf:"unused_check_event"`
 	UnusedCheckFlag      *ebpf.Variable `ebpf:"unused_check_flag"`
 	UnusedCredEvent      *ebpf.Variable `ebpf:"unused_cred_event"`
@@ -525,11 +581,13 @@ type capprofVariables struct {
 	UnusedForkEvent      *ebpf.Variable `ebpf:"unused_fork_event"`
 	UnusedNsIndex        *ebpf.Variable `ebpf:"unused_ns_index"`
 	UnusedOutcome        *ebpf.Variable `ebpf:"unused_outcome"`
+	UnusedPodKey         *ebpf.Variable `ebpf:"unused_pod_key"`
 	UnusedRateKey        *ebpf.Variable `ebpf:"unused_rate_key"`
 	UnusedRateState      *ebpf.Variable `ebpf:"unused_rate_state"`
 	UnusedSampleEvent    *ebpf.Variable `ebpf:"unused_sample_event"`
 	UnusedStatIndex      *ebpf.Variable `ebpf:"unused_stat_index"`
 	UnusedTarget         *ebpf.Variable `ebpf:"unused_target"`
+	UnusedTargetFlag     *ebpf.Variable `ebpf:"unused_target_flag"`
 	UnusedTargetPhase    *ebpf.Variable `ebpf:"unused_target_phase"`
 }
 
@@ -543,6 +601,8 @@ type capprofPrograms struct {
 	OnCapCapableExit    *ebpf.Program `ebpf:"on_cap_capable_exit"`
 	OnCapCapableReturn  *ebpf.Program `ebpf:"on_cap_capable_return"`
 	OnCgroupAttach      *ebpf.Program `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir       *ebpf.Program `ebpf:"on_cgroup_mkdir"`
+	OnCgroupRmdir       *ebpf.Program `ebpf:"on_cgroup_rmdir"`
 	OnCommitCreds       *ebpf.Program `ebpf:"on_commit_creds"`
 	OnCommitCredsKprobe *ebpf.Program `ebpf:"on_commit_creds_kprobe"`
 	OnExec              *ebpf.Program `ebpf:"on_exec"`
@@ -559,6 +619,8 @@ func (p *capprofPrograms) Close() error {
 		p.OnCapCapableExit,
 		p.OnCapCapableReturn,
 		p.OnCgroupAttach,
+		p.OnCgroupMkdir,
+		p.OnCgroupRmdir,
 		p.OnCommitCreds,
 		p.OnCommitCredsKprobe,
 		p.OnExec,

@@ -112,7 +112,7 @@ type Header struct {
 }
 
 // Event is one of *FirstCheck, *CheckSample, *Exec, *Exit, *Fork,
-// *CredChange, and *LiveCheck from ReadLiveEvent.
+// *CredChange, *CgroupEvent, and *LiveCheck from ReadLiveEvent.
 type Event interface{ EventHeader() *Header }
 
 // FirstCheck is the first capability check seen with a new aggregation key.
@@ -149,6 +149,9 @@ type Exec struct {
 	BeforeFromCommit bool
 	After            Creds
 	PrivilegeGain    bool // euid/egid changed or permitted capabilities grew
+	// RuntimeInit is true when the container runtime executed itself again
+	// (from its own root), not the workload.
+	RuntimeInit bool
 	// Details is filled when the probe streams live events.
 	Details *ExecDetails
 }
@@ -226,8 +229,25 @@ type CredChange struct {
 	Syscall int32     // the syscall that made the change; -1 when not known
 	Args    [3]uint64 // its first three arguments
 	// FromCommit is true when commit_creds reported the change.
-	FromCommit    bool
+	FromCommit bool
+	// RuntimeInit is true when the container runtime made the change,
+	// before executing the workload (see Check.RuntimeInit).
+	RuntimeInit   bool
 	Before, After Creds
+}
+
+// CgroupEvent is a cgroup that became a target at its creation (its parent
+// is one, or it is an armed pod's), before any process entered it; or, with
+// Removed, a target whose directory was removed. Header.CgroupID is its
+// parent's id, Header's task the one that made or removed it.
+type CgroupEvent struct {
+	Header
+	ID, ParentID uint64
+	// Name is the directory's name (a container id, a systemd scope, pod<uid>).
+	Name    string
+	Removed bool
+	// Runtime: a container runtime starts its processes (see Target.Runtime).
+	Runtime bool
 }
 
 // EventHeader returns the header every event has.
@@ -322,6 +342,7 @@ func decodeEvent(raw []byte) (Event, error) {
 			ExePath:          joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
 			After:            creds(&e.After),
 			PrivilegeGain:    e.Flags&uint32(capprofExecFlagEXEC_PRIV_GAIN) != 0,
+			RuntimeInit:      e.Flags&uint32(capprofExecFlagEXEC_RUNTIME_INIT) != 0,
 		}
 		if e.Flags&uint32(capprofExecFlagEXEC_HAVE_BEFORE) != 0 {
 			before := creds(&e.Before)
@@ -369,14 +390,23 @@ func decodeEvent(raw []byte) (Event, error) {
 			return nil, err
 		}
 		return &CredChange{
-			Header:     header(&e.Hdr),
-			Exe:        ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
-			Syscall:    e.Syscall,
-			Args:       e.Args,
-			FromCommit: e.Source == uint32(capprofCredSourceCRED_FROM_COMMIT),
-			Before:     creds(&e.Before),
-			After:      creds(&e.After),
+			Header:      header(&e.Hdr),
+			Exe:         ExeID{Dev: e.ExeDev, Ino: e.ExeIno},
+			Syscall:     e.Syscall,
+			Args:        e.Args,
+			FromCommit:  e.Source == uint32(capprofCredSourceCRED_FROM_COMMIT),
+			RuntimeInit: e.RuntimeInit != 0,
+			Before:      creds(&e.Before),
+			After:       creds(&e.After),
 		}, nil
+	case capprofEventTypeEVENT_CGROUP:
+		var e capprofCgroupEvent
+		if err := decode(raw, &e); err != nil {
+			return nil, err
+		}
+		return &CgroupEvent{Header: header(&e.Hdr), ID: e.Id, ParentID: e.ParentId, Name: cString(e.Name[:]),
+			Removed: e.Op == uint32(capprofCgroupOpCGROUP_REMOVED),
+			Runtime: e.Flags&uint32(capprofTargetFlagTARGET_RUNTIME) != 0}, nil
 	default:
 		return nil, fmt.Errorf("unknown event type %d", t)
 	}

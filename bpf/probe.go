@@ -189,35 +189,102 @@ func loadError(backend Backend, err error) error {
 // Backend returns the backend the probe was loaded with.
 func (p *Probe) Backend() Backend { return p.backend }
 
-// AddTarget puts a cgroup2 id into the in-kernel target set. Checks and
-// events carry the cgroup id, which is how user space tells targets apart.
-// started is when the target's workload started; the zero time means it has
-// not yet, and its first exec starts it.
-func (p *Probe) AddTarget(cgroupID uint64, started time.Time) error {
+// Target is how a cgroup joins the in-kernel target set.
+type Target struct {
+	// Started is when the target's workload started; the zero time means
+	// it has not yet, and its first exec starts it.
+	Started time.Time
+	// Runtime says that a container runtime starts the target's processes:
+	// a task entering it from outside the target set is the runtime's until
+	// it executes the workload (a pod's cgroups; not a recorded command's).
+	// Cgroups created below the target inherit it.
+	Runtime bool
+}
+
+// AddTarget puts a cgroup2 id into the in-kernel target set; cgroups
+// created below it join by themselves (CgroupEvent). Checks and events carry
+// the cgroup id, which is how user space tells targets apart. It returns
+// false when the cgroup was a target already (the kernel side added it at
+// its creation), which it leaves as it is.
+func (p *Probe) AddTarget(cgroupID uint64, t Target) (bool, error) {
 	target := capprofTarget{Phase: uint32(capprofTargetPhaseTARGET_NOT_STARTED)}
-	if !started.IsZero() {
+	if t.Runtime {
+		target.Flags = uint32(capprofTargetFlagTARGET_RUNTIME)
+	}
+	if started := t.Started; !started.IsZero() {
 		now, err := MonotonicNow()
 		if err != nil {
-			return err
+			return false, err
 		}
 		age := max(time.Since(started), 0)
 		target.StartedNs = uint64(max(now-age, 1))
 		target.Phase = uint32(p.phaseAt(now, time.Duration(target.StartedNs)))
 	}
-	if err := p.coll.Maps["targets"].Put(cgroupID, &target); err != nil {
-		return fmt.Errorf("add cgroup %d to the target set: %w", cgroupID, err)
+	if err := p.coll.Maps["targets"].Update(cgroupID, &target, ebpf.UpdateNoExist); errors.Is(err, ebpf.ErrKeyExist) {
+		return false, nil
+	} else if err != nil {
+		return false, fmt.Errorf("add cgroup %d to the target set: %w", cgroupID, err)
 	}
 	// The exact entry exists before its pre-filter slot opens, so no check
 	// passes the filter and then misses the map for a target being added.
 	// Its size is TARGET_FILTER_SLOTS, taken from the object.
-	filter := p.coll.Variables["target_filter"]
-	slots := make([]byte, filter.Size())
-	if err := filter.Get(slots); err != nil {
-		return fmt.Errorf("read target filter: %w", err)
+	// The kernel side sets slots too (on_cgroup_mkdir): only this one is
+	// written, so none of its is lost.
+	if err := p.openFilterSlot(cgroupID); err != nil {
+		return false, fmt.Errorf("set target filter: %w", err)
 	}
-	slots[cgroupID%uint64(len(slots))] = 1
-	if err := filter.Set(slots); err != nil {
-		return fmt.Errorf("set target filter: %w", err)
+	return true, nil
+}
+
+// openFilterSlot sets cgroupID's byte of target_filter in place, through the
+// memory mapping of its section: the kernel side sets slots too
+// (on_cgroup_mkdir), so a read-modify-write of the whole array could undo
+// one of its.
+func (p *Probe) openFilterSlot(cgroupID uint64) error {
+	filter := p.coll.Variables["target_filter"]
+	section, offset, err := variableOffset(p.spec, "target_filter")
+	if err != nil {
+		return err
+	}
+	mem, err := p.coll.Maps[section].Memory()
+	if err != nil {
+		return err
+	}
+	_, err = mem.WriteAt([]byte{1}, int64(offset)+int64(cgroupID%uint64(filter.Size())))
+	return err
+}
+
+// variableOffset finds a global variable's section and offset in it.
+func variableOffset(spec *ebpf.CollectionSpec, name string) (string, uint32, error) {
+	for section, m := range spec.Maps {
+		ds, ok := m.Value.(*btf.Datasec)
+		if !ok {
+			continue
+		}
+		for _, v := range ds.Vars {
+			if vr, ok := v.Type.(*btf.Var); ok && vr.Name == name {
+				return section, v.Offset, nil
+			}
+		}
+	}
+	return "", 0, fmt.Errorf("no variable %s in the eBPF object", name)
+}
+
+// ArmPod makes the cgroup the kubelet creates for the pod with this uid a
+// target at its creation (pod<uid>, or <...>-pod<uid_>.slice for the
+// systemd driver), and so every container cgroup below it from its first
+// instruction. Arm a pod before looking for its cgroup: one created in
+// between is then a target either way.
+func (p *Probe) ArmPod(uid string) error {
+	var key capprofPodKey
+	if len(uid) != len(key.Uid) {
+		return fmt.Errorf("arm pod %q: a pod uid has %d characters", uid, len(key.Uid))
+	}
+	for i := range key.Uid {
+		key.Uid[i] = int8(uid[i])
+	}
+	if err := p.coll.Maps["armed_pods"].Put(&key, uint8(1)); err != nil {
+		return fmt.Errorf("arm pod %s: %w", uid, err)
 	}
 	return nil
 }
@@ -258,7 +325,8 @@ func (p *Probe) EndStartups() error {
 		return fmt.Errorf("read target set: %w", err)
 	}
 	for id, target := range ended {
-		if err := targets.Update(id, &target, ebpf.UpdateExist); err != nil {
+		// A target may have been removed since (on_cgroup_rmdir).
+		if err := targets.Update(id, &target, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			return fmt.Errorf("end startup of target %d: %w", id, err)
 		}
 	}
@@ -391,6 +459,7 @@ type Stats struct {
 	PendingMapFull     uint64 // credential changes not followed: no task state could be stored
 	OutcomesLost       uint64 // denied checks whose syscall's return was not followed
 	LiveDrops          uint64 // live check events lost: their ring buffer or the rate limiter's map was full
+	TargetsFull        uint64 // cgroups created below a target but not tracked: the target map was full
 }
 
 // Stats sums the per-CPU loss counters.
@@ -420,7 +489,10 @@ func (p *Probe) Stats() (Stats, error) {
 	if s.OutcomesLost, err = sum(capprofStatIndexSTAT_OUTCOME_LOST); err != nil {
 		return s, err
 	}
-	s.LiveDrops, err = sum(capprofStatIndexSTAT_LIVE_DROPS)
+	if s.LiveDrops, err = sum(capprofStatIndexSTAT_LIVE_DROPS); err != nil {
+		return s, err
+	}
+	s.TargetsFull, err = sum(capprofStatIndexSTAT_TARGETS_FULL)
 	return s, err
 }
 

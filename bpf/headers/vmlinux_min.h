@@ -205,10 +205,26 @@ struct task_struct {
 
 struct kernfs_node {
 	__u64 id; /* u64 since Linux 5.5: the cgroup id */
+	const char *name;
+};
+
+struct cgroup;
+
+/* A cgroup's own css (cgroup->self) links it to its parent's. */
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+	struct cgroup_subsys_state *parent;
+};
+
+/* hierarchy_id is 0 for the cgroup v2 hierarchy ("0::" in /proc/PID/cgroup). */
+struct cgroup_root {
+	int hierarchy_id;
 };
 
 struct cgroup {
+	struct cgroup_subsys_state self;
 	struct kernfs_node *kn;
+	struct cgroup_root *root;
 };
 
 struct css_set {
