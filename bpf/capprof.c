@@ -130,6 +130,9 @@ struct {
  * server has just bound to this node): the cgroup the kubelet creates for
  * one becomes a target at its mkdir, so every container cgroup below it is
  * a target from its creation. User space arms a pod as soon as it knows it.
+ * The all-zero uid arms every pod, for sources that report a pod only after
+ * its cgroup exists (the CRI); user space drops the ones no selected pod
+ * claims.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -1256,8 +1259,9 @@ int BPF_PROG(on_cgroup_mkdir, struct cgroup *cgrp, const char *path)
 	if (parent) {
 		t.flags |= parent->flags & TARGET_RUNTIME;
 	} else {
-		struct pod_key key = {};
-		if (!pod_cgroup_uid(e->name, len, &key) || !bpf_map_lookup_elem(&armed_pods, &key))
+		struct pod_key key = {}, any_pod = {};
+		if (!pod_cgroup_uid(e->name, len, &key) ||
+		    !(bpf_map_lookup_elem(&armed_pods, &key) || bpf_map_lookup_elem(&armed_pods, &any_pod)))
 			return 0;
 		t.flags |= TARGET_RUNTIME;
 	}

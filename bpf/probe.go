@@ -289,6 +289,25 @@ func (p *Probe) ArmPod(uid string) error {
 	return nil
 }
 
+// ArmAllPods makes the cgroup of every pod the kubelet creates from now on
+// a target at its creation, for when pods are known only after their
+// cgroup exists; RemoveTarget drops the ones not wanted.
+func (p *Probe) ArmAllPods() error {
+	if err := p.coll.Maps["armed_pods"].Put(&capprofPodKey{}, uint8(1)); err != nil {
+		return fmt.Errorf("arm every new pod: %w", err)
+	}
+	return nil
+}
+
+// RemoveTarget takes a cgroup out of the target set; cgroups created below
+// it from then on are not targets. What it recorded stays.
+func (p *Probe) RemoveTarget(cgroupID uint64) error {
+	if err := p.coll.Maps["targets"].Delete(cgroupID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("remove cgroup %d from the target set: %w", cgroupID, err)
+	}
+	return nil
+}
+
 func (p *Probe) phaseAt(now, started time.Duration) capprofTargetPhase {
 	if now-started >= p.startup {
 		return capprofTargetPhaseTARGET_STEADY

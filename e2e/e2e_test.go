@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -497,5 +498,38 @@ func TestStartupAndSteadyPhases(t *testing.T) {
 		if startup := strings.Contains(d.Reason, "only during startup"); startup != (d.Capability.String() == "CAP_NET_BIND_SERVICE") && d.Decision == profile.Required {
 			t.Errorf("%s: reason %q", d.Capability, d.Reason)
 		}
+	}
+}
+
+// TestSubCgroupRecordedAndKilled: a command that moves itself into a cgroup
+// of its own below the recorded one (as process managers do) is still
+// recorded there, from the kernel's tracking of the cgroup subtree, and the
+// child it leaves behind in that cgroup does not outlive the recording.
+func TestSubCgroupRecordedAndKilled(t *testing.T) {
+	requireRecording(t)
+	file := filepath.Join(t.TempDir(), "owned")
+	r := record(t, nil, workloadBin, "escape", file)
+	if r.code != 0 {
+		t.Fatalf("exit %d, stderr: %s", r.code, r.stderr)
+	}
+	wantRequired(t, r.profile, "CHOWN")
+	if cov := r.profile.Containers[0].Coverage; cov == nil || cov.Instances != 1 || cov.FromStart != 1 {
+		t.Fatalf("coverage %+v, want the command recorded from its start", cov)
+	}
+	data, err := os.ReadFile(file + ".pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Killed, it is gone or a zombie its new parent (init) has yet to reap.
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil && !strings.Contains(string(stat), ") Z ") {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("the command's child %d in its sub-cgroup outlived the recording: %s (stderr: %s)", pid, stat, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "killed 1 leftover process(es) of the command") {
+		t.Fatalf("stderr does not say the leftover child was killed:\n%s", r.stderr)
 	}
 }

@@ -414,7 +414,7 @@ func TestPodsWorkload(t *testing.T) {
 	// A recording started after the init container ended says it missed it.
 	late := startRecord(t, "--pods", first.Name, "-n", ns, "--kubeconfig", c.Kubeconfig)
 	late.stop(t)
-	if !strings.Contains(late.log(), fmt.Sprintf("container init of pod %s/%s (%s) ended before capprof saw it running: not recorded", ns, first.Name, initID)) {
+	if !strings.Contains(late.log(), fmt.Sprintf("container init of pod %s/%s (%s) ended before capprof saw it: not recorded", ns, first.Name, initID)) {
 		t.Fatalf("no warning about the missed init container:\n%s", late.log())
 	}
 
@@ -450,7 +450,9 @@ func TestPodsRuntimeEndpoint(t *testing.T) {
 }
 
 // TestPodsErrors: the mistakes a user makes get one line that says what was
-// tried, and no profile.
+// tried, and no profile. A selection nothing matches yet is not an error at
+// first (record waits for the rollout), but it says what nearly matched, and
+// a recording that ends with nothing matched saves nothing and fails.
 func TestPodsErrors(t *testing.T) {
 	c := needCluster(t)
 	ns, other := namespace(t, c, "errs"), namespace(t, c, "elsewhere")
@@ -480,28 +482,41 @@ func TestPodsErrors(t *testing.T) {
 		name string
 		args []string
 		want []string
+		// waits: nothing matched; record waits, then fails when --duration ends.
+		waits bool
 	}{
 		{"other namespace", []string{"--pods", "ghost", "-n", other, "--kubeconfig", c.Kubeconfig},
 			[]string{fmt.Sprintf(`no pod matched: pods ghost in namespace %q on node %q (kubeconfig %s, context "capprof-e2e-admin")`, other, testNode, c.Kubeconfig),
-				fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}},
+				fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}, true},
 		{"other node", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", c.Kubeconfig, "--node", "node-b"},
-			[]string{`no pod matched: pods ghost in namespace "` + ns + `" on node "node-b"`, fmt.Sprintf("near misses: %s/ghost (on node %q)", ns, testNode)}},
+			[]string{`no pod matched: pods ghost in namespace "` + ns + `" on node "node-b"`, fmt.Sprintf("near misses: %s/ghost (on node %q)", ns, testNode)}, true},
 		{"nothing anywhere", []string{"-l", "app=nosuch", "-A", "--kubeconfig", c.Kubeconfig},
-			[]string{`no pod matched: pods matching app=nosuch in all namespaces`, "no pod of that name or selector exists elsewhere either"}},
+			[]string{`no pod matched: pods matching app=nosuch in all namespaces`, "no pod of that name or selector exists elsewhere either"}, true},
 		{"forbidden", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", c.ViewerKubeconfig},
-			[]string{fmt.Sprintf(`forbidden to list pods in namespace %q (kubeconfig %s, context "capprof-e2e-viewer")`, ns, c.ViewerKubeconfig), `User "capprof-viewer" cannot list resource "pods"`}},
+			[]string{fmt.Sprintf(`forbidden to list pods in namespace %q (kubeconfig %s, context "capprof-e2e-viewer")`, ns, c.ViewerKubeconfig), `User "capprof-viewer" cannot list resource "pods"`}, false},
 		{"unreachable", []string{"--pods", "ghost", "-n", ns, "--kubeconfig", unreachable},
-			[]string{fmt.Sprintf(`list pods in namespace %q (kubeconfig %s, context "capprof-e2e-admin"): API server unreachable`, ns, unreachable), "connection refused"}},
+			[]string{fmt.Sprintf(`list pods in namespace %q (kubeconfig %s, context "capprof-e2e-admin"): API server unreachable`, ns, unreachable), "connection refused"}, false},
 		{"no cgroup", []string{"--pods", "phantom", "-n", ns, "--kubeconfig", c.Kubeconfig},
-			[]string{fmt.Sprintf(`container "app" (%s) of pod %s/phantom: no cgroup found under /sys/fs/cgroup`, fakeContainerID, ns), "looked for pod" + string(created.UID)}},
+			[]string{fmt.Sprintf(`container "app" (%s) of pod %s/phantom: no cgroup found under /sys/fs/cgroup`, fakeContainerID, ns), "looked for pod" + string(created.UID)}, false},
 		{"cri no match", []string{"--pods", "ghost", "-n", other, "--runtime-endpoint", c.CRIEndpoint},
-			[]string{"no pod matched: pods ghost in namespace", "(runtime endpoint " + c.CRIEndpoint + ")", fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}},
+			[]string{"no pod matched: pods ghost in namespace", "(runtime endpoint " + c.CRIEndpoint + ")", fmt.Sprintf("near misses: %s/ghost (another namespace)", ns)}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "p.json")
-			r := capprof(t, append([]string{"record", "-o", out, "--node", testNode}, tt.args...)...)
-			if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "capprof: ") {
+			args := append([]string{"record", "-o", out, "--node", testNode}, tt.args...)
+			if tt.waits {
+				args = append(args, "--duration", "1s")
+			}
+			r := capprof(t, args...)
+			switch {
+			case tt.waits:
+				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
+				if r.code != 1 || !strings.Contains(lines[0], "waiting for matching pods") ||
+					!strings.HasPrefix(lines[len(lines)-1], "capprof: no pod matched during the recording: ") {
+					t.Fatalf("exit %d, stderr %q: want exit 1, the near misses while waiting, and the failure last", r.code, r.stderr)
+				}
+			case r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "capprof: "):
 				t.Fatalf("exit %d, stderr %q: want exit 1 and one line", r.code, r.stderr)
 			}
 			for _, w := range tt.want {

@@ -142,6 +142,10 @@ func describeOrigin(rules *clientcmd.ClientConfigLoadingRules, loader clientcmd.
 // Describe implements Source.
 func (s *APISource) Describe() string { return s.sel.describe(s.namespace) }
 
+// ReportsPodsEarly implements Source: the API server has a pod bound to
+// this node before the kubelet acts on it.
+func (s *APISource) ReportsPodsEarly() bool { return true }
+
 func (s *APISource) listOptions() metav1.ListOptions {
 	selector := fields.OneTermEqualSelector("spec.nodeName", s.sel.Node)
 	if len(s.sel.Names) == 1 {

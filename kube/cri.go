@@ -77,6 +77,10 @@ func (s *CRISource) Close() error { return s.conn.Close() }
 // Describe implements Source.
 func (s *CRISource) Describe() string { return s.sel.describe(s.namespace) }
 
+// ReportsPodsEarly implements Source: the runtime knows a pod from its
+// sandbox, which the kubelet runs after it created the pod's cgroup.
+func (s *CRISource) ReportsPodsEarly() bool { return false }
+
 // Pods implements Source.
 func (s *CRISource) Pods(ctx context.Context) ([]Pod, error) {
 	all, err := s.list(ctx)
@@ -146,12 +150,11 @@ func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
 		if image == "" {
 			image = c.GetImage().GetImage()
 		}
-		state := c.GetState()
-		container := Container{
-			Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(),
-			Running: state == runtimeapi.ContainerState_CONTAINER_RUNNING || state == runtimeapi.ContainerState_CONTAINER_CREATED,
-		}
-		if state == runtimeapi.ContainerState_CONTAINER_RUNNING {
+		// A created container has no process yet (containerd runs runc
+		// create at StartContainer): it is reported again when it runs.
+		running := c.GetState() == runtimeapi.ContainerState_CONTAINER_RUNNING
+		container := Container{Name: c.GetLabels()[criContainerName], Image: image, ID: c.GetId(), Running: running}
+		if running {
 			// ListContainers has the creation time only; the start follows
 			// it within milliseconds (runc create, then runc start).
 			container.StartedAt = time.Unix(0, c.GetCreatedAt())

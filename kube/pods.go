@@ -38,8 +38,8 @@ type Container struct {
 	Image string
 	// ID is the runtime's container id, without the "containerd://" scheme.
 	ID string
-	// Running: the container exists now, so it has a cgroup (it may not
-	// after it terminated).
+	// Running: the container's process runs now (not created and waiting
+	// to start, not exited), so it has a cgroup.
 	Running bool
 	// StartedAt is when its program started; zero when it has not yet (a
 	// created container) or the source does not say.
@@ -57,6 +57,10 @@ type Source interface {
 	Watch(ctx context.Context, pods chan<- Pod) error
 	// Describe says what is selected, for progress lines and the profile.
 	Describe() string
+	// ReportsPodsEarly says whether a pod is reported before the kubelet
+	// creates its cgroup (the API: as soon as it is bound to this node).
+	// The CRI reports a pod only once its sandbox exists, after its cgroup.
+	ReportsPodsEarly() bool
 }
 
 // Selection is what the record flags select.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -92,8 +93,16 @@ func (f fileCapExecs) keeping(c Capability) []string {
 // adviceWarnings are the points a careful reviewer raises about the advice.
 func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExecs) []string {
 	var warnings []string
-	if len(c.Execs) == 0 && len(c.Capabilities) == 0 && len(c.UIDs) == 0 {
-		warnings = append(warnings, "no process of this container was observed: the advice drops every capability without evidence; record while the container runs")
+	late := c.Coverage != nil && len(c.Coverage.Late) > 0
+	if late {
+		warnings = append(warnings, CoverageWarning(c.Coverage))
+	}
+	if !Observed(c) {
+		if late {
+			warnings = append(warnings, "no process of this container did anything the recording saw after it joined: the advice drops every capability without evidence")
+		} else {
+			warnings = append(warnings, "no process of this container was observed: the advice drops every capability without evidence; record while the container runs")
+		}
 	}
 	for _, row := range rows {
 		if row.Decision == DeniedDecision && len(row.Evidence) > 0 {
@@ -200,4 +209,47 @@ func EvaluatePodSecurity(meta *metav1.ObjectMeta, spec *corev1.PodSpec) PodSecur
 		return PodSecurity{Level: Baseline, Reasons: reasons}
 	}
 	return PodSecurity{Level: Privileged, Reasons: reasons}
+}
+
+// Observed reports whether any process of the container was seen.
+func Observed(c Container) bool {
+	return len(c.Execs) > 0 || len(c.Capabilities) > 0 || len(c.UIDs) > 0
+}
+
+// CoverageWarning says which instances were joined after they started; ""
+// when every instance was recorded from its start (or coverage is unknown).
+func CoverageWarning(cov *Coverage) string {
+	if cov == nil || len(cov.Late) == 0 {
+		return ""
+	}
+	const shown = 3
+	var which []string
+	for i, l := range cov.Late {
+		if i == shown {
+			which = append(which, fmt.Sprintf("%d more", len(cov.Late)-shown))
+			break
+		}
+		what := "container " + shortID(l.ContainerID)
+		if l.Pod != "" {
+			what = "pod " + l.Pod
+		}
+		if l.JoinedAfter != nil {
+			what += fmt.Sprintf(" joined %s after its start", time.Duration(*l.JoinedAfter).Round(time.Second))
+		}
+		which = append(which, what)
+	}
+	instances := "instances"
+	if cov.Instances == 1 {
+		instances = "instance"
+	}
+	return fmt.Sprintf("startup not observed for %d of %d %s (%s): the advice may miss capabilities used at start; restart the container while recording",
+		len(cov.Late), cov.Instances, instances, strings.Join(which, ", "))
+}
+
+// shortID is a container id's first 12 characters, as runtimes show them.
+func shortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
 }

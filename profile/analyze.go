@@ -213,6 +213,11 @@ type ContainerAnalysis struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Recordings is how many profiles contained this container.
 	Recordings int `json:"recordings"`
+	// Coverage says which instances were recorded from their start.
+	Coverage *Coverage `json:"coverage,omitempty"`
+	// NothingObserved: no process of the container was seen, so the
+	// advice rests on no evidence.
+	NothingObserved bool `json:"-"`
 }
 
 // Analysis is the result of analyzing one or more profiles.
@@ -270,7 +275,9 @@ func shortRecording(in Input) string {
 }
 
 func analyzeContainer(c Container) ContainerAnalysis {
-	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}}
+	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}, Coverage: c.Coverage, NothingObserved: !Observed(c)}
+	// The container runtime's own credential changes say nothing of the workload.
+	c.CredentialChanges = slices.DeleteFunc(slices.Clone(c.CredentialChanges), func(ch CredentialChange) bool { return ch.Phase == RuntimeInitPhase })
 	byCap := map[Capability][]CapabilityChecks{}
 	var caps []Capability
 	for _, cc := range c.Capabilities {

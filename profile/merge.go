@@ -62,6 +62,7 @@ type execKey struct {
 type credChangeKey struct {
 	Executable, Syscall string
 	Source              CredentialSource
+	Phase               Phase
 	Before, After       Credentials
 }
 
@@ -73,6 +74,7 @@ type containerMerger struct {
 	execs    map[execKey]*execTally
 	changes  map[credChangeKey]uint64
 	uids     map[uint32]bool
+	coverage *Coverage // nil until an entry has one
 }
 
 type execTally struct {
@@ -139,10 +141,18 @@ func (m *containerMerger) add(c Container) {
 		}
 	}
 	for _, ch := range c.CredentialChanges {
-		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Before, ch.After}] += ch.Count
+		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}] += ch.Count
 	}
 	for _, u := range c.UIDs {
 		m.uids[u] = true
+	}
+	if cov := c.Coverage; cov != nil {
+		if m.coverage == nil {
+			m.coverage = &Coverage{}
+		}
+		m.coverage.Instances += cov.Instances
+		m.coverage.FromStart += cov.FromStart
+		m.coverage.Late = append(m.coverage.Late, cov.Late...)
 	}
 }
 
@@ -190,12 +200,20 @@ func (m *containerMerger) result() Container {
 			cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
 	})
 	for k, n := range m.changes {
-		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{Executable: k.Executable, Syscall: k.Syscall, Source: k.Source, Before: k.Before, After: k.After, Count: n})
+		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{Executable: k.Executable, Syscall: k.Syscall, Source: k.Source, Phase: k.Phase, Before: k.Before, After: k.After, Count: n})
 	}
 	slices.SortFunc(c.CredentialChanges, func(a, b CredentialChange) int {
 		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Source, b.Source),
-			compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
+			cmp.Compare(a.Phase, b.Phase), compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
 	})
+	if m.coverage != nil {
+		cov := *m.coverage
+		cov.Late = slices.Clone(cov.Late)
+		slices.SortFunc(cov.Late, func(a, b LateInstance) int {
+			return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.ContainerID, b.ContainerID))
+		})
+		c.Coverage = &cov
+	}
 	for u := range m.uids {
 		c.UIDs = append(c.UIDs, u)
 	}

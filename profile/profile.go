@@ -83,17 +83,25 @@ type Drops struct {
 	// UnfollowedDenials are denied checks whose syscall's outcome was not
 	// seen, beyond the ones left out by sampling.
 	UnfollowedDenials uint64 `json:"unfollowedDenials"`
+	// UntrackedCgroups are cgroups created below a target that could not
+	// be tracked (the kernel's target set was full): what ran in them is
+	// missing.
+	UntrackedCgroups uint64 `json:"untrackedCgroups,omitempty"`
 }
 
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 {
-	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials
+	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials + d.UntrackedCgroups
 }
 
 // String says what was dropped, for warnings.
 func (d Drops) String() string {
-	return fmt.Sprintf("the kernel dropped %d events, %d checks, %d credential calls and %d denial outcomes",
+	s := fmt.Sprintf("the kernel dropped %d events, %d checks, %d credential calls and %d denial outcomes",
 		d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls, d.UnfollowedDenials)
+	if d.UntrackedCgroups > 0 {
+		s += fmt.Sprintf(", and could not track %d new cgroups", d.UntrackedCgroups)
+	}
+	return s
 }
 
 // Identity says which container a profile entry is about. Name, Namespace
@@ -114,8 +122,9 @@ type Identity struct {
 }
 
 // Container is what one container (in command mode: the command's process
-// tree) did. It holds no pids or times, so recordings of a deterministic
-// workload give identical containers.
+// tree) did. It holds no pids or times (but for the instances whose start
+// was not seen, in Coverage), so recordings of a deterministic workload
+// give identical containers.
 type Container struct {
 	Identity
 	Capabilities      []CapabilityChecks `json:"capabilities"`
@@ -123,6 +132,32 @@ type Container struct {
 	CredentialChanges []CredentialChange `json:"credentialChanges"`
 	// UIDs are the effective uids processes ran with.
 	UIDs []uint32 `json:"uids"`
+	// Coverage says how much of its instances' lives was recorded; nil in
+	// profiles of capprof versions that did not say.
+	Coverage *Coverage `json:"coverage,omitempty"`
+}
+
+// Coverage says which container instances (a restart, a replica, a run is
+// an instance) were recorded from their first instruction, and how late
+// the recording joined the others: what a late one did before, its startup
+// above all, is not in the profile.
+type Coverage struct {
+	Instances int `json:"instances"`
+	// FromStart counts the instances recorded from their first instruction:
+	// their cgroup was a target from its creation.
+	FromStart int `json:"fromStart"`
+	// Late are the other instances.
+	Late []LateInstance `json:"late,omitempty"`
+}
+
+// LateInstance is a container instance that was already running when the
+// recording joined it.
+type LateInstance struct {
+	Pod         string `json:"pod,omitempty"`
+	ContainerID string `json:"containerID,omitempty"`
+	// JoinedAfter is how long after the instance started the recording
+	// joined it; nil when the start time is unknown.
+	JoinedAfter *Duration `json:"joinedAfter,omitempty"`
 }
 
 // Owner is the workload a pod belongs to: its controller's controller where
@@ -360,9 +395,13 @@ type CredentialChange struct {
 	Syscall string `json:"syscall"`
 	// Source says how the change was seen.
 	Source CredentialSource `json:"source,omitempty"`
-	Before Credentials      `json:"before"`
-	After  Credentials      `json:"after"`
-	Count  uint64           `json:"count"`
+	// Phase is RuntimeInitPhase for the container runtime's own changes
+	// (runc applying the container's capabilities and ids before executing
+	// the workload), which the analysis leaves out; empty for the workload's.
+	Phase  Phase       `json:"phase,omitempty"`
+	Before Credentials `json:"before"`
+	After  Credentials `json:"after"`
+	Count  uint64      `json:"count"`
 }
 
 // Load reads a profile from a JSON or (by extension .yaml/.yml) YAML file.
@@ -472,9 +511,16 @@ func (p *Profile) Validate() error {
 			}
 		}
 		for j, ch := range c.CredentialChanges {
-			if err := oneOf(fmt.Sprintf("containers[%d] (%s) credentialChanges[%d].source", i, c.Name, j), string(ch.Source), "", FromCommitCreds, FromSyscall); err != nil {
+			where := fmt.Sprintf("containers[%d] (%s) credentialChanges[%d]", i, c.Name, j)
+			if err := oneOf(where+".source", string(ch.Source), "", FromCommitCreds, FromSyscall); err != nil {
 				return err
 			}
+			if err := oneOf(where+".phase", string(ch.Phase), "", RuntimeInitPhase); err != nil {
+				return err
+			}
+		}
+		if cov := c.Coverage; cov != nil && (cov.Instances < 0 || cov.FromStart < 0 || cov.FromStart+len(cov.Late) != cov.Instances) {
+			return fmt.Errorf("containers[%d] (%s) coverage: %d instances, but %d from their start and %d late", i, c.Name, cov.Instances, cov.FromStart, len(cov.Late))
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -94,24 +95,53 @@ func createCgroup(parent, name string) (*cgroup, error) {
 	return &cgroup{path: path, id: st.Ino, dir: dir}, nil
 }
 
-// pids lists the processes still in the cgroup.
+// subtree lists the cgroup's directory and every one below it, parents first.
+func (c *cgroup) subtree() ([]string, error) {
+	var dirs []string
+	err := filepath.WalkDir(c.path, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == c.path {
+				return err
+			}
+			return nil // removed while walking
+		}
+		if d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	return dirs, err
+}
+
+// pids lists the processes still in the cgroup and the cgroups below it
+// (the command may have created some and moved processes there).
 func (c *cgroup) pids() ([]int, error) {
-	data, err := os.ReadFile(filepath.Join(c.path, "cgroup.procs"))
+	dirs, err := c.subtree()
 	if err != nil {
 		return nil, err
 	}
 	var pids []int
-	for _, f := range strings.Fields(string(data)) {
-		if pid, err := strconv.Atoi(f); err == nil {
-			pids = append(pids, pid)
+	for _, dir := range dirs {
+		data, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) && dir != c.path {
+				continue
+			}
+			return nil, err
+		}
+		for _, f := range strings.Fields(string(data)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids, nil
 }
 
-// killAll SIGKILLs every process in the cgroup and waits until it is empty.
-// cgroup.kill (Linux 5.14) does it atomically; older kernels get a loop over
-// cgroup.procs, which a fork storm can outrun only briefly.
+// killAll SIGKILLs every process in the cgroup and below it and waits until
+// they are gone. cgroup.kill (Linux 5.14) does it atomically for the whole
+// subtree; older kernels get a loop over cgroup.procs, which a fork storm
+// can outrun only briefly.
 func (c *cgroup) killAll(timeout time.Duration) (int, error) {
 	pids, err := c.pids()
 	if err != nil || len(pids) == 0 {
@@ -137,15 +167,27 @@ func (c *cgroup) killAll(timeout time.Duration) (int, error) {
 	return killed, nil
 }
 
-// remove deletes the cgroup directory; it must be empty.
+// remove deletes the cgroup directory and the ones the command created
+// below it, deepest first; they must be empty.
 func (c *cgroup) remove() error {
 	c.dir.Close()
-	var err error
-	for range 50 { // the last exiting task can linger for a moment
-		if err = unix.Rmdir(c.path); err == nil || errors.Is(err, unix.ENOENT) {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
+	dirs, err := c.subtree()
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
 	}
-	return fmt.Errorf("remove cgroup %s: %w", c.path, err)
+	if err != nil {
+		return fmt.Errorf("remove cgroup %s: %w", c.path, err)
+	}
+	for i := len(dirs) - 1; i >= 0; i-- {
+		for range 50 { // the last exiting task can linger for a moment
+			if err = unix.Rmdir(dirs[i]); err == nil || errors.Is(err, unix.ENOENT) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("remove cgroup %s: %w", dirs[i], err)
+		}
+	}
+	return nil
 }

@@ -44,11 +44,14 @@ type collector struct {
 	execs map[uint64][]*profile.Exec
 	// live receives the events live events are made of; nil without --events.
 	live *liveStream
+	// names learns the cgroups the kernel side made targets.
+	names *targetNames
 }
 
-func newCollector(self bpf.ExeID) *collector {
+func newCollector(self bpf.ExeID, names *targetNames) *collector {
 	return &collector{
 		self:     self,
+		names:    names,
 		exePaths: map[bpf.ExeID]string{},
 		stacks:   map[bpf.Check]map[string][]uint64{},
 		procExec: map[uint32]*profile.Exec{},
@@ -79,6 +82,9 @@ func (c *collector) part(cgroupID uint64) *profile.Container {
 }
 
 func (c *collector) handle(ev bpf.Event) {
+	if e, ok := ev.(*bpf.Exec); ok && e.RuntimeInit {
+		return // the container runtime executing itself: not the workload's program
+	}
 	if c.live != nil {
 		switch e := ev.(type) {
 		case *bpf.Exec:
@@ -91,6 +97,10 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 	}
 	switch e := ev.(type) {
+	case *bpf.CgroupEvent:
+		if !e.Removed { // a removed one keeps its name: its data is named at the end
+			c.names.noteCgroup(e.ID, cgroupNode{parent: e.ParentID, name: e.Name, created: true})
+		}
 	case *bpf.FirstCheck:
 		c.addStack(e.Check, e.Stack)
 		if e.ExePath != "" {
@@ -140,11 +150,16 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 	case *bpf.CredChange:
 		part := c.part(e.CgroupID)
-		part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
+		change := profile.CredentialChange{
 			Executable: c.executable(e.Exe), Syscall: changeSyscall(e), Source: credentialSource(e.FromCommit),
 			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
-		})
-		part.UIDs = append(part.UIDs, e.After.EUID)
+		}
+		if e.RuntimeInit {
+			change.Phase = profile.RuntimeInitPhase
+		} else {
+			part.UIDs = append(part.UIDs, e.After.EUID)
+		}
+		part.CredentialChanges = append(part.CredentialChanges, change)
 		c.count(&c.nChanges)
 	}
 }
@@ -185,9 +200,10 @@ func (c *collector) executable(id bpf.ExeID) string {
 
 // containers adds the aggregated checks to what the events built, names each
 // cgroup's part after its container and returns the containers merged and
-// normalized, including targets that did nothing. Cgroups with no identity
-// (a pod's sandbox) are left out.
-func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile.Identity) ([]profile.Container, error) {
+// normalized with the seeds (one per recorded instance, with its coverage),
+// so that targets that did nothing are there too. Cgroups with no name (a
+// pod's sandbox, the pod's own cgroup) are left out.
+func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([]profile.Container, error) {
 	var symbols *kernelSymbols
 	if len(c.stacks) > 0 {
 		var err error
@@ -245,16 +261,13 @@ func (c *collector) containers(checks []bpf.Check, identities map[uint64]profile
 			}},
 		})
 	}
-	var all []profile.Container
-	for _, identity := range identities {
-		all = append(all, profile.Container{Identity: identity})
-	}
+	all := slices.Clone(seeds)
 	for id, part := range c.parts {
-		identity, ok := identities[id]
-		if !ok {
+		target := c.names.name(id)
+		if target == nil {
 			continue
 		}
-		part.Identity = identity
+		part.Identity = target.identity
 		for _, x := range c.execs[id] {
 			part.Execs = append(part.Execs, *x)
 		}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -61,6 +60,7 @@ type liveStream struct {
 	node     string
 	self     bpf.ExeID
 	podsMode bool // host namespaces mark a process privileged (in a pod, not for a command)
+	names    *targetNames
 	writer   events.Writer
 	out      *eventsOutput
 	bootWall time.Time // wall time at CLOCK_MONOTONIC 0
@@ -70,9 +70,6 @@ type liveStream struct {
 	done    chan struct{}
 	dropped atomic.Uint64 // queue full
 
-	mu   sync.Mutex
-	pods map[uint64]*events.Pod // by target cgroup id
-
 	// Owned by run:
 	pending  eventHeap
 	procs    map[bpf.ExecKey]*liveProcess
@@ -81,6 +78,7 @@ type liveStream struct {
 	symbols  map[uint64]string      // kernel return address → function
 	written  uint64
 	filtered uint64
+	unnamed  uint64 // events of cgroups no selected container explains (a pod's sandbox)
 	held     uint64 // checks the kernel's rate limit held back
 	writeErr error
 	runErr   error
@@ -90,6 +88,9 @@ type liveStream struct {
 type liveProcess struct {
 	proc   *events.Process
 	parent bpf.ExecKey
+	// cgroup names the process's pod once the container it runs in is
+	// known, which may come after its exec (see targetNames).
+	cgroup uint64
 	// rates are the (capability, verdict) pairs with checks sent, with the
 	// last one's event; their held-back counts are read when the exec ends.
 	rates map[rateKey]*events.ProcessKprobe
@@ -101,7 +102,7 @@ type rateKey struct {
 }
 
 // newLiveStream opens the output and starts the writer goroutine.
-func newLiveStream(cfg EventsConfig, probe *bpf.Probe, node string, self bpf.ExeID, podsMode bool) (*liveStream, error) {
+func newLiveStream(cfg EventsConfig, probe *bpf.Probe, node string, self bpf.ExeID, podsMode bool, names *targetNames) (*liveStream, error) {
 	out, err := openEventsOutput(cfg.Output, cfg.Stdout)
 	if err != nil {
 		return nil, err
@@ -117,10 +118,10 @@ func newLiveStream(cfg EventsConfig, probe *bpf.Probe, node string, self bpf.Exe
 		return nil, err
 	}
 	s := &liveStream{
-		cfg: cfg, probe: probe, node: node, self: self, podsMode: podsMode, writer: writer, out: out,
+		cfg: cfg, probe: probe, node: node, self: self, podsMode: podsMode, names: names, writer: writer, out: out,
 		bootWall: time.Now().Add(-now), hostNS: readHostNamespaces(),
 		in: make(chan bpf.Event, liveQueueLen), done: make(chan struct{}),
-		pods: map[uint64]*events.Pod{}, procs: map[bpf.ExecKey]*liveProcess{}, current: map[uint32]bpf.ExecKey{},
+		procs: map[bpf.ExecKey]*liveProcess{}, current: map[uint32]bpf.ExecKey{},
 		symbols: map[uint64]string{},
 	}
 	go s.run()
@@ -136,18 +137,7 @@ func (s *liveStream) send(ev bpf.Event) {
 	}
 }
 
-// addTarget names a target cgroup's processes in events.
-func (s *liveStream) addTarget(cgroupID uint64, pod *events.Pod) {
-	s.mu.Lock()
-	s.pods[cgroupID] = pod
-	s.mu.Unlock()
-}
-
-func (s *liveStream) pod(cgroupID uint64) *events.Pod {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.pods[cgroupID]
-}
+func (s *liveStream) pod(cgroupID uint64) *events.Pod { return s.names.pod(cgroupID) }
 
 // readLive forwards the probe's live check events until it is flushed.
 func (s *liveStream) readLive() error {
@@ -209,6 +199,9 @@ func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 	dropped := s.dropped.Load() + kernelDrops
 	fmt.Fprintf(progress, "capprof: events: %d written to %s, %d filtered out, %d checks held back by the rate limit (counted in the lines that followed)",
 		s.written, s.out.name, s.filtered, s.held)
+	if s.unnamed > 0 {
+		fmt.Fprintf(progress, ", %d of processes in no selected container (pod sandboxes) left out", s.unnamed)
+	}
 	if dropped > 0 {
 		fmt.Fprintf(progress, "; %d lost (%d in the kernel: ring buffer or rate-limit map full; %d in capprof: the events' reader was too slow)",
 			dropped, kernelDrops, s.dropped.Load())
@@ -253,7 +246,7 @@ func (s *liveStream) onExec(e *bpf.Exec) {
 	} else if ok {
 		rates = s.procs[prev].rates // its checks were named before the exec was known
 	}
-	p := &liveProcess{proc: s.execProcess(e), parent: e.Parent, rates: rates}
+	p := &liveProcess{proc: s.execProcess(e), parent: e.Parent, rates: rates, cgroup: e.CgroupID}
 	s.procs[e.Exec] = p
 	s.current[e.TGID] = e.Exec
 	exec := &events.ProcessExec{Process: p.proc, Parent: s.process(e.Parent)}
@@ -335,7 +328,7 @@ func (s *liveStream) onFork(e *bpf.Fork) {
 	child := *parent.proc
 	child.ExecID, child.PID, child.TID = s.execID(e.Child), e.ChildPID, e.ChildPID
 	child.StartTime, child.ParentExecID, child.Flags = s.wall(e.Child.Start), parent.proc.ExecID, "clone"
-	s.procs[e.Child] = &liveProcess{proc: &child, parent: e.Exec, rates: map[rateKey]*events.ProcessKprobe{}}
+	s.procs[e.Child] = &liveProcess{proc: &child, parent: e.Exec, rates: map[rateKey]*events.ProcessKprobe{}, cgroup: parent.cgroup}
 	s.current[e.ChildPID] = e.Child
 }
 
@@ -507,6 +500,9 @@ var syscallArity = map[string]int{
 // "procFS".
 func (s *liveStream) lookup(key bpf.ExecKey, ev bpf.Event) *liveProcess {
 	if p, ok := s.procs[key]; ok {
+		if p.proc.Pod == nil && p.cgroup != 0 { // its container has been named since
+			p.proc.Pod = s.pod(p.cgroup)
+		}
 		return p
 	}
 	for i, pending := range s.pending {
@@ -519,7 +515,7 @@ func (s *liveStream) lookup(key bpf.ExecKey, ev bpf.Event) *liveProcess {
 	h := ev.EventHeader()
 	proc := s.procProcess(key, h.Comm)
 	proc.Pod = s.pod(h.CgroupID)
-	p := &liveProcess{proc: proc, rates: map[rateKey]*events.ProcessKprobe{}}
+	p := &liveProcess{proc: proc, rates: map[rateKey]*events.ProcessKprobe{}, cgroup: h.CgroupID}
 	s.procs[key] = p
 	if _, ok := s.current[key.TGID]; !ok {
 		s.current[key.TGID] = key
@@ -616,6 +612,13 @@ func (s *liveStream) namespaces(d *bpf.ExecDetails, userNS uint32) *events.Names
 }
 
 func (s *liveStream) write(e *events.Event, at time.Duration) {
+	if p := e.Process(); s.podsMode && p != nil && p.Pod == nil {
+		// A cgroup below a pod's that no selected container explains: the
+		// pod's sandbox, or a container not named (yet) when its events
+		// were due.
+		s.unnamed++
+		return
+	}
 	e.NodeName, e.Time = s.node, s.wall(at)
 	if !s.cfg.Filter.Match(e) {
 		s.filtered++

@@ -37,28 +37,52 @@ func containerCgroup(root string, pod kube.Pod, c kube.Container) (string, uint6
 			}
 		}
 	}
+	found, err := findCgroup(root, func(path, name string) bool {
+		return slices.Contains(leaves, name) && isPodDir(filepath.Base(filepath.Dir(path)), pod.UID)
+	})
+	if err != nil {
+		return "", 0, err
+	}
+	if found != "" {
+		if id, err := cgroupID(found); err == nil {
+			return found, id, nil
+		}
+	}
+	return "", 0, fmt.Errorf("container %q (%s) of pod %s/%s: no cgroup found under %s: looked for %s/%s (cgroupfs driver) and kubepods-*%s.slice/*-%s.scope (systemd driver), then in every directory below it; is this the pod's node, and does it use cgroup v2?",
+		c.Name, c.ID, pod.Namespace, pod.Name, root, "pod"+pod.UID, c.ID, "pod"+systemdUID(pod.UID), c.ID)
+}
+
+// podCgroup finds the pod's own cgroup directory below root, where the
+// kubelet's drivers put it and else anywhere in the tree; "" when the
+// kubelet has not created it (yet).
+func podCgroup(root string, pod kube.Pod) (string, error) {
+	for _, podDir := range podDirCandidates(pod) {
+		path := filepath.Join(root, podDir)
+		if _, err := cgroupID(path); err == nil {
+			return path, nil
+		}
+	}
+	return findCgroup(root, func(_, name string) bool { return isPodDir(name, pod.UID) })
+}
+
+// findCgroup walks the tree below root for the first directory match takes.
+func findCgroup(root string, match func(path, name string) bool) (string, error) {
 	var found string
 	errFound := errors.New("found")
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || !d.IsDir() {
 			return nil // a cgroup removed while walking
 		}
-		if slices.Contains(leaves, d.Name()) && isPodDir(filepath.Base(filepath.Dir(path)), pod.UID) {
+		if match(path, d.Name()) {
 			found = path
 			return errFound
 		}
 		return nil
 	})
-	if found != "" {
-		if id, err := cgroupID(found); err == nil {
-			return found, id, nil
-		}
-	}
 	if err != nil && !errors.Is(err, errFound) {
-		return "", 0, fmt.Errorf("search %s: %w", root, err)
+		return "", fmt.Errorf("search %s: %w", root, err)
 	}
-	return "", 0, fmt.Errorf("container %q (%s) of pod %s/%s: no cgroup found under %s: looked for %s/%s (cgroupfs driver) and kubepods-*%s.slice/*-%s.scope (systemd driver), then in every directory below it; is this the pod's node, and does it use cgroup v2?",
-		c.Name, c.ID, pod.Namespace, pod.Name, root, "pod"+pod.UID, c.ID, "pod"+systemdUID(pod.UID), c.ID)
+	return found, nil
 }
 
 // podDirCandidates lists the pod's cgroup directory for both drivers, the

@@ -4,14 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/capprof/capprof/bpf"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/profile"
@@ -39,10 +41,21 @@ type PodsConfig struct {
 	Events *EventsConfig
 }
 
+// unclaimedPodGrace is how long a pod cgroup created while recording
+// through the CRI stays a target before a selected pod claims it: the
+// runtime reports a pod once its sandbox exists, which the kubelet creates
+// after the pod's cgroup (the sandbox image may have to be pulled first).
+const unclaimedPodGrace = time.Minute
+
+// sweepPeriod is how often unclaimed pod cgroups are looked at.
+const sweepPeriod = time.Second
+
 // RecordPods records the selected pods' containers until the duration ends
-// or a signal arrives, then saves the profile. Containers that start or
-// restart and pods that come to match join the recording as they appear;
-// pods that go away stay in the profile.
+// or a signal arrives, then saves the profile. Each selected pod is armed
+// in the kernel as soon as it is known, so every container it starts is
+// recorded from its first instruction; containers already running join as
+// they are found, and say how late. With nothing selected yet it waits for
+// matching pods; pods that go away stay in the profile.
 func RecordPods(cfg PodsConfig) error {
 	if os.Geteuid() != 0 {
 		return errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
@@ -57,7 +70,8 @@ func RecordPods(cfg PodsConfig) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pods, err := cfg.Source.Pods(ctx)
-	if err != nil {
+	var noMatch *kube.NoMatchError
+	if err != nil && !errors.As(err, &noMatch) {
 		return err
 	}
 
@@ -67,7 +81,15 @@ func RecordPods(cfg PodsConfig) error {
 		return err
 	}
 	defer rec.close()
-	targets := &podTargets{rec: rec, root: cgroupRoot, progress: cfg.Progress, seen: map[string]bool{}}
+	targets := &podTargets{rec: rec, root: cgroupRoot, progress: cfg.Progress, armed: map[string]bool{},
+		podCgroups: map[string]bool{}, reported: map[string]bool{}}
+	if !cfg.Source.ReportsPodsEarly() {
+		// Every pod cgroup created from now on is recorded until a
+		// selected pod claims it (or unclaimedPodGrace passes).
+		if err := rec.probe.ArmAllPods(); err != nil {
+			return err
+		}
+	}
 	for _, p := range pods {
 		// Before recording starts, a running container without a cgroup is
 		// a setup problem (wrong node, cgroup v1): stop and say where we looked.
@@ -78,6 +100,9 @@ func RecordPods(cfg PodsConfig) error {
 	if err := rec.listProcesses(); err != nil {
 		return err
 	}
+	if noMatch != nil {
+		fmt.Fprintf(cfg.Progress, "capprof: %s; waiting for matching pods (until --duration or Ctrl-C)\n", noMatch.Error())
+	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %s: %d container(s) in %d pod(s) so far\n",
 		cfg.Source.Describe(), targets.recorded, len(pods))
 
@@ -87,6 +112,8 @@ func RecordPods(cfg PodsConfig) error {
 
 	deadline, progress, stopTicker := recordingClock(cfg.Duration, cfg.ProgressPeriod)
 	defer stopTicker()
+	sweep := time.NewTicker(sweepPeriod)
+	defer sweep.Stop()
 wait:
 	for {
 		select {
@@ -98,6 +125,8 @@ wait:
 			if err := rec.listProcesses(); err != nil {
 				fmt.Fprintf(cfg.Progress, "capprof: warning: %v; live events name the processes already running in new containers by pid only\n", err)
 			}
+		case <-sweep.C:
+			targets.dropUnclaimed(time.Now().Add(-unclaimedPodGrace))
 		case err := <-watchDone:
 			watchDone = nil
 			if err != nil {
@@ -118,61 +147,172 @@ wait:
 	if watchDone != nil {
 		<-watchDone
 	}
+	if len(targets.armed) == 0 {
+		return fmt.Errorf("no pod matched during the recording: %s; nothing recorded", cfg.Source.Describe())
+	}
+	_, missed := rec.names.recorded()
+	for _, t := range missed {
+		fmt.Fprintf(cfg.Progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it: not recorded\n",
+			t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
+	}
 	meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
 	return rec.finish(meta, cfg.Output, fmt.Sprintf("%d container(s)", targets.recorded))
 }
 
-// podTargets adds the running containers of pods to a recording, each
-// container instance (id) once.
+// podTargets arms the selected pods and finds their containers' cgroups.
 type podTargets struct {
 	rec      *recording
 	root     string
 	progress io.Writer
-	seen     map[string]bool // container ids already targeted, or reported as missed
+	// armed are the uids of the selected pods.
+	armed map[string]bool
+	// podCgroups are the pods (by uid) whose own cgroup is a target.
+	podCgroups map[string]bool
+	// reported are the container ids whose recording was reported.
+	reported map[string]bool
 	recorded int
 }
 
-// add targets the pod's running containers not targeted yet. It returns the
-// first cgroup lookup error after trying all of them.
+// add arms the pod, makes its cgroup and what already runs in it targets,
+// and names its containers. It returns the first cgroup lookup error of a
+// running container after trying all of them.
 func (t *podTargets) add(p kube.Pod) error {
-	var firstErr error
-	for _, c := range p.Containers {
-		if t.seen[c.ID] {
-			continue
-		}
-		if !c.Running {
-			// Said once: it ran and ended between two looks (a quick init
-			// container), or before the recording started.
-			t.seen[c.ID] = true
-			fmt.Fprintf(t.progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it running: not recorded\n",
-				c.Name, p.Namespace, p.Name, c.ID)
-			continue
-		}
-		path, id, err := containerCgroup(t.root, p, c)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		owner := p.Owner
-		identity := profile.Identity{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind,
-			Pods: []string{p.Name}}
-		if c.Image != "" {
-			identity.Images = []string{c.Image}
-		}
-		pod := &events.Pod{Namespace: p.Namespace, Name: p.Name, PodLabels: p.Labels,
-			Container: &events.Container{ID: c.ID, Name: c.Name}, Workload: p.Owner.Name, WorkloadKind: p.Owner.Kind}
-		if c.Image != "" {
-			pod.Container.Image = &events.Image{Name: c.Image}
-		}
-		if err := t.rec.addTarget(id, identity, c.StartedAt, pod); err != nil {
+	if !t.armed[p.UID] {
+		// Armed before its cgroup is looked for: one created in between is
+		// a target either way.
+		if err := t.rec.probe.ArmPod(p.UID); err != nil {
 			return err
 		}
-		t.seen[c.ID] = true
+		t.armed[p.UID] = true
+	}
+	if !t.podCgroups[p.UID] {
+		if err := t.addPodCgroup(p); err != nil {
+			return err
+		}
+	}
+	var firstErr error
+	for _, c := range p.Containers {
+		target := containerTarget(p, c)
+		t.rec.names.addContainer(target)
+		if t.reported[c.ID] {
+			continue
+		}
+		id, node, found := t.rec.names.cgroupOf(c.ID)
+		if !found && c.Running {
+			var err error
+			if id, node, err = t.addContainerCgroup(p, c); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				continue
+			}
+			found = true
+		}
+		if !found {
+			continue // not running yet, or ended: its cgroup is named if the kernel side reports it
+		}
+		t.reported[c.ID] = true
 		t.recorded++
-		fmt.Fprintf(t.progress, "capprof: recording container %s of pod %s/%s (%s %s, cgroup %s)\n",
-			c.Name, p.Namespace, p.Name, p.Owner.Kind, p.Owner.Name, path)
+		how := "from its first instruction"
+		if !node.created {
+			how = "already running: its start was not recorded"
+			if !c.StartedAt.IsZero() {
+				how = fmt.Sprintf("joined %s after its start, which was not recorded", node.added.Sub(c.StartedAt).Round(time.Second))
+			}
+		}
+		fmt.Fprintf(t.progress, "capprof: recording container %s of pod %s/%s (%s %s, cgroup %d %s) %s\n",
+			c.Name, p.Namespace, p.Name, p.Owner.Kind, p.Owner.Name, id, node.name, how)
 	}
 	return firstErr
+}
+
+// containerTarget names a container instance.
+func containerTarget(p kube.Pod, c kube.Container) *namedTarget {
+	owner := p.Owner
+	identity := profile.Identity{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind, Pods: []string{p.Name}}
+	pod := &events.Pod{Namespace: p.Namespace, Name: p.Name, PodLabels: p.Labels,
+		Container: &events.Container{ID: c.ID, Name: c.Name}, Workload: p.Owner.Name, WorkloadKind: p.Owner.Kind}
+	if c.Image != "" {
+		identity.Images = []string{c.Image}
+		pod.Container.Image = &events.Image{Name: c.Image}
+	}
+	return &namedTarget{identity: identity, pod: pod, containerID: c.ID, podName: p.Name, started: c.StartedAt}
+}
+
+// addPodCgroup makes the pod's cgroup, when it exists, and every cgroup
+// below it targets: new containers are then recorded from their creation,
+// and those already running from now on.
+func (t *podTargets) addPodCgroup(p kube.Pod) error {
+	path, err := podCgroup(t.root, p)
+	if err != nil || path == "" {
+		return err // not created yet: the kernel side makes it a target when it is
+	}
+	started := map[string]time.Time{}
+	for _, c := range p.Containers {
+		started[c.ID] = c.StartedAt
+	}
+	now := time.Now()
+	err = filepath.WalkDir(path, func(dir string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil // a cgroup removed while walking
+		}
+		var st unix.Stat_t
+		if unix.Stat(dir, &st) != nil {
+			return nil
+		}
+		var parent uint64
+		if dir != path {
+			var pst unix.Stat_t
+			if unix.Stat(filepath.Dir(dir), &pst) == nil {
+				parent = pst.Ino
+			}
+		}
+		added, err := t.rec.probe.AddTarget(st.Ino, bpf.Target{Runtime: true, Started: started[containerIDIn(d.Name())]})
+		if err != nil {
+			return err
+		}
+		if added { // else the kernel side made it a target at its creation
+			t.rec.names.noteCgroup(st.Ino, cgroupNode{parent: parent, name: d.Name(), added: now})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("record the cgroups of pod %s/%s: %w", p.Namespace, p.Name, err)
+	}
+	t.podCgroups[p.UID] = true
+	return nil
+}
+
+// addContainerCgroup finds a running container's cgroup where the pod's
+// could not be found (an unknown layout) and makes it a target.
+func (t *podTargets) addContainerCgroup(p kube.Pod, c kube.Container) (uint64, cgroupNode, error) {
+	path, id, err := containerCgroup(t.root, p, c)
+	if err != nil {
+		return 0, cgroupNode{}, err
+	}
+	added, err := t.rec.probe.AddTarget(id, bpf.Target{Runtime: true, Started: c.StartedAt})
+	if err != nil {
+		return 0, cgroupNode{}, err
+	}
+	node := cgroupNode{name: filepath.Base(path), added: time.Now()}
+	if !added {
+		// The kernel side made it a target at its creation; its event is
+		// on the way.
+		node = cgroupNode{name: filepath.Base(path), created: true}
+	}
+	t.rec.names.noteCgroup(id, node)
+	return id, node, nil
+}
+
+// dropUnclaimed stops recording the pod cgroups the kernel side made
+// targets (every new pod's, when pods are reported late) that no selected
+// pod claimed before cutoff, with everything below them.
+func (t *podTargets) dropUnclaimed(cutoff time.Time) {
+	for _, id := range t.rec.names.unclaimedPods(t.armed, cutoff) {
+		for _, dropped := range t.rec.names.forget(id) {
+			if err := t.rec.probe.RemoveTarget(dropped); err != nil {
+				fmt.Fprintf(t.progress, "capprof: warning: %v\n", err)
+			}
+		}
+	}
 }

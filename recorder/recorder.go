@@ -83,9 +83,11 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 			fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 		}
 	}()
-	// Not started: the command's exec starts its startup window.
-	if err := rec.addTarget(cg.id, profile.Identity{Name: cfg.Name}, time.Time{},
-		&events.Pod{Container: &events.Container{Name: cfg.Name}}); err != nil {
+	// Not started: the command's exec starts its startup window. The
+	// cgroups it creates below are recorded too.
+	rec.names.addCommand(cg.id, &namedTarget{identity: profile.Identity{Name: cfg.Name},
+		pod: &events.Pod{Container: &events.Container{Name: cfg.Name}}})
+	if _, err := rec.probe.AddTarget(cg.id, bpf.Target{}); err != nil {
 		return 0, err
 	}
 
@@ -107,7 +109,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if n, err := cg.killAll(10 * time.Second); err != nil {
 		fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 	} else if n > 0 {
-		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command\n", n)
+		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
 	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Command}
 	if err := rec.finish(meta, cfg.Output, cfg.Name); err != nil {
@@ -125,8 +127,8 @@ type recording struct {
 	liveDone   chan error
 	start      time.Time
 	progress   io.Writer
-	// identities names the target cgroups, by cgroup id.
-	identities map[uint64]profile.Identity
+	// names names the target cgroups.
+	names      *targetNames
 	startup    time.Duration
 	phasesStop chan struct{} // closed to stop endStartups
 	phasesDone chan struct{} // closed by endStartups when it returns
@@ -160,11 +162,12 @@ func startRecording(opts recordingOptions) (*recording, error) {
 		probe.Close()
 		return nil, fmt.Errorf("identify capprof's own executable: %w", err)
 	}
-	r := &recording{probe: probe, col: newCollector(self), readerDone: make(chan error, 1), liveDone: make(chan error, 1),
-		start: time.Now(), progress: opts.progress, identities: map[uint64]profile.Identity{}, startup: opts.startup,
+	names := newTargetNames()
+	r := &recording{probe: probe, col: newCollector(self, names), readerDone: make(chan error, 1), liveDone: make(chan error, 1),
+		start: time.Now(), progress: opts.progress, names: names, startup: opts.startup,
 		phasesStop: make(chan struct{}), phasesDone: make(chan struct{})}
 	if opts.events != nil {
-		if r.live, err = newLiveStream(*opts.events, probe, opts.node, self, opts.pods); err != nil {
+		if r.live, err = newLiveStream(*opts.events, probe, opts.node, self, opts.pods, names); err != nil {
 			probe.Close()
 			return nil, err
 		}
@@ -206,20 +209,6 @@ func (r *recording) endStartups() {
 			}
 		}
 	}
-}
-
-// addTarget starts recording a cgroup as (part of) the container identity
-// names, which live events show as pod. started is when its workload
-// started, or zero when it has not yet.
-func (r *recording) addTarget(cgroupID uint64, identity profile.Identity, started time.Time, pod *events.Pod) error {
-	if r.live != nil {
-		r.live.addTarget(cgroupID, pod)
-	}
-	if err := r.probe.AddTarget(cgroupID, started); err != nil {
-		return err
-	}
-	r.identities[cgroupID] = identity
-	return nil
 }
 
 // listProcesses has live events name the processes already running in the
@@ -280,9 +269,11 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 		UncountedChecks:           stats.AggregationMapFull,
 		UnfollowedCredentialCalls: stats.PendingMapFull,
 		UnfollowedDenials:         stats.OutcomesLost,
+		UntrackedCgroups:          stats.TargetsFull,
 	}
 	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
-	if p.Containers, err = r.col.containers(checks, r.identities); err != nil {
+	seeds, _ := r.names.recorded()
+	if p.Containers, err = r.col.containers(checks, seeds); err != nil {
 		return err
 	}
 	if err := p.Save(output); err != nil {

@@ -107,7 +107,9 @@ func TestCollector(t *testing.T) {
 	const cg = 42
 	self := bpf.ExeID{Dev: 1, Ino: 1}
 	server := bpf.ExeID{Dev: 8<<20 | 1, Ino: 100}
-	c := newCollector(self)
+	names := newTargetNames()
+	names.addCommand(cg, &namedTarget{identity: profile.Identity{Name: "web"}})
+	c := newCollector(self, names)
 	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
 	root := bpf.Creds{Effective: 1<<41 - 1, Permitted: 1<<41 - 1}
 
@@ -125,7 +127,8 @@ func TestCollector(t *testing.T) {
 	counted.Count = 3
 	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, RuntimeInit: true, Count: 1}
 	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
-	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, map[uint64]profile.Identity{cg: {Name: "web"}})
+	seeds, _ := names.recorded()
+	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, seeds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +152,8 @@ func TestCollector(t *testing.T) {
 		CredentialChanges: []profile.CredentialChange{{Executable: "/srv/server", Syscall: "setuid", Source: profile.FromSyscall,
 			Before: profile.Credentials{Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted)},
 			After:  profile.Credentials{UID: 65534, EUID: 65534}, Count: 1}},
-		UIDs: []uint32{0, 65534},
+		UIDs:     []uint32{0, 65534},
+		Coverage: &profile.Coverage{Instances: 1, FromStart: 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("container:\n got %+v\nwant %+v", got, want)
@@ -159,15 +163,22 @@ func TestCollector(t *testing.T) {
 // TestCollectorRestartedContainer: two cgroups of one container (a restart)
 // become one entry; a cgroup nobody named (a pod sandbox) is left out.
 func TestCollectorRestartedContainer(t *testing.T) {
-	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1})
+	names := newTargetNames()
+	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
 	server := bpf.ExeID{Dev: 2, Ino: 2}
 	owner := &profile.Owner{Kind: "Deployment", Name: "web"}
 	identity := profile.Identity{Name: "nginx", Namespace: "shop", Owner: owner, Kind: profile.RegularContainer,
 		Images: []string{"nginx:1"}, Pods: []string{"web-1"}}
+	for i, id := range []string{strings.Repeat("a", 64), strings.Repeat("b", 64)} {
+		names.addContainer(&namedTarget{identity: identity, containerID: id, podName: "web-1"})
+		c.handle(&bpf.CgroupEvent{ID: uint64(i + 1), ParentID: 9, Name: id})
+	}
+	c.handle(&bpf.CgroupEvent{ID: 3, ParentID: 9, Name: strings.Repeat("c", 64)}) // the sandbox
 	bind := func(cg uint64) bpf.Check {
 		return bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true, Count: 2}
 	}
-	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, map[uint64]profile.Identity{1: identity, 2: identity})
+	seeds, _ := names.recorded()
+	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, seeds)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +187,9 @@ func TestCollectorRestartedContainer(t *testing.T) {
 	}
 	got := containers[0]
 	if got.Key() != identity.Key() || got.Kind != profile.RegularContainer || !reflect.DeepEqual(got.Pods, []string{"web-1"}) ||
-		!reflect.DeepEqual(got.Images, []string{"nginx:1"}) || got.Capabilities[0].Count != 4 {
-		t.Fatalf("container %+v, want shop/Deployment/web/nginx with both instances' 4 checks", got)
+		!reflect.DeepEqual(got.Images, []string{"nginx:1"}) || got.Capabilities[0].Count != 4 ||
+		!reflect.DeepEqual(got.Coverage, &profile.Coverage{Instances: 2, FromStart: 2}) {
+		t.Fatalf("container %+v, want shop/Deployment/web/nginx with both instances' 4 checks, both from their start", got)
 	}
 }
 
@@ -188,7 +200,7 @@ func TestClassifySampledStacks(t *testing.T) {
 		addrs: []uint64{0x100, 0x200, 0x300, 0x400, 0x500},
 		names: []string{"cap_capable", "security_capable", "ns_capable", "security_vm_enough_memory_mm", "__inet_bind"},
 	}
-	c := newCollector(bpf.ExeID{})
+	c := newCollector(bpf.ExeID{}, newTargetNames())
 	key := bpf.Check{CgroupID: 1, Cap: 21, Syscall: 9}
 	noaudit := []uint64{0x101, 0x401}
 	audited := []uint64{0x101, 0x201, 0x301, 0x501}
@@ -212,10 +224,12 @@ func TestClassifySampledStacks(t *testing.T) {
 // TestCollectorPhasesAndOutcomes: steady-state checks and a denied check's
 // followed syscalls reach the profile.
 func TestCollectorPhasesAndOutcomes(t *testing.T) {
-	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1})
+	names := newTargetNames()
+	names.addCommand(5, &namedTarget{identity: profile.Identity{Name: "app"}})
+	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
 	nice := bpf.Check{CgroupID: 5, Exe: bpf.ExeID{Dev: 2, Ino: 2}, Syscall: 141, Cap: 23, Denied: true, InitUserNS: true, Steady: true,
 		Count: 4, SyscallFailed: 3, SyscallSucceeded: 1}
-	containers, err := c.containers([]bpf.Check{nice}, map[uint64]profile.Identity{5: {Name: "app"}})
+	containers, err := c.containers([]bpf.Check{nice}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +258,7 @@ func TestAuditClassFromOptions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newCollector(bpf.ExeID{})
+			c := newCollector(bpf.ExeID{}, newTargetNames())
 			c.handle(&bpf.FirstCheck{Check: tt.check, Stack: noauditStack})
 			class, from, sites := c.auditClass(symbols, tt.check)
 			if class != tt.class || from != tt.from || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
@@ -252,7 +266,7 @@ func TestAuditClassFromOptions(t *testing.T) {
 			}
 		})
 	}
-	c := newCollector(bpf.ExeID{})
+	c := newCollector(bpf.ExeID{}, newTargetNames())
 	if class, from, _ := c.auditClass(symbols, bpf.Check{Cap: 1}); class != profile.UnknownAudit || from != "" {
 		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}

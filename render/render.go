@@ -64,6 +64,9 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 		fmt.Fprintf(w, "securityContext: %s\n", oneLineAdvice(c.SecurityContext))
 		fmt.Fprintf(w, "pod security level: %s\n", podSecurityLine(c.PodSecurity))
+		if c.Coverage != nil {
+			fmt.Fprintf(w, "coverage: %s\n", coverageLine(c.Coverage))
+		}
 		for _, g := range c.PrivilegeGains {
 			fmt.Fprintf(w, "privilege gained at exec by %s: allowPrivilegeEscalation stays true\n", g)
 		}
@@ -72,6 +75,16 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 	}
 	return nil
+}
+
+// coverageLine is "3 of 3 instances recorded from the first instruction"
+// or "1 of 3 instances recorded from the first instruction, 2 joined late".
+func coverageLine(cov *profile.Coverage) string {
+	line := fmt.Sprintf("%d of %s recorded from the first instruction", cov.FromStart, plural(cov.Instances, "instance"))
+	if n := len(cov.Late); n > 0 {
+		line += fmt.Sprintf(", %d joined late", n)
+	}
+	return line
 }
 
 // plainTable is a borderless, left-aligned table with three spaces between

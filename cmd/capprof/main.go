@@ -336,6 +336,16 @@ func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
 	return a, nil
 }
 
+// printContainerWarnings writes each container's warnings to w, for the
+// outputs that do not carry them (the table does).
+func printContainerWarnings(w io.Writer, a profile.Analysis) {
+	for _, ca := range a.Containers {
+		for _, warning := range ca.Warnings {
+			fmt.Fprintf(w, "capprof: warning: %s: %s\n", ca.Key(), warning)
+		}
+	}
+}
+
 // oneOf checks a flag's value against its valid values; a flag without a
 // default that was not given is fine.
 func oneOf(c *cli.Context, flag string, valid []string) error {
@@ -401,11 +411,7 @@ func analyzeCommand() *cli.Command {
 			}
 			format := c.String("output")
 			if format != "table" {
-				for _, ca := range a.Containers {
-					for _, w := range ca.Warnings {
-						fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s: %s\n", ca.Key(), w)
-					}
-				}
+				printContainerWarnings(c.App.ErrWriter, a)
 			}
 			if err := render.Report(c.App.Writer, a, comparison, format); err != nil {
 				return err
@@ -441,6 +447,7 @@ func patchCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "manifest", Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "also write the advice (drop [ALL], add []) for containers no process of which was observed"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := oneOf(c, "output", manifest.PatchFormats); err != nil {
@@ -450,6 +457,16 @@ func patchCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			all := a
+			var unobserved []string
+			if !c.Bool("allow-empty") {
+				a.Containers = slices.DeleteFunc(slices.Clone(a.Containers), func(ca profile.ContainerAnalysis) bool {
+					if ca.NothingObserved {
+						unobserved = append(unobserved, fmt.Sprintf("capprof: %s: no process of it was observed, so its advice rests on no evidence: left alone (record while it runs, or give --allow-empty)", ca.Key()))
+					}
+					return ca.NothingObserved
+				})
+			}
 			m, err := manifest.Load(c.String("manifest"))
 			if err != nil {
 				return fmt.Errorf("--manifest: %w", err)
@@ -457,6 +474,10 @@ func patchCommand() *cli.Command {
 			notes, err := manifest.Patch(c.App.Writer, m, &a, c.String("output"))
 			if err != nil {
 				return fmt.Errorf("--manifest: %w", err)
+			}
+			printContainerWarnings(c.App.ErrWriter, all)
+			for _, n := range unobserved {
+				fmt.Fprintln(c.App.ErrWriter, n)
 			}
 			for _, n := range notes {
 				fmt.Fprintf(c.App.ErrWriter, "capprof: %s\n", n)
@@ -501,6 +522,11 @@ func diffCommand() *cli.Command {
 					return badInput(err)
 				}
 				analyses[i] = a
+				for _, ca := range a.Containers {
+					if w := profile.CoverageWarning(ca.Coverage); w != "" {
+						fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s: %s: %s\n", path, ca.Key(), w)
+					}
+				}
 			}
 			d := profile.DiffAnalyses(c.Args().Get(0), analyses[0], c.Args().Get(1), analyses[1])
 			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {

@@ -22,9 +22,24 @@ const (
 )
 
 type podState struct {
-	sandboxID string
-	sandbox   *runtimeapi.PodSandboxConfig
-	attempts  map[string]uint32
+	sandboxID  string
+	sandbox    *runtimeapi.PodSandboxConfig
+	attempts   map[string]uint32
+	startDelay time.Duration
+}
+
+// PodOption changes how RunPod plays the kubelet.
+type PodOption func(*podOptions)
+
+type podOptions struct {
+	startDelay time.Duration
+}
+
+// WithStartDelay leaves each container created and not started for d, as
+// a kubelet does while a postStart hook of the previous container runs, or
+// as a runtime under load does.
+func WithStartDelay(d time.Duration) PodOption {
+	return func(o *podOptions) { o.startDelay = d }
 }
 
 // RunPod plays the kubelet for one pod: it creates the pod through the API,
@@ -33,7 +48,11 @@ type podState struct {
 // (reported as running meanwhile), then starts the containers; and reports
 // all of them, with their containerd:// ids, in the pod's status. It returns
 // the updated pod.
-func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, error) {
+func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*corev1.Pod, error) {
+	var o podOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	pod = pod.DeepCopy()
 	pod.Spec.NodeName = c.cfg.Node
 	created, err := c.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
@@ -70,7 +89,7 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod) (*corev1.Pod, err
 	if err != nil {
 		return nil, fmt.Errorf("run sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	st := &podState{sandboxID: sb.PodSandboxId, sandbox: sbConfig, attempts: map[string]uint32{}}
+	st := &podState{sandboxID: sb.PodSandboxId, sandbox: sbConfig, attempts: map[string]uint32{}, startDelay: o.startDelay}
 	c.podsMu.Lock()
 	c.podStates[pod.UID] = st
 	c.podsMu.Unlock()
@@ -147,6 +166,7 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 	if err != nil {
 		return "", fmt.Errorf("create container %s of %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 	}
+	time.Sleep(st.startDelay)
 	if _, err := c.CRI.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
 		return "", fmt.Errorf("start container %s of %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ var actions = map[string]struct {
 	"serve":   {"DATADIR", serve},
 	"bench":   {"KIND ITERATIONS|DURATION REPS [hold]", bench},
 	"hold":    {"", hold},
+	// For recordings from a container's first instruction:
+	"timeline": {"DIR", timeline},
+	"escape":   {"FILE", escape},
 }
 
 func main() {
@@ -286,4 +290,107 @@ func serve(args []string) error {
 	}
 	fmt.Printf("serving on %s as uid %d\n", l.Addr(), os.Getuid())
 	return nil
+}
+
+// timeline does privileged work from its first instruction on, each step
+// needing another capability, at roughly 0, 0.1, 0.5, 1, 2 and 5 s after it
+// started: NET_BIND_SERVICE (bind port 80), CHOWN (a new file in DIR to
+// nobody), NET_RAW (a raw socket), MKNOD (a character device in DIR),
+// SETGID (setgid(nobody)), SETUID (setuid(nobody)). It exits 0 when all
+// succeeded, so running it with the advised capabilities proves them
+// sufficient.
+func timeline(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("need DIR")
+	}
+	start := time.Now()
+	dir := args[0]
+	steps := []struct {
+		at   time.Duration
+		name string
+		do   func() error
+	}{
+		{0, "bind :80", func() error { return bind80(nil) }},
+		{100 * time.Millisecond, "chown", func() error { return chown([]string{filepath.Join(dir, fmt.Sprintf("owned-%d", os.Getpid()))}) }},
+		{500 * time.Millisecond, "raw socket", func() error {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP)
+			if err == nil {
+				unix.Close(fd)
+			}
+			return err
+		}},
+		{time.Second, "mknod", func() error {
+			path := filepath.Join(dir, fmt.Sprintf("null-%d", os.Getpid()))
+			return unix.Mknod(path, unix.S_IFCHR|0o600, int(unix.Mkdev(1, 3)))
+		}},
+		{2 * time.Second, "setgid", func() error { return syscall.Setgid(nobody) }},
+		{5 * time.Second, "setuid", func() error { return syscall.Setuid(nobody) }},
+	}
+	for _, s := range steps {
+		time.Sleep(time.Until(start.Add(s.at)))
+		if err := s.do(); err != nil {
+			return fmt.Errorf("%s at %s: %w", s.name, time.Since(start).Round(time.Millisecond), err)
+		}
+	}
+	fmt.Println("timeline: every step succeeded")
+	return nil
+}
+
+// escape moves itself into a new cgroup below its own (as a process that
+// manages its own cgroups does), gives FILE to nobody there (CHOWN), and
+// leaves a child behind in that cgroup, sleeping, whose pid it writes to
+// FILE.pid: a recording must see the chown and must not let the child
+// outlive it.
+func escape(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("need FILE")
+	}
+	mount, err := cgroup2Mount()
+	if err != nil {
+		return err
+	}
+	own, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return err
+	}
+	var path string
+	for _, line := range strings.Split(string(own), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			path = rest
+		}
+	}
+	if path == "" {
+		return fmt.Errorf("no cgroup2 line in /proc/self/cgroup: %q", own)
+	}
+	sub := filepath.Join(mount, path, "escaped")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(sub, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0); err != nil {
+		return fmt.Errorf("move into %s: %w", sub, err)
+	}
+	if err := chown(args); err != nil {
+		return err
+	}
+	child := exec.Command("/proc/self/exe", "sleep")
+	child.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := child.Start(); err != nil {
+		return err
+	}
+	return os.WriteFile(args[0]+".pid", []byte(strconv.Itoa(child.Process.Pid)), 0o644)
+}
+
+// cgroup2Mount is where the cgroup v2 hierarchy is mounted.
+func cgroup2Mount() (string, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if fields := strings.Fields(pre); ok && len(fields) >= 5 && strings.HasPrefix(post, "cgroup2 ") {
+			return fields[4], nil
+		}
+	}
+	return "", errors.New("no cgroup2 mount in /proc/self/mountinfo")
 }

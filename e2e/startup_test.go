@@ -1,0 +1,236 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/capprof/capprof/e2e/cluster"
+	"github.com/capprof/capprof/profile"
+)
+
+// timelineCaps are what `workload timeline` needs, in the order the advice
+// lists them (by capability number).
+var timelineCaps = []string{"CHOWN", "SETGID", "SETUID", "NET_BIND_SERVICE", "NET_RAW", "MKNOD"}
+
+// timelinePod is a pod whose entrypoint is `workload timeline`: privileged
+// work from its first instruction on (see e2e/workload).
+func timelinePod(ns, name string, labels map[string]string) *corev1.Pod {
+	pod := testPod(ns, name, labels, "app")
+	pod.Spec.Containers[0].Command = []string{"/workload", "timeline", "/data"}
+	return pod
+}
+
+// TestPodsFromFirstInstruction: `record -l` started before any matching pod
+// exists waits for them; the pods created then, whose entrypoints do
+// privileged work at their first instruction and again up to 5 s later, are
+// recorded from that first instruction, through the API and through the
+// CRI alike: an init container, a container started 2.5 s after its
+// creation, and a container restarted during the recording included. The
+// advice holds every capability, and the pod runs with it.
+func TestPodsFromFirstInstruction(t *testing.T) {
+	c := needCluster(t)
+	for _, mode := range []string{"api", "cri"} {
+		t.Run(mode, func(t *testing.T) {
+			ns := namespace(t, c, "first-"+mode)
+			source := []string{"--kubeconfig", c.Kubeconfig}
+			if mode == "cri" {
+				source = []string{"--runtime-endpoint", c.CRIEndpoint}
+			}
+			rec := startRecord(t, append([]string{"-l", "app=web", "-n", ns}, source...)...)
+			rec.waitFor(t, "waiting for matching pods")
+
+			// Three replicas of a Deployment (no controller runs: the test
+			// makes its pods).
+			rs, hash := deployment(t, c, ns)
+			replica := func(suffix string) *corev1.Pod {
+				p := timelinePod(ns, "web-"+hash+"-"+suffix, map[string]string{"app": "web", "pod-template-hash": hash})
+				p.OwnerReferences = []metav1.OwnerReference{rs}
+				return p
+			}
+			withInit := replica("init0")
+			withInit.Spec.InitContainers = []corev1.Container{{Name: "init", Image: cluster.ImageName, Command: []string{"/workload", "bind80"}}}
+			pods := []struct {
+				pod  *corev1.Pod
+				opts []cluster.PodOption
+			}{
+				{withInit, nil},
+				{replica("later"), []cluster.PodOption{cluster.WithStartDelay(2500 * time.Millisecond)}},
+				{replica("again"), nil},
+			}
+			ran := make([]*corev1.Pod, len(pods))
+			var wg sync.WaitGroup
+			for i, p := range pods {
+				wg.Go(func() {
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					defer cancel()
+					pod, err := c.RunPod(ctx, p.pod, p.opts...)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					ran[i] = pod
+					if code, err := c.WaitExit(ctx, containerID(t, pod, "app")); err != nil || code != 0 {
+						t.Errorf("pod %s: timeline exit %d, %v", pod.Name, code, err)
+					}
+				})
+			}
+			wg.Wait()
+			if t.Failed() {
+				t.FailNow()
+			}
+			restarted, err := c.RestartContainer(context.Background(), ran[2], "app")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if code, err := c.WaitExit(ctx, containerID(t, restarted, "app")); err != nil || code != 0 {
+				t.Fatalf("restarted timeline: exit %d, %v", code, err)
+			}
+			p := rec.stop(t)
+
+			app := entry(t, p, ns, "app")
+			wantRequired(t, alone(app), timelineCaps...)
+			if cov := app.Coverage; cov == nil || cov.Instances != 4 || cov.FromStart != 4 {
+				t.Fatalf("app coverage %+v, want 4 instances (3 pods, one restarted), all from their first instruction\n%s", cov, rec.log())
+			}
+			for _, p := range pods {
+				if !slices.Contains(app.Pods, p.pod.Name) {
+					t.Fatalf("app pods %v lack %s", app.Pods, p.pod.Name)
+				}
+			}
+			if *app.Owner != (profile.Owner{Kind: "Deployment", Name: "web"}) {
+				t.Fatalf("owner %v, want Deployment web", app.Owner)
+			}
+			// The t=0 bind of each instance is the workload's, not the runtime's.
+			var binds uint64
+			for _, cc := range app.Capabilities {
+				for _, s := range cc.Sources {
+					if cc.Capability.String() == "CAP_NET_BIND_SERVICE" && s.Phase == profile.StartupPhase && s.Syscall == "bind" {
+						binds += s.Count
+					}
+				}
+			}
+			if binds != 4 {
+				t.Fatalf("%d startup binds, want one per instance (4)\n%+v", binds, app.Capabilities)
+			}
+			initEntry := entry(t, p, ns, "init")
+			wantRequired(t, alone(initEntry), "NET_BIND_SERVICE")
+			if cov := initEntry.Coverage; cov == nil || cov.Instances != 1 || cov.FromStart != 1 {
+				t.Fatalf("init coverage %+v, want its one instance from its first instruction", cov)
+			}
+			if strings.Contains(rec.log(), "not recorded") {
+				t.Fatalf("capprof missed a container:\n%s", rec.log())
+			}
+			runWithAdvice(t, c, ns, p, "app")
+		})
+	}
+}
+
+// runWithAdvice runs `workload timeline` in a pod whose container gets only
+// the capabilities the profile advises (drop ALL, add them), and fails
+// unless every step succeeds.
+func runWithAdvice(t *testing.T, c *cluster.Cluster, ns string, p *profile.Profile, container string) {
+	t.Helper()
+	a := profile.Analyze([]profile.Input{{Source: "recorded", Profile: p}})
+	var advice *corev1.SecurityContext
+	for _, ca := range a.Containers {
+		if ca.Namespace == ns && ca.Name == container {
+			advice = ca.SecurityContext
+		}
+	}
+	if advice == nil || advice.Capabilities == nil {
+		t.Fatalf("no advice for %s", container)
+	}
+	pod := timelinePod(ns, "advised", map[string]string{"app": "advised"})
+	pod.Spec.Containers[0].SecurityContext = &corev1.SecurityContext{Capabilities: advice.Capabilities}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	run, err := c.RunPod(ctx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.WaitExit(ctx, containerID(t, run, "app")); err != nil || code != 0 {
+		t.Fatalf("timeline with the advised capabilities %v: exit %d, %v (so the advice is not sufficient)", advice.Capabilities, code, err)
+	}
+}
+
+// TestPodsAlreadyRunningCoverage: a pod running before the recording starts
+// is recorded from then on, and every output says its startup was not seen:
+// the recording's progress line, analyze (table, YAML, JSON), patch and
+// diff; patch leaves its idle container's securityContext alone unless
+// --allow-empty.
+func TestPodsAlreadyRunningCoverage(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "running")
+	pod := runPod(t, c, testPod(ns, "old", nil, "app", "idle"))
+	time.Sleep(1100 * time.Millisecond) // the API's start times have whole seconds
+	rec := startRecord(t, "--pods", "old", "-n", ns, "--kubeconfig", c.Kubeconfig)
+	execIn(t, c, containerID(t, pod, "app"), "/workload", "chown", "/data/late")
+	p := rec.stop(t)
+	if !strings.Contains(rec.log(), "recording container app of pod "+ns+"/old") || !strings.Contains(rec.log(), "after its start, which was not recorded") {
+		t.Fatalf("the progress lines do not say the start was missed:\n%s", rec.log())
+	}
+	app := entry(t, p, ns, "app")
+	wantRequired(t, alone(app), "CHOWN")
+	cov := app.Coverage
+	if cov == nil || cov.Instances != 1 || cov.FromStart != 0 || len(cov.Late) != 1 || cov.Late[0].Pod != "old" ||
+		cov.Late[0].ContainerID != containerID(t, pod, "app") || cov.Late[0].JoinedAfter == nil || time.Duration(*cov.Late[0].JoinedAfter) < time.Second {
+		t.Fatalf("coverage %+v, want one late instance of pod old joined at least 1s after its start", cov)
+	}
+
+	dir := t.TempDir()
+	path := filepath.Join(dir, "old.json")
+	if err := p.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	const warning = "startup not observed for 1 of 1 instance (pod old joined "
+	for _, args := range [][]string{{"analyze", path}, {"analyze", "-o", "yaml", path}, {"analyze", "-o", "json", path}} {
+		r := capprof(t, args...)
+		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, warning) {
+			t.Fatalf("capprof %v: exit %d, no coverage warning:\n%s\n%s", args, r.code, r.stdout, r.stderr)
+		}
+	}
+	manifest := filepath.Join(dir, "pod.yaml")
+	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: old
+  namespace: %s
+spec:
+  containers:
+  - name: app
+    image: %s
+  - name: idle
+    image: %s
+    securityContext:
+      capabilities:
+        add: [NET_ADMIN]
+`, ns, cluster.ImageName, cluster.ImageName)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := capprof(t, "patch", "--manifest", manifest, path)
+	idleLeft := ns + "/Pod/old/idle: no process of it was observed, so its advice rests on no evidence: left alone"
+	if r.code != 0 || !strings.Contains(r.stderr, warning) || !strings.Contains(r.stderr, idleLeft) ||
+		!strings.Contains(r.stdout, "NET_ADMIN") || strings.Count(r.stdout, "- ALL") != 1 {
+		t.Fatalf("patch: exit %d, want the coverage warning, the idle container left alone with its NET_ADMIN and app patched:\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = capprof(t, "patch", "--allow-empty", "--manifest", manifest, path)
+	if r.code != 0 || strings.Contains(r.stdout, "NET_ADMIN") || strings.Count(r.stdout, "- ALL") != 2 {
+		t.Fatalf("patch --allow-empty: exit %d, want both containers patched:\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = capprof(t, "diff", path, path)
+	if r.code != 0 || !strings.Contains(r.stderr, warning) {
+		t.Fatalf("diff: exit %d, no coverage warning:\n%s", r.code, r.stderr)
+	}
+}
