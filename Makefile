@@ -9,7 +9,14 @@ SUDO    := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # The pod end-to-end tests run a real kube-apiserver of this version.
 K8S_VERSION := v1.37.2
 K8S_CACHE   := .cache/k8s/$(K8S_VERSION)
+# ... and, beside Debian's runc 1.1, a runc 1.4+ (it starts exec processes
+# differently), built from the Go module proxy.
+RUNC_VERSION := v1.5.3
+RUNC_CACHE   := .cache/runc/$(RUNC_VERSION)
+BUSYBOX_CACHE := .cache/busybox
 E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-linux qemu-system-x86
+E2E_ENV     := CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver CAPPROF_E2E_RUNC=$(abspath $(RUNC_CACHE))/runc \
+	CAPPROF_E2E_BUSYBOX=$(abspath $(BUSYBOX_CACHE))/busybox
 
 .PHONY: all build generate check-generate vet test kernel-matrix accuracy e2e-deps demo bench clean FORCE
 
@@ -51,7 +58,7 @@ vet:
 # Then the kernel matrix runs on its own, so its VMs do not slow the host's
 # timing-sensitive tests.
 test: vet e2e-deps
-	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/kernels); \
+	$(E2E_ENV) $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/kernels); \
 	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; \
 	$(MAKE) --no-print-directory kernel-matrix || status=1; exit $$status
 
@@ -69,13 +76,15 @@ kernel-matrix:
 # then verified sufficient and minimal (e2e/accuracy_test.go). Needs root.
 accuracy: e2e-deps
 	@mkdir -p $(BIN)
-	CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver $(GO) test -count=1 -v -run '^TestAccuracyCorpus$$' ./e2e > $(BIN)/accuracy.log 2>&1; \
+	$(E2E_ENV) $(GO) test -count=1 -v -run '^TestAccuracyCorpus$$' ./e2e > $(BIN)/accuracy.log 2>&1; \
 	status=$$?; grep -v '^=== ' $(BIN)/accuracy.log; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; exit $$status
 
 # What the end-to-end tests need: gcc and libc6-dev (the accuracy corpus),
-# setpriv (util-linux), etcd, containerd, runc, a static busybox and qemu
-# (the kernel matrix) from Debian, and kube-apiserver built from the Go module proxy into
-# $(K8S_CACHE) (~6 min and ~3 GB of build cache cold; seconds when cached).
+# setpriv (util-linux), etcd, containerd, runc, busybox-static and qemu
+# (the kernel matrix) from Debian; kube-apiserver built from the Go module proxy into
+# $(K8S_CACHE) (~6 min and ~3 GB of build cache cold; seconds when cached);
+# runc $(RUNC_VERSION) into $(RUNC_CACHE) (~30 s cold); and busybox-static's
+# static binary, taken from its package, whatever busybox the host has.
 e2e-deps:
 	@missing=""; for p in $(E2E_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -83,6 +92,8 @@ e2e-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	e2e/cluster/build-apiserver.sh $(K8S_VERSION) $(K8S_CACHE)
+	e2e/cluster/build-runc.sh $(RUNC_VERSION) $(RUNC_CACHE)
+	e2e/cluster/fetch-busybox.sh $(BUSYBOX_CACHE)
 
 # Records the bundled demo (a start script and a small server that binds
 # port 80, hands its data directory to nobody and drops root), analyzes it,

@@ -2,12 +2,15 @@ package bpf
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -395,4 +398,167 @@ func cgroup2Root(t *testing.T) string {
 	}
 	t.Fatal("no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
 	return ""
+}
+
+// runtimeHelperEnv makes the test binary a helper process: "runtime" is a
+// container runtime's process born into a pod's cgroup by
+// clone3(CLONE_INTO_CGROUP), as crun's and runc 1.4+'s are; "workload" is
+// what it executes after chroot. The steps are in TestRuntimeHelper.
+const runtimeHelperEnv = "CAPPROF_BPF_TEST_HELPER"
+
+// TestRuntimeHelper is the helper process of TestRuntimeInit; it does
+// nothing in a normal run.
+func TestRuntimeHelper(t *testing.T) {
+	switch os.Getenv(runtimeHelperEnv) {
+	case "runtime":
+		// The runtime's setup: a CAP_SETUID check (setuid to its own uid).
+		if err := unix.Setuid(0); err != nil {
+			t.Fatal(err)
+		}
+		// The workload's cgroup.procs, kept open across the chroot.
+		procs, err := os.OpenFile(os.Getenv("CAPPROF_BPF_TEST_SUB_PROCS"), os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.FcntlInt(procs.Fd(), unix.F_SETFD, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Chroot(os.Getenv("CAPPROF_BPF_TEST_ROOT")); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{runtimeHelperEnv + "=workload", fmt.Sprintf("CAPPROF_BPF_TEST_PROCS_FD=%d", procs.Fd())}
+		t.Fatal(unix.Exec("/helper", []string{"/helper", "-test.run=^TestRuntimeHelper$"}, env))
+	case "workload":
+		// The workload: a CAP_SETGID check, then it moves itself into a
+		// sub-cgroup (its mover is inside the target set) and checks
+		// CAP_SETGID there again.
+		if err := unix.Setgid(0); err != nil {
+			t.Fatal(err)
+		}
+		var fd int
+		fmt.Sscan(os.Getenv("CAPPROF_BPF_TEST_PROCS_FD"), &fd)
+		if _, err := unix.Write(fd, []byte("0")); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Setgid(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRuntimeInit: a process born into a pod's target cgroup from outside
+// the target set (clone3(CLONE_INTO_CGROUP): crun, runc 1.4+ exec) is the
+// runtime's, its threads and executions of itself included, until it
+// executes a program from another root (after chroot, pivot_root or setns
+// into the container's mount namespace); then it is the workload's, also
+// when it moves itself into a sub-cgroup.
+func TestRuntimeInit(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("cannot run: loading eBPF programs needs root (CI=true: not skipping)")
+		}
+		t.Skip("loading eBPF programs needs root")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := staticExecutable(self); err != nil {
+		t.Skipf("the helper runs in a chroot holding only the test binary: %v", err)
+	}
+	root := t.TempDir()
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "helper"), data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err := Load(Options{Startup: time.Second, Backend: Auto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			if _, err := p.ReadEvent(); err != nil {
+				return
+			}
+		}
+	}()
+	cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runtime-%d", os.Getpid()))
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(cg)
+	dir, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddTarget(st.Ino, Target{Runtime: true}); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(cg, "sub")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(sub)
+	var subSt unix.Stat_t
+	if err := unix.Stat(sub, &subSt); err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(self, "-test.run=^TestRuntimeHelper$")
+	cmd.Env = []string{runtimeHelperEnv + "=runtime", "CAPPROF_BPF_TEST_ROOT=" + root, "CAPPROF_BPF_TEST_SUB_PROCS=" + filepath.Join(sub, "cgroup.procs")}
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, out)
+	}
+
+	checks, err := p.Checks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const capSetgid, capSetuid = 6, 7
+	seen := map[string]int{}
+	for _, c := range checks {
+		switch {
+		case c.CgroupID == st.Ino && c.Cap == capSetuid && c.Syscall == unix.SYS_SETUID:
+			seen[fmt.Sprintf("setuid runtime=%v", c.RuntimeInit)]++
+		case c.Cap == capSetgid && c.Syscall == unix.SYS_SETGID && (c.CgroupID == st.Ino || c.CgroupID == subSt.Ino):
+			where := "cgroup"
+			if c.CgroupID == subSt.Ino {
+				where = "sub-cgroup"
+			}
+			seen[fmt.Sprintf("setgid in %s runtime=%v", where, c.RuntimeInit)]++
+		}
+	}
+	want := map[string]int{"setuid runtime=true": 1, "setgid in cgroup runtime=false": 1, "setgid in sub-cgroup runtime=false": 1}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("checks by kind %v, want %v", seen, want)
+	}
+}
+
+// staticExecutable says why an executable is not statically linked.
+func staticExecutable(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
 }

@@ -346,13 +346,41 @@ static __always_inline void count_stat(__u32 index)
 		(*value)++;
 }
 
-/* The task's state, created when missing. */
+/*
+ * The state that says whether task is the container runtime's: its own, or,
+ * for a thread that has none, its thread group leader's. cgroup_attach_task
+ * fires once for a thread group that moves, with its leader, so a runtime
+ * process moved in with threads already running has them marked through
+ * the leader: runc 1.4+'s exec process, whose Go runtime runs its threads
+ * by the time runc writes its pid to cgroup.procs.
+ */
+static __always_inline struct task_state *runtime_state(struct task_struct *task, struct task_state *ts)
+{
+	struct task_struct *leader = task->group_leader;
+
+	if (ts || leader == task)
+		return ts;
+	return bpf_task_storage_get(&task_state, leader, 0, 0);
+}
+
+/* The task's state, created when missing; a new one of a thread starts as
+ * its leader's runtime (see runtime_state). */
 static __always_inline struct task_state *get_task_state(struct task_struct *task)
 {
-	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 
-	if (!ts)
+	if (ts)
+		return ts;
+	ts = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!ts) {
 		count_stat(STAT_PENDING_FULL);
+		return NULL;
+	}
+	struct task_state *leader = runtime_state(task, NULL);
+	if (leader && leader->runtime_init) {
+		ts->runtime_init = 1;
+		ts->runtime_root = leader->runtime_root;
+	}
 	return ts;
 }
 
@@ -996,7 +1024,8 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	 * the task's credentials (tracepoint backend), and only looked up otherwise. */
 	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
 	struct task_state *ts = cred_call ? get_task_state(task) : bpf_task_storage_get(&task_state, task, 0, 0);
-	if (ts && ts->runtime_init)
+	struct task_state *runtime = runtime_state(task, ts);
+	if (runtime && runtime->runtime_init)
 		key.flags |= CHECK_RUNTIME_INIT;
 	if (target->phase == TARGET_STEADY)
 		key.flags |= CHECK_STEADY;
@@ -1150,7 +1179,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 			mark_runtime_init(child, root_of(parent));
 		return 0;
 	}
-	struct task_state *ts = bpf_task_storage_get(&task_state, parent, 0, 0);
+	struct task_state *ts = runtime_state(parent, bpf_task_storage_get(&task_state, parent, 0, 0));
 	if (ts && ts->runtime_init)
 		mark_runtime_init(child, ts->runtime_root);
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
@@ -1499,7 +1528,7 @@ static __always_inline void handle_commit(const struct cred *new)
 	read_creds(new, &e->after);
 	if (!creds_differ(&e->before, &e->after))
 		return;
-	fill_cred_event(e, task, cgroup_id, nr, CRED_FROM_COMMIT, bpf_task_storage_get(&task_state, task, 0, 0));
+	fill_cred_event(e, task, cgroup_id, nr, CRED_FROM_COMMIT, runtime_state(task, bpf_task_storage_get(&task_state, task, 0, 0)));
 	e->args[0] = regs->di;
 	e->args[1] = regs->si;
 	e->args[2] = regs->dx;

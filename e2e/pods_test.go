@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,11 +31,41 @@ import (
 const testNode = "capprof-e2e-node"
 
 var (
-	clusterOnce sync.Once
-	testCluster *cluster.Cluster
-	clusterErr  error
-	clusterSkip string
+	clusterOnce     sync.Once
+	testCluster     *cluster.Cluster
+	clusterErr      error
+	clusterSkip     string
+	clusterRuntimes map[string]string // handler -> binary, the ones found
 )
+
+// needRuntime skips (fails under CI=true) when a runtime handler's binary
+// was not found.
+func needRuntime(t *testing.T, handler string) {
+	t.Helper()
+	if handler == "" || clusterRuntimes[handler] != "" {
+		return
+	}
+	why := fmt.Sprintf("runtime handler %s: no binary (make e2e-deps builds it, CAPPROF_E2E_RUNC names it)", handler)
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s (CI=true: not skipping)", why)
+	}
+	t.Skip(why)
+}
+
+// isStatic reports why an executable is not statically linked.
+func isStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked", path)
+		}
+	}
+	return nil
+}
 
 // needCluster returns the running cluster, starting it on first use. It
 // skips (fails under CI=true) when the components are not installed.
@@ -54,16 +85,30 @@ func needCluster(t *testing.T) *cluster.Cluster {
 	return testCluster
 }
 
+// newRuncHandler is the pod tests' runtime handler besides the default
+// (Debian's runc 1.1): $CAPPROF_E2E_RUNC, a runc 1.4+.
+const newRuncHandler = "runc-new"
+
 func startCluster() {
-	apiserver := os.Getenv("CAPPROF_E2E_APISERVER")
-	if apiserver == "" {
-		clusterSkip = "CAPPROF_E2E_APISERVER is not set; run make test, or make e2e-deps and set it to the kube-apiserver it built"
+	apiserver, busybox := os.Getenv("CAPPROF_E2E_APISERVER"), os.Getenv("CAPPROF_E2E_BUSYBOX")
+	if apiserver == "" || busybox == "" {
+		clusterSkip = "CAPPROF_E2E_APISERVER or CAPPROF_E2E_BUSYBOX is not set; run make test, or make e2e-deps and set them to the kube-apiserver and busybox it fetched"
 		return
 	}
-	for _, bin := range []string{apiserver, "/usr/bin/etcd", "/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", "/bin/busybox"} {
+	for _, bin := range []string{apiserver, "/usr/bin/etcd", "/usr/bin/containerd", "/usr/bin/ctr", "/usr/sbin/runc", busybox} {
 		if _, err := os.Stat(bin); err != nil {
 			clusterSkip = fmt.Sprintf("%s missing (%v): run make e2e-deps", bin, err)
 			return
+		}
+	}
+	if err := isStatic(busybox); err != nil {
+		clusterErr = fmt.Errorf("CAPPROF_E2E_BUSYBOX: %w: the test image has no libraries (make e2e-deps fetches busybox-static's)", err)
+		return
+	}
+	runtimes := map[string]string{}
+	if bin := os.Getenv("CAPPROF_E2E_RUNC"); bin != "" {
+		if _, err := os.Stat(bin); err == nil {
+			runtimes[newRuncHandler] = bin
 		}
 	}
 	dir, err := os.MkdirTemp("", cluster.DirPrefix)
@@ -86,8 +131,9 @@ func startCluster() {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	testCluster, clusterErr = cluster.Start(ctx, cluster.Config{
-		Dir: dir, APIServer: apiserver, Busybox: "/bin/busybox", Workload: static, Node: testNode, Log: log,
+		Dir: dir, APIServer: apiserver, Busybox: busybox, Workload: static, Node: testNode, Log: log, Runtimes: runtimes,
 	})
+	clusterRuntimes = runtimes
 	if clusterErr != nil {
 		clusterErr = fmt.Errorf("%w (component logs: %s)", clusterErr, log.Name())
 	}

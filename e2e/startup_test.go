@@ -234,3 +234,67 @@ spec:
 		t.Fatalf("diff: exit %d, no coverage warning:\n%s", r.code, r.stderr)
 	}
 }
+
+// TestPodsRuntimes: with each runtime, however it puts processes into the
+// container's cgroup (runc 1.1 moves them in; runc 1.5 moves exec
+// processes in with their threads running, or clones them into it), an
+// entrypoint is recorded from its first instruction, and the runtime's own
+// setup of the container and of each exec (setns, capset, setgroups,
+// setresuid, mounts) is never a requirement, while what the exec'd program
+// does is. (crun refuses this kind of machine's hybrid cgroup layout; the
+// way it starts processes, clone3(CLONE_INTO_CGROUP), is bpf's
+// TestRuntimeInit.)
+func TestPodsRuntimes(t *testing.T) {
+	c := needCluster(t)
+	for _, handler := range []string{"", newRuncHandler} {
+		name := handler
+		if name == "" {
+			name = "runc-1.1"
+		}
+		t.Run(name, func(t *testing.T) {
+			needRuntime(t, handler)
+			ns := namespace(t, c, "rt")
+			var opts []cluster.PodOption
+			if handler != "" {
+				opts = append(opts, cluster.WithRuntimeHandler(handler))
+			}
+			rec := startRecord(t, "-l", "app=rt", "-n", ns, "--kubeconfig", c.Kubeconfig)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			timeline, err := c.RunPod(ctx, timelinePod(ns, "timeline", map[string]string{"app": "rt"}), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sleeper, err := c.RunPod(ctx, testPod(ns, "sleeper", map[string]string{"app": "rt"}, "sleeper"), opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.waitFor(t, "recording container sleeper of pod "+ns+"/sleeper")
+			for range 3 {
+				execIn(t, c, containerID(t, sleeper, "sleeper"), "/bin/true")
+			}
+			execIn(t, c, containerID(t, sleeper, "sleeper"), "/workload", "bind80")
+			if code, err := c.WaitExit(ctx, containerID(t, timeline, "app")); err != nil || code != 0 {
+				t.Fatalf("timeline: exit %d, %v", code, err)
+			}
+			p := rec.stop(t)
+
+			app := entry(t, p, ns, "app")
+			wantRequired(t, alone(app), timelineCaps...)
+			if cov := app.Coverage; cov == nil || cov.Instances != 1 || cov.FromStart != 1 {
+				t.Fatalf("coverage %+v, want its start recorded\n%s", cov, rec.log())
+			}
+			s := entry(t, p, ns, "sleeper")
+			wantRequired(t, alone(s), "NET_BIND_SERVICE")
+			var runtime bool
+			for _, cc := range s.Capabilities {
+				for _, src := range cc.Sources {
+					runtime = runtime || src.Phase == profile.RuntimeInitPhase
+				}
+			}
+			if !runtime {
+				t.Fatalf("no check of the runtime's exec setup was recorded (as runtime-init) for sleeper: %+v", s.Capabilities)
+			}
+		})
+	}
+}

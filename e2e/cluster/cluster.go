@@ -45,6 +45,10 @@ type Config struct {
 	Busybox, Workload string
 	// Node is the name pods are scheduled to.
 	Node string
+	// Runtimes are extra runtime handlers (WithRuntimeHandler), by name:
+	// an OCI runtime binary with runc's command line (crun, another runc)
+	// under containerd's runc shim. The default handler runs Debian's runc.
+	Runtimes map[string]string
 	// Log receives the components' output.
 	Log io.Writer
 }
@@ -272,18 +276,24 @@ state = "{{dir}}/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
+{{runtimes}}  [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{{dir}}/cni/bin"
     conf_dir = "{{dir}}/cni/conf"
 `
 
 func (c *Cluster) startContainerd(ctx context.Context) error {
 	dir := filepath.Join(c.cfg.Dir, "containerd")
-	config := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(config, []byte(strings.ReplaceAll(containerdConfig, "{{dir}}", dir)), 0o600); err != nil {
+	configPath := filepath.Join(dir, "config.toml")
+	var runtimes strings.Builder
+	for name, binary := range c.cfg.Runtimes {
+		fmt.Fprintf(&runtimes, "    [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s]\n      runtime_type = \"io.containerd.runc.v2\"\n"+
+			"      [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.%s.options]\n        BinaryName = %q\n        SystemdCgroup = false\n", name, name, binary)
+	}
+	config := strings.NewReplacer("{{dir}}", dir, "{{runtimes}}", runtimes.String()).Replace(containerdConfig)
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return err
 	}
-	if err := c.spawn("containerd", "--config", config, "--log-level", "warn"); err != nil {
+	if err := c.spawn("containerd", "--config", configPath, "--log-level", "warn"); err != nil {
 		return err
 	}
 	sock := filepath.Join(dir, "containerd.sock")

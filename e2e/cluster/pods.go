@@ -32,7 +32,14 @@ type podState struct {
 type PodOption func(*podOptions)
 
 type podOptions struct {
-	startDelay time.Duration
+	startDelay     time.Duration
+	runtimeHandler string
+}
+
+// WithRuntimeHandler runs the pod with one of Config.Runtimes, as a pod's
+// runtimeClassName would.
+func WithRuntimeHandler(name string) PodOption {
+	return func(o *podOptions) { o.runtimeHandler = name }
 }
 
 // WithStartDelay leaves each container created and not started for d, as
@@ -85,7 +92,7 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption
 			},
 		},
 	}
-	sb, err := c.CRI.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sbConfig})
+	sb, err := c.CRI.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: sbConfig, RuntimeHandler: o.runtimeHandler})
 	if err != nil {
 		return nil, fmt.Errorf("run sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
