@@ -12,6 +12,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/capprof/capprof/e2e/cluster"
@@ -296,5 +297,110 @@ func TestPodsRuntimes(t *testing.T) {
 				t.Fatalf("no check of the runtime's exec setup was recorded (as runtime-init) for sleeper: %+v", s.Capabilities)
 			}
 		})
+	}
+}
+
+// TestPodsRestart: record --restart restarts the Deployment of the selected
+// running pod as kubectl rollout restart does, once the recording is armed,
+// and the pod that replaces it (the test plays the Deployment's
+// controllers) is recorded from its first instruction. A bare pod is
+// refused with the reason; a user who may not patch Deployments is told
+// which right is missing.
+func TestPodsRestart(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "restart")
+	rs, hash := deployment(t, c, ns)
+	labels := map[string]string{"app": "web", "pod-template-hash": hash}
+	old := testPod(ns, "web-"+hash+"-old00", labels, "app")
+	old.OwnerReferences = []metav1.OwnerReference{rs}
+	runPod(t, c, old)
+	runPod(t, c, testPod(ns, "bare", map[string]string{"app": "bare"}, "app"))
+
+	out := filepath.Join(t.TempDir(), "p.json")
+	r := capprof(t, "record", "-o", out, "--node", testNode, "--pods", "bare", "-n", ns, "--kubeconfig", c.Kubeconfig, "--restart")
+	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `pod `+ns+`/bare belongs to Pod "bare", which nothing restarts`) {
+		t.Fatalf("bare pod: exit %d, stderr %q; want exit 1 and the reason", r.code, r.stderr)
+	}
+
+	// The viewer may list and watch pods here, and read ReplicaSets, but
+	// not patch Deployments.
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "recorder", Namespace: ns}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets"}, Verbs: []string{"get"}},
+	}}
+	if _, err := c.Client.RbacV1().Roles(ns).Create(context.Background(), role, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "recorder", Namespace: ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: "recorder"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "capprof-viewer"}}}
+	if _, err := c.Client.RbacV1().RoleBindings(ns).Create(context.Background(), binding, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r = capprof(t, "record", "-o", out, "--node", testNode, "-l", "app=web", "-n", ns, "--kubeconfig", c.ViewerKubeconfig, "--restart")
+	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf(`forbidden to patch deployments in namespace %q`, ns)) ||
+		!strings.Contains(r.stderr, `grant the user "patch" on "deployments"`) {
+		t.Fatalf("no patch right: exit %d, stderr %q; want exit 1 naming the missing right", r.code, r.stderr)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a failed record left %s behind", out)
+	}
+
+	rec := startRecord(t, "-l", "app=web", "-n", ns, "--kubeconfig", c.Kubeconfig, "--restart")
+	rec.waitFor(t, fmt.Sprintf("restarted Deployment web in namespace %q", ns))
+	d, err := c.Client.AppsV1().Deployments(ns).Get(context.Background(), "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Fatalf("the Deployment's pod template has no restartedAt annotation: %v", d.Spec.Template.Annotations)
+	}
+	replacement := timelinePod(ns, "web-"+hash+"-new11", labels)
+	replacement.OwnerReferences = []metav1.OwnerReference{rs}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pod, err := c.RunPod(ctx, replacement)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, err := c.WaitExit(ctx, containerID(t, pod, "app")); err != nil || code != 0 {
+		t.Fatalf("timeline: exit %d, %v", code, err)
+	}
+	p := rec.stop(t)
+	app := entry(t, p, ns, "app")
+	wantRequired(t, alone(app), timelineCaps...)
+	if cov := app.Coverage; cov == nil || cov.Instances != 2 || cov.FromStart != 1 || len(cov.Late) != 1 || cov.Late[0].Pod != old.Name {
+		t.Fatalf("coverage %+v, want the old pod late and its replacement from its start", cov)
+	}
+}
+
+// TestPodsUnknownLayout: a pod whose cgroups are where no kubelet driver puts
+// them is found through the CRI from its container's process
+// (/proc/PID/cgroup) and recorded from then on, saying its start was missed.
+func TestPodsUnknownLayout(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "layout")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pod, err := c.RunPod(ctx, testPod(ns, "odd", nil, "app"), cluster.WithCgroupParent("/capprof-e2e-"+ns+"/odd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := startRecord(t, "--pods", "odd", "-n", ns, "--runtime-endpoint", c.CRIEndpoint)
+	rec.waitFor(t, "recording container app of pod "+ns+"/odd")
+	execIn(t, c, containerID(t, pod, "app"), "/workload", "bind80")
+	p := rec.stop(t)
+	app := entry(t, p, ns, "app")
+	wantRequired(t, alone(app), "NET_BIND_SERVICE")
+	if cov := app.Coverage; cov == nil || cov.Instances != 1 || len(cov.Late) != 1 {
+		t.Fatalf("coverage %+v, want one instance joined late", cov)
+	}
+
+	// Through the API there is no pid to go by: the user is told where
+	// capprof looked.
+	out := filepath.Join(t.TempDir(), "p.json")
+	r := capprof(t, "record", "-o", out, "--node", testNode, "--pods", "odd", "-n", ns, "--kubeconfig", c.Kubeconfig)
+	if r.code != 1 || !strings.Contains(r.stderr, "no cgroup found under") {
+		t.Fatalf("API mode: exit %d, stderr %q; want the cgroup search's failure", r.code, r.stderr)
 	}
 }

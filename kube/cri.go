@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -222,4 +223,28 @@ func podLabels(sandbox map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// ContainerPID is the host pid of a running container's first process, from
+// the runtime's verbose status (containerd and CRI-O put it in the "info"
+// JSON), for finding its cgroup where the kubelet's layouts do not tell.
+func (s *CRISource) ContainerPID(ctx context.Context, id string) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	st, err := s.client.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true})
+	if err != nil {
+		return 0, fmt.Errorf("container status of %s through %s: %s", id, s.endpoint, oneLine(err))
+	}
+	var info struct {
+		PID int `json:"pid"`
+	}
+	if raw := st.GetInfo()["info"]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &info); err != nil {
+			return 0, fmt.Errorf("container status of %s through %s: its info: %w", id, s.endpoint, err)
+		}
+	}
+	if info.PID <= 0 {
+		return 0, fmt.Errorf("container status of %s through %s gives no pid", id, s.endpoint)
+	}
+	return info.PID, nil
 }

@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -95,6 +96,26 @@ func TestBareContainerID(t *testing.T) {
 	} {
 		if id := bareContainerID(in); id != want {
 			t.Errorf("bareContainerID(%q) = %q, want %q", in, id, want)
+		}
+	}
+}
+
+func TestRestartTargets(t *testing.T) {
+	pod := func(ns, name, kind, owner string) Pod {
+		return Pod{Namespace: ns, Name: name, Owner: profile.Owner{Kind: kind, Name: owner}}
+	}
+	got, err := RestartTargets([]Pod{
+		pod("shop", "web-1", "Deployment", "web"), pod("shop", "web-2", "Deployment", "web"),
+		pod("shop", "db-0", "StatefulSet", "db"), pod("kube-system", "agent-x", "DaemonSet", "agent"),
+	})
+	want := []Workload{{"kube-system", "DaemonSet", "agent"}, {"shop", "Deployment", "web"}, {"shop", "StatefulSet", "db"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("RestartTargets = %v, %v; want %v, each workload once", got, err, want)
+	}
+	for kind, why := range map[string]string{"Pod": `belongs to Pod "x"`, "Job": `belongs to Job "x"`, "CronJob": `belongs to CronJob "x"`} {
+		_, err := RestartTargets([]Pod{pod("shop", "web-1", "Deployment", "web"), pod("shop", "x-1", kind, "x")})
+		if err == nil || !strings.Contains(err.Error(), why) || !strings.Contains(err.Error(), "only Deployments, StatefulSets and DaemonSets") {
+			t.Errorf("%s: %v, want a refusal naming it", kind, err)
 		}
 	}
 }

@@ -191,3 +191,18 @@ func (c *cgroup) remove() error {
 	}
 	return nil
 }
+
+// processCgroup is a process's cgroup v2 path, from /proc/PID/cgroup's
+// "0::PATH" line.
+func processCgroup(pid int) (string, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return "", fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("cgroup of pid %d: no cgroup v2 line in /proc/%d/cgroup", pid, pid)
+}

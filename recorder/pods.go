@@ -39,6 +39,15 @@ type PodsConfig struct {
 	Version        string
 	// Events, when set, streams live events (record --events).
 	Events *EventsConfig
+	// Restarter, when set, restarts the workloads of the pods selected at
+	// the start once they are armed (record --restart), so that their new
+	// pods are recorded from their first instruction.
+	Restarter Restarter
+}
+
+// Restarter restarts a workload as `kubectl rollout restart` does.
+type Restarter interface {
+	Restart(ctx context.Context, w kube.Workload, now time.Time) error
 }
 
 // unclaimedPodGrace is how long a pod cgroup created while recording
@@ -74,6 +83,12 @@ func RecordPods(cfg PodsConfig) error {
 	if err != nil && !errors.As(err, &noMatch) {
 		return err
 	}
+	var restarts []kube.Workload
+	if cfg.Restarter != nil {
+		if restarts, err = kube.RestartTargets(pods); err != nil {
+			return err
+		}
+	}
 
 	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
 		events: cfg.Events, node: cfg.Node, pods: true})
@@ -83,6 +98,7 @@ func RecordPods(cfg PodsConfig) error {
 	defer rec.close()
 	targets := &podTargets{rec: rec, root: cgroupRoot, progress: cfg.Progress, armed: map[string]bool{},
 		podCgroups: map[string]bool{}, reported: map[string]bool{}}
+	targets.pids, _ = cfg.Source.(containerPIDs)
 	if !cfg.Source.ReportsPodsEarly() {
 		// Every pod cgroup created from now on is recorded until a
 		// selected pod claims it (or unclaimedPodGrace passes).
@@ -102,6 +118,17 @@ func RecordPods(cfg PodsConfig) error {
 	}
 	if noMatch != nil {
 		fmt.Fprintf(cfg.Progress, "capprof: %s; waiting for matching pods (until --duration or Ctrl-C)\n", noMatch.Error())
+		if cfg.Restarter != nil {
+			fmt.Fprintln(cfg.Progress, "capprof: warning: --restart: no pod matches yet, so nothing is restarted")
+		}
+	}
+	// Their pods are armed: the ones that replace them are recorded from
+	// their first instruction.
+	for _, w := range restarts {
+		if err := cfg.Restarter.Restart(ctx, w, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(cfg.Progress, "capprof: restarted %s %s in namespace %q, as kubectl rollout restart does: its new pods are recorded from their first instruction\n", w.Kind, w.Name, w.Namespace)
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %s: %d container(s) in %d pod(s) so far\n",
 		cfg.Source.Describe(), targets.recorded, len(pods))
@@ -159,11 +186,18 @@ wait:
 	return rec.finish(meta, cfg.Output, fmt.Sprintf("%d container(s)", targets.recorded))
 }
 
+// containerPIDs is a source that knows the pid of a running container (the
+// CRI), through which its cgroup is found in layouts nothing else explains.
+type containerPIDs interface {
+	ContainerPID(ctx context.Context, containerID string) (int, error)
+}
+
 // podTargets arms the selected pods and finds their containers' cgroups.
 type podTargets struct {
 	rec      *recording
 	root     string
 	progress io.Writer
+	pids     containerPIDs // nil when the source does not know them
 	// armed are the uids of the selected pods.
 	armed map[string]bool
 	// podCgroups are the pods (by uid) whose own cgroup is a target.
@@ -199,14 +233,21 @@ func (t *podTargets) add(p kube.Pod) error {
 		}
 		id, node, found := t.rec.names.cgroupOf(c.ID)
 		if !found && c.Running {
+			// Made a target at its creation with its event not read yet,
+			// or already running, or in a layout where the pod's cgroup was
+			// not found: look for it.
 			var err error
-			if id, node, err = t.addContainerCgroup(p, c); err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				continue
+			id, node, err = t.addContainerCgroup(p, c)
+			switch {
+			case err == nil:
+				found = true
+			case t.podCgroups[p.UID]:
+				// Below a pod cgroup that is a target, so it has ended
+				// since its status; it is named at the end if the kernel
+				// side recorded it, else reported as missed.
+			case firstErr == nil:
+				firstErr = err
 			}
-			found = true
 		}
 		if !found {
 			continue // not running yet, or ended: its cgroup is named if the kernel side reports it
@@ -287,18 +328,29 @@ func (t *podTargets) addPodCgroup(p kube.Pod) error {
 // could not be found (an unknown layout) and makes it a target.
 func (t *podTargets) addContainerCgroup(p kube.Pod, c kube.Container) (uint64, cgroupNode, error) {
 	path, id, err := containerCgroup(t.root, p, c)
-	if err != nil {
+	if err != nil && t.pids != nil {
+		var perr error
+		if path, id, perr = t.cgroupOfProcess(c.ID); perr != nil {
+			return 0, cgroupNode{}, fmt.Errorf("%w; nor through its process: %v", err, perr)
+		}
+	} else if err != nil {
 		return 0, cgroupNode{}, err
 	}
 	added, err := t.rec.probe.AddTarget(id, bpf.Target{Runtime: true, Started: c.StartedAt})
 	if err != nil {
 		return 0, cgroupNode{}, err
 	}
-	node := cgroupNode{name: filepath.Base(path), added: time.Now()}
+	// Named after the container, which a directory found through its
+	// process may not be (crun's "container" sub-cgroup).
+	name := filepath.Base(path)
+	if containerIDIn(name) != c.ID {
+		name = c.ID
+	}
+	node := cgroupNode{name: name, added: time.Now()}
 	if !added {
 		// The kernel side made it a target at its creation; its event is
 		// on the way.
-		node = cgroupNode{name: filepath.Base(path), created: true}
+		node = cgroupNode{name: name, created: true}
 	}
 	t.rec.names.noteCgroup(id, node)
 	return id, node, nil
@@ -315,4 +367,23 @@ func (t *podTargets) dropUnclaimed(cutoff time.Time) {
 			}
 		}
 	}
+}
+
+// cgroupOfProcess finds a running container's cgroup from its process: its
+// pid from the runtime, then the cgroup v2 line of /proc/PID/cgroup.
+func (t *podTargets) cgroupOfProcess(containerID string) (string, uint64, error) {
+	pid, err := t.pids.ContainerPID(context.Background(), containerID)
+	if err != nil {
+		return "", 0, err
+	}
+	rel, err := processCgroup(pid)
+	if err != nil {
+		return "", 0, err
+	}
+	path := filepath.Join(t.root, rel)
+	id, err := cgroupID(path)
+	if err != nil {
+		return "", 0, fmt.Errorf("cgroup of pid %d: %w", pid, err)
+	}
+	return path, id, nil
 }

@@ -163,6 +163,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"},
 			&cli.StringFlag{Name: "context", Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"},
 			&cli.StringFlag{Name: "runtime-endpoint", Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
+			&cli.BoolFlag{Name: "restart", Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
 			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as", Category: "Command"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
 			&cli.StringFlag{Name: "events", Usage: "also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops", Category: "Events"},
@@ -190,7 +191,7 @@ func recordCommand() *cli.Command {
 			if c.IsSet("pods") || c.IsSet("selector") {
 				return recordPods(c, probe, signals, eventsCfg)
 			}
-			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint"} {
+			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint", "restart"} {
 				if c.IsSet(f) {
 					return fmt.Errorf("--%s selects pods: give --pods or -l too, or leave it out to record a command", f)
 				}
@@ -274,8 +275,9 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eve
 		return errors.New("--pods: no pod name given")
 	}
 	var source kube.Source
+	var restarter recorder.Restarter
 	if endpoint := c.String("runtime-endpoint"); endpoint != "" {
-		for _, f := range []string{"kubeconfig", "context"} {
+		for _, f := range []string{"kubeconfig", "context", "restart"} {
 			if c.IsSet(f) {
 				return fmt.Errorf("--%s and --runtime-endpoint exclude each other: the runtime is asked instead of the API", f)
 			}
@@ -293,6 +295,9 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eve
 			return err
 		}
 		source = api
+		if c.Bool("restart") {
+			restarter = api
+		}
 	}
 	return recorder.RecordPods(recorder.PodsConfig{
 		Source:         source,
@@ -306,6 +311,7 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eve
 		ProgressPeriod: c.Duration("progress"),
 		Version:        version,
 		Events:         eventsCfg,
+		Restarter:      restarter,
 	})
 }
 

@@ -63,6 +63,8 @@ func TestBadInput(t *testing.T) {
 		{"bad selector", []string{"record", "-o", filepath.Join(dir, "p.json"), "-l", "app in (web"}, `-l "app in (web": `},
 		{"empty pod name", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "a,,b"}, `--pods "": not a pod name`},
 		{"missing kubeconfig", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", missing}, `--kubeconfig "` + missing + `": stat ` + missing + ": no such file or directory"},
+		{"restart without pods", []string{"record", "-o", filepath.Join(dir, "p.json"), "--restart", "--", "/bin/true"}, "--restart selects pods: give --pods or -l too"},
+		{"restart through the runtime", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--restart", "--runtime-endpoint", "unix:///x"}, "--restart and --runtime-endpoint exclude each other"},
 		{"kubeconfig and runtime", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--kubeconfig", good, "--runtime-endpoint", "unix:///x"}, "--kubeconfig and --runtime-endpoint exclude each other"},
 		{"tcp runtime endpoint", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "localhost:1234"}, `--runtime-endpoint "localhost:1234": want a unix socket`},
 		{"events flag without events", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events-format", "compact", "--", "/bin/true"}, "--events-format shapes live events: give --events FILE (or - for stdout) too"},

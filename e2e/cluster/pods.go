@@ -34,6 +34,13 @@ type PodOption func(*podOptions)
 type podOptions struct {
 	startDelay     time.Duration
 	runtimeHandler string
+	cgroupParent   string
+}
+
+// WithCgroupParent puts the pod's cgroups under parent instead of the
+// kubelet's /kubepods/besteffort/pod<uid>: a layout capprof does not know.
+func WithCgroupParent(parent string) PodOption {
+	return func(o *podOptions) { o.cgroupParent = parent }
 }
 
 // WithRuntimeHandler runs the pod with one of Config.Runtimes, as a pod's
@@ -68,6 +75,9 @@ func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption
 	}
 	pod = created
 	parent := "/kubepods/besteffort/pod" + string(pod.UID)
+	if o.cgroupParent != "" {
+		parent = o.cgroupParent
+	}
 	if err := c.notePodCgroup(parent); err != nil {
 		return nil, err
 	}
