@@ -134,6 +134,13 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 				t.Fatalf("capprof missed a container:\n%s", rec.log())
 			}
 			runWithAdvice(t, c, ns, p, "app")
+			// The session as a user sees it (the README shows one).
+			path := filepath.Join(t.TempDir(), "web.json")
+			if err := p.Save(path); err != nil {
+				t.Fatal(err)
+			}
+			r := capprof(t, "analyze", path)
+			t.Logf("record:\n%s\nanalyze:\n%s%s", rec.log(), r.stdout, r.stderr)
 		})
 	}
 }
@@ -201,6 +208,7 @@ func TestPodsAlreadyRunningCoverage(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout+r.stderr, warning) {
 			t.Fatalf("capprof %v: exit %d, no coverage warning:\n%s\n%s", args, r.code, r.stdout, r.stderr)
 		}
+		t.Logf("capprof %s:\n%s%s", strings.Join(args, " "), r.stdout, r.stderr)
 	}
 	manifest := filepath.Join(dir, "pod.yaml")
 	if err := os.WriteFile(manifest, []byte(fmt.Sprintf(`apiVersion: v1

@@ -97,7 +97,7 @@ func RecordPods(cfg PodsConfig) error {
 	}
 	defer rec.close()
 	targets := &podTargets{rec: rec, root: cgroupRoot, progress: cfg.Progress, armed: map[string]bool{},
-		podCgroups: map[string]bool{}, reported: map[string]bool{}}
+		podCgroups: map[string]bool{}, reported: map[string]bool{}, unfound: map[string]unfoundPod{}}
 	targets.pids, _ = cfg.Source.(containerPIDs)
 	if !cfg.Source.ReportsPodsEarly() {
 		// Every pod cgroup created from now on is recorded until a
@@ -154,6 +154,7 @@ wait:
 			}
 		case <-sweep.C:
 			targets.dropUnclaimed(time.Now().Add(-unclaimedPodGrace))
+			targets.retry()
 		case err := <-watchDone:
 			watchDone = nil
 			if err != nil {
@@ -204,7 +205,31 @@ type podTargets struct {
 	podCgroups map[string]bool
 	// reported are the container ids whose recording was reported.
 	reported map[string]bool
+	// unfound are the pods with a running container whose cgroup was not
+	// found, by uid, with when it was first missed: looked for again every
+	// sweepPeriod for retryFor (a source may not report the pod again).
+	unfound  map[string]unfoundPod
 	recorded int
+}
+
+type unfoundPod struct {
+	pod   kube.Pod
+	since time.Time
+}
+
+// retryFor bounds how long a container's cgroup is looked for again.
+const retryFor = time.Minute
+
+// retry looks again for the cgroups of running containers not found yet;
+// the failure was said when it first happened.
+func (t *podTargets) retry() {
+	for uid, u := range t.unfound {
+		if time.Since(u.since) > retryFor {
+			delete(t.unfound, uid)
+			continue
+		}
+		t.add(u.pod)
+	}
 }
 
 // add arms the pod, makes its cgroup and what already runs in it targets,
@@ -225,6 +250,8 @@ func (t *podTargets) add(p kube.Pod) error {
 		}
 	}
 	var firstErr error
+	missed, wasMissed := t.unfound[p.UID]
+	delete(t.unfound, p.UID)
 	for _, c := range p.Containers {
 		target := containerTarget(p, c)
 		t.rec.names.addContainer(target)
@@ -245,8 +272,15 @@ func (t *podTargets) add(p kube.Pod) error {
 				// Below a pod cgroup that is a target, so it has ended
 				// since its status; it is named at the end if the kernel
 				// side recorded it, else reported as missed.
-			case firstErr == nil:
-				firstErr = err
+			default:
+				since := time.Now()
+				if wasMissed {
+					since = missed.since
+				}
+				t.unfound[p.UID] = unfoundPod{pod: p, since: since}
+				if firstErr == nil && !wasMissed {
+					firstErr = err
+				}
 			}
 		}
 		if !found {
