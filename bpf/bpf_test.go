@@ -2,7 +2,6 @@ package bpf
 
 import (
 	"bytes"
-	"debug/elf"
 	"encoding/binary"
 	"fmt"
 	"os"
@@ -16,6 +15,8 @@ import (
 
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
+
+	"github.com/capprof/capprof/internal/static"
 )
 
 // TestCheckBackend: capprof's own object has BTF but none of the kernel's
@@ -276,21 +277,9 @@ func TestDecodeCgroupEvent(t *testing.T) {
 // schemes, anywhere in the tree; other cgroups do not; a removed target
 // leaves the set.
 func TestCgroupSubtreeTracking(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("cannot run: loading eBPF programs needs root (CI=true: not skipping)")
-		}
-		t.Skip("loading eBPF programs needs root")
-	}
+	needRoot(t)
 	root := cgroup2Root(t)
-	p, err := Load(Options{Startup: time.Second, Backend: Auto})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(); err != nil {
-		t.Fatal(err)
-	}
+	p := attached(t)
 	events := make(chan Event, 64)
 	go func() {
 		for {
@@ -453,17 +442,12 @@ func TestRuntimeHelper(t *testing.T) {
 // into the container's mount namespace); then it is the workload's, also
 // when it moves itself into a sub-cgroup.
 func TestRuntimeInit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("cannot run: loading eBPF programs needs root (CI=true: not skipping)")
-		}
-		t.Skip("loading eBPF programs needs root")
-	}
+	needRoot(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := staticExecutable(self); err != nil {
+	if err := static.Check(self); err != nil {
 		t.Skipf("the helper runs in a chroot holding only the test binary: %v", err)
 	}
 	root := t.TempDir()
@@ -475,14 +459,7 @@ func TestRuntimeInit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := Load(Options{Startup: time.Second, Backend: Auto})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	if err := p.Attach(); err != nil {
-		t.Fatal(err)
-	}
+	p := attached(t)
 	go func() {
 		for {
 			if _, err := p.ReadEvent(); err != nil {
@@ -548,17 +525,30 @@ func TestRuntimeInit(t *testing.T) {
 	}
 }
 
-// staticExecutable says why an executable is not statically linked.
-func staticExecutable(path string) error {
-	f, err := elf.Open(path)
+// needRoot skips a test that loads eBPF programs unless root; under CI=true
+// it fails instead.
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal("cannot run: loading eBPF programs needs root (CI=true: not skipping)")
+	}
+	t.Skip("loading eBPF programs needs root")
+}
+
+// attached is a probe of the backend auto picks, attached, and closed when
+// the test ends.
+func attached(t *testing.T) *Probe {
+	t.Helper()
+	p, err := Load(Options{Startup: time.Second, Backend: Auto})
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked", path)
-		}
+	t.Cleanup(func() { p.Close() })
+	if err := p.Attach(); err != nil {
+		t.Fatal(err)
 	}
-	return nil
+	return p
 }

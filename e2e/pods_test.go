@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"debug/elf"
 	"fmt"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/capprof/capprof/e2e/cluster"
+	"github.com/capprof/capprof/internal/static"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -50,21 +50,6 @@ func needRuntime(t *testing.T, handler string) {
 		t.Fatalf("%s (CI=true: not skipping)", why)
 	}
 	t.Skip(why)
-}
-
-// isStatic reports why an executable is not statically linked.
-func isStatic(path string) error {
-	f, err := elf.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	for _, p := range f.Progs {
-		if p.Type == elf.PT_INTERP {
-			return fmt.Errorf("%s is dynamically linked", path)
-		}
-	}
-	return nil
 }
 
 // needCluster returns the running cluster, starting it on first use. It
@@ -101,7 +86,7 @@ func startCluster() {
 			return
 		}
 	}
-	if err := isStatic(busybox); err != nil {
+	if err := static.Check(busybox); err != nil {
 		clusterErr = fmt.Errorf("CAPPROF_E2E_BUSYBOX: %w: the test image has no libraries (make e2e-deps fetches busybox-static's)", err)
 		return
 	}

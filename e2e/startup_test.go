@@ -93,11 +93,7 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			if code, err := c.WaitExit(ctx, containerID(t, restarted, "app")); err != nil || code != 0 {
-				t.Fatalf("restarted timeline: exit %d, %v", code, err)
-			}
+			waitTimeline(t, c, restarted)
 			p := rec.stop(t)
 
 			app := entry(t, p, ns, "app")
@@ -168,8 +164,17 @@ func runWithAdvice(t *testing.T, c *cluster.Cluster, ns string, p *profile.Profi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, err := c.WaitExit(ctx, containerID(t, run, "app")); err != nil || code != 0 {
-		t.Fatalf("timeline with the advised capabilities %v: exit %d, %v (so the advice is not sufficient)", advice.Capabilities, code, err)
+	waitTimeline(t, c, run)
+}
+
+// waitTimeline waits for a pod's `workload timeline` to exit, and fails
+// unless every step succeeded.
+func waitTimeline(t *testing.T, c *cluster.Cluster, pod *corev1.Pod) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if code, err := c.WaitExit(ctx, containerID(t, pod, "app")); err != nil || code != 0 {
+		t.Fatalf("pod %s: timeline exit %d, %v (console in the cluster log)", pod.Name, code, err)
 	}
 }
 
@@ -283,9 +288,7 @@ func TestPodsRuntimes(t *testing.T) {
 				execIn(t, c, containerID(t, sleeper, "sleeper"), "/bin/true")
 			}
 			execIn(t, c, containerID(t, sleeper, "sleeper"), "/workload", "bind80")
-			if code, err := c.WaitExit(ctx, containerID(t, timeline, "app")); err != nil || code != 0 {
-				t.Fatalf("timeline: exit %d, %v", code, err)
-			}
+			waitTimeline(t, c, timeline)
 			p := rec.stop(t)
 
 			app := entry(t, p, ns, "app")
@@ -371,9 +374,7 @@ func TestPodsRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, err := c.WaitExit(ctx, containerID(t, pod, "app")); err != nil || code != 0 {
-		t.Fatalf("timeline: exit %d, %v", code, err)
-	}
+	waitTimeline(t, c, pod)
 	p := rec.stop(t)
 	app := entry(t, p, ns, "app")
 	wantRequired(t, alone(app), timelineCaps...)

@@ -103,6 +103,11 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field", "p.json", valid(func(s string) string { return strings.Replace(s, `"node"`, `"nodeName"`, 1) }), `unknown field "nodeName"`},
 		{"bad verdict", "p.json", valid(func(s string) string { return strings.Replace(s, `"granted"`, `"allowed"`, 1) }), `capabilities[0].verdict: invalid value "allowed" (valid: granted, denied)`},
 		{"capability not a string", "p.json", valid(func(s string) string { return strings.Replace(s, `"CAP_NET_BIND_SERVICE"`, `10`, 1) }), `capability must be a string`},
+		{"coverage that does not add up", "p.json", valid(func(s string) string {
+			return strings.Replace(s, `"uids": [`, `"coverage": {"instances": 2, "fromStart": 1}, "uids": [`, 1)
+		}), `(main) coverage: 2 instances, but 1 from their start and 0 late`},
+		{"bad change phase", "p.json", valid(func(s string) string { return strings.Replace(s, `"syscall": "setuid",`, `"syscall": "setuid", "phase": "steady",`, 1) }),
+			`credentialChanges[0].phase: invalid value "steady" (valid: , runtime-init)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -468,5 +473,80 @@ func TestAdvice(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestCoverage: instances add up over merges, late ones are kept with their
+// pods; analysis warns about them, and about nothing for profiles of
+// versions that did not record coverage.
+func TestCoverage(t *testing.T) {
+	after := func(d time.Duration) *Duration { v := Duration(d); return &v }
+	tests := []struct {
+		name     string
+		coverage []*Coverage
+		want     *Coverage
+		warning  string
+	}{
+		{"all from their start", []*Coverage{{Instances: 1, FromStart: 1}, {Instances: 2, FromStart: 2}}, &Coverage{Instances: 3, FromStart: 3}, ""},
+		{"one late", []*Coverage{{Instances: 1, FromStart: 1}, {Instances: 1, Late: []LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}}},
+			&Coverage{Instances: 2, FromStart: 1, Late: []LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}},
+			"startup not observed for 1 of 2 instances (pod web-2 joined 1m30s after its start)"},
+		{"late, start unknown, no pod", []*Coverage{{Instances: 1, Late: []LateInstance{{ContainerID: "0123456789abcdef"}}}},
+			&Coverage{Instances: 1, Late: []LateInstance{{ContainerID: "0123456789abcdef"}}},
+			"startup not observed for 1 of 1 instance (container 0123456789ab)"},
+		{"many late", []*Coverage{{Instances: 4, Late: []LateInstance{{Pod: "d"}, {Pod: "b"}, {Pod: "a"}, {Pod: "c"}}}},
+			&Coverage{Instances: 4, Late: []LateInstance{{Pod: "a"}, {Pod: "b"}, {Pod: "c"}, {Pod: "d"}}},
+			"startup not observed for 4 of 4 instances (pod a, pod b, pod c, 1 more)"},
+		{"not recorded by this version", []*Coverage{nil}, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var parts []Container
+			for _, cov := range tt.coverage {
+				c := sampleProfile().Containers[0]
+				c.Coverage = cov
+				parts = append(parts, c)
+			}
+			got := MergeContainers(parts...)[0]
+			if !reflect.DeepEqual(got.Coverage, tt.want) {
+				t.Fatalf("coverage %+v, want %+v", got.Coverage, tt.want)
+			}
+			a := Analyze([]Input{{"p.json", &Profile{Containers: []Container{got}}}})
+			warned := ""
+			for _, w := range a.Containers[0].Warnings {
+				if strings.HasPrefix(w, "startup not observed") {
+					warned = w
+				}
+			}
+			if (tt.warning == "") != (warned == "") || !strings.Contains(warned, tt.warning) {
+				t.Fatalf("warning %q, want %q", warned, tt.warning)
+			}
+		})
+	}
+}
+
+// TestRuntimeCredentialChangesLeftOut: the container runtime's own
+// credential changes (phase runtime-init) are kept in the profile but the
+// analysis ignores them: a file-capability exec of the runtime's says
+// nothing of the workload.
+func TestRuntimeCredentialChangesLeftOut(t *testing.T) {
+	c := sampleProfile().Containers[0]
+	gain := CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve",
+		Before: Credentials{}, After: Credentials{Permitted: CapSet(1) << 13, Effective: CapSet(1) << 13}, Count: 1}
+	runtime := gain
+	runtime.Phase = RuntimeInitPhase
+	for _, tt := range []struct {
+		change CredentialChange
+		want   bool
+	}{{gain, true}, {runtime, false}} {
+		c.CredentialChanges = []CredentialChange{tt.change}
+		a := Analyze([]Input{{"p.json", &Profile{Containers: []Container{c}}}})
+		kept := false
+		for _, d := range a.Containers[0].Capabilities {
+			kept = kept || d.Capability == 13 && d.Decision == Required
+		}
+		if kept != tt.want {
+			t.Errorf("phase %q: NET_RAW required %v, want %v", tt.change.Phase, kept, tt.want)
+		}
 	}
 }
