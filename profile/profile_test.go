@@ -106,7 +106,9 @@ func TestParseErrors(t *testing.T) {
 		{"coverage that does not add up", "p.json", valid(func(s string) string {
 			return strings.Replace(s, `"uids": [`, `"coverage": {"instances": 2, "fromStart": 1}, "uids": [`, 1)
 		}), `(main) coverage: 2 instances, but 1 from their start and 0 late`},
-		{"bad change phase", "p.json", valid(func(s string) string { return strings.Replace(s, `"syscall": "setuid",`, `"syscall": "setuid", "phase": "steady",`, 1) }),
+		{"bad change phase", "p.json", valid(func(s string) string {
+			return strings.Replace(s, `"syscall": "setuid",`, `"syscall": "setuid", "phase": "steady",`, 1)
+		}),
 			`credentialChanges[0].phase: invalid value "steady" (valid: , runtime-init)`},
 	}
 	for _, tt := range tests {
