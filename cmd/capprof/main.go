@@ -143,9 +143,12 @@ func recordCommand() *cli.Command {
 		Usage:        "record the capability use of pods on this node, or of a command (needs root)",
 		ArgsUsage:    "(--pods NAME[,NAME...] | -l SELECTOR) | -- COMMAND [ARGS...]",
 		Description: "With --pods or -l, records the selected pods' containers on this node until --duration\n" +
-			"or Ctrl-C; containers that start or restart, and pods that come to match, join as they\n" +
-			"appear. Pods come from the Kubernetes API (kubectl's --kubeconfig/--context rules), or\n" +
-			"from the container runtime with --runtime-endpoint.\n\n" +
+			"or Ctrl-C. Each selected pod is armed in the kernel as soon as it is known, so containers\n" +
+			"that start or restart, and pods that come to match, are recorded from their first\n" +
+			"instruction; containers already running join when found, and the profile says their\n" +
+			"start was missed (--restart restarts their Deployments, StatefulSets and DaemonSets once\n" +
+			"armed). With nothing matching yet it waits. Pods come from the Kubernetes API (kubectl's\n" +
+			"--kubeconfig/--context rules), or from the container runtime with --runtime-endpoint.\n\n" +
 			"With -- COMMAND, starts COMMAND in a fresh cgroup, records it and every descendant, and\n" +
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
 			"capprof then exits with COMMAND's exit code.",
