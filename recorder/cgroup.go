@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -170,7 +171,9 @@ func (c *cgroup) killAll(timeout time.Duration) (int, error) {
 // remove deletes the cgroup directory and the ones the command created
 // below it, deepest first; they must be empty.
 func (c *cgroup) remove() error {
-	c.dir.Close()
+	if c.dir != nil {
+		c.dir.Close()
+	}
 	dirs, err := c.subtree()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -205,4 +208,44 @@ func processCgroup(pid int) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("cgroup of pid %d: no cgroup v2 line in /proc/%d/cgroup", pid, pid)
+}
+
+// cgroupPrefix starts the name of the cgroup capprof creates for a command:
+// capprof-<pid>-<unix nanoseconds>.
+const cgroupPrefix = "capprof-"
+
+// sweepStaleCgroups kills what is left in the cgroups of recorded commands
+// whose capprof died (SIGKILL, a crash) and removes them: a command's
+// children outlive it otherwise. A cgroup whose capprof still runs (a pid
+// named capprof) is left alone. Failures are warnings: they do not stop
+// this recording.
+func sweepStaleCgroups(root string, progress io.Writer) {
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		rest, ok := strings.CutPrefix(e.Name(), cgroupPrefix)
+		pidText, _, found := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || !found || err != nil || !e.IsDir() || capprofRuns(pid) {
+			continue
+		}
+		stale := &cgroup{path: filepath.Join(root, e.Name())}
+		n, err := stale.killAll(10 * time.Second)
+		if err == nil {
+			err = stale.remove()
+		}
+		if err != nil {
+			fmt.Fprintf(progress, "capprof: warning: cgroup %s of a capprof that died (pid %d): %v\n", stale.path, pid, err)
+			continue
+		}
+		fmt.Fprintf(progress, "capprof: removed cgroup %s of a capprof that died (pid %d), killing %d process(es) left in it\n", stale.path, pid, n)
+	}
+}
+
+// capprofRuns reports whether pid is a running capprof.
+func capprofRuns(pid int) bool {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	return err == nil && strings.TrimSpace(string(comm)) == "capprof"
 }

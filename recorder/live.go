@@ -190,6 +190,12 @@ func (s *liveStream) release(before time.Duration) {
 func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 	close(s.in)
 	<-s.done
+	if s.cfg.Output == "-" && errors.Is(s.writeErr, syscall.EPIPE) {
+		// `capprof record --events - | head`: the reader went away. The
+		// recording went on; the profile is what matters.
+		fmt.Fprintf(progress, "capprof: warning: events: stdout was closed by its reader (broken pipe) after %d events; the events stopped there, the recording went on\n", s.written)
+		s.writeErr = nil
+	}
 	err := errors.Join(s.runErr, s.writeErr)
 	if err == nil {
 		err = s.out.commit()
@@ -678,13 +684,16 @@ func (h *eventHeap) Pop() any {
 	return x
 }
 
-// eventsOutput is where events go: stdout, or a file written under a
-// temporary name in its directory and renamed into place by commit.
+// eventsOutput is where events go: stdout, or a file that appears at
+// path by commit. The file has no name until then (O_TMPFILE, Linux 3.11),
+// so a capprof killed while recording leaves nothing behind; on a
+// filesystem without O_TMPFILE it has a temporary name in path's directory.
 type eventsOutput struct {
-	name string
-	w    io.Writer
-	file *os.File
-	path string
+	name  string
+	w     io.Writer
+	file  *os.File
+	path  string
+	named bool // file has a temporary name (no O_TMPFILE)
 }
 
 func openEventsOutput(path string, stdout io.Writer) (*eventsOutput, error) {
@@ -694,15 +703,39 @@ func openEventsOutput(path string, stdout io.Writer) (*eventsOutput, error) {
 	if st, err := os.Stat(path); err == nil && st.IsDir() {
 		return nil, fmt.Errorf("--events %q is a directory, not a file", path)
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".capprof-events-*")
+	dir := filepath.Dir(path)
+	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644); err == nil {
+		f := os.NewFile(uintptr(fd), path)
+		return &eventsOutput{name: path, w: f, file: f, path: path}, nil
+	}
+	f, err := os.CreateTemp(dir, ".capprof-events-*")
 	if err != nil {
 		return nil, fmt.Errorf("cannot write --events %q: %w", path, err)
 	}
-	return &eventsOutput{name: path, w: f, file: f, path: path}, nil
+	return &eventsOutput{name: path, w: f, file: f, path: path, named: true}, nil
 }
 
 func (o *eventsOutput) commit() error {
 	if o.file == nil {
+		return nil
+	}
+	if !o.named {
+		if err := o.file.Sync(); err != nil {
+			o.file.Close()
+			return err
+		}
+		// Linked under a temporary name, then renamed over path: linkat
+		// cannot replace a file.
+		tmp := filepath.Join(filepath.Dir(o.path), fmt.Sprintf(".capprof-events-%d-%d", os.Getpid(), time.Now().UnixNano()))
+		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", o.file.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
+		o.file.Close()
+		if err != nil {
+			return fmt.Errorf("link %s: %w", tmp, err)
+		}
+		if err := os.Rename(tmp, o.path); err != nil {
+			os.Remove(tmp)
+			return err
+		}
 		return nil
 	}
 	if err := o.file.Close(); err != nil {
@@ -719,6 +752,8 @@ func (o *eventsOutput) commit() error {
 func (o *eventsOutput) abort() {
 	if o.file != nil {
 		o.file.Close()
-		os.Remove(o.file.Name())
+		if o.named {
+			os.Remove(o.file.Name())
+		}
 	}
 }

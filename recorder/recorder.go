@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -67,6 +68,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	sweepStaleCgroups(cgroupRoot, cfg.Progress)
 	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
 		events: cfg.Events, node: hostname()})
 	if err != nil {
@@ -74,7 +76,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	}
 	defer rec.close()
 
-	cg, err := createCgroup(cgroupRoot, fmt.Sprintf("capprof-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	cg, err := createCgroup(cgroupRoot, fmt.Sprintf("%s%d-%d", cgroupPrefix, os.Getpid(), time.Now().UnixNano()))
 	if err != nil {
 		return 0, err
 	}
@@ -95,16 +97,19 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cfg.Stdin, cfg.Stdout, cfg.Stderr
 	// clone3(CLONE_INTO_CGROUP), Linux 5.7: the child is born in the target
 	// cgroup, so nothing it does escapes the filter and nothing capprof does
-	// enters it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd())}
-	if err := cmd.Start(); err != nil {
+	// enters it. If capprof is killed, the command is too (Pdeathsig); what
+	// it started is killed with its cgroup by the next capprof
+	// (sweepStaleCgroups).
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd()), Pdeathsig: syscall.SIGKILL}
+	exited, err := startCommand(cmd)
+	if err != nil {
 		rec.stop()
 		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
 		strings.Join(cfg.Command, " "), cfg.Name, cmd.Process.Pid, cg.path)
 
-	exitCode := waitCommand(cmd, cg, cfg, rec.col, rec.start)
+	exitCode := waitCommand(cmd, exited, cg, cfg, rec.col, rec.start)
 
 	if n, err := cg.killAll(10 * time.Second); err != nil {
 		fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
@@ -297,12 +302,7 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 // waitCommand waits for the command to exit, stopping it at the deadline or
 // on a signal (forwarded; a second one kills the cgroup at once), and prints
 // progress meanwhile.
-func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, start time.Time) int {
-	exited := make(chan struct{})
-	go func() {
-		cmd.Wait()
-		close(exited)
-	}()
+func waitCommand(cmd *exec.Cmd, exited <-chan struct{}, cg *cgroup, cfg CommandConfig, col *collector, start time.Time) int {
 	deadline, progress, stopTicker := recordingClock(cfg.Duration, cfg.ProgressPeriod)
 	defer stopTicker()
 	var killTimer <-chan time.Time
@@ -325,7 +325,13 @@ func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, s
 		case <-deadline:
 			stop(syscall.SIGTERM, fmt.Sprintf("duration %s reached", cfg.Duration))
 		case sig := <-cfg.Signals:
-			stop(sig, "received "+unix.SignalName(sig.(syscall.Signal)))
+			why := "received " + unix.SignalName(sig.(syscall.Signal))
+			if sig == syscall.SIGHUP {
+				// The terminal went away (an SSH session dropped): stop as
+				// for SIGTERM; the command may read SIGHUP as "reload".
+				sig = syscall.SIGTERM
+			}
+			stop(sig, why)
 		case <-killTimer:
 			fmt.Fprintf(cfg.Progress, "capprof: the command did not exit within %s: killing it\n", cfg.StopTimeout)
 			cg.killAll(10 * time.Second)
@@ -333,6 +339,27 @@ func waitCommand(cmd *exec.Cmd, cg *cgroup, cfg CommandConfig, col *collector, s
 			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %s\n", time.Since(start).Round(time.Second), col.summary())
 		}
 	}
+}
+
+// startCommand starts cmd and waits for it in a goroutine that keeps its OS
+// thread until the command has exited: the kernel sends Pdeathsig when the
+// thread that forked the child exits, which the Go runtime may do with an
+// unlocked thread at any time. The channel is closed when cmd has exited.
+func startCommand(cmd *exec.Cmd) (<-chan struct{}, error) {
+	started := make(chan error, 1)
+	exited := make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		cmd.Wait()
+		close(exited)
+	}()
+	return exited, <-started
 }
 
 // recordingClock returns a channel that fires once after duration (nil
@@ -366,10 +393,26 @@ func checkOutputs(output string, events *EventsConfig) error {
 	if err := checkWritable("-o", output); err != nil {
 		return err
 	}
-	if events != nil && events.Output != "-" {
-		return checkWritable("--events", events.Output)
+	if events == nil || events.Output == "-" {
+		return nil
 	}
-	return nil
+	if samePath(output, events.Output) {
+		return fmt.Errorf("--events %q is the profile's file (-o): give each its own file", events.Output)
+	}
+	return checkWritable("--events", events.Output)
+}
+
+// samePath reports whether two output paths name one file: the same path,
+// or, for files that exist, the same inode.
+func samePath(a, b string) bool {
+	absA, errA := filepath.Abs(a)
+	absB, errB := filepath.Abs(b)
+	if errA == nil && errB == nil && absA == absB {
+		return true
+	}
+	stA, errA := os.Stat(a)
+	stB, errB := os.Stat(b)
+	return errA == nil && errB == nil && os.SameFile(stA, stB)
 }
 
 func checkWritable(flag, path string) error {

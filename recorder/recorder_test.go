@@ -302,3 +302,31 @@ func TestChangeSyscallAttribution(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckOutputs: the profile and the events cannot share a file, however
+// the paths are spelled; a directory is neither.
+func TestCheckOutputs(t *testing.T) {
+	dir := t.TempDir()
+	profilePath := filepath.Join(dir, "p.json")
+	if err := os.WriteFile(profilePath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(profilePath, filepath.Join(dir, "link.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		events, want string
+	}{
+		{profilePath, "is the profile's file (-o)"},
+		{filepath.Join(dir, ".", "p.json"), "is the profile's file (-o)"},
+		{filepath.Join(dir, "link.json"), "is the profile's file (-o)"},
+		{dir, "is a directory"},
+		{filepath.Join(dir, "events.json"), ""},
+		{"-", ""},
+	} {
+		err := checkOutputs(profilePath, &EventsConfig{Output: tt.events})
+		if (tt.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("--events %q: %v, want %q", tt.events, err, tt.want)
+		}
+	}
+}

@@ -188,9 +188,17 @@ func recordCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			// SIGHUP (the terminal or SSH session went away) stops the
+			// recording as SIGTERM does.
 			signals := make(chan os.Signal, 2)
-			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer signal.Stop(signals)
+			// A closed stdout (record --events - | head) fails the writes
+			// with EPIPE instead of killing capprof. Notified, not ignored:
+			// an ignored signal would stay ignored in the recorded command.
+			pipes := make(chan os.Signal, 1)
+			signal.Notify(pipes, syscall.SIGPIPE)
+			defer signal.Stop(pipes)
 			if c.IsSet("pods") || c.IsSet("selector") {
 				return recordPods(c, probe, signals, eventsCfg)
 			}

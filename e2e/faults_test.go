@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// startSleeping starts `capprof record ARGS -- workload sleep` and waits
+// until the workload says it is ready. capprof's stderr goes to a file, not
+// a pipe, which a workload that outlived capprof would hold open.
+func startSleeping(t *testing.T, args ...string) (cmd *exec.Cmd, stderr func() string) {
+	t.Helper()
+	cmd = exec.Command(capprofBin, append(append([]string{"record"}, args...), "--", workloadBin, "sleep")...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	errFile, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = errFile
+	stderr = func() string { return string(mustRead(t, errFile.Name())) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("workload did not start: %q %v; stderr: %s", line, err, stderr())
+	}
+	return cmd, stderr
+}
+
+// TestHangupStopsRecording: SIGHUP (a dropped SSH session) stops the
+// recording as SIGTERM does: the command gets SIGTERM, the profile is saved.
+func TestHangupStopsRecording(t *testing.T) {
+	requireRecording(t)
+	out := filepath.Join(t.TempDir(), "profile.json")
+	cmd, stderr := startSleeping(t, "-o", out)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	state, err := cmd.Process.Wait()
+	if err != nil || state.ExitCode() != 128+int(syscall.SIGTERM) {
+		t.Fatalf("capprof after SIGHUP: %v %v, want the command's exit by SIGTERM (143); stderr: %s", state, err, stderr())
+	}
+	if !strings.Contains(stderr(), "received SIGHUP: sending SIGTERM to the command") {
+		t.Fatalf("stderr does not say what happened: %s", stderr())
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExitStatuses(t, p, workloadBin, "SIGTERM")
+}
+
+// TestEventsReaderGoesAway: `record --events - | head -1`: when stdout's
+// reader goes away, events stop with one warning and the recording goes on
+// to save its profile; capprof is not killed by SIGPIPE.
+func TestEventsReaderGoesAway(t *testing.T) {
+	requireRecording(t)
+	out := filepath.Join(t.TempDir(), "profile.json")
+	cmd := exec.Command(capprofBin, "record", "-o", out, "--events", "-", "--events-rate-limit", "0", "--",
+		"sh", "-c", fmt.Sprintf("sleep 1; %s bench setuid 20000 1 >/dev/null", workloadBin))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
+		t.Fatalf("no event line: %v; stderr: %s", err, stderr.String())
+	}
+	stdout.Close() // as head does after its line
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("capprof after its stdout closed: %v, want exit 0; stderr: %s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "stdout was closed by its reader (broken pipe)") {
+		t.Fatalf("no warning about the closed stdout: %s", stderr.String())
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantRequired(t, p, "SETUID")
+}
+
+// TestKilledRecordingLeavesNothing: when capprof is killed (SIGKILL), the
+// command dies with it, the --events file leaves no temporary file behind,
+// and the next capprof kills what the command left in its cgroup and
+// removes the cgroup.
+func TestKilledRecordingLeavesNothing(t *testing.T) {
+	requireRecording(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	cmd := exec.Command(capprofBin, "record", "-o", filepath.Join(dir, "p.json"), "--events", filepath.Join(dir, "events.json"), "--",
+		"sh", "-c", fmt.Sprintf("%s sleep >/dev/null & echo $! > %s; wait", workloadBin, pidFile))
+	// A file, not a pipe: the child that outlives capprof keeps its end.
+	stderr, err := os.Create(filepath.Join(t.TempDir(), "stderr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var child int
+	deadline := time.Now().Add(30 * time.Second)
+	for child == 0 {
+		if data, err := os.ReadFile(pidFile); err == nil && strings.HasSuffix(string(data), "\n") {
+			child, _ = strconv.Atoi(strings.TrimSpace(string(data)))
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("the command did not start its child; stderr: %s", mustRead(t, stderr.Name()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	defer syscall.Kill(child, syscall.SIGKILL)
+	cg := strings.TrimSpace(string(mustRead(t, fmt.Sprintf("/proc/%d/cgroup", child))))
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "child.pid" {
+			t.Fatalf("the killed capprof left %s behind in %s", e.Name(), dir)
+		}
+	}
+	if !alive(child) {
+		t.Fatalf("the command's child %d died with capprof: the test needs it to outlive the command", child)
+	}
+
+	r := record(t, nil, "true")
+	if r.code != 0 || !strings.Contains(r.stderr, "of a capprof that died") {
+		t.Fatalf("next record: exit %d, stderr %q; want it to clean up the dead capprof's cgroup", r.code, r.stderr)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for alive(child) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the dead capprof's command's child %d (%s) still runs after the next recording", child, cg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// alive reports whether a process runs (a zombie does not).
+func alive(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
