@@ -73,7 +73,7 @@ func TestEventsReaderGoesAway(t *testing.T) {
 	requireRecording(t)
 	out := filepath.Join(t.TempDir(), "profile.json")
 	cmd := exec.Command(capprofBin, "record", "-o", out, "--events", "-", "--events-rate-limit", "0", "--",
-		"sh", "-c", fmt.Sprintf("sleep 1; %s bench setuid 20000 1 >/dev/null", workloadBin))
+		"sh", "-c", fmt.Sprintf("sleep 1; %s bench setuid 2000 1 >/dev/null", workloadBin))
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
