@@ -28,6 +28,8 @@ type targetNames struct {
 	mu sync.Mutex
 	// nodes are the cgroups known to be targets, by cgroup id.
 	nodes map[uint64]cgroupNode
+	// ownCgroup is the cgroup named after a container id, by that id.
+	ownCgroup map[string]uint64
 	// commands name a cgroup directly (a recorded command's).
 	commands map[uint64]*namedTarget
 	// containers are the container instances reported, by container id.
@@ -61,7 +63,8 @@ type namedTarget struct {
 }
 
 func newTargetNames() *targetNames {
-	return &targetNames{nodes: map[uint64]cgroupNode{}, commands: map[uint64]*namedTarget{}, containers: map[string]*namedTarget{}}
+	return &targetNames{nodes: map[uint64]cgroupNode{}, ownCgroup: map[string]uint64{}, commands: map[uint64]*namedTarget{},
+		containers: map[string]*namedTarget{}}
 }
 
 // noteCgroup records a target cgroup. A cgroup noted as created stays so.
@@ -73,6 +76,13 @@ func (n *targetNames) noteCgroup(id uint64, node cgroupNode) {
 	}
 	node.noted = time.Now()
 	n.nodes[id] = node
+	if cid := containerIDIn(node.name); cid != "" {
+		// A cgroup created as a target stays the container's own, over
+		// one found through its process (crun's sub-cgroup) later.
+		if own, ok := n.ownCgroup[cid]; !ok || !n.nodes[own].created {
+			n.ownCgroup[cid] = id
+		}
+	}
 }
 
 // addCommand names a command's cgroup, which capprof created for it.
@@ -136,12 +146,8 @@ func (n *targetNames) cgroupOf(containerID string) (uint64, cgroupNode, bool) {
 }
 
 func (n *targetNames) cgroupOfLocked(containerID string) (uint64, cgroupNode, bool) {
-	for id, node := range n.nodes {
-		if containerIDIn(node.name) == containerID {
-			return id, node, true
-		}
-	}
-	return 0, cgroupNode{}, false
+	id, ok := n.ownCgroup[containerID]
+	return id, n.nodes[id], ok
 }
 
 // recorded lists what the recording covered: one entry per recorded
@@ -236,6 +242,9 @@ func (n *targetNames) forget(id uint64) []uint64 {
 		}
 	}
 	for _, c := range gone {
+		if cid := containerIDIn(n.nodes[c].name); n.ownCgroup[cid] == c {
+			delete(n.ownCgroup, cid)
+		}
 		delete(n.nodes, c)
 	}
 	return gone
