@@ -123,6 +123,17 @@ func TestJoinPath(t *testing.T) {
 	if got := joinPath(99, 0, &names); !strings.HasPrefix(got, "/////") {
 		t.Errorf("depth beyond the array must be clamped, got %q", got)
 	}
+	// Names that are not UTF-8 stay apart: JSON would make both "bin-\uFFFD\uFFFD".
+	for i, n := range []string{"bin-\xff\xfe", "bin-\xfe\xff", `bin-\xff\xfe`} {
+		names[0] = [128]int8{}
+		for j := range n {
+			names[0][j] = int8(n[j])
+		}
+		want := []string{`/bin-\xff\xfe`, `/bin-\xfe\xff`, `/bin-\\xff\\xfe`}[i]
+		if got := joinPath(1, 0, &names); got != want {
+			t.Errorf("joinPath of %q = %q, want %q", n, got, want)
+		}
+	}
 }
 
 func TestDecodeExec(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
+
+	"github.com/capprof/capprof/internal/escape"
 )
 
 // ExeID identifies an executable file: the device and inode of mm->exe_file.
@@ -336,7 +338,7 @@ func decodeEvent(raw []byte) (Event, error) {
 			PPID:             e.Ppid,
 			Parent:           ExecKey{TGID: e.Ppid, Start: time.Duration(e.ParentStartNs), Seq: e.ParentExecSeq},
 			Existing:         e.Flags&uint32(capprofExecFlagEXEC_EXISTING) != 0,
-			Filename:         cString(e.Filename[:]),
+			Filename:         nameString(e.Filename[:]),
 			Script:           e.Flags&uint32(capprofExecFlagEXEC_SCRIPT) != 0,
 			BeforeFromCommit: e.Flags&uint32(capprofExecFlagEXEC_BEFORE_FROM_COMMIT) != 0,
 			ExePath:          joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
@@ -440,7 +442,7 @@ func header(h *capprofEventHeader) Header {
 		Exec:     ExecKey{TGID: h.Tgid, Start: time.Duration(h.StartNs), Seq: h.ExecSeq},
 		CgroupID: h.CgroupId,
 		Time:     time.Duration(h.KtimeNs),
-		Comm:     cString(h.Comm[:]),
+		Comm:     nameString(h.Comm[:]),
 	}
 }
 
@@ -465,6 +467,12 @@ func cString(b []int8) string {
 	return sb.String()
 }
 
+// nameString is a name a workload chose (a file name, an argument, its
+// comm) in the form capprof records it (escape.Name): valid UTF-8, and two
+// different names stay two. Cgroup names stay raw (cString): capprof finds
+// their directories by them.
+func nameString(b []int8) string { return escape.Name(cString(b)) }
+
 // splitArgs splits NUL-separated argument strings; a last one cut short by
 // the kernel's limit is kept as far as it goes.
 func splitArgs(b []int8) []string {
@@ -472,12 +480,12 @@ func splitArgs(b []int8) []string {
 	start := 0
 	for i, c := range b {
 		if c == 0 {
-			args = append(args, cString(b[start:i]))
+			args = append(args, nameString(b[start:i]))
 			start = i + 1
 		}
 	}
 	if start < len(b) {
-		args = append(args, cString(b[start:]))
+		args = append(args, nameString(b[start:]))
 	}
 	return args
 }
@@ -495,7 +503,7 @@ func joinPath(depth, truncated uint32, names *[16][128]int8) string {
 	}
 	for i := int(depth) - 1; i >= 0; i-- {
 		sb.WriteByte('/')
-		sb.WriteString(cString(names[i][:]))
+		sb.WriteString(nameString(names[i][:]))
 	}
 	return sb.String()
 }

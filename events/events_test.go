@@ -48,6 +48,10 @@ func TestCompact(t *testing.T) {
 			"🔐 creds   default/xwing /bin/su luke -c id setresuid(-1, 1000, -1) euid 0→1000 +CAP_KILL"},
 		{&Event{ProcessKprobe: CredentialChange(su, nil, &Syscall{Name: "unknown"}, credentials(0), credentials(0))},
 			"🔐 creds   default/xwing /bin/su luke -c id unknown() (ids and effective capabilities unchanged)"},
+		// A workload's names cannot clear the screen or forge a line.
+		{&Event{ProcessExec: &ProcessExec{Process: &Process{Binary: "/tmp/\x1b[2J\x1b[H", Arguments: "x\r\n🔑 cap     default/xwing /bin/ok CAP_KILL allowed\u202e",
+			Pod: &Pod{Container: &Container{Name: "c\x07"}}}}},
+			`🚀 process c\a /tmp/\x1b[2J\x1b[H x\r\n🔑 cap     default/xwing /bin/ok CAP_KILL allowed\u202e`},
 	} {
 		if got := Compact(tc.event); got != tc.want {
 			t.Errorf("Compact:\n got %q\nwant %q", got, tc.want)

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/capprof/capprof/internal/escape"
 )
 
 // Formats are the --events-format values.
@@ -59,7 +61,12 @@ func (w *compactWriter) Flush() error { return w.bw.Flush() }
 //	🔑 cap     default/xwing /bin/dmesg CAP_SYSLOG denied
 //	🔐 creds   default/xwing /bin/su setuid(1000) uid 0→1000 -CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,…(+11)
 //	🛑 process default/privileged /bin/sleep 1000000 CAP_SYS_ADMIN
-func Compact(e *Event) string {
+//
+// What the workload names (its binaries, arguments, containers) is escaped
+// (escape.Text): a line is one line, with no terminal controls in it.
+func Compact(e *Event) string { return escape.Text(compact(e)) }
+
+func compact(e *Event) string {
 	proc := e.Process()
 	head := func(icon, kind string) string {
 		return fmt.Sprintf("%s %-7s %s %s", icon, kind, where(proc), command(proc))

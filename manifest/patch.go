@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	sigsyaml "sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -429,7 +430,9 @@ func writeKubectlPatch(w io.Writer, wp *workloadPatch, format string) error {
 	if wp.namespace != "" {
 		ns = " -n " + wp.namespace
 	}
-	fmt.Fprintf(w, "# kubectl patch %s %s%s --type %s --patch-file THIS_DOCUMENT\n", strings.ToLower(wp.workload.Kind), wp.workload.Name, ns, kubectlType)
+	// One comment line whatever the manifest names: a newline in a name
+	// would start YAML of its own.
+	fmt.Fprintf(w, "# %s\n", escape.Text(fmt.Sprintf("kubectl patch %s %s%s --type %s --patch-file THIS_DOCUMENT", strings.ToLower(wp.workload.Kind), wp.workload.Name, ns, kubectlType)))
 	_, err = w.Write(data)
 	return err
 }
@@ -473,7 +476,7 @@ func writeKustomization(w io.Writer, m *Manifest, patches []*workloadPatch) erro
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "# kustomization.yaml next to %s: capprof's advice as patches\n", filepath.Base(m.Path))
+	fmt.Fprintf(w, "# %s\n", escape.Text(fmt.Sprintf("kustomization.yaml next to %s: capprof's advice as patches", filepath.Base(m.Path))))
 	_, err = w.Write(data)
 	return err
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -55,20 +56,23 @@ func diffSummary(d profile.Diff) string {
 }
 
 func diffText(w io.Writer, d profile.Diff) error {
-	fmt.Fprintf(w, "%s -> %s: %s\n", d.Base, d.Head, diffSummary(d))
+	line := escapedLines(w)
+	line("%s -> %s: %s", d.Base, d.Head, diffSummary(d))
 	for _, c := range d.Containers {
-		fmt.Fprintf(w, "%s: %s\n", c.Container, c.Status)
+		line("%s: %s", c.Container, c.Status)
 		for _, l := range diffLines(c) {
-			fmt.Fprintf(w, "  %-27s %s\n", l[0]+":", l[1])
+			line("  %-27s %s", l[0]+":", l[1])
 		}
 	}
 	return nil
 }
 
 // diffMarkdown fits a pull-request comment: a summary line and one table
-// row per change.
+// row per change. What a profile names (containers, executables, the files'
+// names) is shown in code spans, inert: a profile from a pull request
+// cannot put links, images or headings into the comment.
 func diffMarkdown(w io.Writer, d profile.Diff) error {
-	fmt.Fprintf(w, "### capprof: capability changes\n\n`%s` → `%s`: **%s**\n", d.Base, d.Head, diffSummary(d))
+	fmt.Fprintf(w, "### capprof: capability changes\n\n%s → %s: **%s**\n", escape.MarkdownCode(d.Base), escape.MarkdownCode(d.Head), diffSummary(d))
 	if !d.Changed() {
 		return nil
 	}
@@ -79,11 +83,16 @@ func diffMarkdown(w io.Writer, d profile.Diff) error {
 			lines = [][2]string{{"", ""}}
 		}
 		for _, l := range lines {
-			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", mdEscape(c.Container), c.Status, l[0], mdEscape(l[1]))
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", escape.MarkdownCell(c.Container), c.Status, l[0], markdownDetails(l[1]))
 		}
 	}
 	return nil
 }
 
-// mdEscape keeps a table cell in its cell.
-func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+// markdownDetails shows a change's details inert, or nothing.
+func markdownDetails(s string) string {
+	if s == "" {
+		return ""
+	}
+	return escape.MarkdownCell(s)
+}

@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 )
@@ -38,20 +39,21 @@ func Analysis(w io.Writer, a profile.Analysis, format string) error {
 
 // Table writes one kubectl-style table per container, then its advice.
 func Table(w io.Writer, a profile.Analysis) error {
+	line := escapedLines(w)
 	for i, c := range a.Containers {
 		if i > 0 {
 			fmt.Fprintln(w)
 		}
-		fmt.Fprintf(w, "CONTAINER %s\n", containerHeading(c))
+		line("CONTAINER %s", containerHeading(c))
 		if len(c.Capabilities) == 0 {
-			fmt.Fprintln(w, "no capability checks observed")
+			line("no capability checks observed")
 		} else {
 			var table bytes.Buffer
 			t := plainTable(&table)
 			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
 			for _, d := range c.Capabilities {
 				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
-					string(d.Decision), evidenceCell(d.Evidence), d.Reason); err != nil {
+					string(d.Decision), escape.Text(evidenceCell(d.Evidence)), escape.Text(d.Reason)); err != nil {
 					return err
 				}
 			}
@@ -62,19 +64,28 @@ func Table(w io.Writer, a profile.Analysis) error {
 				return err
 			}
 		}
-		fmt.Fprintf(w, "securityContext: %s\n", oneLineAdvice(c.SecurityContext))
-		fmt.Fprintf(w, "pod security level: %s\n", podSecurityLine(c.PodSecurity))
+		line("securityContext: %s", oneLineAdvice(c.SecurityContext))
+		line("pod security level: %s", podSecurityLine(c.PodSecurity))
 		if c.Coverage != nil {
-			fmt.Fprintf(w, "coverage: %s\n", coverageLine(c.Coverage))
+			line("coverage: %s", coverageLine(c.Coverage))
 		}
 		for _, g := range c.PrivilegeGains {
-			fmt.Fprintf(w, "privilege gained at exec by %s: allowPrivilegeEscalation stays true\n", g)
+			line("privilege gained at exec by %s: allowPrivilegeEscalation stays true", g)
 		}
 		for _, warning := range c.Warnings {
-			fmt.Fprintf(w, "warning: %s\n", warning)
+			line("warning: %s", warning)
 		}
 	}
 	return nil
+}
+
+// escapedLines returns a printf that writes one line to w, escaped
+// (escape.Text): what it prints names executables, containers and
+// workloads, which anyone who can run a workload or write a profile chooses.
+func escapedLines(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		fmt.Fprintln(w, escape.Text(fmt.Sprintf(format, args...)))
+	}
 }
 
 // coverageLine is "3 of 3 instances recorded from the first instruction"

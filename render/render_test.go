@@ -19,6 +19,9 @@ func TestGolden(t *testing.T) {
 		{"web", []string{"web.json"}},
 		{"replicas", []string{"web.json", "web-replica.yaml"}},
 		{"empty", []string{"empty.json"}},
+		// Names with terminal escapes, a carriage return that would draw
+		// a fake row, a bidi override, markdown and a newline.
+		{"hostile", []string{"hostile.json"}},
 	}
 	for _, tc := range cases {
 		var inputs []profile.Input
@@ -62,8 +65,14 @@ func TestDiffGolden(t *testing.T) {
 	}
 	d := profile.DiffAnalyses("shop.json", analyze("shop.json"), "shop-head.json", analyze("shop-head.json"))
 	same := profile.DiffAnalyses("shop.json", analyze("shop.json"), "shop.json", analyze("shop.json"))
+	hostile, err := profile.Load(filepath.Join("testdata", "hostile.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	injected := profile.DiffAnalyses("main.json", profile.Analysis{}, "pr\x1b[1m](x).json",
+		profile.Analyze([]profile.Input{{Source: "pr", Profile: hostile}}))
 	for _, format := range DiffFormats {
-		for name, diff := range map[string]profile.Diff{"diff": d, "diff-none": same} {
+		for name, diff := range map[string]profile.Diff{"diff": d, "diff-none": same, "diff-hostile": injected} {
 			t.Run(name+"/"+format, func(t *testing.T) {
 				var buf bytes.Buffer
 				if err := Diff(&buf, diff, format); err != nil {

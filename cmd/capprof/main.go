@@ -17,6 +17,7 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
+	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -49,6 +50,8 @@ func main() {
 // run executes one capprof invocation and returns its exit status; errors
 // are printed as one line on stderr.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	// capprof's messages name what workloads and profiles name: escaped.
+	stderr = escape.NewWriter(stderr)
 	app := newApp(stdin, stdout, stderr)
 	err := app.Run(flagsFirst(app, args))
 	var code exitCode
@@ -65,6 +68,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "capprof: %s\n", err)
 		return 1
 	}
+}
+
+// commandStderr is the recorded command's stderr: capprof's own, not escaped.
+func commandStderr(c *cli.Context) io.Writer {
+	if w, ok := c.App.ErrWriter.(*escape.Writer); ok {
+		return w.Raw()
+	}
+	return c.App.ErrWriter
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
@@ -221,7 +232,7 @@ func recordCommand() *cli.Command {
 				Signals:        signals,
 				Stdin:          c.App.Reader,
 				Stdout:         c.App.Writer,
-				Stderr:         c.App.ErrWriter,
+				Stderr:         commandStderr(c),
 				Progress:       c.App.ErrWriter,
 				ProgressPeriod: c.Duration("progress"),
 				Version:        version,

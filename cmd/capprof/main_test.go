@@ -182,3 +182,29 @@ func TestMissingCapability(t *testing.T) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", status, stdout.String(), stderr.String())
 	}
 }
+
+// TestNothingRaw: what a profile or a file name holds reaches neither
+// stdout nor stderr as terminal controls, whatever the verb or the path.
+func TestNothingRaw(t *testing.T) {
+	const hostile = "../../render/testdata/hostile.json"
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "\x1b[2J\x1b[Hgone\u202e.json")
+	for _, args := range [][]string{
+		{"analyze", hostile},
+		{"analyze", "-o", "yaml", hostile},
+		{"diff", "../../render/testdata/web.json", hostile},
+		{"diff", "-o", "markdown", "../../render/testdata/web.json", hostile},
+		{"analyze", missing},
+		{"diff", hostile, missing},
+	} {
+		var stdout, stderr bytes.Buffer
+		run(append([]string{"capprof"}, args...), strings.NewReader(""), &stdout, &stderr)
+		for name, out := range map[string]string{"stdout": stdout.String(), "stderr": stderr.String()} {
+			if i := strings.IndexFunc(out, func(r rune) bool {
+				return r < 0x20 && r != '\n' && r != '\t' || r == 0x7f || r == '\u202e'
+			}); i >= 0 {
+				t.Errorf("%v: %s has %q raw:\n%s", args, name, out[i:i+1], out)
+			}
+		}
+	}
+}
