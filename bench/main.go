@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -279,7 +280,7 @@ func run(capprofBin, workloadBin, jsonOut string, reps int, soakFor time.Duratio
 	if err != nil {
 		return err
 	}
-	if err := profile.WriteFileAtomic(jsonOut, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }); err != nil {
+	if err := outfile.Write("", jsonOut, nil, func(w io.Writer) error { _, err := w.Write(append(data, '\n')); return err }); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: wrote %s\n", jsonOut)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/capprof/capprof/internal/outfile"
 )
 
 // APIVersion and Kind identify a capprof profile document.
@@ -554,36 +556,12 @@ func (p *Profile) Encode(w io.Writer, asYAML bool) error {
 	return err
 }
 
-// Save writes the profile atomically: to a temporary file in the same
-// directory, then renamed over path. JSON, or YAML when path ends in .yaml/.yml.
-func (p *Profile) Save(path string) error {
-	return WriteFileAtomic(path, func(w io.Writer) error { return p.Encode(w, isYAML(path)) })
+// Save writes the profile to path atomically (outfile): JSON, or YAML when
+// path ends in .yaml/.yml.
+func (p *Profile) Save(path string) error { return p.Write("", path, nil) }
+
+// Write is Save for the file a flag names, "-" being stdout.
+func (p *Profile) Write(flag, path string, stdout io.Writer) error {
+	return outfile.Write(flag, path, stdout, func(w io.Writer) error { return p.Encode(w, isYAML(path)) })
 }
 
-// WriteFileAtomic creates path with what write produces, or leaves it untouched.
-func WriteFileAtomic(path string, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this fails harmlessly
-	if err := write(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io/fs"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
+	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -56,13 +58,14 @@ const (
 // names and writes.
 type liveStream struct {
 	cfg      EventsConfig
+	progress io.Writer
 	probe    *bpf.Probe
 	node     string
 	self     bpf.ExeID
 	podsMode bool // host namespaces mark a process privileged (in a pod, not for a command)
 	names    *targetNames
 	writer   events.Writer
-	out      *eventsOutput
+	out      *outfile.File
 	bootWall time.Time // wall time at CLOCK_MONOTONIC 0
 	hostNS   hostNamespaces
 
@@ -80,7 +83,7 @@ type liveStream struct {
 	filtered uint64
 	unnamed  uint64 // events of cgroups no selected container explains (a pod's sandbox)
 	held     uint64 // checks the kernel's rate limit held back
-	writeErr error
+	writeErr error // the first; no event is written after it
 	runErr   error
 }
 
@@ -102,23 +105,23 @@ type rateKey struct {
 }
 
 // newLiveStream opens the output and starts the writer goroutine.
-func newLiveStream(cfg EventsConfig, probe *bpf.Probe, node string, self bpf.ExeID, podsMode bool, names *targetNames) (*liveStream, error) {
-	out, err := openEventsOutput(cfg.Output, cfg.Stdout)
+func newLiveStream(cfg EventsConfig, progress io.Writer, probe *bpf.Probe, node string, self bpf.ExeID, podsMode bool, names *targetNames) (*liveStream, error) {
+	out, err := outfile.Open("--events", cfg.Output, cfg.Stdout)
 	if err != nil {
 		return nil, err
 	}
-	writer, err := events.NewWriter(cfg.Format, out.w)
+	writer, err := events.NewWriter(cfg.Format, out)
 	if err != nil {
-		out.abort()
+		out.Abort()
 		return nil, fmt.Errorf("--events-format: %w", err)
 	}
 	now, err := bpf.MonotonicNow()
 	if err != nil {
-		out.abort()
+		out.Abort()
 		return nil, err
 	}
 	s := &liveStream{
-		cfg: cfg, probe: probe, node: node, self: self, podsMode: podsMode, names: names, writer: writer, out: out,
+		cfg: cfg, progress: progress, probe: probe, node: node, self: self, podsMode: podsMode, names: names, writer: writer, out: out,
 		bootWall: time.Now().Add(-now), hostNS: readHostNamespaces(),
 		in: make(chan bpf.Event, liveQueueLen), done: make(chan struct{}),
 		procs: map[bpf.ExecKey]*liveProcess{}, current: map[uint32]bpf.ExecKey{},
@@ -180,9 +183,33 @@ func (s *liveStream) release(before time.Duration) {
 	for s.pending.Len() > 0 && (before < 0 || s.pending[0].EventHeader().Time < before) {
 		s.handle(heap.Pop(&s.pending).(bpf.Event))
 	}
-	if err := s.writer.Flush(); err != nil && s.writeErr == nil {
-		s.writeErr = err
+	if err := s.writer.Flush(); err != nil {
+		s.writeFailed(err)
 	}
+}
+
+// writeFailed notes the first write error: the events stop there, the
+// recording goes on. A reader of stdout that went away is said once at
+// the end; anything else (a full disk) at once.
+func (s *liveStream) writeFailed(err error) {
+	if s.writeErr != nil {
+		return
+	}
+	s.writeErr = err
+	if !s.readerGone() {
+		var pathErr *fs.PathError
+		if errors.As(err, &pathErr) {
+			err = pathErr.Err // the file is named already
+		}
+		fmt.Fprintf(s.progress, "capprof: warning: events: writing %s failed after %d events: %v; no more events are written, the recording goes on\n",
+			s.out.Name(), s.written, err)
+	}
+}
+
+// readerGone is `capprof record --events - | head`: the reader of stdout
+// went away (broken pipe).
+func (s *liveStream) readerGone() bool {
+	return s.cfg.Output == "-" && errors.Is(s.writeErr, syscall.EPIPE)
 }
 
 // close stops the stream once every event sent has been written, and
@@ -190,21 +217,25 @@ func (s *liveStream) release(before time.Duration) {
 func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 	close(s.in)
 	<-s.done
-	if s.cfg.Output == "-" && errors.Is(s.writeErr, syscall.EPIPE) {
-		// `capprof record --events - | head`: the reader went away. The
-		// recording went on; the profile is what matters.
+	var err error
+	switch {
+	case s.runErr != nil:
+		s.out.Abort()
+		err = fmt.Errorf("--events %q: %w", s.cfg.Output, s.runErr)
+	case s.readerGone():
+		// The recording went on; the profile is what matters.
 		fmt.Fprintf(progress, "capprof: warning: events: stdout was closed by its reader (broken pipe) after %d events; the events stopped there, the recording went on\n", s.written)
-		s.writeErr = nil
+		s.out.Abort()
+	default:
+		// A write error makes this say so, and the file does not appear.
+		err = s.out.Commit()
 	}
-	err := errors.Join(s.runErr, s.writeErr)
-	if err == nil {
-		err = s.out.commit()
-	} else {
-		s.out.abort()
+	if err != nil {
+		return err
 	}
 	dropped := s.dropped.Load() + kernelDrops
 	fmt.Fprintf(progress, "capprof: events: %d written to %s, %d filtered out, %d checks held back by the rate limit (counted in the lines that followed)",
-		s.written, s.out.name, s.filtered, s.held)
+		s.written, s.out.Name(), s.filtered, s.held)
 	if s.unnamed > 0 {
 		fmt.Fprintf(progress, ", %d of processes in no selected container (pod sandboxes) left out", s.unnamed)
 	}
@@ -213,9 +244,6 @@ func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 			dropped, kernelDrops, s.dropped.Load())
 	}
 	fmt.Fprintln(progress)
-	if err != nil {
-		return fmt.Errorf("write --events %q: %w", s.cfg.Output, err)
-	}
 	return nil
 }
 
@@ -223,7 +251,7 @@ func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 func (s *liveStream) discard() {
 	close(s.in)
 	<-s.done
-	s.out.abort()
+	s.out.Abort()
 }
 
 func (s *liveStream) handle(ev bpf.Event) {
@@ -380,8 +408,8 @@ func (s *liveStream) endAll() {
 			s.end(key, now)
 		}
 	}
-	if err := s.writer.Flush(); err != nil && s.writeErr == nil {
-		s.writeErr = err
+	if err := s.writer.Flush(); err != nil {
+		s.writeFailed(err)
 	}
 }
 
@@ -634,7 +662,7 @@ func (s *liveStream) write(e *events.Event, at time.Duration) {
 		return
 	}
 	if err := s.writer.Write(e); err != nil {
-		s.writeErr = err
+		s.writeFailed(err)
 		return
 	}
 	s.written++
@@ -684,76 +712,3 @@ func (h *eventHeap) Pop() any {
 	return x
 }
 
-// eventsOutput is where events go: stdout, or a file that appears at
-// path by commit. The file has no name until then (O_TMPFILE, Linux 3.11),
-// so a capprof killed while recording leaves nothing behind; on a
-// filesystem without O_TMPFILE it has a temporary name in path's directory.
-type eventsOutput struct {
-	name  string
-	w     io.Writer
-	file  *os.File
-	path  string
-	named bool // file has a temporary name (no O_TMPFILE)
-}
-
-func openEventsOutput(path string, stdout io.Writer) (*eventsOutput, error) {
-	if path == "-" {
-		return &eventsOutput{name: "stdout", w: stdout}, nil
-	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return nil, fmt.Errorf("--events %q is a directory, not a file", path)
-	}
-	dir := filepath.Dir(path)
-	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o644); err == nil {
-		f := os.NewFile(uintptr(fd), path)
-		return &eventsOutput{name: path, w: f, file: f, path: path}, nil
-	}
-	f, err := os.CreateTemp(dir, ".capprof-events-*")
-	if err != nil {
-		return nil, fmt.Errorf("cannot write --events %q: %w", path, err)
-	}
-	return &eventsOutput{name: path, w: f, file: f, path: path, named: true}, nil
-}
-
-func (o *eventsOutput) commit() error {
-	if o.file == nil {
-		return nil
-	}
-	if !o.named {
-		if err := o.file.Sync(); err != nil {
-			o.file.Close()
-			return err
-		}
-		// Linked under a temporary name, then renamed over path: linkat
-		// cannot replace a file.
-		tmp := filepath.Join(filepath.Dir(o.path), fmt.Sprintf(".capprof-events-%d-%d", os.Getpid(), time.Now().UnixNano()))
-		err := unix.Linkat(unix.AT_FDCWD, fmt.Sprintf("/proc/self/fd/%d", o.file.Fd()), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
-		o.file.Close()
-		if err != nil {
-			return fmt.Errorf("link %s: %w", tmp, err)
-		}
-		if err := os.Rename(tmp, o.path); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		return nil
-	}
-	if err := o.file.Close(); err != nil {
-		os.Remove(o.file.Name())
-		return err
-	}
-	if err := os.Rename(o.file.Name(), o.path); err != nil {
-		os.Remove(o.file.Name())
-		return err
-	}
-	return nil
-}
-
-func (o *eventsOutput) abort() {
-	if o.file != nil {
-		o.file.Close()
-		if o.named {
-			os.Remove(o.file.Name())
-		}
-	}
-}

@@ -23,8 +23,10 @@ import (
 type PodsConfig struct {
 	Source kube.Source
 	Node   string
-	// Output is the profile file; JSON, or YAML for .yaml/.yml.
+	// Output is the profile file; JSON, or YAML for .yaml/.yml; "-" is
+	// Stdout.
 	Output string
+	Stdout io.Writer
 	// Duration stops the recording after this long (0: until a signal).
 	Duration time.Duration
 	// Startup is the startup window: a container's checks in the first
@@ -184,7 +186,7 @@ wait:
 			t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
 	}
 	meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
-	return rec.finish(meta, cfg.Output, fmt.Sprintf("%d container(s)", targets.recorded))
+	return rec.finish(meta, cfg.Output, cfg.Stdout, fmt.Sprintf("%d container(s)", targets.recorded))
 }
 
 // containerPIDs is a source that knows the pid of a running container (the

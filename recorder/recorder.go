@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
+	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
 	"golang.org/x/sys/unix"
 )
@@ -25,7 +25,8 @@ type CommandConfig struct {
 	Command []string
 	// Name is the container name in the profile.
 	Name string
-	// Output is the profile file; JSON, or YAML for .yaml/.yml.
+	// Output is the profile file; JSON, or YAML for .yaml/.yml; "-" is
+	// Stdout.
 	Output string
 	// Duration stops the command after this long (0: until it exits).
 	Duration time.Duration
@@ -117,7 +118,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
 	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Command}
-	if err := rec.finish(meta, cfg.Output, cfg.Name); err != nil {
+	if err := rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name); err != nil {
 		return exitCode, err
 	}
 	return exitCode, nil
@@ -172,7 +173,7 @@ func startRecording(opts recordingOptions) (*recording, error) {
 		start: time.Now(), progress: opts.progress, names: names, startup: opts.startup,
 		phasesStop: make(chan struct{}), phasesDone: make(chan struct{})}
 	if opts.events != nil {
-		if r.live, err = newLiveStream(*opts.events, probe, opts.node, self, opts.pods, names); err != nil {
+		if r.live, err = newLiveStream(*opts.events, opts.progress, probe, opts.node, self, opts.pods, names); err != nil {
 			probe.Close()
 			return nil, err
 		}
@@ -251,7 +252,7 @@ func (r *recording) close() {
 
 // finish stops the recording, completes meta, saves the profile atomically
 // and prints the summary line for what.
-func (r *recording) finish(meta profile.Metadata, output, what string) error {
+func (r *recording) finish(meta profile.Metadata, output string, stdout io.Writer, what string) error {
 	end := time.Now()
 	if err := r.stop(); err != nil {
 		return err
@@ -281,7 +282,7 @@ func (r *recording) finish(meta profile.Metadata, output, what string) error {
 	if p.Containers, err = r.col.containers(checks, seeds); err != nil {
 		return err
 	}
-	if err := p.Save(output); err != nil {
+	if err := p.Write("-o", output, stdout); err != nil {
 		return err
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
@@ -390,41 +391,16 @@ func checkOutputs(output string, events *EventsConfig) error {
 	if output == "" {
 		return errors.New("no output file: give -o FILE")
 	}
-	if err := checkWritable("-o", output); err != nil {
+	if err := outfile.Check("-o", output); err != nil {
 		return err
 	}
-	if events == nil || events.Output == "-" {
+	if events == nil {
 		return nil
 	}
-	if samePath(output, events.Output) {
+	if outfile.Same(output, events.Output) {
 		return fmt.Errorf("--events %q is the profile's file (-o): give each its own file", events.Output)
 	}
-	return checkWritable("--events", events.Output)
-}
-
-// samePath reports whether two output paths name one file: the same path,
-// or, for files that exist, the same inode.
-func samePath(a, b string) bool {
-	absA, errA := filepath.Abs(a)
-	absB, errB := filepath.Abs(b)
-	if errA == nil && errB == nil && absA == absB {
-		return true
-	}
-	stA, errA := os.Stat(a)
-	stB, errB := os.Stat(b)
-	return errA == nil && errB == nil && os.SameFile(stA, stB)
-}
-
-func checkWritable(flag, path string) error {
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		return fmt.Errorf("%s %q is a directory, not a file", flag, path)
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".capprof-check-*")
-	if err != nil {
-		return fmt.Errorf("cannot write %s %q: %w", flag, path, err)
-	}
-	f.Close()
-	return os.Remove(f.Name())
+	return outfile.Check("--events", events.Output)
 }
 
 // ownUsage is capprof's own CPU time and peak RSS, without the command's

@@ -164,7 +164,7 @@ func recordCommand() *cli.Command {
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
 			"capprof then exits with COMMAND's exit code.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml)", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops", Required: true},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
 			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"},
@@ -325,6 +325,7 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eve
 		Source:         source,
 		Node:           sel.Node,
 		Output:         c.String("output"),
+		Stdout:         c.App.Writer,
 		Duration:       c.Duration("duration"),
 		Startup:        c.Duration("startup"),
 		Probe:          probe,
