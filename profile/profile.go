@@ -564,4 +564,3 @@ func (p *Profile) Save(path string) error { return p.Write("", path, nil) }
 func (p *Profile) Write(flag, path string, stdout io.Writer) error {
 	return outfile.Write(flag, path, stdout, func(w io.Writer) error { return p.Encode(w, isYAML(path)) })
 }
-

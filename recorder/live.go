@@ -5,8 +5,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io/fs"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,7 +83,7 @@ type liveStream struct {
 	filtered uint64
 	unnamed  uint64 // events of cgroups no selected container explains (a pod's sandbox)
 	held     uint64 // checks the kernel's rate limit held back
-	writeErr error // the first; no event is written after it
+	writeErr error  // the first; no event is written after it
 	runErr   error
 }
 
@@ -711,4 +711,3 @@ func (h *eventHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return x
 }
-
