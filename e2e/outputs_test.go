@@ -124,3 +124,35 @@ func TestFullDisk(t *testing.T) {
 		t.Errorf("left on the full filesystem: %v", entries)
 	}
 }
+
+// TestRedaction: secrets on command lines reach neither the profile nor
+// the events: by default, and with --redact.
+func TestRedaction(t *testing.T) {
+	requireRecording(t)
+	script := workloadBin + ` bind80; /bin/sh -c true "$0" --license=L1C3NS3`
+	r := record(t, []string{"--events", "-", "--redact", `--license=(\S+)`}, "/bin/sh", "-c", script,
+		"postgres://app:pa55word@db/app", "--db-password=hunter2", "--token", "t0ken", "--port=80")
+	if r.code != 0 {
+		t.Fatalf("record: exit %d: %s", r.code, r.stderr)
+	}
+	saved, err := json.Marshal(r.profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"pa55word", "hunter2", "t0ken", "L1C3NS3"} {
+		if strings.Contains(string(saved), secret) || strings.Contains(r.stdout, secret) {
+			t.Errorf("%q is in the profile or the events", secret)
+		}
+	}
+	command := strings.Join(r.profile.Metadata.Command, " ")
+	if !strings.Contains(command, "postgres://app:*****@db/app --db-password=***** --token ***** --port=80") {
+		t.Errorf("the profile's command is %q", command)
+	}
+	if !strings.Contains(r.stdout, `--license=*****`) {
+		t.Errorf("the events do not show the --redact mask:\n%s", r.stdout)
+	}
+	r = record(t, []string{"--default-redaction=false"}, "/bin/sh", "-c", "true", "sh", "--db-password=hunter2")
+	if command := strings.Join(r.profile.Metadata.Command, " "); !strings.Contains(command, "hunter2") {
+		t.Errorf("--default-redaction=false: the command is %q", command)
+	}
+}

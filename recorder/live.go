@@ -19,7 +19,9 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
+	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/internal/outfile"
+	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -35,6 +37,8 @@ type EventsConfig struct {
 	// RateLimit is the interval of capability-check events per exec,
 	// capability and verdict (0: every check).
 	RateLimit time.Duration
+	// Redact masks secrets in the processes' arguments.
+	Redact *redact.Redactor
 }
 
 // Live events are released in kernel time order once they are this old:
@@ -327,7 +331,7 @@ func (s *liveStream) execProcess(e *bpf.Exec) *events.Process {
 			flags = append(flags, "truncArgs")
 		}
 	}
-	if len(args) > 1 {
+	if args = s.cfg.Redact.Args(args); len(args) > 1 {
 		p.Arguments = strings.Join(args[1:], " ")
 	}
 	p.Flags = strings.Join(flags, " ")
@@ -579,23 +583,28 @@ func (s *liveStream) process(key bpf.ExecKey) *events.Process {
 func (s *liveStream) procProcess(key bpf.ExecKey, comm string) *events.Process {
 	p := &events.Process{ExecID: s.execID(key), PID: key.TGID, TID: key.TGID, Binary: comm, Flags: "procFS",
 		StartTime: s.wall(key.Start), AUID: 4294967295}
-	if args := procArgs(key.TGID); len(args) > 0 {
+	if args := s.cfg.Redact.Args(procArgs(key.TGID)); len(args) > 0 {
 		p.Binary = args[0]
 		p.Arguments = strings.Join(args[1:], " ")
 	}
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", key.TGID)); err == nil && !strings.HasPrefix(p.Binary, "/") {
-		p.Binary = exe
+		p.Binary = escape.Name(exe)
 	}
 	return p
 }
 
-// procArgs reads a process's arguments from /proc; nil when it is gone.
+// procArgs reads a process's arguments from /proc, as the kernel's are
+// recorded (escape.Name); nil when it is gone.
 func procArgs(pid uint32) []string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(b) == 0 {
 		return nil
 	}
-	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	args := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+	for i, a := range args {
+		args[i] = escape.Name(a)
+	}
+	return args
 }
 
 func withTID(p *events.Process, tid uint32) *events.Process {

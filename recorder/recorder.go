@@ -16,6 +16,7 @@ import (
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/internal/outfile"
+	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/profile"
 	"golang.org/x/sys/unix"
 )
@@ -41,6 +42,8 @@ type CommandConfig struct {
 	// Signals delivers SIGINT/SIGTERM received by capprof; they stop the
 	// recording and are forwarded to the command.
 	Signals <-chan os.Signal
+	// Redact masks secrets in the command line the profile keeps.
+	Redact *redact.Redactor
 	// Stdin, Stdout and Stderr are the command's.
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
@@ -117,7 +120,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	} else if n > 0 {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
-	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Command}
+	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Redact.Args(cfg.Command)}
 	if err := rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name); err != nil {
 		return exitCode, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/internal/escape"
+	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -184,6 +185,8 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "events-format", Value: "json", Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
 			&cli.StringSliceFlag{Name: "events-filter", Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
 			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
+			&cli.StringSliceFlag{Name: "redact", Usage: "mask what the capture groups of this RE2 `REGEX` match in every argument, in the profile's command and in events (repeatable): --redact '--license=(\\S+)'", Category: "Redaction"},
+			&cli.BoolFlag{Name: "default-redaction", Value: true, Usage: "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)", Category: "Redaction"},
 		},
 		Action: func(c *cli.Context) error {
 			for _, f := range []string{"duration", "startup"} {
@@ -195,7 +198,11 @@ func recordCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("--probe: %w", err)
 			}
-			eventsCfg, err := eventsConfig(c)
+			redactor, err := redact.New(c.StringSlice("redact"), c.Bool("default-redaction"))
+			if err != nil {
+				return err
+			}
+			eventsCfg, err := eventsConfig(c, redactor)
 			if err != nil {
 				return err
 			}
@@ -223,6 +230,7 @@ func recordCommand() *cli.Command {
 			}
 			code, err := recorder.RecordCommand(recorder.CommandConfig{
 				Command:        c.Args().Slice(),
+				Redact:         redactor,
 				Name:           c.String("name"),
 				Output:         c.String("output"),
 				Duration:       c.Duration("duration"),
@@ -250,7 +258,7 @@ func recordCommand() *cli.Command {
 }
 
 // eventsConfig reads the --events flags; nil when no events are asked for.
-func eventsConfig(c *cli.Context) (*recorder.EventsConfig, error) {
+func eventsConfig(c *cli.Context, redactor *redact.Redactor) (*recorder.EventsConfig, error) {
 	if !c.IsSet("events") {
 		for _, f := range []string{"events-format", "events-filter", "events-rate-limit"} {
 			if c.IsSet(f) {
@@ -273,7 +281,7 @@ func eventsConfig(c *cli.Context) (*recorder.EventsConfig, error) {
 		return nil, fmt.Errorf("--events-filter %w", err)
 	}
 	return &recorder.EventsConfig{Output: c.String("events"), Stdout: c.App.Writer, Format: c.String("events-format"),
-		Filter: filter, RateLimit: c.Duration("events-rate-limit")}, nil
+		Filter: filter, RateLimit: c.Duration("events-rate-limit"), Redact: redactor}, nil
 }
 
 // recordPods is record's pod mode.

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestBadInput(t *testing.T) {
@@ -72,7 +74,19 @@ func TestBadInput(t *testing.T) {
 		{"bad events filter", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", "-", "--events-filter", "verdict=maybe", "--", "/bin/true"}, `--events-filter "verdict=maybe": unknown verdict "maybe": use allowed or denied`},
 		{"negative rate limit", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", "-", "--events-rate-limit", "-1s", "--", "/bin/true"}, "--events-rate-limit -1s: must not be negative"},
 		{"events to a directory", []string{"record", "-o", filepath.Join(dir, "p.json"), "--events", dir, "--", "/bin/true"}, "--events \"" + dir + "\" is a directory, not a file"},
+		{"redact without a group", []string{"record", "-o", filepath.Join(dir, "p.json"), "--redact", `--key=\S+`, "--", "/bin/true"}, `--redact "--key=\\S+": the pattern has no capture group`},
+		{"redact not a regex", []string{"record", "-o", filepath.Join(dir, "p.json"), "--redact", `(`, "--", "/bin/true"}, `--redact "(": error parsing regexp: missing closing )`},
+		{"profile and events both stdout", []string{"record", "-o", "-", "--events", "-", "--", "/bin/true"}, `--events "-" is the profile's file (-o): give each its own file`},
 		{"runtime not running", []string{"record", "-o", filepath.Join(dir, "p.json"), "--pods", "web", "--runtime-endpoint", "unix://" + missing}, `--runtime-endpoint "unix://` + missing + `": the container runtime does not answer`},
+	}
+	// A block device, where capprof may make one (root).
+	if blk := filepath.Join(dir, "blk"); unix.Mknod(blk, unix.S_IFBLK|0o600, int(unix.Mkdev(7, 0))) == nil {
+		tests = append(tests, struct {
+			name string
+			args []string
+			want string
+		}{"block device output", []string{"record", "-o", blk, "--", "/bin/true"},
+			`-o "` + blk + `" is a block device: capprof writes into regular files, character devices and pipes`})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
