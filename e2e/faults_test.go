@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/capprof/capprof/profile"
 )
@@ -176,4 +179,120 @@ func mustRead(t *testing.T, path string) []byte {
 func alive(pid int) bool {
 	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
+
+// TestOneInterruptPerCtrlC: Ctrl-C on the terminal capprof runs on reaches
+// the command exactly once (a program that force-quits on a second SIGINT
+// still shuts down cleanly), and capprof saves the profile when it exits.
+func TestOneInterruptPerCtrlC(t *testing.T) {
+	requireRecording(t)
+	master, terminal := openTerminal(t)
+	dir := t.TempDir()
+	count, out := filepath.Join(dir, "count"), filepath.Join(dir, "profile.json")
+	logs, err := os.Create(filepath.Join(dir, "output"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(capprofBin, "record", "-o", out, "--", workloadBin, "interrupts", count)
+	// A session of its own on the terminal, in its foreground, as a shell
+	// runs a job there.
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = terminal, logs, logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	output := func() string { return string(mustRead(t, logs.Name())) }
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(output(), "ready\n"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workload did not start: %s", output())
+		}
+	}
+	if _, err := master.Write([]byte{3}); err != nil { // ^C: the terminal's interrupt character
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("capprof: %v; output: %s", err, output())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("capprof still running after Ctrl-C; output: %s", output())
+	}
+	if n := string(mustRead(t, count)); n != "1" {
+		t.Errorf("one Ctrl-C brought the command %s SIGINTs, want 1", n)
+	}
+	if _, err := profile.Load(out); err != nil {
+		t.Errorf("no profile after Ctrl-C: %v", err)
+	}
+}
+
+// openTerminal opens a pseudo-terminal: its master, and the terminal.
+func openTerminal(t *testing.T) (master, terminal *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open a pseudo-terminal (devpts mounted on /dev/pts?): %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	terminal, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { terminal.Close() })
+	// Keep the terminal's echo of ^C from filling its buffer.
+	go io.Copy(io.Discard, master)
+	return master, terminal
+}
+
+// quitWhileSaving starts `capprof record -o FIFO args...`, which blocks
+// saving into a FIFO nobody reads, sends SIGINT to stop it, then another:
+// capprof must quit at once, say so, and exit 128+SIGINT.
+func quitWhileSaving(t *testing.T, started string, args ...string) {
+	t.Helper()
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := &background{done: make(chan error, 1)}
+	b.cmd = exec.Command(capprofBin, append([]string{"record", "-o", fifo, "--progress", "0"}, args...)...)
+	b.cmd.Stderr = b
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { b.done <- b.cmd.Wait() }()
+	t.Cleanup(func() { b.cmd.Process.Kill() })
+	b.waitFor(t, started)
+	b.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-b.done:
+		t.Fatalf("capprof exited (%v) while its output had no reader:\n%s", err, b.log())
+	case <-time.After(2 * time.Second): // stopping, and blocked opening the FIFO
+	}
+	b.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-b.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("capprof did not quit on a second SIGINT:\n%s", b.log())
+	}
+	if code := b.cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGINT) ||
+		!strings.Contains(b.log(), "capprof: received SIGINT while stopping: quit without saving the profile") {
+		t.Fatalf("exit %d, want 130 and a message:\n%s", code, b.log())
+	}
+}
+
+// TestSecondSignalQuitsWhileSaving: a recording stopped by a signal that
+// then hangs saving (here: a FIFO nobody reads) quits on the next signal.
+func TestSecondSignalQuitsWhileSaving(t *testing.T) {
+	requireRecording(t)
+	quitWhileSaving(t, "capprof: recording ", "--", workloadBin, "sleep")
 }

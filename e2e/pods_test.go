@@ -317,6 +317,15 @@ func TestPodsByName(t *testing.T) {
 	}
 }
 
+// TestPodsSecondSignalQuits: pod mode stops on a signal, and quits on the
+// next one if stopping hangs (here: saving into a FIFO nobody reads).
+func TestPodsSecondSignalQuits(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "quit")
+	runPod(t, c, testPod(ns, "xwing", nil, "app"))
+	quitWhileSaving(t, "capprof: recording ", "--node", testNode, "--pods", "xwing", "-n", ns, "--kubeconfig", c.Kubeconfig)
+}
+
 // waitCount waits until capprof's stderr contains s n times.
 func (b *background) waitCount(t *testing.T, s string, n int) {
 	t.Helper()

@@ -174,19 +174,21 @@ wait:
 		}
 	}
 	cancel()
-	if watchDone != nil {
-		<-watchDone
-	}
-	if len(targets.armed) == 0 {
-		return fmt.Errorf("no pod matched during the recording: %s; nothing recorded", cfg.Source.Describe())
-	}
-	_, missed := rec.names.recorded()
-	for _, t := range missed {
-		fmt.Fprintf(cfg.Progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it: not recorded\n",
-			t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
-	}
-	meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
-	return rec.finish(meta, cfg.Output, cfg.Stdout, fmt.Sprintf("%d container(s)", targets.recorded))
+	return rec.finishUnlessSignalled(cfg.Signals, func() error {
+		if watchDone != nil {
+			<-watchDone
+		}
+		if len(targets.armed) == 0 {
+			return fmt.Errorf("no pod matched during the recording: %s; nothing recorded", cfg.Source.Describe())
+		}
+		_, missed := rec.names.recorded()
+		for _, t := range missed {
+			fmt.Fprintf(cfg.Progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it: not recorded\n",
+				t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
+		}
+		meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
+		return rec.finish(meta, cfg.Output, cfg.Stdout, fmt.Sprintf("%d container(s)", targets.recorded))
+	})
 }
 
 // containerPIDs is a source that knows the pid of a running container (the

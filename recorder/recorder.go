@@ -105,23 +105,27 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	// it started is killed with its cgroup by the next capprof
 	// (sweepStaleCgroups).
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd()), Pdeathsig: syscall.SIGKILL}
+	terminal := foregroundTerminal(cfg.Stdin)
+	commandGroup(cmd.SysProcAttr, terminal)
 	exited, err := startCommand(cmd)
 	if err != nil {
 		rec.stop()
 		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
-		strings.Join(cfg.Command, " "), cfg.Name, cmd.Process.Pid, cg.path)
+		strings.Join(cfg.Redact.Args(cfg.Command), " "), cfg.Name, cmd.Process.Pid, cg.path)
 
 	exitCode := waitCommand(cmd, exited, cg, cfg, rec.col, rec.start)
 
-	if n, err := cg.killAll(10 * time.Second); err != nil {
+	n, err := cg.killAll(10 * time.Second)
+	takeTerminalBack(terminal)
+	if err != nil {
 		fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
 	} else if n > 0 {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
 	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Redact.Args(cfg.Command)}
-	if err := rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name); err != nil {
+	if err := rec.finishUnlessSignalled(cfg.Signals, func() error { return rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name) }); err != nil {
 		return exitCode, err
 	}
 	return exitCode, nil
@@ -141,6 +145,7 @@ type recording struct {
 	startup    time.Duration
 	phasesStop chan struct{} // closed to stop endStartups
 	phasesDone chan struct{} // closed by endStartups when it returns
+	quit       bool          // a signal cut finishing short (finishUnlessSignalled)
 	stopped    bool
 }
 
@@ -246,11 +251,40 @@ func (r *recording) stop() error {
 }
 
 func (r *recording) close() {
+	if r.quit {
+		return // the finishing goroutine may still use the probe; capprof is exiting
+	}
 	r.stop()
 	if r.live != nil { // recording failed: no events file is left behind
 		r.live.discard()
 	}
 	r.probe.Close()
+}
+
+// QuitError is a recording that a signal cut short while it was being
+// stopped and saved: nothing was saved, and capprof exits at once.
+type QuitError struct{ Signal syscall.Signal }
+
+func (e QuitError) Error() string {
+	return fmt.Sprintf("received %s while stopping: quit without saving the profile", unix.SignalName(e.Signal))
+}
+
+// finishUnlessSignalled runs finish (what ends a recording: waiting for the
+// watchers, saving the profile) unless a signal comes first: then it
+// returns a QuitError at once. A user who presses Ctrl-C again does not
+// wait for a slow API server or disk. The profile is then never half
+// there: outfile writes it whole or not at all.
+func (r *recording) finishUnlessSignalled(signals <-chan os.Signal, finish func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- finish() }()
+	select {
+	case err := <-done:
+		return err
+	case sig := <-signals:
+		r.quit = true
+		s, _ := sig.(syscall.Signal)
+		return QuitError{Signal: s}
+	}
 }
 
 // finish stops the recording, completes meta, saves the profile atomically

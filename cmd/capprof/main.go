@@ -57,11 +57,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := app.Run(flagsFirst(app, args))
 	var code exitCode
 	var status statusError
+	var quit recorder.QuitError
 	switch {
 	case err == nil:
 		return 0
 	case errors.As(err, &code):
 		return int(code)
+	case errors.As(err, &quit):
+		fmt.Fprintf(stderr, "capprof: %s\n", err)
+		return 128 + int(quit.Signal)
 	case errors.As(err, &status):
 		fmt.Fprintf(stderr, "capprof: %s\n", status.err)
 		return status.code

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -34,9 +35,12 @@ var actions = map[string]struct {
 	"noise":   {"DIR", noise},
 	"exit":    {"CODE", exitWith},
 	"sleep":   {"", sleepUntilSignal},
-	"serve":   {"DATADIR", serve},
-	"bench":   {"KIND ITERATIONS|DURATION REPS [hold]", bench},
-	"hold":    {"", hold},
+	// Counts the SIGINTs one Ctrl-C brings: a program that force-quits on a
+	// second one must get exactly one.
+	"interrupts": {"FILE", countInterrupts},
+	"serve":      {"DATADIR", serve},
+	"bench":      {"KIND ITERATIONS|DURATION REPS [hold]", bench},
+	"hold":       {"", hold},
 	// For recordings from a container's first instruction:
 	"timeline": {"DIR", timeline},
 	"escape":   {"FILE", escape},
@@ -176,6 +180,29 @@ func sleepUntilSignal([]string) error {
 	fmt.Println("ready")
 	time.Sleep(time.Hour)
 	return errors.New("not stopped within an hour")
+}
+
+// countInterrupts says "ready", waits for SIGINT, counts the SIGINTs that
+// come within a second of the first, writes the count to FILE and exits.
+func countInterrupts(args []string) error {
+	if len(args) != 1 {
+		return errors.New("need FILE")
+	}
+	interrupts := make(chan os.Signal, 16)
+	signal.Notify(interrupts, syscall.SIGINT)
+	fmt.Println("ready")
+	<-interrupts
+	n := 1
+	for deadline := time.After(time.Second); ; {
+		select {
+		case <-interrupts:
+			n++
+			continue
+		case <-deadline:
+		}
+		break
+	}
+	return os.WriteFile(args[0], []byte(strconv.Itoa(n)), 0o644)
 }
 
 // benchKinds are the loops `make bench` times. Each runs on one thread with
