@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capprof/capprof/internal/yamlguard"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -101,6 +102,9 @@ func parse(path string, data []byte) (*Manifest, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("document %d: not YAML: %s", i+1, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		if err := yamlguard.CheckNode(&doc, yamlguard.Limit(len(data))); err != nil {
+			return nil, fmt.Errorf("document %d: %w", i+1, err)
 		}
 		m.docs = append(m.docs, &doc)
 		if err := m.addDocument(i, &doc); err != nil {

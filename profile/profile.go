@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/capprof/capprof/internal/outfile"
+	"github.com/capprof/capprof/internal/yamlguard"
 )
 
 // APIVersion and Kind identify a capprof profile document.
@@ -432,6 +433,9 @@ func Parse(data []byte, isYAML bool) (*Profile, error) {
 		return nil, errors.New("empty file, not a capprof profile")
 	}
 	if isYAML {
+		if err := yamlguard.Check(data); err != nil {
+			return nil, err
+		}
 		var err error
 		if data, err = yaml.YAMLToJSONStrict(data); err != nil {
 			return nil, fmt.Errorf("malformed YAML: %s", oneLine(err))

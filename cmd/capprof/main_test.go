@@ -31,6 +31,10 @@ func TestBadInput(t *testing.T) {
 	unknownCap := write("unknown.json", profileJSON("CAP_SUPERPOWER"))
 	const shop, shopManifest = "../../manifest/testdata/shop.json", "../../manifest/testdata/deployment.yaml"
 	good := write("good.json", profileJSON("CAP_CHOWN"))
+	// One long string referenced by 20,000 aliases: gigabytes once expanded.
+	laughs := "s: &s " + strings.Repeat("a", 20000) + "\nlist:\n" + strings.Repeat("- *s\n", 20000)
+	laughsProfile := write("laughs.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: CapabilityProfile\n"+laughs)
+	laughsManifest := write("laughs-manifest.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: main}]}\n"+laughs)
 
 	tests := []struct {
 		name string
@@ -44,6 +48,8 @@ func TestBadInput(t *testing.T) {
 		{"wrong kind", []string{"analyze", wrongKind}, wrongKind + `: unsupported kind "Pod"`},
 		{"unknown capability", []string{"analyze", good, unknownCap}, unknownCap + `: invalid profile: unknown capability "CAP_SUPERPOWER" (valid, with or without CAP_: CHOWN,`},
 		{"no profile", []string{"analyze"}, "no profile given"},
+		{"alias bomb profile", []string{"analyze", laughsProfile}, laughsProfile + ": YAML aliases expand the document to more than 16 MiB (20000 aliases): refused"},
+		{"alias bomb manifest", []string{"analyze", "--manifest", laughsManifest, good}, laughsManifest + ": document 1: YAML aliases expand the document to more than 16 MiB (20000 aliases): refused"},
 		{"bad format", []string{"analyze", "-o", "xml", good}, `--output "xml": must be one of table, yaml, json`},
 		{"fail-on without manifest", []string{"analyze", "--fail-on", "missing", good}, "--fail-on compares with a manifest: give --manifest too"},
 		{"bad fail-on", []string{"analyze", "--manifest", shopManifest, "--fail-on", "some", shop}, `--fail-on "some": must be one of missing, excess, any`},
