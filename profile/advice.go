@@ -104,6 +104,7 @@ func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExec
 			warnings = append(warnings, "no process of this container was observed: the advice drops every capability without evidence; record while the container runs")
 		}
 	}
+	nonRoot := nonRootExecs(c.Execs)
 	for _, row := range rows {
 		if row.Decision == DeniedDecision && len(row.Evidence) > 0 {
 			e := row.Evidence[0]
@@ -113,12 +114,14 @@ func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExec
 		if row.Decision != Required && row.Decision != DeniedDecision {
 			continue
 		}
+		var asked []nonRootAsk
 		for _, e := range row.Evidence {
-			if uid, ok := nonRootWithout(c.Execs, e.Executable, row.Capability); ok {
-				warnings = append(warnings, fmt.Sprintf("%s ran as uid %d when it asked for %s, but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
-					"set it on the file (setcap cap_%s+ep %s) or run the process as root with only this capability",
-					e.Executable, uid, row.Capability, strings.ToLower(row.Capability.KubernetesName()), e.Executable))
+			if uid, ok := nonRootWithout(nonRoot[e.Executable], row.Capability); ok {
+				asked = append(asked, nonRootAsk{e.Executable, uid})
 			}
+		}
+		if len(asked) > 0 {
+			warnings = append(warnings, nonRootWarning(row.Capability, asked))
 		}
 	}
 	for _, fc := range fileCaps {
@@ -134,11 +137,51 @@ func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExec
 	return warnings
 }
 
-// nonRootWithout finds an exec of exe that ran as a non-root uid without c
-// in its permitted set (so not from file capabilities).
-func nonRootWithout(execs []Exec, exe string, c Capability) (uint32, bool) {
+// nonRootAsk is an executable that asked for a capability as a non-root uid.
+type nonRootAsk struct {
+	executable string
+	uid        uint32
+}
+
+// nonRootWarning says that executables that ran as non-root uids asked for
+// c, which add alone does not give them: one warning per capability, however
+// many executables (a profile can hold thousands), naming the first three.
+func nonRootWarning(c Capability, asked []nonRootAsk) string {
+	const named = 3
+	setcap := "setcap cap_" + strings.ToLower(c.KubernetesName()) + "+ep "
+	if len(asked) == 1 {
+		a := asked[0]
+		return fmt.Sprintf("%s ran as uid %d when it asked for %s, but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
+			"set it on the file (%s%s) or run the process as root with only this capability", a.executable, a.uid, c, setcap, a.executable)
+	}
+	var names []string
+	for _, a := range asked[:min(named, len(asked))] {
+		names = append(names, fmt.Sprintf("%s as uid %d", a.executable, a.uid))
+	}
+	list := strings.Join(names, ", ")
+	if len(asked) > named {
+		list += fmt.Sprintf(" and %d more", len(asked)-named)
+	}
+	return fmt.Sprintf("%d executables ran as non-root uids when they asked for %s (%s), but Kubernetes gives non-root processes no ambient capabilities, so add alone will not give it: "+
+		"set it on each file (%sFILE) or run the processes as root with only this capability", len(asked), c, list, setcap)
+}
+
+// nonRootExecs are the execs that ran as a non-root uid, by executable.
+func nonRootExecs(execs []Exec) map[string][]Exec {
+	byExe := map[string][]Exec{}
 	for _, e := range execs {
-		if e.Executable == exe && e.EUID != 0 && !e.Permitted.Has(c) {
+		if e.EUID != 0 {
+			byExe[e.Executable] = append(byExe[e.Executable], e)
+		}
+	}
+	return byExe
+}
+
+// nonRootWithout finds, among an executable's non-root execs, one without
+// c in its permitted set (so not from file capabilities).
+func nonRootWithout(execs []Exec, c Capability) (uint32, bool) {
+	for _, e := range execs {
+		if !e.Permitted.Has(c) {
 			return e.EUID, true
 		}
 	}

@@ -54,6 +54,7 @@ const (
 // granted check came in the startup window. It returns the decision and a
 // one-line reason.
 func Decide(checks []CapabilityChecks, changes []CredentialChange) (Decision, string) {
+	raised := inheritableRaised(changes)
 	var granted, unknownAuditOnly, startupOnly = false, true, true
 	var failed, unknown, tolerated, shortcut bool
 	for _, c := range checks {
@@ -64,7 +65,7 @@ func Decide(checks []CapabilityChecks, changes []CredentialChange) (Decision, st
 			if !isWorkloadCheck(s) {
 				continue
 			}
-			if c.Verdict == Granted && isUnneededShortcut(c.Capability, s, changes) {
+			if c.Verdict == Granted && isUnneededShortcut(c.Capability, s, raised) {
 				shortcut = true
 				continue
 			}
@@ -107,9 +108,10 @@ const capSetpcap Capability = 8
 
 // isUnneededShortcut: a SETPCAP check made only by cap_capset, in a
 // container where no capset raised the inheritable set beyond the old
-// inheritable and permitted sets, the one thing it would have allowed.
-func isUnneededShortcut(c Capability, s Source, changes []CredentialChange) bool {
-	if c != capSetpcap || len(s.CallSites) == 0 {
+// inheritable and permitted sets (raised: inheritableRaised), the one thing
+// it would have allowed.
+func isUnneededShortcut(c Capability, s Source, raised bool) bool {
+	if c != capSetpcap || len(s.CallSites) == 0 || raised {
 		return false
 	}
 	for _, site := range s.CallSites {
@@ -117,12 +119,15 @@ func isUnneededShortcut(c Capability, s Source, changes []CredentialChange) bool
 			return false
 		}
 	}
-	for _, ch := range changes {
-		if ch.Syscall == "capset" && ch.After.Inheritable&^(ch.Before.Inheritable|ch.Before.Permitted) != 0 {
-			return false
-		}
-	}
 	return true
+}
+
+// inheritableRaised reports whether a capset raised the inheritable set
+// beyond the old inheritable and permitted sets, which needs SETPCAP.
+func inheritableRaised(changes []CredentialChange) bool {
+	return slices.ContainsFunc(changes, func(ch CredentialChange) bool {
+		return ch.Syscall == "capset" && ch.After.Inheritable&^(ch.Before.Inheritable|ch.Before.Permitted) != 0
+	})
 }
 
 // isWorkloadCheck: made by the workload on its own credentials, not a
@@ -331,11 +336,11 @@ func analyzeContainer(c Container) ContainerAnalysis {
 
 // explains reports whether a source contributed to the decision, so the
 // evidence for a required capability is what needed it.
-func explains(d Decision, cc CapabilityChecks, s Source, changes []CredentialChange) bool {
+func explains(d Decision, cc CapabilityChecks, s Source, raised bool) bool {
 	workload := cc.UserNamespace == InitialNamespace && isWorkloadCheck(s)
 	switch d {
 	case Required:
-		return cc.Verdict == Granted && workload && !isUnneededShortcut(cc.Capability, s, changes)
+		return cc.Verdict == Granted && workload && !isUnneededShortcut(cc.Capability, s, raised)
 	case DeniedDecision:
 		return cc.Verdict == Denied && workload && s.Outcome() != SyscallSucceeded
 	default:
@@ -354,9 +359,10 @@ type evidenceKey struct {
 func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange) []Evidence {
 	byKey := map[evidenceKey]*Evidence{}
 	sites := map[evidenceKey]map[string]bool{}
+	raised := inheritableRaised(changes)
 	for _, cc := range checks {
 		for _, s := range cc.Sources {
-			if !explains(d, cc, s, changes) {
+			if !explains(d, cc, s, raised) {
 				continue
 			}
 			k := evidenceKey{s.Executable, s.Syscall, s.Phase, ""}

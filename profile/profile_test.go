@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -413,6 +414,14 @@ func TestAdvice(t *testing.T) {
 	bind := CapabilityChecks{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
 		{Executable: "/app/server", Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 1}}}
 	nonRootExec := Exec{Executable: "/app/server", UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1}
+	manyBind := CapabilityChecks{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace}
+	var manyExecs []Exec
+	for i := range 5 {
+		exe := fmt.Sprintf("/app/w%d", i)
+		manyBind.Sources = append(manyBind.Sources, Source{Executable: exe, Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: SteadyPhase, Count: 1})
+		manyBind.Count++
+		manyExecs = append(manyExecs, Exec{Executable: exe, UID: 1000, EUID: 1000, Count: 1})
+	}
 	fileCapChange := CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve", Count: 1,
 		Before: Credentials{UID: 1000, EUID: 1000},
 		After:  Credentials{UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13}}
@@ -437,6 +446,9 @@ func TestAdvice(t *testing.T) {
 		{name: "non-root needs a capability", container: Container{UIDs: []uint32{1000}, Execs: []Exec{nonRootExec}, Capabilities: []CapabilityChecks{bind}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted,
 			warnings: []string{"/app/server ran as uid 1000 when it asked for CAP_NET_BIND_SERVICE, but Kubernetes gives non-root processes no ambient capabilities", "setcap cap_net_bind_service+ep /app/server"}},
+		{name: "many non-root executables need a capability: one warning", container: Container{UIDs: []uint32{1000}, Execs: manyExecs, Capabilities: []CapabilityChecks{manyBind}},
+			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted,
+			warnings: []string{"5 executables ran as non-root uids when they asked for CAP_NET_BIND_SERVICE (/app/w0 as uid 1000, /app/w1 as uid 1000, /app/w2 as uid 1000 and 2 more)", "set it on each file (setcap cap_net_bind_service+ep FILE)"}},
 		{name: "file capabilities", container: Container{UIDs: []uint32{1000}, CredentialChanges: []CredentialChange{fileCapChange},
 			Execs: []Exec{{Executable: "/usr/bin/ping", UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13, PrivilegeGain: true}}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_RAW"}, level: Privileged,
