@@ -38,7 +38,9 @@ func (c Capability) KubernetesName() string {
 	return strconv.Itoa(int(c))
 }
 
-// ParseCapability accepts CAP_NET_RAW, NET_RAW (any case) or CAP_<n>.
+// ParseCapability accepts CAP_NET_RAW, NET_RAW (any case) or CAP_<n> for
+// a number up to LastCapability, the kernel's last (CAP_10 is
+// CAP_NET_BIND_SERVICE; CAP_+10 and CAP_41 are refused).
 func ParseCapability(s string) (Capability, error) {
 	name := strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "CAP_")
 	for i, n := range capabilityNames {
@@ -46,10 +48,19 @@ func ParseCapability(s string) (Capability, error) {
 			return Capability(i), nil
 		}
 	}
-	if n, err := strconv.Atoi(name); err == nil && n >= 0 && n < 64 && strings.HasPrefix(strings.ToUpper(s), "CAP_") {
-		return Capability(n), nil
+	if digits(name) && strings.HasPrefix(strings.ToUpper(s), "CAP_") {
+		if n, err := strconv.Atoi(name); err == nil && n <= int(LastCapability) {
+			return Capability(n), nil
+		}
+		return 0, fmt.Errorf("unknown capability %q: the kernel's last is CAP_%d (CAP_%s, Linux 5.9)", s, LastCapability, capabilityNames[LastCapability])
 	}
 	return 0, fmt.Errorf("unknown capability %q (valid, with or without CAP_: %s; or CAP_<number>)", s, strings.Join(capabilityNames[:], ", "))
+}
+
+// digits reports whether s is a decimal number as the kernel prints one:
+// no sign, space or leading zero.
+func digits(s string) bool {
+	return s != "" && len(s) <= 3 && strings.Trim(s, "0123456789") == "" && (s == "0" || s[0] != '0')
 }
 
 // MarshalJSON writes the kernel name.

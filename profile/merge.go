@@ -2,6 +2,8 @@ package profile
 
 import (
 	"cmp"
+	"math"
+	"math/bits"
 	"slices"
 )
 
@@ -120,9 +122,9 @@ func (m *containerMerger) add(c Container) {
 				t = &sourceTally{callSites: map[string]bool{}}
 				sources[sk] = t
 			}
-			t.count += s.Count
-			t.failed += s.SyscallFailed
-			t.succeeded += s.SyscallSucceeded
+			t.count = addCounts(t.count, s.Count)
+			t.failed = addCounts(t.failed, s.SyscallFailed)
+			t.succeeded = addCounts(t.succeeded, s.SyscallSucceeded)
 			for _, site := range s.CallSites {
 				t.callSites[site] = true
 			}
@@ -135,13 +137,14 @@ func (m *containerMerger) add(c Container) {
 			t = &execTally{statuses: map[string]bool{}}
 			m.execs[k] = t
 		}
-		t.count += e.Count
+		t.count = addCounts(t.count, e.Count)
 		for _, s := range e.ExitStatuses {
 			t.statuses[s] = true
 		}
 	}
 	for _, ch := range c.CredentialChanges {
-		m.changes[credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}] += ch.Count
+		k := credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}
+		m.changes[k] = addCounts(m.changes[k], ch.Count)
 	}
 	for _, u := range c.UIDs {
 		m.uids[u] = true
@@ -169,7 +172,7 @@ func (m *containerMerger) result() Container {
 	for k, sources := range m.checks {
 		cc := CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []Source{}}
 		for sk, t := range sources {
-			cc.Count += t.count
+			cc.Count = addCounts(cc.Count, t.count)
 			cc.Sources = append(cc.Sources, Source{
 				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedKeys(t.callSites),
 				Audit: sk.Audit, AuditFrom: sk.AuditFrom, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
@@ -223,6 +226,16 @@ func (m *containerMerger) result() Container {
 
 // sortedKeys returns the set's members in order, or nil for an empty set (so
 // command-mode profiles leave the field out).
+// addCounts adds two counts, saturating: however many profiles are merged,
+// a count never wraps around to a small number.
+func addCounts(a, b uint64) uint64 {
+	sum, carry := bits.Add64(a, b, 0)
+	if carry != 0 {
+		return math.MaxUint64
+	}
+	return sum
+}
+
 func sortedKeys(set map[string]bool) []string {
 	if len(set) == 0 {
 		return nil

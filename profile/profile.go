@@ -472,6 +472,9 @@ func (p *Profile) Validate() error {
 	if p.Kind != Kind {
 		return fmt.Errorf("unsupported kind %q, want %q", p.Kind, Kind)
 	}
+	if p.Containers == nil {
+		return errors.New("containers: missing or null: a profile lists its containers (an empty list when it recorded none)")
+	}
 	seen := map[Key]bool{}
 	for i, c := range p.Containers {
 		if c.Name == "" {
@@ -489,6 +492,9 @@ func (p *Profile) Validate() error {
 			return fmt.Errorf("containers[%d]: duplicate container %q", i, c.Key())
 		}
 		seen[c.Key()] = true
+		if err := validateCounts(i, c); err != nil {
+			return err
+		}
 		for j, cc := range c.Capabilities {
 			where := fmt.Sprintf("containers[%d] (%s) capabilities[%d]", i, c.Name, j)
 			if err := oneOf(where+".verdict", string(cc.Verdict), Granted, Denied); err != nil {
@@ -527,6 +533,57 @@ func (p *Profile) Validate() error {
 		}
 		if cov := c.Coverage; cov != nil && (cov.Instances < 0 || cov.FromStart < 0 || cov.FromStart+len(cov.Late) != cov.Instances) {
 			return fmt.Errorf("containers[%d] (%s) coverage: %d instances, but %d from their start and %d late", i, c.Name, cov.Instances, cov.FromStart, len(cov.Late))
+		}
+	}
+	return nil
+}
+
+// MaxCount bounds every count in a profile: 2^53, the largest integer JSON
+// readers keep exactly. Merging a thousand profiles stays far from
+// overflowing uint64; merging saturates beyond.
+const MaxCount = uint64(1) << 53
+
+// validateCounts refuses what would count a check twice or wrongly: a
+// second entry for one capability, verdict and user namespace, a source
+// listed twice, a count unlike the sum of its sources', a count over
+// MaxCount.
+func validateCounts(i int, c Container) error {
+	entries := map[checksKey]int{}
+	for j, cc := range c.Capabilities {
+		where := fmt.Sprintf("containers[%d] (%s) capabilities[%d]", i, c.Name, j)
+		k := checksKey{cc.Capability, cc.Verdict, cc.UserNamespace}
+		if first, dup := entries[k]; dup {
+			return fmt.Errorf("%s: a second %s %s entry in the %s user namespace (the first is capabilities[%d]): one entry per capability, verdict and namespace", where, cc.Capability, cc.Verdict, cc.UserNamespace, first)
+		}
+		entries[k] = j
+		if cc.Count > MaxCount {
+			return fmt.Errorf("%s.count: %d is more than 2^53", where, cc.Count)
+		}
+		sources := map[sourceKey]int{}
+		var sum uint64
+		for k, s := range cc.Sources {
+			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.AuditFrom, s.Credentials, s.Phase}
+			if first, dup := sources[sk]; dup {
+				return fmt.Errorf("%s.sources[%d]: the same source as sources[%d] (%s: %s)", where, k, first, s.Executable, s.Syscall)
+			}
+			sources[sk] = k
+			if s.Count > MaxCount {
+				return fmt.Errorf("%s.sources[%d].count: %d is more than 2^53", where, k, s.Count)
+			}
+			sum += s.Count
+		}
+		if len(cc.Sources) > 0 && sum != cc.Count {
+			return fmt.Errorf("%s.count: %d, but its sources count %d", where, cc.Count, sum)
+		}
+	}
+	for j, e := range c.Execs {
+		if e.Count > MaxCount {
+			return fmt.Errorf("containers[%d] (%s) execs[%d].count: %d is more than 2^53", i, c.Name, j, e.Count)
+		}
+	}
+	for j, ch := range c.CredentialChanges {
+		if ch.Count > MaxCount {
+			return fmt.Errorf("containers[%d] (%s) credentialChanges[%d].count: %d is more than 2^53", i, c.Name, j, ch.Count)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package profile
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -36,7 +37,7 @@ func sampleProfile() *Profile {
 				{Capability: 21, Verdict: Granted, UserNamespace: InitialNamespace, Count: 40, Sources: []Source{
 					{Executable: "/srv/server", Syscall: "mmap", CallSites: []string{"security_vm_enough_memory_mm"}, Audit: NoAudit, Credentials: OwnCredentials, Phase: StartupPhase, Count: 40},
 				}},
-				{Capability: 41, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
+				{Capability: 40, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
 					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Phase: StartupPhase, Count: 2},
 				}},
 			},
@@ -107,6 +108,13 @@ func TestParseErrors(t *testing.T) {
 		{"coverage that does not add up", "p.json", valid(func(s string) string {
 			return strings.Replace(s, `"uids": [`, `"coverage": {"instances": 2, "fromStart": 1}, "uids": [`, 1)
 		}), `(main) coverage: 2 instances, but 1 from their start and 0 late`},
+		{"capability with a sign", "p.json", valid(func(s string) string { return strings.Replace(s, "CAP_NET_BIND_SERVICE", "CAP_+10", 1) }), `unknown capability "CAP_+10"`},
+		{"capability beyond the kernel's", "p.json", valid(func(s string) string { return strings.Replace(s, "CAP_NET_BIND_SERVICE", "CAP_41", 1) }), `unknown capability "CAP_41": the kernel's last is CAP_40 (CAP_CHECKPOINT_RESTORE, Linux 5.9)`},
+		{"count unlike its sources'", "p.json", valid(func(s string) string { return strings.Replace(s, `"count": 40`, `"count": 41`, 1) }), `capabilities[1].count: 41, but its sources count 40`},
+		{"a capability twice", "p.json", valid(func(s string) string { return strings.Replace(s, "CAP_SYS_ADMIN", "CAP_NET_BIND_SERVICE", 1) }),
+			`capabilities[1]: a second CAP_NET_BIND_SERVICE granted entry in the initial user namespace (the first is capabilities[0])`},
+		{"count beyond 2^53", "p.json", valid(func(s string) string { return strings.ReplaceAll(s, `"count": 40`, `"count": 9007199254740993`) }), `capabilities[1].count: 9007199254740993 is more than 2^53`},
+		{"no containers", "p.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: CapabilityProfile\ncontainers: null\n", "containers: missing or null"},
 		{"bad change phase", "p.json", valid(func(s string) string {
 			return strings.Replace(s, `"syscall": "setuid",`, `"syscall": "setuid", "phase": "steady",`, 1)
 		}),
@@ -127,6 +135,26 @@ func TestParseErrors(t *testing.T) {
 				t.Fatalf("error %q: want one line starting with the path and containing %q", msg, tt.want)
 			}
 		})
+	}
+}
+
+func TestDuplicateSourceRejected(t *testing.T) {
+	p := sampleProfile()
+	cc := &p.Containers[0].Capabilities[0]
+	cc.Sources = append(cc.Sources, cc.Sources[0])
+	cc.Count *= 2
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "capabilities[0].sources[1]: the same source as sources[0] (/srv/server: bind)") {
+		t.Fatalf("Validate = %v", err)
+	}
+}
+
+// TestMergeSaturates: counts merged from many profiles never wrap around.
+func TestMergeSaturates(t *testing.T) {
+	a, b := sampleProfile().Containers[0], sampleProfile().Containers[0]
+	a.Capabilities[0].Count, a.Capabilities[0].Sources[0].Count = math.MaxUint64-1, math.MaxUint64-1
+	merged := MergeContainers(a, b)
+	if got := merged[0].Capabilities[0].Count; got != math.MaxUint64 {
+		t.Fatalf("merged count %d, want saturated at MaxUint64", got)
 	}
 }
 
@@ -159,14 +187,14 @@ func TestDuplicateContainerRejected(t *testing.T) {
 func TestCapabilityNames(t *testing.T) {
 	for in, want := range map[string]Capability{
 		"CAP_CHOWN": 0, "chown": 0, "NET_BIND_SERVICE": 10, "cap_sys_admin": 21,
-		"CAP_CHECKPOINT_RESTORE": 40, "CAP_41": 41, "CAP_63": 63,
+		"CAP_CHECKPOINT_RESTORE": 40, "CAP_10": 10, "CAP_40": 40, "cap_0": 0,
 	} {
 		got, err := ParseCapability(in)
 		if err != nil || got != want {
 			t.Errorf("ParseCapability(%q) = %v, %v; want %v", in, got, err, want)
 		}
 	}
-	for _, bad := range []string{"CAP_FOO", "41", "CAP_64", "", "CAP_-1"} {
+	for _, bad := range []string{"CAP_FOO", "41", "CAP_41", "CAP_63", "CAP_64", "", "CAP_-1", "CAP_+10", "CAP_ 10", "CAP_010", "CAP_1e1", "CAP_99999999999999999999"} {
 		if _, err := ParseCapability(bad); err == nil {
 			t.Errorf("ParseCapability(%q) succeeded, want an error", bad)
 		}
@@ -174,7 +202,7 @@ func TestCapabilityNames(t *testing.T) {
 	if len(capabilityNames) != 41 {
 		t.Fatalf("%d capability names, want 41 (0..40)", len(capabilityNames))
 	}
-	for c := Capability(0); c <= 41; c++ {
+	for c := Capability(0); c <= LastCapability; c++ {
 		back, err := ParseCapability(c.String())
 		if err != nil || back != c {
 			t.Errorf("%d -> %s -> %d, %v", c, c, back, err)
@@ -196,7 +224,6 @@ func TestCapSetJSON(t *testing.T) {
 		{0, `[]`},
 		{allKnown, `["ALL"]`},
 		{1<<0 | 1<<21, `["CAP_CHOWN","CAP_SYS_ADMIN"]`},
-		{allKnown | 1<<41, `["ALL","CAP_41"]`},
 		{allKnown &^ (1 << 24), `["ALL","-CAP_SYS_RESOURCE"]`},
 		{1<<20 - 1, `["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE"]`},                                // 20 of 41: listed
 		{1<<21 - 1, `["ALL","-CAP_SYS_ADMIN","-CAP_SYS_BOOT","-CAP_SYS_NICE","-CAP_SYS_RESOURCE","-CAP_SYS_TIME","-CAP_SYS_TTY_CONFIG","-CAP_MKNOD","-CAP_LEASE","-CAP_AUDIT_WRITE","-CAP_AUDIT_CONTROL","-CAP_SETFCAP","-CAP_MAC_OVERRIDE","-CAP_MAC_ADMIN","-CAP_SYSLOG","-CAP_WAKE_ALARM","-CAP_BLOCK_SUSPEND","-CAP_AUDIT_READ","-CAP_PERFMON","-CAP_BPF","-CAP_CHECKPOINT_RESTORE"]`}, // 21 of 41: ALL minus the rest
@@ -394,8 +421,8 @@ func TestAnalyze(t *testing.T) {
 	if r := rows[21]; r.Decision != NotNeeded || r.Granted != 80 {
 		t.Fatalf("CAP_SYS_ADMIN row %+v, want not needed with 80 granted checks", r)
 	}
-	if r := rows[41]; r.Decision != NotNeeded || r.Denied != 4 {
-		t.Fatalf("CAP_41 row %+v, want not needed with 4 denied checks", r)
+	if r := rows[40]; r.Decision != NotNeeded || r.Denied != 4 {
+		t.Fatalf("CAP_CHECKPOINT_RESTORE row %+v, want not needed with 4 denied checks", r)
 	}
 
 	none := Analyze([]Input{{"one.json", gain}})
