@@ -110,8 +110,12 @@ func TestLiveEventsCommand(t *testing.T) {
 	requireRecording(t)
 	const loops = 20000
 	path := filepath.Join(t.TempDir(), "events.json")
-	p := recordOK(t, []string{"--events", path, "--events-rate-limit", "1s", "--events-filter", "audit=audited,audit=insetid,audit=noaudit,audit=unknown"},
+	r := record(t, []string{"--events", path, "--events-rate-limit", "1s", "--events-filter", "audit=audited,audit=insetid,audit=noaudit,audit=unknown"},
 		"sh", "-c", fmt.Sprintf("%s bench setuid %d 1 && %s setuid", workloadBin, loops, workloadBin))
+	if r.code != 0 {
+		t.Fatalf("record: exit %d, stderr: %s", r.code, r.stderr)
+	}
+	p := r.profile
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -146,7 +150,12 @@ func TestLiveEventsCommand(t *testing.T) {
 		t.Fatalf("bench exit %+v: want status 0 under the same exec_id", exit)
 	}
 	lines, total := checkLines(checks, "CAP_SETUID", events.Allowed)
-	if total != loops || lines > 12 {
+	if total < loops && strings.Contains(r.stderr, " lost (") {
+		// A slow machine (the kernel matrix's emulated guests) can fill the
+		// queue of events: capprof says how many were lost, and a lost
+		// line takes the checks it counted with it.
+		t.Logf("bench: %d of %d checks in the events; capprof reports losses: %s", total, loops, r.stderr)
+	} else if total != loops || lines > 12 {
 		t.Fatalf("bench: %d CAP_SETUID lines accounting for %d checks; want %d checks in a few lines (one per second, and a summary)", lines, total, loops)
 	}
 	for _, k := range checks {

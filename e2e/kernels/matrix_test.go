@@ -353,6 +353,7 @@ type matrixRow struct {
 	works                    bool
 	reason                   string
 	tests, workloads         int
+	failed                   []string // e2e tests that failed
 	agree                    bool
 }
 
@@ -384,7 +385,7 @@ func checkGuest(t *testing.T, name string, g guest) []matrixRow {
 			continue
 		}
 		s := g.e2e[b]
-		row.tests = len(s.passed)
+		row.tests, row.failed = len(s.passed), s.failed
 		if !s.ran || s.status != 0 || len(s.failed) > 0 || len(s.passed) == 0 {
 			t.Errorf("%s: e2e tests: exit %d, passed %d, failed %v\n%s", b, s.status, len(s.passed), s.failed, lastLines(s.output, 60))
 		}
@@ -464,8 +465,12 @@ func matrixTable(rows []matrixRow) string {
 		if !r.agree {
 			agree = "DIFFERENT recommendations from the other probes"
 		}
-		fmt.Fprintf(&b, "| %s | %s | yes | loads and attaches; %d e2e tests pass; %d accuracy workloads sufficient and minimal; %s |\n",
-			r.release, r.backend, r.tests, r.workloads, agree)
+		failed := ""
+		if len(r.failed) > 0 {
+			failed = fmt.Sprintf(" (FAILED: %s)", strings.Join(r.failed, ", "))
+		}
+		fmt.Fprintf(&b, "| %s | %s | yes | loads and attaches; %d e2e tests pass%s; %d accuracy workloads sufficient and minimal; %s |\n",
+			r.release, r.backend, r.tests, failed, r.workloads, agree)
 	}
 	return b.String()
 }
