@@ -289,9 +289,20 @@ func readEvent(reader *ringbuf.Reader) (Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read event: %w", err)
 		}
-		return decodeEvent(rec.RawSample)
+		ev, err := decodeEvent(rec.RawSample)
+		if err != nil {
+			return nil, &DecodeError{Err: err}
+		}
+		return ev, nil
 	}
 }
+
+// DecodeError is an event that could not be decoded: the reader can count
+// it and read on.
+type DecodeError struct{ Err error }
+
+func (e *DecodeError) Error() string { return "decode event: " + e.Err.Error() }
+func (e *DecodeError) Unwrap() error { return e.Err }
 
 // Flush makes ReadEvent and ReadLiveEvent return the events still queued,
 // then ErrClosed.

@@ -31,6 +31,7 @@ type Probe struct {
 	// liveReader reads live check events; nil without Options.LiveEvents.
 	liveReader *ringbuf.Reader
 	startup    time.Duration
+	closed     bool // Close has run
 }
 
 // Options tune a Probe.
@@ -419,6 +420,10 @@ func (p *Probe) detach() {
 
 // Close detaches and frees everything.
 func (p *Probe) Close() error {
+	if p.closed {
+		return nil
+	}
+	p.closed = true
 	p.detach()
 	p.reader.Close()
 	if p.liveReader != nil {

@@ -90,11 +90,19 @@ type Drops struct {
 	// be tracked (the kernel's target set was full): what ran in them is
 	// missing.
 	UntrackedCgroups uint64 `json:"untrackedCgroups,omitempty"`
+	// UndecodableEvents could not be decoded (a bug, or a kernel that lays
+	// events out differently): skipped, the recording went on.
+	UndecodableEvents uint64 `json:"undecodableEvents,omitempty"`
+	// ExecsNotKept are execs of executables beyond the distinct ones a
+	// recording keeps (a workload that runs ever new programs): their
+	// checks are counted, their exec entries are not.
+	ExecsNotKept uint64 `json:"execsNotKept,omitempty"`
 }
 
 // Total is the sum of all drops.
 func (d Drops) Total() uint64 {
-	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials + d.UntrackedCgroups
+	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials + d.UntrackedCgroups +
+		d.UndecodableEvents + d.ExecsNotKept
 }
 
 // String says what was dropped, for warnings.
@@ -103,6 +111,12 @@ func (d Drops) String() string {
 		d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls, d.UnfollowedDenials)
 	if d.UntrackedCgroups > 0 {
 		s += fmt.Sprintf(", and could not track %d new cgroups", d.UntrackedCgroups)
+	}
+	if d.UndecodableEvents > 0 {
+		s += fmt.Sprintf("; capprof could not decode %d events", d.UndecodableEvents)
+	}
+	if d.ExecsNotKept > 0 {
+		s += fmt.Sprintf("; %d execs beyond the executables a recording keeps were counted but not listed", d.ExecsNotKept)
 	}
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/capprof/capprof/bpf"
@@ -31,6 +32,7 @@ type collector struct {
 	nChecks  int
 	nChanges int
 
+	// exePaths names executables, up to maxExecutables of them.
 	exePaths map[bpf.ExeID]string
 	// stacks are the distinct kernel stacks seen per check key (Count zero):
 	// the first check's and the sampled ones.
@@ -39,9 +41,18 @@ type collector struct {
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*profile.Exec
 	parts    map[uint64]*profile.Container // by cgroup id
-	// execs are kept apart from parts[].Execs, which would move on append
-	// under the pointers in procExec.
-	execs map[uint64][]*profile.Exec
+	// execs, changes and uids are aggregated as they come, by cgroup: a
+	// workload that runs /bin/true a million times makes one entry, not a
+	// million. parts[] gets them at the end.
+	execs   map[uint64]map[execKey]*profile.Exec
+	changes map[uint64]map[changeKey]*profile.CredentialChange
+	uids    map[uint64]map[uint32]bool
+	// executables are the distinct executables with exec entries, up to
+	// maxExecutables; execsNotKept counts the execs beyond.
+	executables  map[string]bool
+	execsNotKept uint64
+	// undecodable counts the events that could not be decoded.
+	undecodable atomic.Uint64
 	// live receives the events live events are made of; nil without --events.
 	live *liveStream
 	// names learns the cgroups the kernel side made targets.
@@ -50,27 +61,120 @@ type collector struct {
 
 func newCollector(self bpf.ExeID, names *targetNames) *collector {
 	return &collector{
-		self:     self,
-		names:    names,
-		exePaths: map[bpf.ExeID]string{},
-		stacks:   map[bpf.Check]map[string][]uint64{},
-		procExec: map[uint32]*profile.Exec{},
-		parts:    map[uint64]*profile.Container{},
-		execs:    map[uint64][]*profile.Exec{},
+		self:        self,
+		names:       names,
+		exePaths:    map[bpf.ExeID]string{},
+		stacks:      map[bpf.Check]map[string][]uint64{},
+		procExec:    map[uint32]*profile.Exec{},
+		parts:       map[uint64]*profile.Container{},
+		execs:       map[uint64]map[execKey]*profile.Exec{},
+		changes:     map[uint64]map[changeKey]*profile.CredentialChange{},
+		uids:        map[uint64]map[uint32]bool{},
+		executables: map[string]bool{},
 	}
 }
 
-// consume reads events until the probe is flushed.
-func (c *collector) consume(p *bpf.Probe) error {
+// maxExecutables bounds the distinct executables a recording names and
+// lists execs of: a workload that runs ever new programs (150,000 distinct
+// executables took 388 MiB) costs a bounded amount; beyond, its checks are
+// still counted, its execs are counted as not kept.
+const maxExecutables = 20000
+
+// execKey is what tells two exec entries apart.
+type execKey struct {
+	executable, script   string
+	uid, euid, gid, egid uint32
+	effective, permitted profile.CapSet
+	privilegeGain        bool
+}
+
+// changeKey is what tells two credential change entries apart.
+type changeKey struct {
+	executable, syscall string
+	source              profile.CredentialSource
+	phase               profile.Phase
+	before, after       profile.Credentials
+}
+
+// eventReader is where events come from: a *bpf.Probe.
+type eventReader interface {
+	ReadEvent() (bpf.Event, error)
+}
+
+// consume reads events until the probe is flushed. An event that cannot be
+// decoded is counted (the profile's drops say so) and skipped.
+func (c *collector) consume(p eventReader) error {
 	for {
 		ev, err := p.ReadEvent()
-		if errors.Is(err, bpf.ErrClosed) {
+		var undecodable *bpf.DecodeError
+		switch {
+		case errors.Is(err, bpf.ErrClosed):
 			return nil
-		}
-		if err != nil {
+		case errors.As(err, &undecodable):
+			c.undecodable.Add(1)
+			continue
+		case err != nil:
 			return err
 		}
 		c.handle(ev)
+	}
+}
+
+// addUID notes an effective uid processes of a cgroup ran with.
+func (c *collector) addUID(cgroupID uint64, uid uint32) {
+	set := c.uids[cgroupID]
+	if set == nil {
+		set = map[uint32]bool{}
+		c.uids[cgroupID] = set
+	}
+	set[uid] = true
+}
+
+// addChange counts a credential change of a cgroup.
+func (c *collector) addChange(cgroupID uint64, ch profile.CredentialChange) {
+	set := c.changes[cgroupID]
+	if set == nil {
+		set = map[changeKey]*profile.CredentialChange{}
+		c.changes[cgroupID] = set
+	}
+	k := changeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}
+	if x := set[k]; x != nil {
+		x.Count++
+		return
+	}
+	ch.Count = 1
+	set[k] = &ch
+}
+
+// addExec counts an exec of a cgroup and returns its entry, or nil when it
+// is of an executable beyond maxExecutables.
+func (c *collector) addExec(cgroupID uint64, x profile.Exec) *profile.Exec {
+	if !c.executables[x.Executable] {
+		if len(c.executables) >= maxExecutables {
+			c.execsNotKept++
+			return nil
+		}
+		c.executables[x.Executable] = true
+	}
+	set := c.execs[cgroupID]
+	if set == nil {
+		set = map[execKey]*profile.Exec{}
+		c.execs[cgroupID] = set
+	}
+	k := execKey{x.Executable, x.Script, x.UID, x.EUID, x.GID, x.EGID, x.Effective, x.Permitted, x.PrivilegeGain}
+	if e := set[k]; e != nil {
+		e.Count++
+		return e
+	}
+	x.Count = 1
+	set[k] = &x
+	return &x
+}
+
+// namePath notes an executable's path, unless maxExecutables are named.
+func (c *collector) namePath(id bpf.ExeID, path string) {
+	if _, known := c.exePaths[id]; known || len(c.exePaths) < maxExecutables {
+		c.exePaths[id] = path
 	}
 }
 
@@ -104,38 +208,40 @@ func (c *collector) handle(ev bpf.Event) {
 	case *bpf.FirstCheck:
 		c.addStack(e.Check, e.Stack)
 		if e.ExePath != "" {
-			c.exePaths[e.Check.Exe] = e.ExePath
+			c.namePath(e.Check.Exe, e.ExePath)
 		}
-		part := c.part(e.CgroupID)
+		c.part(e.CgroupID)
 		// The runtime (runc init) runs as root before it drops to the
 		// workload's user: its uid says nothing about runAsNonRoot.
 		if !e.Check.RuntimeInit {
-			part.UIDs = append(part.UIDs, e.EUID)
+			c.addUID(e.CgroupID, e.EUID)
 		}
 		c.count(&c.nChecks)
 	case *bpf.CheckSample:
 		c.addStack(e.Check, e.Stack)
 	case *bpf.Exec:
-		c.exePaths[e.Exe] = e.ExePath
-		part := c.part(e.CgroupID)
-		x := &profile.Exec{
+		c.namePath(e.Exe, e.ExePath)
+		c.part(e.CgroupID)
+		x := profile.Exec{
 			Executable: e.ExePath,
 			UID:        e.After.UID, EUID: e.After.EUID, GID: e.After.GID, EGID: e.After.EGID,
 			Effective:     profile.CapSet(e.After.Effective),
 			Permitted:     profile.CapSet(e.After.Permitted),
 			PrivilegeGain: e.PrivilegeGain,
-			Count:         1,
 		}
 		if e.Script {
 			x.Script = e.Filename
 		}
-		c.execs[e.CgroupID] = append(c.execs[e.CgroupID], x)
-		c.procExec[e.TGID] = x
-		part.UIDs = append(part.UIDs, e.After.EUID)
+		if entry := c.addExec(e.CgroupID, x); entry != nil {
+			c.procExec[e.TGID] = entry
+		} else {
+			delete(c.procExec, e.TGID) // its exit status belongs to no entry
+		}
+		c.addUID(e.CgroupID, e.After.EUID)
 		if e.PrivilegeGain && e.Before != nil {
-			part.CredentialChanges = append(part.CredentialChanges, profile.CredentialChange{
+			c.addChange(e.CgroupID, profile.CredentialChange{
 				Executable: e.ExePath, Syscall: "execve", Source: credentialSource(e.BeforeFromCommit),
-				Before: credentials(*e.Before), After: credentials(e.After), Count: 1,
+				Before: credentials(*e.Before), After: credentials(e.After),
 			})
 		}
 		c.count(&c.nExecs)
@@ -145,21 +251,24 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 	case *bpf.Exit:
 		if x, ok := c.procExec[e.TGID]; ok {
-			x.ExitStatuses = append(x.ExitStatuses, waitStatusString(e.Status))
+			// Distinct statuses only: a few hundred at most.
+			if s := waitStatusString(e.Status); !slices.Contains(x.ExitStatuses, s) {
+				x.ExitStatuses = append(x.ExitStatuses, s)
+			}
 			delete(c.procExec, e.TGID)
 		}
 	case *bpf.CredChange:
-		part := c.part(e.CgroupID)
+		c.part(e.CgroupID)
 		change := profile.CredentialChange{
 			Executable: c.executable(e.Exe), Syscall: changeSyscall(e), Source: credentialSource(e.FromCommit),
-			Before: credentials(e.Before), After: credentials(e.After), Count: 1,
+			Before: credentials(e.Before), After: credentials(e.After),
 		}
 		if e.RuntimeInit {
 			change.Phase = profile.RuntimeInitPhase
 		} else {
-			part.UIDs = append(part.UIDs, e.After.EUID)
+			c.addUID(e.CgroupID, e.After.EUID)
 		}
-		part.CredentialChanges = append(part.CredentialChanges, change)
+		c.addChange(e.CgroupID, change)
 		c.count(&c.nChanges)
 	}
 }
@@ -270,6 +379,12 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 		part.Identity = target.identity
 		for _, x := range c.execs[id] {
 			part.Execs = append(part.Execs, *x)
+		}
+		for _, ch := range c.changes[id] {
+			part.CredentialChanges = append(part.CredentialChanges, *ch)
+		}
+		for uid := range c.uids[id] {
+			part.UIDs = append(part.UIDs, uid)
 		}
 		all = append(all, *part)
 	}

@@ -73,9 +73,10 @@ type liveStream struct {
 	bootWall time.Time // wall time at CLOCK_MONOTONIC 0
 	hostNS   hostNamespaces
 
-	in      chan bpf.Event
-	done    chan struct{}
-	dropped atomic.Uint64 // queue full
+	in          chan bpf.Event
+	done        chan struct{}
+	dropped     atomic.Uint64 // queue full
+	undecodable atomic.Uint64 // check events that could not be decoded
 
 	// Owned by run:
 	pending  eventHeap
@@ -150,10 +151,14 @@ func (s *liveStream) pod(cgroupID uint64) *events.Pod { return s.names.pod(cgrou
 func (s *liveStream) readLive() error {
 	for {
 		ev, err := s.probe.ReadLiveEvent()
-		if errors.Is(err, bpf.ErrClosed) {
+		var undecodable *bpf.DecodeError
+		switch {
+		case errors.Is(err, bpf.ErrClosed):
 			return nil
-		}
-		if err != nil {
+		case errors.As(err, &undecodable):
+			s.undecodable.Add(1) // counted, and read on
+			continue
+		case err != nil:
 			return err
 		}
 		s.send(ev)
@@ -246,6 +251,9 @@ func (s *liveStream) close(progress io.Writer, kernelDrops uint64) error {
 	if dropped > 0 {
 		fmt.Fprintf(progress, "; %d lost (%d in the kernel: ring buffer or rate-limit map full; %d in capprof: the events' reader was too slow)",
 			dropped, kernelDrops, s.dropped.Load())
+	}
+	if n := s.undecodable.Load(); n > 0 {
+		fmt.Fprintf(progress, "; %d check events could not be decoded", n)
 	}
 	fmt.Fprintln(progress)
 	return nil

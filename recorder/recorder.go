@@ -244,10 +244,13 @@ func (r *recording) stop() error {
 	close(r.phasesStop)
 	<-r.phasesDone // it uses the target map, which close frees
 	r.probe.Detach()
+	var flushErr error
 	if err := r.probe.Flush(); err != nil {
-		return fmt.Errorf("flush events: %w", err)
+		// The readers stop when the probe closes, which close does.
+		flushErr = fmt.Errorf("flush events: %w", err)
+		r.probe.Close()
 	}
-	return errors.Join(<-r.readerDone, <-r.liveDone)
+	return errors.Join(flushErr, <-r.readerDone, <-r.liveDone)
 }
 
 func (r *recording) close() {
@@ -313,6 +316,8 @@ func (r *recording) finish(meta profile.Metadata, output string, stdout io.Write
 		UnfollowedCredentialCalls: stats.PendingMapFull,
 		UnfollowedDenials:         stats.OutcomesLost,
 		UntrackedCgroups:          stats.TargetsFull,
+		UndecodableEvents:         r.col.undecodable.Load(),
+		ExecsNotKept:              r.col.execsNotKept,
 	}
 	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
 	seeds, _ := r.names.recorded()

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -329,4 +331,73 @@ func TestCheckOutputs(t *testing.T) {
 			t.Errorf("--events %q: %v, want %q", tt.events, err, tt.want)
 		}
 	}
+}
+
+// TestCollectorBounds: what a recording keeps grows with what is distinct,
+// not with how often it happens, and is bounded where that is unbounded too.
+func TestCollectorBounds(t *testing.T) {
+	const cg = 42
+	names := newTargetNames()
+	names.addCommand(cg, &namedTarget{identity: profile.Identity{Name: "loop"}})
+	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
+	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
+	const runs = 100000
+	for i := range uint32(runs) {
+		c.handle(&bpf.Exec{Header: hdr(1000 + i), Exe: bpf.ExeID{Ino: 2}, ExePath: "/bin/true", After: bpf.Creds{UID: 1000, EUID: 1000}})
+		c.handle(&bpf.CredChange{Header: hdr(1000 + i), Exe: bpf.ExeID{Ino: 2}, Syscall: 105, After: bpf.Creds{UID: 1000 + i%3, EUID: 1000 + i%3}})
+		c.handle(&bpf.Exit{Header: hdr(1000 + i), Status: 1 << 8})
+	}
+	for i := range uint32(maxExecutables + 10) {
+		c.handle(&bpf.Exec{Header: hdr(10), Exe: bpf.ExeID{Ino: 10 + uint64(i)}, ExePath: fmt.Sprintf("/tmp/new-%d", i)})
+	}
+	if len(c.exePaths) > maxExecutables || c.execsNotKept != 11 { // /bin/true is one of the distinct ones
+		t.Errorf("%d executables named, %d execs not kept; want at most %d named and 11 not kept", len(c.exePaths), c.execsNotKept, maxExecutables)
+	}
+	seeds, _ := names.recorded()
+	containers, err := c.containers(nil, seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := containers[0]
+	if len(got.Execs) != maxExecutables || got.Execs[0].Executable != "/bin/true" || got.Execs[0].Count != runs ||
+		!slices.Equal(got.Execs[0].ExitStatuses, []string{"1"}) {
+		t.Errorf("%d exec entries, the first %+v; want %d, /bin/true counted %d times with exit status 1", len(got.Execs), got.Execs[0], maxExecutables, runs)
+	}
+	if len(got.CredentialChanges) != 3 || !slices.Equal(got.UIDs, []uint32{0, 1000, 1001, 1002}) {
+		t.Errorf("%d credential changes and uids %v; want 3 and [0 1000 1001 1002]", len(got.CredentialChanges), got.UIDs)
+	}
+}
+
+// TestUndecodableEventsCounted: an event that cannot be decoded is counted
+// and the reader reads on, instead of stopping for the rest of the recording.
+func TestUndecodableEventsCounted(t *testing.T) {
+	names := newTargetNames()
+	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	c := newCollector(bpf.ExeID{}, names)
+	r := &scriptedReader{events: []any{
+		&bpf.DecodeError{Err: errors.New("short exec event")},
+		&bpf.Exec{Header: bpf.Header{TGID: 5, CgroupID: 7}, ExePath: "/app"},
+		&bpf.DecodeError{Err: errors.New("unknown event type 99")},
+	}}
+	if err := c.consume(r); err != nil {
+		t.Fatal(err)
+	}
+	if n := c.undecodable.Load(); n != 2 || c.nExecs != 1 {
+		t.Fatalf("%d undecodable, %d execs; want 2 and the exec after the first", n, c.nExecs)
+	}
+}
+
+// scriptedReader hands out its events (or errors) in order, then ErrClosed.
+type scriptedReader struct{ events []any }
+
+func (r *scriptedReader) ReadEvent() (bpf.Event, error) {
+	if len(r.events) == 0 {
+		return nil, bpf.ErrClosed
+	}
+	next := r.events[0]
+	r.events = r.events[1:]
+	if err, ok := next.(error); ok {
+		return nil, err
+	}
+	return next.(bpf.Event), nil
 }
