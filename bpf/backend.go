@@ -36,6 +36,10 @@ const (
 // most (audit options, commit_creds); kprobes work where trampolines do not.
 var Backends = []Backend{Tracepoint, Fexit, Kprobe}
 
+// PreferredBackends is the order Auto tries when kernel symbols cannot be
+// read: the backends that see cap_capable's audit options first.
+var PreferredBackends = []Backend{Fexit, Kprobe, Tracepoint}
+
 // ParseBackend reads a --probe value.
 func ParseBackend(s string) (Backend, error) {
 	for _, b := range append([]Backend{Auto}, Backends...) {
@@ -106,9 +110,12 @@ func CheckBackend(backend Backend) error {
 
 // firstBackend calls try with each of Backends in order until one succeeds;
 // when none does, the error gives each one's reason.
-func firstBackend(try func(Backend) error) error {
+func firstBackend(try func(Backend) error) error { return firstBackendOf(Backends, try) }
+
+// firstBackendOf is firstBackend over backends, in their order.
+func firstBackendOf(backends []Backend, try func(Backend) error) error {
 	var reasons []string
-	for _, b := range Backends {
+	for _, b := range backends {
 		err := try(b)
 		if err == nil {
 			return nil
@@ -190,9 +197,8 @@ type BackendStatus struct {
 func Survey() []BackendStatus {
 	out := make([]BackendStatus, 0, len(Backends))
 	for _, b := range Backends {
-		p, err := Load(Options{Backend: b})
+		p, err := Open(Options{Backend: b})
 		if err == nil {
-			err = p.Attach()
 			p.Close()
 		}
 		out = append(out, BackendStatus{Backend: b, Err: err})

@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -562,4 +563,49 @@ func attached(t *testing.T) *Probe {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestOpenFallsBackWhenAttachFails: --probe auto takes the next backend
+// when one loads but does not attach. The first backend that works here is
+// made to fail attaching; Open must return the next one that works, or,
+// where none does (a kernel with one backend), say why the first failed.
+func TestOpenFallsBackWhenAttachFails(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("loading eBPF programs needs root (CI=true: not skipping)")
+		}
+		t.Skip("loading eBPF programs needs root")
+	}
+	var working []Backend
+	for _, s := range Survey() {
+		if s.Err == nil {
+			working = append(working, s.Backend)
+		}
+	}
+	if len(working) == 0 {
+		t.Fatal("no backend works here")
+	}
+	refused := working[0]
+	defer func(attach func(*Probe) error) { attachProbe = attach }(attachProbe)
+	attachProbe = func(p *Probe) error {
+		if p.backend == refused {
+			return errors.New("attach refused by the test")
+		}
+		return p.Attach()
+	}
+	p, err := Open(Options{Backend: Auto})
+	if len(working) == 1 {
+		if err == nil || !strings.Contains(err.Error(), string(refused)+": attach refused by the test") {
+			t.Fatalf("Open with the only working backend refused: %v, want the reason", err)
+		}
+		t.Logf("only %s works here: the fallback itself is tested on kernels with two (the kernel matrix)", refused)
+		return
+	}
+	if err != nil {
+		t.Fatalf("Open: %v, want %s", err, working[1])
+	}
+	defer p.Close()
+	if p.Backend() != working[1] {
+		t.Fatalf("Open took %s, want %s after %s failed to attach", p.Backend(), working[1], refused)
+	}
 }

@@ -48,6 +48,10 @@ type Options struct {
 	// CheckInterval is the live events' rate limit: at most one LiveCheck
 	// per exec, capability and verdict per interval (0: every check).
 	CheckInterval time.Duration
+	// PreferAuditOptions makes Auto try first the backends that read
+	// cap_capable's audit options (PreferredBackends): the tracepoint's
+	// checks are classed by their call stacks, which need kernel symbols.
+	PreferAuditOptions bool
 }
 
 // Load loads and verifies the programs of the chosen backend and every map.
@@ -73,6 +77,48 @@ func Load(opts Options) (*Probe, error) {
 	})
 	return probe, err
 }
+
+// Open loads and attaches the programs of the chosen backend. With Auto it
+// takes the first of Backends (or of PreferredBackends, with
+// Options.PreferAuditOptions) that loads and attaches: a backend that the
+// verifier accepts can still fail to attach (a kprobe the kernel refuses, a
+// tracing link a policy forbids), and the next one is tried then.
+func Open(opts Options) (*Probe, error) {
+	if opts.Backend != Auto && opts.Backend != "" {
+		p, err := Load(opts)
+		if err != nil {
+			return nil, err
+		}
+		if err := attachProbe(p); err != nil {
+			p.Close()
+			return nil, err
+		}
+		return p, nil
+	}
+	var probe *Probe
+	order := Backends
+	if opts.PreferAuditOptions {
+		order = PreferredBackends
+	}
+	err := firstBackendOf(order, func(b Backend) error {
+		o := opts
+		o.Backend = b
+		p, err := Load(o)
+		if err != nil {
+			return err
+		}
+		if err := attachProbe(p); err != nil {
+			p.Close()
+			return err
+		}
+		probe = p
+		return nil
+	})
+	return probe, err
+}
+
+// attachProbe is Attach; tests make it fail.
+var attachProbe = (*Probe).Attach
 
 // setVariable sets a volatile const of the object before loading.
 func setVariable(spec *ebpf.CollectionSpec, name string, value any) error {

@@ -296,3 +296,39 @@ func TestSecondSignalQuitsWhileSaving(t *testing.T) {
 	requireRecording(t)
 	quitWhileSaving(t, "capprof: recording ", "--", workloadBin, "sleep")
 }
+
+// TestKernelSymbolsHidden: with /proc/kallsyms showing no addresses (as
+// under kernel.kptr_restrict=2, or in a container without CAP_SYSLOG),
+// capprof says so at the start, still saves the profile, and classes the
+// checks it cannot tell apart as unknown rather than audited.
+func TestKernelSymbolsHidden(t *testing.T) {
+	requireRecording(t)
+	dir := t.TempDir()
+	zeros := filepath.Join(dir, "kallsyms")
+	if err := os.WriteFile(zeros, []byte("0000000000000000 T _stext\n0000000000000000 T cap_capable\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "profile.json")
+	// A private mount namespace (Go makes its mounts private) in which a
+	// file of zeros hides the kernel's symbols.
+	cmd := exec.Command("/bin/sh", "-c", `mount -o bind "$1" /proc/kallsyms && exec "$2" record -o "$3" -- "$4" bind80`, "sh", zeros, capprofBin, out, workloadBin)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	stderr, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("record with kallsyms hidden: %v\n%s", err, stderr)
+	}
+	if !strings.Contains(string(stderr), "/proc/kallsyms shows no addresses (kernel.kptr_restrict, or no CAP_SYSLOG)") {
+		t.Errorf("capprof did not say the symbols are hidden:\n%s", stderr)
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cc := range p.Containers[0].Capabilities {
+		for _, s := range cc.Sources {
+			if s.AuditFrom == profile.AuditFromStack {
+				t.Errorf("%s by %s in %s classed %s from a stack no symbol named", cc.Capability, s.Executable, s.Syscall, s.Audit)
+			}
+		}
+	}
+}

@@ -1,6 +1,8 @@
 package recorder
 
 import (
+	"slices"
+
 	"strings"
 
 	"github.com/capprof/capprof/profile"
@@ -76,7 +78,9 @@ func isTracingFrame(fn string) bool {
 // classifyStack returns the audit class and call site of one check's stack,
 // given as function names innermost first. An empty stack is UnknownAudit.
 func classifyStack(frames []string) (profile.AuditClass, string) {
-	if len(frames) == 0 {
+	if !slices.ContainsFunc(frames, func(fn string) bool { return fn != "" }) {
+		// No frame named (no stack, or no kernel symbols to name it): a
+		// silent probe and real use look alike.
 		return profile.UnknownAudit, ""
 	}
 	class := profile.Audited

@@ -53,6 +53,10 @@ type collector struct {
 	execsNotKept uint64
 	// undecodable counts the events that could not be decoded.
 	undecodable atomic.Uint64
+	// kallsyms resolves call stacks (kallsymsPath); symbolsErr says why it
+	// could not at the end.
+	kallsyms   string
+	symbolsErr error
 	// live receives the events live events are made of; nil without --events.
 	live *liveStream
 	// names learns the cgroups the kernel side made targets.
@@ -71,6 +75,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		changes:     map[uint64]map[changeKey]*profile.CredentialChange{},
 		uids:        map[uint64]map[uint32]bool{},
 		executables: map[string]bool{},
+		kallsyms:    kallsymsPath,
 	}
 }
 
@@ -322,8 +327,11 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 				returnAddrs = append(returnAddrs, stack...)
 			}
 		}
-		if symbols, err = loadKernelSymbols("/proc/kallsyms", returnAddrs); err != nil {
-			return nil, err
+		if symbols, err = loadKernelSymbols(c.kallsyms, returnAddrs); err != nil {
+			// Every stack's frames are unknown: their checks are classed
+			// unknown, and the profile is still saved.
+			c.symbolsErr = err
+			symbols = nil
 		}
 	}
 	for _, chk := range checks {

@@ -10,6 +10,29 @@ import (
 	"strconv"
 )
 
+// kallsymsPath is where the kernel lists its symbols.
+const kallsymsPath = "/proc/kallsyms"
+
+// checkKernelSymbols says why the kernel's symbols cannot resolve call
+// stacks: the file cannot be read, or shows every address as zero
+// (kernel.kptr_restrict=2, or a process without CAP_SYSLOG, as in a
+// container that lacks it).
+func checkKernelSymbols(path string) error {
+	found := false
+	err := scanTextSymbols(path, func(uint64, []byte) { found = true })
+	switch {
+	case err != nil:
+		return err
+	case !found:
+		return noAddresses(path)
+	}
+	return nil
+}
+
+func noAddresses(path string) error {
+	return fmt.Errorf("%s shows no addresses (kernel.kptr_restrict, or no CAP_SYSLOG)", path)
+}
+
 // kernelSymbols resolves kernel text addresses to function names.
 type kernelSymbols struct {
 	addrs []uint64 // function start addresses, sorted
@@ -29,6 +52,9 @@ func loadKernelSymbols(path string, returnAddrs []uint64) (*kernelSymbols, error
 	var starts []uint64
 	if err := scanTextSymbols(path, func(addr uint64, _ []byte) { starts = append(starts, addr) }); err != nil {
 		return nil, err
+	}
+	if len(starts) == 0 {
+		return nil, noAddresses(path)
 	}
 	slices.Sort(starts)
 	wanted := map[uint64]string{}
@@ -80,8 +106,12 @@ func scanTextSymbols(path string, fn func(addr uint64, name []byte)) error {
 	return nil
 }
 
-// function returns the function containing a return address, or "".
+// function returns the function containing a return address, or "" (also
+// without symbols: nil).
 func (ks *kernelSymbols) function(returnAddr uint64) string {
+	if ks == nil {
+		return ""
+	}
 	if i, ok := containing(ks.addrs, returnAddr); ok {
 		return ks.names[i]
 	}

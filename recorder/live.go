@@ -474,15 +474,10 @@ func (s *liveStream) onCheck(e *bpf.LiveCheck) {
 // profile does, and its call site.
 func (s *liveStream) audit(e *bpf.LiveCheck) (profile.AuditClass, string) {
 	frames := make([]string, len(e.Stack))
-	named := false
 	for i, addr := range e.Stack {
 		frames[i] = s.symbols[addr]
-		named = named || frames[i] != ""
 	}
-	if !named { // kallsyms unreadable: the class is unknown, not audited
-		frames = nil
-	}
-	class, site := classifyStack(frames)
+	class, site := classifyStack(frames) // unknown when kallsyms named no frame
 	if e.Check.AuditKnown {
 		class = optionsClass(e.Check)
 	}
@@ -506,7 +501,7 @@ func (s *liveStream) resolveStacks(before time.Duration) {
 	if len(missing) == 0 {
 		return
 	}
-	ks, err := loadKernelSymbols("/proc/kallsyms", missing)
+	ks, err := loadKernelSymbols(kallsymsPath, missing)
 	for _, addr := range missing {
 		s.symbols[addr] = ""
 		if err == nil {

@@ -161,14 +161,13 @@ type recordingOptions struct {
 // startRecording loads and attaches the probe and starts reading its events.
 // Targets are added afterwards; until then nothing is recorded.
 func startRecording(opts recordingOptions) (*recording, error) {
-	probe, err := bpf.Load(bpf.Options{Startup: opts.startup, Backend: opts.backend,
-		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events)})
-	if err != nil {
-		return nil, err
+	symbolsErr := checkKernelSymbols(kallsymsPath)
+	if symbolsErr != nil {
+		fmt.Fprintf(opts.progress, "capprof: warning: %v: the tracepoint probe's checks cannot be told apart by their call stacks (the kernel's silent probes from real use): they are classed unknown, and --probe auto prefers fexit and kprobe, which see the checks' options\n", symbolsErr)
 	}
-
-	if err := probe.Attach(); err != nil {
-		probe.Close()
+	probe, err := bpf.Open(bpf.Options{Startup: opts.startup, Backend: opts.backend,
+		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events), PreferAuditOptions: symbolsErr != nil})
+	if err != nil {
 		return nil, err
 	}
 	self, err := bpf.ExeIDOf("/proc/self/exe")
@@ -326,6 +325,9 @@ func (r *recording) finish(meta profile.Metadata, output string, stdout io.Write
 	}
 	if err := p.Write("-o", output, stdout); err != nil {
 		return err
+	}
+	if err := r.col.symbolsErr; err != nil {
+		fmt.Fprintf(r.progress, "capprof: warning: call stacks not resolved (%v): their checks are classed unknown in the profile\n", err)
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
 		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)

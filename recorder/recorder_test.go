@@ -401,3 +401,36 @@ func (r *scriptedReader) ReadEvent() (bpf.Event, error) {
 	}
 	return next.(bpf.Event), nil
 }
+
+// TestUnreadableKernelSymbols: kallsyms with zero addresses (kptr_restrict,
+// no CAP_SYSLOG) or missing is said at the start; at the end the checks
+// whose stacks cannot be resolved are classed unknown, never audited, and
+// the profile is still made.
+func TestUnreadableKernelSymbols(t *testing.T) {
+	dir := t.TempDir()
+	zeros := filepath.Join(dir, "kallsyms")
+	os.WriteFile(zeros, []byte("0000000000000000 T _stext\n0000000000000000 T capable\n"), 0o644)
+	if err := checkKernelSymbols(zeros); err == nil || !strings.Contains(err.Error(), "shows no addresses (kernel.kptr_restrict, or no CAP_SYSLOG)") {
+		t.Errorf("zero addresses: %v", err)
+	}
+	if err := checkKernelSymbols(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing kallsyms passed")
+	}
+	for _, path := range []string{zeros, filepath.Join(dir, "missing")} {
+		names := newTargetNames()
+		names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+		c := newCollector(bpf.ExeID{}, names)
+		c.kallsyms = path
+		mmap := bpf.Check{CgroupID: 7, Exe: bpf.ExeID{Ino: 3}, Syscall: 9, Cap: 21, InitUserNS: true}
+		c.handle(&bpf.FirstCheck{Header: bpf.Header{TGID: 5, CgroupID: 7}, Check: mmap, ExePath: "/app", Stack: []uint64{0xffffffff81368211}})
+		mmap.Count = 4
+		seeds, _ := names.recorded()
+		containers, err := c.containers([]bpf.Check{mmap}, seeds)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if src := containers[0].Capabilities[0].Sources[0]; src.Audit != profile.UnknownAudit || c.symbolsErr == nil {
+			t.Errorf("%s: source %+v (symbols error %v), want the audit class unknown and the reason kept", path, src, c.symbolsErr)
+		}
+	}
+}
