@@ -489,6 +489,23 @@ func TestPodsRuntimeEndpoint(t *testing.T) {
 	wantRequired(t, alone(b), "SETUID", "NET_BIND_SERVICE")
 }
 
+// TestPodsRuntimeRestarts: through the CRI, a containerd that restarts
+// while capprof records is asked again until it answers; a pod started
+// after that is recorded.
+func TestPodsRuntimeRestarts(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "crirestart")
+	rec := startRecord(t, "-l", "app=late", "-n", ns, "--runtime-endpoint", c.CRIEndpoint)
+	if err := c.RestartContainerd(context.Background(), func() { rec.waitFor(t, "does not answer") }); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "answers again")
+	pod := runPod(t, c, testPod(ns, "late", map[string]string{"app": "late"}, "app"))
+	execIn(t, c, containerID(t, pod, "app"), "/workload", "bind80")
+	rec.waitFor(t, "of pod "+ns+"/late")
+	wantRequired(t, alone(entry(t, rec.stop(t), ns, "app")), "NET_BIND_SERVICE")
+}
+
 // TestPodsErrors: the mistakes a user makes get one line that says what was
 // tried, and no profile. A selection nothing matches yet is not an error at
 // first (record waits for the rollout), but it says what nearly matched, and

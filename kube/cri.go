@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -27,12 +28,19 @@ const (
 // lacks it.
 const CRIPollInterval = time.Second
 
+// CRIRetryMax is the longest wait between two tries of a runtime that does
+// not answer.
+const CRIRetryMax = 30 * time.Second
+
 // CRIConfig selects pods through the node's container runtime, without the
 // Kubernetes API.
 type CRIConfig struct {
 	Selection
 	// Endpoint is the runtime's socket: unix:///run/containerd/containerd.sock.
 	Endpoint string
+	// Warnings receives a line when the runtime stops answering while
+	// pods are watched, and when it answers again.
+	Warnings io.Writer
 }
 
 // CRISource finds pods through the CRI RuntimeService. The runtime does not
@@ -44,6 +52,7 @@ type CRISource struct {
 	endpoint  string
 	conn      *grpc.ClientConn
 	client    runtimeapi.RuntimeServiceClient
+	warnings  io.Writer
 }
 
 // NewCRISource connects to the runtime and checks that it answers.
@@ -59,7 +68,11 @@ func NewCRISource(ctx context.Context, cfg CRIConfig) (*CRISource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--runtime-endpoint %q: %w", cfg.Endpoint, err)
 	}
-	s := &CRISource{sel: cfg.Selection, namespace: cfg.Namespace, endpoint: cfg.Endpoint, conn: conn, client: runtimeapi.NewRuntimeServiceClient(conn)}
+	warnings := cfg.Warnings
+	if warnings == nil {
+		warnings = io.Discard
+	}
+	s := &CRISource{sel: cfg.Selection, namespace: cfg.Namespace, endpoint: cfg.Endpoint, conn: conn, client: runtimeapi.NewRuntimeServiceClient(conn), warnings: warnings}
 	if s.namespace == "" && !cfg.AllNamespaces {
 		s.namespace = "default"
 	}
@@ -177,21 +190,37 @@ func (s *CRISource) list(ctx context.Context) ([]criPod, error) {
 // containers changed since the last poll.
 func (s *CRISource) Watch(ctx context.Context, out chan<- Pod) error {
 	seen := map[string]string{} // pod uid -> its container ids and states
-	tick := time.NewTicker(CRIPollInterval)
-	defer tick.Stop()
+	wait := CRIPollInterval
+	var failingSince time.Time // zero while the runtime answers
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-tick.C:
+		case <-time.After(wait):
 		}
-		all, err := s.list(ctx)
+		listCtx, cancel := context.WithTimeout(ctx, CRIRetryMax) // a hung runtime is one that does not answer
+		all, err := s.list(listCtx)
+		cancel()
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err != nil {
-			return err
+			// A runtime that restarts (containerd upgraded, crashed) is
+			// asked again, less and less often, for as long as capprof
+			// records: what runs meanwhile is recorded, as its cgroups are
+			// targets already; only new containers wait to be named.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+				fmt.Fprintf(s.warnings, "capprof: warning: the container runtime at %s does not answer (%v); asking again\n", s.endpoint, err)
+			}
+			wait = min(2*wait, CRIRetryMax)
+			continue
 		}
+		if !failingSince.IsZero() {
+			fmt.Fprintf(s.warnings, "capprof: the container runtime at %s answers again after %s\n", s.endpoint, time.Since(failingSince).Round(time.Second))
+			failingSince = time.Time{}
+		}
+		wait = CRIPollInterval
 		for _, p := range all {
 			if !s.sel.matches(p.pod.Name, p.labels) || (s.namespace != "" && p.pod.Namespace != s.namespace) {
 				continue

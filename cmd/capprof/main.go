@@ -316,7 +316,7 @@ func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eve
 				return fmt.Errorf("--%s and --runtime-endpoint exclude each other: the runtime is asked instead of the API", f)
 			}
 		}
-		cri, err := kube.NewCRISource(c.Context, kube.CRIConfig{Selection: sel, Endpoint: endpoint})
+		cri, err := kube.NewCRISource(c.Context, kube.CRIConfig{Selection: sel, Endpoint: endpoint, Warnings: c.App.ErrWriter})
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,6 +320,30 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 		return fmt.Errorf("import image: %v: %s", err, out)
 	}
 	return nil
+}
+
+// RestartContainerd stops containerd (SIGTERM, as a service manager does),
+// runs down while it is down, and starts it again with the same
+// configuration and state: its containers keep running under their shims,
+// as in a node's containerd upgrade.
+func (c *Cluster) RestartContainerd(ctx context.Context, down func()) error {
+	for i, cmd := range c.procs {
+		if filepath.Base(cmd.Path) != "containerd" {
+			continue
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		c.procs = slices.Delete(c.procs, i, i+1)
+		down()
+		if err := c.spawn("containerd", cmd.Args[1:]...); err != nil {
+			return err
+		}
+		return waitFor(ctx, "containerd", 30*time.Second, func() error {
+			_, err := c.CRI.Version(ctx, &runtimeapi.VersionRequest{})
+			return err
+		})
+	}
+	return errors.New("containerd is not running")
 }
 
 // Stop removes every pod sandbox (and so its containers), stops the
