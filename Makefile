@@ -18,7 +18,7 @@ E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-lin
 E2E_ENV     := CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver CAPPROF_E2E_RUNC=$(abspath $(RUNC_CACHE))/runc \
 	CAPPROF_E2E_BUSYBOX=$(abspath $(BUSYBOX_CACHE))/busybox
 
-.PHONY: all build generate check-generate vet test kernel-matrix accuracy e2e-deps demo bench clean FORCE
+.PHONY: all build generate check-generate vet test fuzz kernel-matrix accuracy e2e-deps demo bench clean FORCE
 
 all: build
 
@@ -60,7 +60,20 @@ vet:
 test: vet e2e-deps
 	$(E2E_ENV) $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/kernels); \
 	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; \
+	$(MAKE) --no-print-directory fuzz || status=1; \
 	$(MAKE) --no-print-directory kernel-matrix || status=1; exit $$status
+
+# Each fuzz target for FUZZTIME: what profiles, manifests, --events-filter
+# terms and ring-buffer records from anywhere meet. An input that fails is
+# written to the package's testdata/fuzz/, where go test runs it from then
+# on: commit it with the fix.
+FUZZTIME ?= 15s
+FUZZ_TARGETS := render:FuzzProfile manifest:FuzzManifest events:FuzzFilter bpf:FuzzDecodeEvent internal/escape:FuzzText
+fuzz:
+	@status=0; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./$${t%%:*} || status=1; \
+	done; exit $$status
 
 # Boots Debian's cloud kernels 6.1, 6.12 and 7.x under qemu (downloaded into
 # .cache/kernels through their meta-packages) and runs the recording tests

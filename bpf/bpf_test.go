@@ -175,7 +175,7 @@ func TestDecodeExec(t *testing.T) {
 }
 
 // encode lays out a generated event struct as the kernel writes it.
-func encode(t *testing.T, raw any) []byte {
+func encode(t testing.TB, raw any) []byte {
 	t.Helper()
 	buf, err := binary.Append(nil, binary.NativeEndian, raw)
 	if err != nil {

@@ -235,7 +235,13 @@ func YAML(w io.Writer, a profile.Analysis) error {
 		Containers []containerContext `json:"containers"`
 	}{Containers: []containerContext{}}
 	for _, c := range a.Containers {
-		doc.Containers = append(doc.Containers, containerContext{c.Name, c.Namespace, c.Owner, c.Kind, c.SecurityContext})
+		// YAML cannot hold control characters: a profile that names a
+		// container with one (no Kubernetes name has any) gets it escaped.
+		cc := containerContext{escape.Text(c.Name), escape.Text(c.Namespace), c.Owner, c.Kind, c.SecurityContext}
+		if c.Owner != nil {
+			cc.Owner = &profile.Owner{Kind: escape.Text(c.Owner.Kind), Name: escape.Text(c.Owner.Name)}
+		}
+		doc.Containers = append(doc.Containers, cc)
 	}
 	data, err := yaml.Marshal(doc)
 	if err != nil {
