@@ -162,14 +162,16 @@ func targets(r *Report) []Target {
 		add("lost counts, (a) on every core", "0",
 			fmt.Sprintf("%d of %d (%d events dropped)", lost, s.SetuidCalls, s.EventsDropped), lost == 0 && s.EventsDropped == 0)
 	}
-	peak := 0.0
-	for _, m := range r.Results {
-		peak = max(peak, m.PeakRSSMiB)
+	if len(r.Results) > 0 || r.Soak != nil { // not with -analyze-only
+		peak := 0.0
+		for _, m := range r.Results {
+			peak = max(peak, m.PeakRSSMiB)
+		}
+		if r.Soak != nil {
+			peak = max(peak, r.Soak.PeakRSSMiB)
+		}
+		add("capprof peak RSS while recording", "<= 64 MiB", fmt.Sprintf("%.1f MiB", peak), peak <= 64)
 	}
-	if r.Soak != nil {
-		peak = max(peak, r.Soak.PeakRSSMiB)
-	}
-	add("capprof peak RSS while recording", "<= 64 MiB", fmt.Sprintf("%.1f MiB", peak), peak <= 64)
 	if a := r.Analyze; a != nil {
 		add(fmt.Sprintf("analyze of %d recordings", a.Profiles), "<= 1 s", fmt.Sprintf("%.0f ms", a.MedianMs), a.MedianMs <= 1000)
 	}

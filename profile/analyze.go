@@ -358,7 +358,6 @@ type evidenceKey struct {
 // syscall, phase and (for denials) outcome, most checks first.
 func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange) []Evidence {
 	byKey := map[evidenceKey]*Evidence{}
-	sites := map[evidenceKey]map[string]bool{}
 	raised := inheritableRaised(changes)
 	for _, cc := range checks {
 		for _, s := range cc.Sources {
@@ -373,17 +372,14 @@ func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange)
 			if e == nil {
 				e = &Evidence{Executable: k.Executable, Syscall: k.Syscall, Phase: k.Phase, Outcome: k.Outcome}
 				byKey[k] = e
-				sites[k] = map[string]bool{}
 			}
 			e.Count += s.Count
-			for _, site := range s.CallSites {
-				sites[k][site] = true
-			}
+			e.CallSites = append(e.CallSites, s.CallSites...)
 		}
 	}
-	out := []Evidence{}
-	for k, e := range byKey {
-		e.CallSites = sortedKeys(sites[k])
+	out := make([]Evidence, 0, len(byKey))
+	for _, e := range byKey {
+		e.CallSites = sortedSet(e.CallSites)
 		out = append(out, *e)
 	}
 	slices.SortFunc(out, func(a, b Evidence) int {

@@ -51,7 +51,7 @@ type sourceKey struct {
 
 type sourceTally struct {
 	count, failed, succeeded uint64
-	callSites                map[string]bool
+	callSites                []string // sorted and deduplicated by result
 }
 
 type execKey struct {
@@ -81,7 +81,7 @@ type containerMerger struct {
 
 type execTally struct {
 	count    uint64
-	statuses map[string]bool
+	statuses []string // sorted and deduplicated by result
 }
 
 func newContainerMerger() *containerMerger {
@@ -119,28 +119,24 @@ func (m *containerMerger) add(c Container) {
 			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.AuditFrom, s.Credentials, s.Phase}
 			t := sources[sk]
 			if t == nil {
-				t = &sourceTally{callSites: map[string]bool{}}
+				t = &sourceTally{}
 				sources[sk] = t
 			}
 			t.count = addCounts(t.count, s.Count)
 			t.failed = addCounts(t.failed, s.SyscallFailed)
 			t.succeeded = addCounts(t.succeeded, s.SyscallSucceeded)
-			for _, site := range s.CallSites {
-				t.callSites[site] = true
-			}
+			t.callSites = append(t.callSites, s.CallSites...)
 		}
 	}
 	for _, e := range c.Execs {
 		k := execKey{e.Executable, e.Script, e.UID, e.EUID, e.GID, e.EGID, e.Effective, e.Permitted, e.PrivilegeGain}
 		t := m.execs[k]
 		if t == nil {
-			t = &execTally{statuses: map[string]bool{}}
+			t = &execTally{}
 			m.execs[k] = t
 		}
 		t.count = addCounts(t.count, e.Count)
-		for _, s := range e.ExitStatuses {
-			t.statuses[s] = true
-		}
+		t.statuses = append(t.statuses, e.ExitStatuses...)
 	}
 	for _, ch := range c.CredentialChanges {
 		k := credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}
@@ -174,7 +170,7 @@ func (m *containerMerger) result() Container {
 		for sk, t := range sources {
 			cc.Count = addCounts(cc.Count, t.count)
 			cc.Sources = append(cc.Sources, Source{
-				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedKeys(t.callSites),
+				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedSet(t.callSites),
 				Audit: sk.Audit, AuditFrom: sk.AuditFrom, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
 				SyscallFailed: t.failed, SyscallSucceeded: t.succeeded,
 			})
@@ -191,10 +187,7 @@ func (m *containerMerger) result() Container {
 	for k, t := range m.execs {
 		e := Exec{Executable: k.Executable, Script: k.Script, UID: k.UID, EUID: k.EUID, GID: k.GID, EGID: k.EGID,
 			Effective: k.Effective, Permitted: k.Permitted, PrivilegeGain: k.PrivilegeGain, Count: t.count}
-		for s := range t.statuses {
-			e.ExitStatuses = append(e.ExitStatuses, s)
-		}
-		slices.Sort(e.ExitStatuses)
+		e.ExitStatuses = sortedSet(t.statuses)
 		c.Execs = append(c.Execs, e)
 	}
 	slices.SortFunc(c.Execs, func(a, b Exec) int {
@@ -226,6 +219,15 @@ func (m *containerMerger) result() Container {
 
 // sortedKeys returns the set's members in order, or nil for an empty set (so
 // command-mode profiles leave the field out).
+// sortedSet sorts names and drops repeats, in place; nil when empty.
+func sortedSet(names []string) []string {
+	if len(names) == 0 {
+		return nil
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
 // addCounts adds two counts, saturating: however many profiles are merged,
 // a count never wraps around to a small number.
 func addCounts(a, b uint64) uint64 {
