@@ -11,21 +11,27 @@ import (
 // nodes, runs): counts add up, sets are united, and the result is sorted by
 // Key. Merging a single container normalizes it, so the recorder uses it too.
 func MergeContainers(containers ...Container) []Container {
-	byKey := map[Key]*containerMerger{}
+	byKey := map[Key][]Container{}
 	var order []Key
 	for _, c := range containers {
-		m, ok := byKey[c.Key()]
-		if !ok {
-			m = newContainerMerger()
-			byKey[c.Key()] = m
+		if _, ok := byKey[c.Key()]; !ok {
 			order = append(order, c.Key())
 		}
-		m.add(c)
+		byKey[c.Key()] = append(byKey[c.Key()], c)
 	}
 	slices.SortFunc(order, compareKeys)
 	out := make([]Container, 0, len(order))
 	for _, k := range order {
-		out = append(out, byKey[k].result())
+		entries := byKey[k]
+		if len(entries) == 1 && normalized(entries[0]) {
+			out = append(out, entries[0])
+			continue
+		}
+		m := newContainerMerger()
+		for _, c := range entries {
+			m.add(c)
+		}
+		out = append(out, m.result())
 	}
 	return out
 }
@@ -175,39 +181,25 @@ func (m *containerMerger) result() Container {
 				SyscallFailed: t.failed, SyscallSucceeded: t.succeeded,
 			})
 		}
-		slices.SortFunc(cc.Sources, func(a, b Source) int {
-			return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
-				cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.AuditFrom, b.AuditFrom), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
-		})
+		slices.SortFunc(cc.Sources, compareSources)
 		c.Capabilities = append(c.Capabilities, cc)
 	}
-	slices.SortFunc(c.Capabilities, func(a, b CapabilityChecks) int {
-		return cmp.Or(cmp.Compare(a.Capability, b.Capability), cmp.Compare(a.Verdict, b.Verdict), cmp.Compare(a.UserNamespace, b.UserNamespace))
-	})
+	slices.SortFunc(c.Capabilities, compareChecks)
 	for k, t := range m.execs {
 		e := Exec{Executable: k.Executable, Script: k.Script, UID: k.UID, EUID: k.EUID, GID: k.GID, EGID: k.EGID,
 			Effective: k.Effective, Permitted: k.Permitted, PrivilegeGain: k.PrivilegeGain, Count: t.count}
 		e.ExitStatuses = sortedSet(t.statuses)
 		c.Execs = append(c.Execs, e)
 	}
-	slices.SortFunc(c.Execs, func(a, b Exec) int {
-		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Script, b.Script),
-			cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID),
-			cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
-	})
+	slices.SortFunc(c.Execs, compareExecs)
 	for k, n := range m.changes {
 		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{Executable: k.Executable, Syscall: k.Syscall, Source: k.Source, Phase: k.Phase, Before: k.Before, After: k.After, Count: n})
 	}
-	slices.SortFunc(c.CredentialChanges, func(a, b CredentialChange) int {
-		return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Source, b.Source),
-			cmp.Compare(a.Phase, b.Phase), compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
-	})
+	slices.SortFunc(c.CredentialChanges, compareChanges)
 	if m.coverage != nil {
 		cov := *m.coverage
 		cov.Late = slices.Clone(cov.Late)
-		slices.SortFunc(cov.Late, func(a, b LateInstance) int {
-			return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.ContainerID, b.ContainerID))
-		})
+		slices.SortFunc(cov.Late, compareLate)
 		c.Coverage = &cov
 	}
 	for u := range m.uids {
@@ -217,8 +209,6 @@ func (m *containerMerger) result() Container {
 	return c
 }
 
-// sortedKeys returns the set's members in order, or nil for an empty set (so
-// command-mode profiles leave the field out).
 // sortedSet sorts names and drops repeats, in place; nil when empty.
 func sortedSet(names []string) []string {
 	if len(names) == 0 {
@@ -226,6 +216,76 @@ func sortedSet(names []string) []string {
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+func compareSources(a, b Source) int {
+	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
+		cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.AuditFrom, b.AuditFrom), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
+}
+
+func compareChecks(a, b CapabilityChecks) int {
+	return cmp.Or(cmp.Compare(a.Capability, b.Capability), cmp.Compare(a.Verdict, b.Verdict), cmp.Compare(a.UserNamespace, b.UserNamespace))
+}
+
+func compareExecs(a, b Exec) int {
+	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Script, b.Script),
+		cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID),
+		cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
+}
+
+func compareChanges(a, b CredentialChange) int {
+	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Source, b.Source),
+		cmp.Compare(a.Phase, b.Phase), compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
+}
+
+func compareLate(a, b LateInstance) int {
+	return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.ContainerID, b.ContainerID))
+}
+
+// strictlySorted reports whether s is sorted by compare with no two equal:
+// what result would make of it.
+func strictlySorted[T any](s []T, compare func(a, b T) int) bool {
+	for i := 1; i < len(s); i++ {
+		if compare(s[i-1], s[i]) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// normalized reports whether c is already what merging it alone makes
+// (a profile capprof saved, read back): every list sorted without repeats,
+// every count the sum of its sources'. MergeContainers then keeps it as it
+// is, which for a large profile saves most of the merge.
+func normalized(c Container) bool {
+	if c.Capabilities == nil || c.Execs == nil || c.CredentialChanges == nil || c.UIDs == nil ||
+		!strictlySorted(c.Images, cmp.Compare[string]) || !strictlySorted(c.Pods, cmp.Compare[string]) ||
+		!strictlySorted(c.Capabilities, compareChecks) || !strictlySorted(c.Execs, compareExecs) ||
+		!strictlySorted(c.CredentialChanges, compareChanges) || !strictlySorted(c.UIDs, cmp.Compare[uint32]) ||
+		c.Coverage != nil && !slices.IsSortedFunc(c.Coverage.Late, compareLate) {
+		return false
+	}
+	for _, cc := range c.Capabilities {
+		if cc.Sources == nil || !strictlySorted(cc.Sources, compareSources) {
+			return false
+		}
+		var sum uint64
+		for _, s := range cc.Sources {
+			if !strictlySorted(s.CallSites, cmp.Compare[string]) || s.CallSites != nil && len(s.CallSites) == 0 {
+				return false
+			}
+			sum = addCounts(sum, s.Count)
+		}
+		if sum != cc.Count {
+			return false
+		}
+	}
+	for _, e := range c.Execs {
+		if !strictlySorted(e.ExitStatuses, cmp.Compare[string]) || e.ExitStatuses != nil && len(e.ExitStatuses) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // addCounts adds two counts, saturating: however many profiles are merged,

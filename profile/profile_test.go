@@ -591,3 +591,37 @@ func TestRuntimeCredentialChangesLeftOut(t *testing.T) {
 		}
 	}
 }
+
+// TestMergeKeepsNormalized: a container that is already what merging makes
+// (a saved profile, read back) is kept as it is, and that is exactly what
+// merging it would make; anything else is merged.
+func TestMergeKeepsNormalized(t *testing.T) {
+	paths, _ := filepath.Glob("../render/testdata/*.json")
+	more, _ := filepath.Glob("../manifest/testdata/*.json")
+	kept := 0
+	for _, path := range append(paths, more...) {
+		p, err := Load(path)
+		if err != nil {
+			continue // golden outputs, not profiles
+		}
+		for _, c := range p.Containers {
+			m := newContainerMerger()
+			m.add(c)
+			want := m.result()
+			if normalized(c) {
+				kept++
+			}
+			if got := MergeContainers(c); !reflect.DeepEqual(got[0], want) {
+				t.Errorf("%s %s: merged alone\n got %+v\nwant %+v", path, c.Name, got[0], want)
+			}
+		}
+	}
+	if kept == 0 {
+		t.Error("no saved container was kept as it is")
+	}
+	c := sampleProfile().Containers[0]
+	c.Execs = append(c.Execs, c.Execs[0]) // a repeat: merged, not kept
+	if got := MergeContainers(c); len(got[0].Execs) != 1 || got[0].Execs[0].Count != 2 {
+		t.Errorf("a repeated exec: %+v, want one entry counted twice", got[0].Execs)
+	}
+}
