@@ -119,7 +119,7 @@ func TestLiveEventsCommand(t *testing.T) {
 		exit          *events.ProcessExit
 	)
 	// In the kernel matrix's emulated 7.3 guest with the fexit probe, the
-	// loop's exit was missing from the events in 2 runs of 5 (not seen on
+	// loop's exit was missing from the events in 2 runs of 4 (not seen on
 	// real hardware): the first time, what capprof said is logged and the
 	// recording made once more; a second miss fails.
 	for attempt := 1; ; attempt++ {
