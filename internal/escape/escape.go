@@ -38,54 +38,37 @@ type mode struct {
 }
 
 func escapeString(s string, m mode) string {
-	if unchanged(s, m) {
-		return s
-	}
 	var b strings.Builder
-	b.Grow(len(s) + 8)
+	from := 0 // s[from:i] passes as it is and is not in b yet
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
+		invalid := r == utf8.RuneError && size == 1
+		if !invalid && !(r == '\\' && m.backslash) && (unicode.IsPrint(r) || m.layout && (r == '\n' || r == '\t')) {
+			i += size
+			continue
+		}
+		b.WriteString(s[from:i])
 		switch {
-		case r == utf8.RuneError && size <= 1:
+		case invalid:
 			b.WriteString(`\x`)
 			b.WriteByte(hex[s[i]>>4])
 			b.WriteByte(hex[s[i]&0xf])
-		case r == '\\' && m.backslash:
+		case r == '\\':
 			b.WriteString(`\\`)
-		case m.layout && (r == '\n' || r == '\t'):
-			b.WriteByte(byte(r))
-		case unicode.IsPrint(r):
-			b.WriteString(s[i : i+size])
 		default:
 			writeRuneEscape(&b, r)
 		}
 		i += size
+		from = i
 	}
+	if from == 0 {
+		return s // nothing escaped
+	}
+	b.WriteString(s[from:])
 	return b.String()
 }
 
 const hex = "0123456789abcdef"
-
-// unchanged reports whether escapeString would leave s as it is.
-func unchanged(s string, m mode) bool {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < 0x7f && (c != '\\' || !m.backslash) {
-			i++ // the common case: printable ASCII
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size <= 1, r == '\\':
-			return false
-		case m.layout && (r == '\n' || r == '\t'):
-		case !unicode.IsPrint(r):
-			return false
-		}
-		i += size
-	}
-	return true
-}
 
 func writeRuneEscape(b *strings.Builder, r rune) {
 	switch r {
