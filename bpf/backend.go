@@ -105,15 +105,12 @@ func CheckBackend(backend Backend) error {
 	if backend != Auto {
 		return checkBackend(kernel, backend)
 	}
-	return firstBackend(func(b Backend) error { return checkBackend(kernel, b) })
+	return firstBackend(Backends, func(b Backend) error { return checkBackend(kernel, b) })
 }
 
-// firstBackend calls try with each of Backends in order until one succeeds;
-// when none does, the error gives each one's reason.
-func firstBackend(try func(Backend) error) error { return firstBackendOf(Backends, try) }
-
-// firstBackendOf is firstBackend over backends, in their order.
-func firstBackendOf(backends []Backend, try func(Backend) error) error {
+// firstBackend calls try with each of backends in order until one
+// succeeds; when none does, the error gives each one's reason.
+func firstBackend(backends []Backend, try func(Backend) error) error {
 	var reasons []string
 	for _, b := range backends {
 		err := try(b)

@@ -226,14 +226,11 @@ func TestLoadAndAttach(t *testing.T) {
 	// With live events on, the verifier sees the code that streams checks
 	// and exec details, which it drops as dead otherwise.
 	for _, live := range []bool{false, true} {
-		p, err := Load(Options{Startup: 10 * time.Second, Backend: Auto, LiveEvents: live, CheckInterval: time.Second})
+		p, err := Open(Options{Startup: 10 * time.Second, Backend: Auto, LiveEvents: live, CheckInterval: time.Second})
 		if err != nil {
 			t.Fatalf("live events %v: %v", live, err)
 		}
 		defer p.Close()
-		if err := p.Attach(); err != nil {
-			t.Fatal(err)
-		}
 		hooked := 0
 		for _, prog := range p.spec.Programs {
 			if !strings.HasPrefix(prog.SectionName, "iter/") {
@@ -554,14 +551,11 @@ func needRoot(t *testing.T) {
 // the test ends.
 func attached(t *testing.T) *Probe {
 	t.Helper()
-	p, err := Load(Options{Startup: time.Second, Backend: Auto})
+	p, err := Open(Options{Startup: time.Second, Backend: Auto})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	if err := p.Attach(); err != nil {
-		t.Fatal(err)
-	}
 	return p
 }
 

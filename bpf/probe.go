@@ -54,10 +54,12 @@ type Options struct {
 	PreferAuditOptions bool
 }
 
-// Load loads and verifies the programs of the chosen backend and every map.
-// With Auto it tries Backends in order and takes the first that this kernel
-// accepts; the error then gives each backend's reason.
+// Load loads and verifies the programs of one backend (Open picks one for
+// Auto) and every map, without attaching them.
 func Load(opts Options) (*Probe, error) {
+	if opts.Backend == Auto || opts.Backend == "" {
+		return nil, errors.New("load: a backend, not auto: Open picks one")
+	}
 	kernel, err := kernelSpec()
 	if err != nil {
 		return nil, err
@@ -66,16 +68,7 @@ func Load(opts Options) (*Probe, error) {
 	// needs CAP_SYS_RESOURCE, which some hosts withhold even from root; newer
 	// kernels charge the memory cgroup instead, so a failure here is harmless.
 	_ = rlimit.RemoveMemlock()
-
-	if opts.Backend != Auto && opts.Backend != "" {
-		return load(kernel, opts.Backend, opts)
-	}
-	var probe *Probe
-	err = firstBackend(func(b Backend) error {
-		probe, err = load(kernel, b, opts)
-		return err
-	})
-	return probe, err
+	return load(kernel, opts.Backend, opts)
 }
 
 // Open loads and attaches the programs of the chosen backend. With Auto it
@@ -85,36 +78,34 @@ func Load(opts Options) (*Probe, error) {
 // tracing link a policy forbids), and the next one is tried then.
 func Open(opts Options) (*Probe, error) {
 	if opts.Backend != Auto && opts.Backend != "" {
-		p, err := Load(opts)
-		if err != nil {
-			return nil, err
-		}
-		if err := attachProbe(p); err != nil {
-			p.Close()
-			return nil, err
-		}
-		return p, nil
+		return openBackend(opts)
 	}
-	var probe *Probe
 	order := Backends
 	if opts.PreferAuditOptions {
 		order = PreferredBackends
 	}
-	err := firstBackendOf(order, func(b Backend) error {
+	var probe *Probe
+	err := firstBackend(order, func(b Backend) error {
 		o := opts
 		o.Backend = b
-		p, err := Load(o)
-		if err != nil {
-			return err
-		}
-		if err := attachProbe(p); err != nil {
-			p.Close()
-			return err
-		}
-		probe = p
-		return nil
+		var err error
+		probe, err = openBackend(o)
+		return err
 	})
 	return probe, err
+}
+
+// openBackend loads and attaches the programs of opts.Backend.
+func openBackend(opts Options) (*Probe, error) {
+	p, err := Load(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := attachProbe(p); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 // attachProbe is Attach; tests make it fail.
