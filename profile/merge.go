@@ -67,20 +67,13 @@ type execKey struct {
 	PrivilegeGain        bool
 }
 
-type credChangeKey struct {
-	Executable, Syscall string
-	Source              CredentialSource
-	Phase               Phase
-	Before, After       Credentials
-}
-
 type containerMerger struct {
 	identity Identity // Name, Namespace, Owner, Kind of the first entry
 	images   map[string]bool
 	pods     map[string]bool
 	checks   map[checksKey]map[sourceKey]*sourceTally
 	execs    map[execKey]*execTally
-	changes  map[credChangeKey]uint64
+	changes  map[CredentialChange]uint64 // by the change, its count left zero
 	uids     map[uint32]bool
 	coverage *Coverage // nil until an entry has one
 }
@@ -96,7 +89,7 @@ func newContainerMerger() *containerMerger {
 		pods:    map[string]bool{},
 		checks:  map[checksKey]map[sourceKey]*sourceTally{},
 		execs:   map[execKey]*execTally{},
-		changes: map[credChangeKey]uint64{},
+		changes: map[CredentialChange]uint64{},
 		uids:    map[uint32]bool{},
 	}
 }
@@ -145,8 +138,9 @@ func (m *containerMerger) add(c Container) {
 		t.statuses = append(t.statuses, e.ExitStatuses...)
 	}
 	for _, ch := range c.CredentialChanges {
-		k := credChangeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}
-		m.changes[k] = addCounts(m.changes[k], ch.Count)
+		n := ch.Count
+		ch.Count = 0
+		m.changes[ch] = addCounts(m.changes[ch], n)
 	}
 	for _, u := range c.UIDs {
 		m.uids[u] = true
@@ -192,8 +186,9 @@ func (m *containerMerger) result() Container {
 		c.Execs = append(c.Execs, e)
 	}
 	slices.SortFunc(c.Execs, compareExecs)
-	for k, n := range m.changes {
-		c.CredentialChanges = append(c.CredentialChanges, CredentialChange{Executable: k.Executable, Syscall: k.Syscall, Source: k.Source, Phase: k.Phase, Before: k.Before, After: k.After, Count: n})
+	for ch, n := range m.changes {
+		ch.Count = n
+		c.CredentialChanges = append(c.CredentialChanges, ch)
 	}
 	slices.SortFunc(c.CredentialChanges, compareChanges)
 	if m.coverage != nil {

@@ -45,7 +45,7 @@ type collector struct {
 	// workload that runs /bin/true a million times makes one entry, not a
 	// million. parts[] gets them at the end.
 	execs   map[uint64]map[execKey]*profile.Exec
-	changes map[uint64]map[changeKey]*profile.CredentialChange
+	changes map[uint64]map[profile.CredentialChange]uint64 // by the change, its count left zero
 	uids    map[uint64]map[uint32]bool
 	// executables are the distinct executables with exec entries, up to
 	// maxExecutables; execsNotKept counts the execs beyond.
@@ -72,7 +72,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		procExec:    map[uint32]*profile.Exec{},
 		parts:       map[uint64]*profile.Container{},
 		execs:       map[uint64]map[execKey]*profile.Exec{},
-		changes:     map[uint64]map[changeKey]*profile.CredentialChange{},
+		changes:     map[uint64]map[profile.CredentialChange]uint64{},
 		uids:        map[uint64]map[uint32]bool{},
 		executables: map[string]bool{},
 		kallsyms:    kallsymsPath,
@@ -93,35 +93,29 @@ type execKey struct {
 	privilegeGain        bool
 }
 
-// changeKey is what tells two credential change entries apart.
-type changeKey struct {
-	executable, syscall string
-	source              profile.CredentialSource
-	phase               profile.Phase
-	before, after       profile.Credentials
+// consume handles the events read (a probe's ReadEvent) until the probe is
+// flushed; the profile's drops count the ones that could not be decoded.
+func (c *collector) consume(read func() (bpf.Event, error)) error {
+	return readEvents(read, &c.undecodable, c.handle)
 }
 
-// eventReader is where events come from: a *bpf.Probe.
-type eventReader interface {
-	ReadEvent() (bpf.Event, error)
-}
-
-// consume reads events until the probe is flushed. An event that cannot be
-// decoded is counted (the profile's drops say so) and skipped.
-func (c *collector) consume(p eventReader) error {
+// readEvents hands what read returns to handle until the probe is flushed.
+// An event that cannot be decoded is counted in undecodable and skipped:
+// the reader reads on.
+func readEvents(read func() (bpf.Event, error), undecodable *atomic.Uint64, handle func(bpf.Event)) error {
 	for {
-		ev, err := p.ReadEvent()
-		var undecodable *bpf.DecodeError
+		ev, err := read()
+		var decodeErr *bpf.DecodeError
 		switch {
 		case errors.Is(err, bpf.ErrClosed):
 			return nil
-		case errors.As(err, &undecodable):
-			c.undecodable.Add(1)
-			continue
+		case errors.As(err, &decodeErr):
+			undecodable.Add(1)
 		case err != nil:
 			return err
+		default:
+			handle(ev)
 		}
-		c.handle(ev)
 	}
 }
 
@@ -135,20 +129,14 @@ func (c *collector) addUID(cgroupID uint64, uid uint32) {
 	set[uid] = true
 }
 
-// addChange counts a credential change of a cgroup.
+// addChange counts a credential change (its Count zero) of a cgroup.
 func (c *collector) addChange(cgroupID uint64, ch profile.CredentialChange) {
 	set := c.changes[cgroupID]
 	if set == nil {
-		set = map[changeKey]*profile.CredentialChange{}
+		set = map[profile.CredentialChange]uint64{}
 		c.changes[cgroupID] = set
 	}
-	k := changeKey{ch.Executable, ch.Syscall, ch.Source, ch.Phase, ch.Before, ch.After}
-	if x := set[k]; x != nil {
-		x.Count++
-		return
-	}
-	ch.Count = 1
-	set[k] = &ch
+	set[ch]++
 }
 
 // addExec counts an exec of a cgroup and returns its entry, or nil when it
@@ -388,8 +376,9 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 		for _, x := range c.execs[id] {
 			part.Execs = append(part.Execs, *x)
 		}
-		for _, ch := range c.changes[id] {
-			part.CredentialChanges = append(part.CredentialChanges, *ch)
+		for ch, n := range c.changes[id] {
+			ch.Count = n
+			part.CredentialChanges = append(part.CredentialChanges, ch)
 		}
 		for uid := range c.uids[id] {
 			part.UIDs = append(part.UIDs, uid)

@@ -149,20 +149,7 @@ func (s *liveStream) pod(cgroupID uint64) *events.Pod { return s.names.pod(cgrou
 
 // readLive forwards the probe's live check events until it is flushed.
 func (s *liveStream) readLive() error {
-	for {
-		ev, err := s.probe.ReadLiveEvent()
-		var undecodable *bpf.DecodeError
-		switch {
-		case errors.Is(err, bpf.ErrClosed):
-			return nil
-		case errors.As(err, &undecodable):
-			s.undecodable.Add(1) // counted, and read on
-			continue
-		case err != nil:
-			return err
-		}
-		s.send(ev)
-	}
+	return readEvents(s.probe.ReadLiveEvent, &s.undecodable, s.send)
 }
 
 func (s *liveStream) run() {

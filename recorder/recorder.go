@@ -189,7 +189,7 @@ func startRecording(opts recordingOptions) (*recording, error) {
 	} else {
 		r.liveDone <- nil
 	}
-	go func() { r.readerDone <- r.col.consume(probe) }()
+	go func() { r.readerDone <- r.col.consume(probe.ReadEvent) }()
 	go r.endStartups()
 	return r, nil
 }
