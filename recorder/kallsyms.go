@@ -19,7 +19,9 @@ const kallsymsPath = "/proc/kallsyms"
 // container that lacks it).
 func checkKernelSymbols(path string) error {
 	found := false
-	err := scanTextSymbols(path, func(uint64, []byte) { found = true })
+	// The first text symbol settles it: every start reads a page, not the
+	// whole file (tens of milliseconds of the kernel's time).
+	err := scanTextSymbols(path, func(uint64, []byte) bool { found = true; return false })
 	switch {
 	case err != nil:
 		return err
@@ -50,7 +52,7 @@ type kernelSymbols struct {
 // address, and the second pass keeps the names of just those functions.
 func loadKernelSymbols(path string, returnAddrs []uint64) (*kernelSymbols, error) {
 	var starts []uint64
-	if err := scanTextSymbols(path, func(addr uint64, _ []byte) { starts = append(starts, addr) }); err != nil {
+	if err := scanTextSymbols(path, func(addr uint64, _ []byte) bool { starts = append(starts, addr); return true }); err != nil {
 		return nil, err
 	}
 	if len(starts) == 0 {
@@ -63,10 +65,11 @@ func loadKernelSymbols(path string, returnAddrs []uint64) (*kernelSymbols, error
 			wanted[starts[i]] = ""
 		}
 	}
-	if err := scanTextSymbols(path, func(addr uint64, name []byte) {
+	if err := scanTextSymbols(path, func(addr uint64, name []byte) bool {
 		if n, ok := wanted[addr]; ok && n == "" {
 			wanted[addr] = string(name)
 		}
+		return true
 	}); err != nil {
 		return nil, err
 	}
@@ -79,8 +82,9 @@ func loadKernelSymbols(path string, returnAddrs []uint64) (*kernelSymbols, error
 }
 
 // scanTextSymbols calls fn with the address and name of each text symbol
-// ("t" or "T") with a non-zero address; name is valid only during the call.
-func scanTextSymbols(path string, fn func(addr uint64, name []byte)) error {
+// ("t" or "T") with a non-zero address, until fn returns false; name is
+// valid only during the call.
+func scanTextSymbols(path string, fn func(addr uint64, name []byte) bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read kernel symbols: %w", err)
@@ -98,7 +102,9 @@ func scanTextSymbols(path string, fn func(addr uint64, name []byte)) error {
 		if err != nil || addr == 0 {
 			continue
 		}
-		fn(addr, name)
+		if !fn(addr, name) {
+			return nil
+		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read kernel symbols: %w", err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -193,12 +192,8 @@ func (s *liveStream) writeFailed(err error) {
 	}
 	s.writeErr = err
 	if !s.readerGone() {
-		var pathErr *fs.PathError
-		if errors.As(err, &pathErr) {
-			err = pathErr.Err // the file is named already
-		}
 		fmt.Fprintf(s.progress, "capprof: warning: events: writing %s failed after %d events: %v; no more events are written, the recording goes on\n",
-			s.out.Name(), s.written, err)
+			s.out.Name(), s.written, outfile.Cause(err))
 	}
 }
 

@@ -112,8 +112,9 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		rec.stop()
 		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
 	}
+	command := cfg.Redact.Args(cfg.Command) // as the profile and the progress lines show it
 	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
-		strings.Join(cfg.Redact.Args(cfg.Command), " "), cfg.Name, cmd.Process.Pid, cg.path)
+		strings.Join(command, " "), cfg.Name, cmd.Process.Pid, cg.path)
 
 	exitCode := waitCommand(cmd, exited, cg, cfg, rec.col, rec.start)
 
@@ -124,7 +125,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	} else if n > 0 {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
-	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: cfg.Redact.Args(cfg.Command)}
+	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: command}
 	if err := rec.finishUnlessSignalled(cfg.Signals, func() error { return rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name) }); err != nil {
 		return exitCode, err
 	}

@@ -170,11 +170,19 @@ func (o *File) Commit() error {
 	return nil
 }
 
-func (o *File) failed(err error) error {
+// Cause is what went wrong with a file, without the file's name, which the
+// message names already: "no space left on device", not "write /x: no space
+// left on device".
+func Cause(err error) error {
 	var pathErr *fs.PathError
 	if errors.As(err, &pathErr) {
-		err = pathErr.Err // "write /x: no space left on device" names the file again
+		return pathErr.Err
 	}
+	return err
+}
+
+func (o *File) failed(err error) error {
+	err = Cause(err)
 	what := fmt.Sprintf("%s not written", o.path)
 	if o.target == "" {
 		what = fmt.Sprintf("%d bytes written to %s", o.written, o.Name())
