@@ -10,6 +10,7 @@ package escape
 
 import (
 	"io"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -70,40 +71,11 @@ func escapeString(s string, m mode) string {
 
 const hex = "0123456789abcdef"
 
+// writeRuneEscape writes the escape Go gives a rune that is not printable
+// (\a, \x1b, \u202e, \U000e0041), as strconv quotes it.
 func writeRuneEscape(b *strings.Builder, r rune) {
-	switch r {
-	case '\a':
-		b.WriteString(`\a`)
-	case '\b':
-		b.WriteString(`\b`)
-	case '\f':
-		b.WriteString(`\f`)
-	case '\n':
-		b.WriteString(`\n`)
-	case '\r':
-		b.WriteString(`\r`)
-	case '\t':
-		b.WriteString(`\t`)
-	case '\v':
-		b.WriteString(`\v`)
-	default:
-		switch {
-		case r < 0x80:
-			b.WriteString(`\x`)
-			b.WriteByte(hex[r>>4])
-			b.WriteByte(hex[r&0xf])
-		case r <= 0xffff:
-			b.WriteString(`\u`)
-			for shift := 12; shift >= 0; shift -= 4 {
-				b.WriteByte(hex[(r>>shift)&0xf])
-			}
-		default:
-			b.WriteString(`\U`)
-			for shift := 28; shift >= 0; shift -= 4 {
-				b.WriteByte(hex[(r>>shift)&0xf])
-			}
-		}
-	}
+	q := strconv.QuoteRune(r)
+	b.WriteString(q[1 : len(q)-1])
 }
 
 // MarkdownCode renders s as an inline code span that markdown (CommonMark,
