@@ -658,7 +658,8 @@ func (b *bench) analyzeWide(n int) (*AnalyzeTime, error) {
 		bind.Count++
 	}
 	c.Capabilities = []profile.CapabilityChecks{bind}
-	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: []profile.Container{c},
+	// Normalized, as the recorder saves every profile.
+	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: profile.MergeContainers(c),
 		Metadata: profile.Metadata{Node: "node-0", KernelRelease: "6.18", Probe: "tracepoint", CapprofVersion: "bench",
 			StartTime: time.Unix(0, 0).UTC(), EndTime: time.Unix(60, 0).UTC()}}
 	path := filepath.Join(b.work, "wide.json")

@@ -6,6 +6,9 @@ import (
 	"math/bits"
 	"strconv"
 	"strings"
+
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Capability is a Linux capability number (include/uapi/linux/capability.h).
@@ -69,8 +72,8 @@ func (c Capability) MarshalJSON() ([]byte, error) { return json.Marshal(c.String
 // UnmarshalJSON reads a name accepted by ParseCapability.
 func (c *Capability) UnmarshalJSON(b []byte) error {
 	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("capability must be a string like \"CAP_CHOWN\", got %s", b)
+	if err := jsonv2.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("capability must be a string like \"CAP_CHOWN\", got a JSON %s", jsontext.Value(b).Kind())
 	}
 	parsed, err := ParseCapability(s)
 	if err != nil {
@@ -134,8 +137,8 @@ func (s CapSet) MarshalJSON() ([]byte, error) {
 // adds every known capability, and "-NAME" removes one, in order.
 func (s *CapSet) UnmarshalJSON(b []byte) error {
 	var names []string
-	if err := json.Unmarshal(b, &names); err != nil {
-		return fmt.Errorf("capability set must be a list of names, got %s", b)
+	if err := jsonv2.Unmarshal(b, &names); err != nil {
+		return fmt.Errorf("capability set must be a list of names, got a JSON %s", jsontext.Value(b).Kind())
 	}
 	var set CapSet
 	for _, n := range names {

@@ -46,7 +46,7 @@ func TestBadInput(t *testing.T) {
 		{"malformed YAML", []string{"analyze", malformedYAML}, malformedYAML + ": malformed YAML"},
 		{"wrong apiVersion", []string{"analyze", wrongVersion}, wrongVersion + `: unsupported apiVersion "capprof.dev/v2", want "capprof.dev/v1alpha1"`},
 		{"wrong kind", []string{"analyze", wrongKind}, wrongKind + `: unsupported kind "Pod"`},
-		{"unknown capability", []string{"analyze", good, unknownCap}, unknownCap + `: invalid profile: unknown capability "CAP_SUPERPOWER" (valid, with or without CAP_: CHOWN,`},
+		{"unknown capability", []string{"analyze", good, unknownCap}, unknownCap + `: invalid profile: containers[0].capabilities[0].capability: unknown capability "CAP_SUPERPOWER" (valid, with or without CAP_: CHOWN,`},
 		{"no profile", []string{"analyze"}, "no profile given"},
 		{"alias bomb profile", []string{"analyze", laughsProfile}, laughsProfile + ": YAML aliases expand the document to more than 16 MiB (20000 aliases): refused"},
 		{"alias bomb manifest", []string{"analyze", "--manifest", laughsManifest, good}, laughsManifest + ": document 1: YAML aliases expand the document to more than 16 MiB (20000 aliases): refused"},
