@@ -127,6 +127,11 @@ func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]stri
 	if len(matching.Elsewhere) > 0 {
 		notes = append(notes, fmt.Sprintf("%s: profiled containers of other workloads ignored: %s", m.Path, strings.Join(matching.Elsewhere, ", ")))
 	}
+	for _, match := range matching.Matches {
+		if summary := match.Analysis.VerificationSummary(); summary != "" {
+			notes = append(notes, fmt.Sprintf("%s: %s container %s: %s", m.Path, match.Workload, match.Container, summary))
+		}
+	}
 	patches := plan(matching.Matches)
 	var inPlace []*workloadPatch
 	for _, wp := range patches {

@@ -190,6 +190,13 @@ type CapabilityDecision struct {
 	// Evidence is where the checks behind the decision came from, most
 	// frequent first: for a required capability, what needed it.
 	Evidence []Evidence `json:"evidence"`
+	// Verified is what `capprof verify` found; empty when the decision
+	// rests on what was observed only.
+	Verified VerifiedVerdict `json:"verified,omitempty"`
+	// LikelyRemovable says, for a required capability not verified, why
+	// its denial would likely break nothing: each of its checks is one
+	// whose denial the kernel answers without an error.
+	LikelyRemovable string `json:"likelyRemovable,omitempty"`
 }
 
 // Evidence is the checks of one executable in one syscall and phase.
@@ -220,6 +227,8 @@ type ContainerAnalysis struct {
 	Recordings int `json:"recordings"`
 	// Coverage says which instances were recorded from their start.
 	Coverage *Coverage `json:"coverage,omitempty"`
+	// Verification is what `capprof verify` found, when it ran.
+	Verification *Verification `json:"verification,omitempty"`
 	// NothingObserved: no process of the container was seen, so the
 	// advice rests on no evidence.
 	NothingObserved bool `json:"-"`
@@ -280,7 +289,8 @@ func shortRecording(in Input) string {
 }
 
 func analyzeContainer(c Container) ContainerAnalysis {
-	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}, Coverage: c.Coverage, NothingObserved: !Observed(c)}
+	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}, Coverage: c.Coverage,
+		Verification: c.Verification, NothingObserved: !Observed(c)}
 	// The container runtime's own credential changes say nothing of the workload.
 	c.CredentialChanges = slices.DeleteFunc(slices.Clone(c.CredentialChanges), func(ch CredentialChange) bool { return ch.Phase == RuntimeInitPhase })
 	byCap := map[Capability][]CapabilityChecks{}
@@ -309,7 +319,23 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			decision = Required
 			reason = "file capability of " + strings.Join(exes, ", ") + ": its exec fails (EPERM) unless the capability stays in the bounding set"
 		}
-		row := CapabilityDecision{Capability: capability, Decision: decision, Reason: reason}
+		var verified VerifiedVerdict
+		if vc := c.Verification.verified(capability); vc != nil {
+			verified = vc.Verified
+			switch {
+			case decision == Required && vc.Verified == VerifiedRemovable:
+				decision = NotNeeded
+				reason = fmt.Sprintf("verified removable: the command passed %d of %d runs without it (observed: %s)", vc.Passed, vc.Passed+vc.Failed, reason)
+			case vc.Verified == VerifiedNeeded && vc.FailedRun != nil:
+				reason += "; verified needed: without it, " + vc.FailedRun.String()
+			}
+		}
+		row := CapabilityDecision{Capability: capability, Decision: decision, Reason: reason, Verified: verified}
+		if decision == Required && verified == "" {
+			if row.LikelyRemovable = silentDenial(capability, checks); row.LikelyRemovable != "" {
+				row.Reason += "; likely removable, verify: " + row.LikelyRemovable
+			}
+		}
 		for _, cc := range checks {
 			if cc.Verdict == Granted {
 				row.Granted += cc.Count
@@ -330,7 +356,7 @@ func analyzeContainer(c Container) ContainerAnalysis {
 	ca.PrivilegeGains = sortedKeys(gains)
 	ca.SecurityContext = advise(c, ca.Capabilities, len(ca.PrivilegeGains) > 0)
 	ca.PodSecurity = EvaluatePodSecurity(&metav1.ObjectMeta{}, adviceOnlyPod(c.Name, c.Kind, ca.SecurityContext))
-	ca.Warnings = adviceWarnings(c, ca.Capabilities, fileCaps)
+	ca.Warnings = append(adviceWarnings(c, ca.Capabilities, fileCaps), verificationWarnings(c.Verification, ca.Capabilities)...)
 	return ca
 }
 

@@ -41,6 +41,9 @@ type ContainerDiff struct {
 	NewPrivilegedExecutables []string `json:"newPrivilegedExecutables,omitempty"`
 	// PodSecurity is "baseline -> privileged" when the advice's level changed.
 	PodSecurity string `json:"podSecurity,omitempty"`
+	// Verification says which of head's decisions capprof verify proved
+	// and which were only observed (ContainerAnalysis.VerificationSummary).
+	Verification string `json:"verification,omitempty"`
 }
 
 // NewCapabilities reports whether any container newly requires a capability.
@@ -95,6 +98,7 @@ func DiffAnalyses(baseName string, base Analysis, headName string, head Analysis
 			d.Unchanged++
 			continue
 		}
+		cd.Verification = h.VerificationSummary()
 		d.Containers = append(d.Containers, cd)
 	}
 	return d

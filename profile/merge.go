@@ -76,6 +76,8 @@ type containerMerger struct {
 	changes  map[CredentialChange]uint64 // by the change, its count left zero
 	uids     map[uint32]bool
 	coverage *Coverage // nil until an entry has one
+	// verification combines the entries' (mergeVerifications).
+	verification *Verification
 }
 
 type execTally struct {
@@ -145,6 +147,7 @@ func (m *containerMerger) add(c Container) {
 	for _, u := range c.UIDs {
 		m.uids[u] = true
 	}
+	m.verification = mergeVerifications(m.verification, c.Verification)
 	if cov := c.Coverage; cov != nil {
 		if m.coverage == nil {
 			m.coverage = &Coverage{}
@@ -197,6 +200,7 @@ func (m *containerMerger) result() Container {
 		slices.SortFunc(cov.Late, compareLate)
 		c.Coverage = &cov
 	}
+	c.Verification = m.verification
 	for u := range m.uids {
 		c.UIDs = append(c.UIDs, u)
 	}

@@ -156,6 +156,8 @@ type Container struct {
 	// Coverage says how much of its instances' lives was recorded; nil in
 	// profiles of capprof versions that did not say.
 	Coverage *Coverage `json:"coverage,omitempty"`
+	// Verification is what `capprof verify` found, when it ran.
+	Verification *Verification `json:"verification,omitempty"`
 }
 
 // Coverage says which container instances (a restart, a replica, a run is
@@ -578,6 +580,11 @@ func (p *Profile) Validate() error {
 				return err
 			}
 			if err := oneOf(where+".phase", string(ch.Phase), "", RuntimeInitPhase); err != nil {
+				return err
+			}
+		}
+		if v := c.Verification; v != nil {
+			if err := v.validate(fmt.Sprintf("containers[%d] (%s) verification", i, c.Name)); err != nil {
 				return err
 			}
 		}

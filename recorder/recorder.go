@@ -3,6 +3,7 @@
 package recorder
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -53,21 +54,56 @@ type CommandConfig struct {
 	Version        string
 	// Events, when set, streams live events (record --events).
 	Events *EventsConfig
+	// Restrict, when set, runs the command as a container with that
+	// securityContext would run it (verify's runs); else with capprof's
+	// own privileges.
+	Restrict *Restriction
 }
 
 // RecordCommand runs the command in a fresh cgroup, records it and every
 // descendant, saves the profile and returns the command's exit code (128+n
 // when a signal ended it).
 func RecordCommand(cfg CommandConfig) (int, error) {
-	if len(cfg.Command) == 0 {
-		return 0, errors.New("nothing to record: give --pods NAME[,NAME...] or -l SELECTOR to record pods, or -- COMMAND [ARGS...] to record a command")
-	}
-	if os.Geteuid() != 0 {
-		return 0, errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	if err := checkCommand(cfg); err != nil {
+		return 0, err
 	}
 	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return 0, err
 	}
+	return runCommand(cfg, true, func(rec *recording, meta profile.Metadata) error {
+		return rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name)
+	})
+}
+
+// RunCommand records the command as RecordCommand does, without announcing
+// it or saving anything: it returns the exit code and the profile. Output
+// and Events are not used.
+func RunCommand(cfg CommandConfig) (int, *profile.Profile, error) {
+	if err := checkCommand(cfg); err != nil {
+		return 0, nil, err
+	}
+	cfg.Events = nil
+	var p *profile.Profile
+	code, err := runCommand(cfg, false, func(rec *recording, meta profile.Metadata) error {
+		var err error
+		p, _, err = rec.collect(meta)
+		return err
+	})
+	return code, p, err
+}
+
+func checkCommand(cfg CommandConfig) error {
+	if len(cfg.Command) == 0 {
+		return errors.New("nothing to record: give --pods NAME[,NAME...] or -l SELECTOR to record pods, or -- COMMAND [ARGS...] to record a command")
+	}
+	if os.Geteuid() != 0 {
+		return errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	}
+	return nil
+}
+
+// runCommand runs and records the command; finish ends the recording.
+func runCommand(cfg CommandConfig, announce bool, finish func(*recording, profile.Metadata) error) (int, error) {
 	cgroupRoot, err := cgroup2Mount()
 	if err != nil {
 		return 0, err
@@ -107,14 +143,16 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.dir.Fd()), Pdeathsig: syscall.SIGKILL}
 	terminal := foregroundTerminal(cfg.Stdin)
 	commandGroup(cmd.SysProcAttr, terminal)
-	exited, err := startCommand(cmd)
+	exited, err := startCommand(cmd, cfg.Restrict)
 	if err != nil {
 		rec.stop()
 		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
 	}
 	command := cfg.Redact.Args(cfg.Command) // as the profile and the progress lines show it
-	fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
-		strings.Join(command, " "), cfg.Name, cmd.Process.Pid, cg.path)
+	if announce {
+		fmt.Fprintf(cfg.Progress, "capprof: recording %q as container %q (pid %d, cgroup %s)\n",
+			strings.Join(command, " "), cfg.Name, cmd.Process.Pid, cg.path)
+	}
 
 	exitCode := waitCommand(cmd, exited, cg, cfg, rec.col, rec.start)
 
@@ -126,7 +164,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
 	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: command}
-	if err := rec.finishUnlessSignalled(cfg.Signals, func() error { return rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name) }); err != nil {
+	if err := rec.finishUnlessSignalled(cfg.Signals, func() error { return finish(rec, meta) }); err != nil {
 		return exitCode, err
 	}
 	return exitCode, nil
@@ -265,11 +303,15 @@ func (r *recording) close() {
 }
 
 // QuitError is a recording that a signal cut short while it was being
-// stopped and saved: nothing was saved, and capprof exits at once.
-type QuitError struct{ Signal syscall.Signal }
+// stopped and saved (or a verification, While "verifying"): nothing was
+// saved, and capprof exits at once.
+type QuitError struct {
+	Signal syscall.Signal
+	While  string // "stopping" when empty
+}
 
 func (e QuitError) Error() string {
-	return fmt.Sprintf("received %s while stopping: quit without saving the profile", unix.SignalName(e.Signal))
+	return fmt.Sprintf("received %s while %s: quit without saving the profile", unix.SignalName(e.Signal), cmp.Or(e.While, "stopping"))
 }
 
 // finishUnlessSignalled runs finish (what ends a recording: waiting for the
@@ -290,20 +332,20 @@ func (r *recording) finishUnlessSignalled(signals <-chan os.Signal, finish func(
 	}
 }
 
-// finish stops the recording, completes meta, saves the profile atomically
-// and prints the summary line for what.
-func (r *recording) finish(meta profile.Metadata, output string, stdout io.Writer, what string) error {
+// collect stops the recording and makes its profile, completing meta; it
+// warns of what the profile may lack. It returns when the recording ended.
+func (r *recording) collect(meta profile.Metadata) (*profile.Profile, time.Time, error) {
 	end := time.Now()
 	if err := r.stop(); err != nil {
-		return err
+		return nil, end, err
 	}
 	checks, err := r.probe.Checks()
 	if err != nil {
-		return err
+		return nil, end, err
 	}
 	stats, err := r.probe.Stats()
 	if err != nil {
-		return err
+		return nil, end, err
 	}
 	meta.StartTime = r.start.UTC().Truncate(time.Millisecond)
 	meta.EndTime = end.UTC().Truncate(time.Millisecond)
@@ -322,10 +364,7 @@ func (r *recording) finish(meta profile.Metadata, output string, stdout io.Write
 	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
 	seeds, _ := r.names.recorded()
 	if p.Containers, err = r.col.containers(checks, seeds); err != nil {
-		return err
-	}
-	if err := p.Write("-o", output, stdout); err != nil {
-		return err
+		return nil, end, err
 	}
 	if err := r.col.symbolsErr; err != nil {
 		fmt.Fprintf(r.progress, "capprof: warning: call stacks not resolved (%v): their checks are classed unknown in the profile\n", err)
@@ -333,9 +372,26 @@ func (r *recording) finish(meta profile.Metadata, output string, stdout io.Write
 	if d := p.Metadata.Drops; d.Total() > 0 {
 		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
 	}
+	return p, end, nil
+}
+
+// finish stops the recording, completes meta, saves the profile atomically
+// and prints the summary line for what.
+func (r *recording) finish(meta profile.Metadata, output string, stdout io.Writer, what string) error {
+	p, end, err := r.collect(meta)
+	if err != nil {
+		return err
+	}
+	if err := p.Write("-o", output, stdout); err != nil {
+		return err
+	}
 	if r.live != nil {
 		live := r.live
 		r.live = nil
+		stats, err := r.probe.Stats()
+		if err != nil {
+			return err
+		}
 		if err := live.close(r.progress, stats.LiveDrops); err != nil {
 			return err
 		}
@@ -390,13 +446,20 @@ func waitCommand(cmd *exec.Cmd, exited <-chan struct{}, cg *cgroup, cfg CommandC
 // startCommand starts cmd and waits for it in a goroutine that keeps its OS
 // thread until the command has exited: the kernel sends Pdeathsig when the
 // thread that forked the child exits, which the Go runtime may do with an
-// unlocked thread at any time. The channel is closed when cmd has exited.
-func startCommand(cmd *exec.Cmd) (<-chan struct{}, error) {
+// unlocked thread at any time. With a restriction, the thread is
+// restricted before it forks and never unlocked, so the runtime ends it
+// afterwards. The channel is closed when cmd has exited.
+func startCommand(cmd *exec.Cmd, restrict *Restriction) (<-chan struct{}, error) {
 	started := make(chan error, 1)
 	exited := make(chan struct{})
 	go func() {
 		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
+		if restrict == nil {
+			defer runtime.UnlockOSThread()
+		} else if err := restrictThread(*restrict); err != nil {
+			started <- fmt.Errorf("restrict to %s: %w", restrict, err)
+			return
+		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			return

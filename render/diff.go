@@ -41,6 +41,9 @@ func diffLines(c profile.ContainerDiff) [][2]string {
 	if c.PodSecurity != "" {
 		lines = append(lines, [2]string{"pod security level", c.PodSecurity})
 	}
+	if c.Verification != "" {
+		lines = append(lines, [2]string{"verification", c.Verification})
+	}
 	return lines
 }
 

@@ -50,10 +50,10 @@ func Table(w io.Writer, a profile.Analysis) error {
 		} else {
 			var table bytes.Buffer
 			t := plainTable(&table)
-			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
+			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "VERIFIED", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
 			for _, d := range c.Capabilities {
 				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
-					string(d.Decision), escape.Text(evidenceCell(d.Evidence)), escape.Text(d.Reason)); err != nil {
+					string(d.Decision), verifiedCell(d), escape.Text(evidenceCell(d.Evidence)), escape.Text(d.Reason)); err != nil {
 					return err
 				}
 			}
@@ -69,6 +69,9 @@ func Table(w io.Writer, a profile.Analysis) error {
 		if c.Coverage != nil {
 			line("coverage: %s", coverageLine(c.Coverage))
 		}
+		if v := c.Verification; v != nil {
+			line("verified: %s", verificationLine(v))
+		}
 		for _, g := range c.PrivilegeGains {
 			line("privilege gained at exec by %s: allowPrivilegeEscalation stays true", g)
 		}
@@ -77,6 +80,43 @@ func Table(w io.Writer, a profile.Analysis) error {
 		}
 	}
 	return nil
+}
+
+// verifiedCell says whether a decision was verified: "needed",
+// "removable", "undecided"; "no" for a required capability that was only
+// observed ("no: likely removable" when its checks are ones whose denial
+// returns no error); "-" for the others.
+func verifiedCell(d profile.CapabilityDecision) string {
+	switch {
+	case d.Verified != "":
+		return string(d.Verified)
+	case d.LikelyRemovable != "":
+		return "no: likely removable"
+	case d.Decision == profile.Required:
+		return "no"
+	}
+	return "-"
+}
+
+// verificationLine summarizes a verification: "./test.sh, 3 runs per set,
+// on 2026-12-01 05:00 UTC: the advised set (FSETID,NET_BIND_SERVICE) passed
+// 3 of 3; without FSETID passed 3 of 3: removable; …".
+func verificationLine(v *profile.Verification) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s, %s per set, on %s: the advised set (%s) passed %d of %d",
+		profile.CommandLine(v.Command), plural(v.RunsPerSet, "run"), v.Time.UTC().Format("2006-01-02 15:04 MST"),
+		capNames(v.Advised.Capabilities), v.Advised.Passed, v.Advised.Passed+v.Advised.Failed)
+	for _, vc := range v.Capabilities {
+		fmt.Fprintf(&b, "; without %s passed %d of %d: %s", vc.Capability.KubernetesName(), vc.Passed, vc.Passed+vc.Failed, vc.Verified)
+	}
+	return b.String()
+}
+
+func capNames(s profile.CapSet) string {
+	if s == 0 {
+		return "no capabilities"
+	}
+	return strings.Join(s.KubernetesNames(), ",")
 }
 
 // escapedLines returns a printf that writes one line to w, escaped

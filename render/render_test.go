@@ -19,6 +19,8 @@ func TestGolden(t *testing.T) {
 		{"web", []string{"web.json"}},
 		{"replicas", []string{"web.json", "web-replica.yaml"}},
 		{"empty", []string{"empty.json"}},
+		// capprof verify's result: FSETID removable, NET_BIND_SERVICE needed.
+		{"verified", []string{"verified.json"}},
 		// Names with terminal escapes, a carriage return that would draw
 		// a fake row, a bidi override, markdown and a newline.
 		{"hostile", []string{"hostile.json"}},

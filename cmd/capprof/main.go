@@ -95,7 +95,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by main; cli must not exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
-		Commands:       []*cli.Command{recordCommand(), analyzeCommand(), patchCommand(), diffCommand(), probesCommand()},
+		Commands:       []*cli.Command{recordCommand(), verifyCommand(), analyzeCommand(), patchCommand(), diffCommand(), probesCommand()},
 	}
 }
 
@@ -139,8 +139,17 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 	}
 	out := append([]string{args[0], args[1]}, flags...)
+	if keepsSeparator[cmd.Name] {
+		// The flag parser takes this "--", so the user's stays among the
+		// arguments and tells what comes before it from the command.
+		out = append(out, "--")
+	}
 	return append(out, positional...)
 }
+
+// keepsSeparator are the commands whose arguments keep their "--": verify
+// takes a profile before it and a command after.
+var keepsSeparator = map[string]bool{"verify": true}
 
 // usageError keeps a usage mistake to one line on stderr instead of the
 // help text on stdout.

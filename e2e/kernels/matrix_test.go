@@ -37,13 +37,16 @@ const guestTimeout = 45 * time.Minute
 
 // e2eSkip are the e2e tests the host runs and the guests do not: those
 // that need the pod harness (etcd, kube-apiserver, containerd), which the
-// guests do not have, and those of capprof's own handling of its outputs,
+// guests do not have, those of capprof's own handling of its outputs,
 // secrets, names and terminal, which no kernel changes and which cost
-// minutes under emulation.
+// minutes under emulation, and verify's (dozens of recordings each), whose
+// kernel-dependent part, telling a denial's outcome, the accuracy corpus
+// covers.
 // go test splits the pattern at its slash into one per level: the one
 // subtest, TestAccuracyCorpus/pod_serve, comes last.
 const e2eSkip = "TestPods|TestManifest|TestPodSecurity|" +
 	"TestOutputsIntoSpecialFiles|TestOutputModes|TestFullDisk|TestRedaction|TestHostileNames|TestOneInterruptPerCtrlC|TestSecondSignalQuitsWhileSaving|" +
+	"TestVerify|" +
 	"TestAccuracyCorpus/pod_serve"
 
 // TestKernelMatrix boots each kernel under qemu and runs, inside it, the bpf

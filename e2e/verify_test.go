@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/capprof/capprof/profile"
+)
+
+// verifyCase is a corpus workload for capprof verify: what the recording
+// alone advises, and what verification leaves.
+type verifyCase struct {
+	name string
+	// fixture returns the shell command that makes the workload's fixtures
+	// afresh (verify's --setup; empty: none) and the program's arguments.
+	fixture func(t *testing.T, dir string) (setup string, args []string)
+	// observed is the advice from the recording; verified, after verify.
+	observed, verified []string
+	// viaProfile records first and verifies that profile in place.
+	viaProfile bool
+}
+
+// verifyCorpus: three workloads granted a capability they do not need (the
+// denial is answered without an error, or another capability does the
+// job), and workloads whose every capability is needed.
+var verifyCorpus = []verifyCase{
+	{name: "setgid_bit_unchecked", fixture: fileFixture(0, foreignID, 0o755), observed: []string{"FSETID"}, verified: []string{}},
+	{name: "kill_group", fixture: mixedProcessGroup, observed: []string{"KILL"}, verified: []string{}, viaProfile: true},
+	{name: "dac_write_read", fixture: fileFixture(foreignID, foreignID, 0o600),
+		observed: []string{"DAC_OVERRIDE", "DAC_READ_SEARCH"}, verified: []string{"DAC_OVERRIDE"}},
+	{name: "bind_low_port", observed: []string{"NET_BIND_SERVICE"}, verified: []string{"NET_BIND_SERVICE"}},
+	{name: "drop_ids", observed: []string{"SETGID", "SETUID"}, verified: []string{"SETGID", "SETUID"}},
+	{name: "setgid_bit", fixture: fileFixture(0, foreignID, 0o755), observed: []string{"FSETID"}, verified: []string{"FSETID"}},
+	{name: "dac_read", fixture: fileFixture(foreignID, foreignID, 0o600), observed: []string{"DAC_READ_SEARCH"}, verified: []string{"DAC_READ_SEARCH"}},
+	{name: "chown", fixture: fileFixture(0, 0, 0o644), observed: []string{"CHOWN"}, verified: []string{"CHOWN"}},
+	{name: "mmap_storm", observed: []string{}, verified: []string{}},
+}
+
+// fileFixture makes DIR/file, owned uid:gid with this mode, before every run.
+func fileFixture(uid, gid int, mode os.FileMode) func(*testing.T, string) (string, []string) {
+	return func(_ *testing.T, dir string) (string, []string) {
+		f := filepath.Join(dir, "file")
+		return fmt.Sprintf("printf 'data\\n' > %s && chown %d:%d %s && chmod %o %s", f, uid, gid, f, mode, f), []string{f}
+	}
+}
+
+// mixedProcessGroup starts a process group of a root process and one of the
+// foreign user, outside any recording, and returns its id.
+func mixedProcessGroup(t *testing.T, _ string) (string, []string) {
+	t.Helper()
+	leader := exec.Command("sleep", "600")
+	leader.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := leader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { leader.Process.Kill(); leader.Wait() })
+	pgid := leader.Process.Pid
+	member := exec.Command("setpriv", "--reuid", strconv.Itoa(foreignID), "--regid", strconv.Itoa(foreignID), "--clear-groups", "sleep", "600")
+	member.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pgid: pgid}
+	if err := member.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { member.Process.Kill(); member.Wait() })
+	waitForUID(t, member.Process.Pid, foreignID)
+	return "", []string{strconv.Itoa(pgid)}
+}
+
+// waitForUID waits until the process runs as uid.
+func waitForUID(t *testing.T, pid, uid int) {
+	t.Helper()
+	want := fmt.Sprintf("Uid:\t%d\t", uid)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err == nil && strings.Contains(string(status), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d never ran as uid %d", pid, uid)
+		}
+	}
+}
+
+// TestVerifyCorpus runs capprof verify on corpus workloads: the capabilities
+// granted but not needed are found removable, the others needed, and the
+// verified advice is sufficient and minimal by the accuracy corpus's own
+// setpriv check.
+func TestVerifyCorpus(t *testing.T) {
+	requireRecording(t)
+	bins := buildCorpus(t)
+	for _, tc := range verifyCorpus {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			setup, args := "", []string(nil)
+			if tc.fixture != nil {
+				setup, args = tc.fixture(t, dir)
+			}
+			command := append([]string{filepath.Join(bins, tc.name)}, args...)
+			out := filepath.Join(dir, "profile.json")
+			flags := []string{"verify"}
+			if setup != "" {
+				flags = append(flags, "--setup", setup)
+			}
+			if tc.viaProfile {
+				runSetup(t, setup)
+				recordArgs := append([]string{"record", "--progress", "0", "-o", out, "--"}, command...)
+				if r := capprof(t, recordArgs...); r.code != 0 {
+					t.Fatalf("capprof record: exit %d: %s", r.code, r.stderr)
+				}
+				flags = append(flags, out)
+			}
+			r := capprof(t, append(append(flags, "-o", out, "--"), command...)...)
+			if r.code != 0 {
+				t.Fatalf("capprof verify: exit %d:\n%s", r.code, r.stderr)
+			}
+			p, err := profile.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := p.Containers[0]
+			observed := c
+			observed.Verification = nil
+			if got := addList(profile.Analyze([]profile.Input{{Source: "observed", Profile: alone(observed)}}).Containers[0]); !slices.Equal(got, tc.observed) {
+				t.Errorf("observed advice %v, want %v", got, tc.observed)
+			}
+			analysis := profile.Analyze([]profile.Input{{Source: out, Profile: p}}).Containers[0]
+			verified := addList(analysis)
+			if !slices.Equal(verified, tc.verified) {
+				t.Errorf("verified advice %v, want %v\n%s", verified, tc.verified, r.stderr)
+			}
+			v := c.Verification
+			if v == nil || v.Advised.Passed != 1 || len(v.Capabilities) != len(tc.observed) {
+				t.Fatalf("verification %+v: want the advised set passed once and each of %v tried", v, tc.observed)
+			}
+			for _, vc := range v.Capabilities {
+				want := profile.VerifiedRemovable
+				if slices.Contains(tc.verified, vc.Capability.KubernetesName()) {
+					want = profile.VerifiedNeeded
+				}
+				if vc.Verified != want {
+					t.Errorf("%s verified %s, want %s", vc.Capability, vc.Verified, want)
+				}
+				if want == profile.VerifiedNeeded && (vc.FailedRun == nil || !slices.ContainsFunc(vc.FailedRun.Denials, func(d profile.DeniedChecks) bool { return d.Capability == vc.Capability })) {
+					t.Errorf("%s needed without the evidence of its denial: %+v", vc.Capability, vc.FailedRun)
+				}
+			}
+			if want := fmt.Sprintf("%d times", 1+len(tc.observed)); !strings.Contains(r.stderr, want) {
+				t.Errorf("verify did not say it runs the command %s before starting:\n%s", want, r.stderr)
+			}
+			runSetup(t, setup)
+			if err := runBounded(verified, command...); err != nil {
+				t.Errorf("not sufficient: fails with exactly %v: %v", verified, err)
+			}
+			for _, c := range verified {
+				runSetup(t, setup)
+				if err := runBounded(slices.DeleteFunc(slices.Clone(verified), func(x string) bool { return x == c }), command...); err == nil {
+					t.Errorf("not minimal: works without %s", c)
+				}
+			}
+		})
+	}
+}
+
+// runSetup runs a fixture's shell command, as verify's --setup does.
+func runSetup(t *testing.T, setup string) {
+	t.Helper()
+	if setup == "" {
+		return
+	}
+	if out, err := exec.Command("/bin/sh", "-c", setup).CombinedOutput(); err != nil {
+		t.Fatalf("setup %q: %v: %s", setup, err, out)
+	}
+}
+
+// TestVerifyFlakyCommand: a command that fails one run in five whatever its
+// capabilities, verified with --runs 5, is not misjudged: the capability it
+// needs is needed, the one it does not is removable, and the advised set's
+// failure is reported as such.
+func TestVerifyFlakyCommand(t *testing.T) {
+	requireRecording(t)
+	bins := buildCorpus(t)
+	dir := t.TempDir()
+	setup, args := fileFixture(0, foreignID, 0o755)(t, dir)
+	script := filepath.Join(dir, "flaky.sh")
+	// Runs 5, 10, 15, ... fail before doing anything; the recording is run 1.
+	body := fmt.Sprintf(`#!/bin/sh
+n=$(cat %[1]s/count 2>/dev/null || echo 0)
+echo $((n + 1)) > %[1]s/count
+if [ $((n %% 5)) -eq 4 ]; then echo "flaky failure" >&2; exit 1; fi
+%[2]s/bind_low_port && %[2]s/setgid_bit_unchecked %[3]s
+`, dir, bins, args[0])
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "profile.json")
+	r := capprof(t, "verify", "--runs", "5", "--setup", setup, "-o", out, "--", script)
+	if r.code != 0 {
+		t.Fatalf("capprof verify: exit %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "15 times") {
+		t.Errorf("verify did not say it runs the command 5 × (1 + 2) = 15 times:\n%s", r.stderr)
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.Containers[0].Verification
+	if v == nil || v.RunsPerSet != 5 || v.Advised.Passed != 4 || v.Advised.Failed != 1 || len(v.Capabilities) != 2 {
+		t.Fatalf("verification %+v: want 5 runs per set, the advised set passed 4 of 5, two capabilities tried\n%s", v, r.stderr)
+	}
+	fsetid, bind := v.Capabilities[0], v.Capabilities[1]
+	if fsetid.Capability.KubernetesName() != "FSETID" || fsetid.Verified != profile.VerifiedRemovable || fsetid.Passed != 4 || fsetid.Failed != 1 {
+		t.Errorf("FSETID: %+v, want removable, passed 4 of 5", fsetid)
+	}
+	if bind.Capability.KubernetesName() != "NET_BIND_SERVICE" || bind.Verified != profile.VerifiedNeeded || bind.Passed != 0 || bind.FailedRun == nil || bind.FailedRun.ExitStatus != 1 {
+		t.Errorf("NET_BIND_SERVICE: %+v, want needed, with its failed run", bind)
+	}
+	analysis := profile.Analyze([]profile.Input{{Source: out, Profile: p}}).Containers[0]
+	if got := addList(analysis); !slices.Equal(got, []string{"NET_BIND_SERVICE"}) {
+		t.Errorf("verified advice %v, want [NET_BIND_SERVICE]", got)
+	}
+	if !slices.ContainsFunc(analysis.Warnings, func(w string) bool { return strings.Contains(w, "failed 1 of 5 runs (a flaky command?)") }) {
+		t.Errorf("no warning of the advised set's flaky run: %q", analysis.Warnings)
+	}
+	table := capprof(t, "analyze", out)
+	if !strings.Contains(table.stdout, "removable") || !strings.Contains(table.stdout, "verified: "+script+", 5 runs per set") {
+		t.Errorf("analyze does not show the verification:\n%s", table.stdout)
+	}
+}
+
+// TestVerifyInterrupted: Ctrl-C during verification stops the run under way
+// and saves nothing.
+func TestVerifyInterrupted(t *testing.T) {
+	requireRecording(t)
+	out := filepath.Join(t.TempDir(), "profile.json")
+	cmd := exec.Command(capprofBin, "verify", "-o", out, "--", workloadBin, "sleep")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var said []string
+	for lines.Scan() && lines.Text() != "ready" { // the command's output goes to capprof's stderr
+		said = append(said, lines.Text())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for lines.Scan() {
+		said = append(said, lines.Text())
+	}
+	err = cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("capprof verify after SIGINT: %v, want exit code 130:\n%s", err, strings.Join(said, "\n"))
+	}
+	if !strings.Contains(strings.Join(said, "\n"), "received SIGINT while verifying: quit without saving the profile") {
+		t.Errorf("capprof did not say it quit:\n%s", strings.Join(said, "\n"))
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a profile was saved after SIGINT: %v", err)
+	}
+}
+
+// TestVerifyBadInput: verify's mistakes get one line and exit 1 before
+// anything runs.
+func TestVerifyBadInput(t *testing.T) {
+	dir := t.TempDir()
+	twoContainers := filepath.Join(dir, "two.json")
+	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: []profile.Container{
+		{Identity: profile.Identity{Name: "a"}, Capabilities: []profile.CapabilityChecks{}, Execs: []profile.Exec{}, CredentialChanges: []profile.CredentialChange{}, UIDs: []uint32{}},
+		{Identity: profile.Identity{Name: "b"}, Capabilities: []profile.CapabilityChecks{}, Execs: []profile.Exec{}, CredentialChanges: []profile.CredentialChange{}, UIDs: []uint32{}},
+	}}
+	if err := p.Save(twoContainers); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no command", []string{"verify", "-o", filepath.Join(dir, "x.json")}, "no command to verify with: give -- COMMAND"},
+		{"runs zero", []string{"verify", "--runs", "0", "-o", filepath.Join(dir, "x.json"), "--", "true"}, "--runs 0: must be at least 1"},
+		{"two profiles", []string{"verify", "a.json", "b.json", "-o", filepath.Join(dir, "x.json"), "--", "true"}, "one profile to verify, got 2"},
+		{"missing profile", []string{"verify", filepath.Join(dir, "none.json"), "-o", filepath.Join(dir, "x.json"), "--", "true"}, "read profile:"},
+		{"output in a missing directory", []string{"verify", "-o", filepath.Join(dir, "no", "x.json"), "--", "true"}, "-o"},
+		{"container not named", []string{"verify", twoContainers, "--name", "c", "-o", filepath.Join(dir, "x.json"), "--", "true"}, `no container "c" among 2 (a, b): give --name`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := capprof(t, tc.args...)
+			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+			if r.code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("exit %d, stderr %q: want exit 1 and one line with %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+}
