@@ -96,8 +96,9 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 	if advised.NoNewPrivs {
 		as += " and no_new_privs (allowPrivilegeEscalation: false)"
 	}
+	v.total = cfg.Runs * (1 + len(caps))
 	fmt.Fprintf(cfg.Progress, "capprof: verify: running %s %d times, %s: %d with the advised capabilities (%s), then %d without each of them in turn\n",
-		v.shown(), cfg.Runs*(1+len(caps)), as, cfg.Runs, advised, cfg.Runs*len(caps))
+		v.shown(), v.total, as, cfg.Runs, advised, cfg.Runs*len(caps))
 
 	result := &profile.Verification{Command: cfg.Redact.Args(cfg.Command), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: cfg.Runs}
 	result.Advised.Capabilities, result.Advised.NoNewPrivs = advised.Capabilities, advised.NoNewPrivs
@@ -141,7 +142,7 @@ type verifier struct {
 	cfg         CommandConfig
 	signals     chan os.Signal // the run's
 	interrupted atomic.Value   // the first signal received
-	done        int            // runs made
+	done, total int            // verification runs made, and to make
 }
 
 func (v *verifier) forwardSignals() {
@@ -175,6 +176,7 @@ func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (se
 		what = "without " + taken.KubernetesName()
 	}
 	for range v.cfg.Runs {
+		v.done++
 		code, p, err := v.run(&r)
 		if err != nil {
 			return res, err
@@ -186,7 +188,7 @@ func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (se
 		denials, takenDenied := profile.RunDenials(p.Containers[c], taken)
 		if code == 0 && !profile.Failing(denials) {
 			res.passed++
-			fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d, %s (%s): passed\n", v.done, what, r)
+			fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d of %d, %s (%s): passed\n", v.done, v.total, what, r)
 			continue
 		}
 		res.failed++
@@ -201,7 +203,7 @@ func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (se
 		if taken != nil && !takenDenied {
 			note = fmt.Sprintf(" (%s was never denied: not counted against it)", taken)
 		}
-		fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d, %s (%s): failed: %s%s\n", v.done, what, r, failure, note)
+		fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d of %d, %s (%s): failed: %s%s\n", v.done, v.total, what, r, failure, note)
 	}
 	return res, nil
 }
@@ -219,7 +221,6 @@ func (v *verifier) run(r *recorder.Restriction) (int, *profile.Profile, error) {
 			return 0, nil, fmt.Errorf("--setup %q: %w", v.cfg.Setup, err)
 		}
 	}
-	v.done++
 	code, p, err := recorder.RunCommand(recorder.CommandConfig{
 		Command: v.cfg.Command, Name: v.cfg.Name, Duration: v.cfg.Duration, Startup: v.cfg.Startup,
 		Probe: v.cfg.Probe, StopTimeout: v.cfg.StopTimeout, Signals: v.signals, Redact: v.cfg.Redact,

@@ -123,7 +123,12 @@ func verifyCommand() *cli.Command {
 			if err := p.Write("-o", args.output, c.App.Writer); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.ErrWriter, "capprof: verify: saved %s; capprof analyze %s shows the verified advice\n", args.output, args.output)
+			summary := "the advised capabilities failed"
+			if i := slices.IndexFunc(p.Containers, func(c profile.Container) bool { return c.Verification != nil }); i >= 0 && !errors.Is(err, verify.ErrAdviceFailed) {
+				a := profile.Analyze([]profile.Input{{Source: args.output, Profile: &profile.Profile{Containers: p.Containers[i : i+1]}}})
+				summary = a.Containers[0].VerificationSummary()
+			}
+			fmt.Fprintf(c.App.ErrWriter, "capprof: verify: %s; saved %s (capprof analyze %s shows the advice)\n", summary, args.output, args.output)
 			if errors.Is(err, verify.ErrAdviceFailed) {
 				return statusError{1, err}
 			}
