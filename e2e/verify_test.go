@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,7 +14,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/verify"
 )
 
 // verifyCase is a corpus workload for capprof verify: what the recording
@@ -304,5 +309,182 @@ func TestVerifyBadInput(t *testing.T) {
 				t.Errorf("exit %d, stderr %q: want exit 1 and one line with %q", r.code, r.stderr, tc.want)
 			}
 		})
+	}
+}
+
+// verifyPodsSetup records a Deployment's pod whose container binds port 80
+// (NET_BIND_SERVICE, needed) and marks /shared set-group-ID (FSETID,
+// granted by containerd's defaults, not needed), writes the profile and
+// the Deployment's manifest, and plays the kubelet for verify's canaries.
+func verifyPodsSetup(t *testing.T) (c *cluster.Cluster, ns, profilePath, manifestPath string) {
+	t.Helper()
+	c = needCluster(t)
+	ns = namespace(t, c, "verify")
+	rs, hash := deployment(t, c, ns)
+	command := []string{"/workload", "canary", "/shared"}
+	rec := startRecord(t, "-l", "app=web", "-n", ns, "--kubeconfig", c.Kubeconfig)
+	pod := testPod(ns, "web-"+hash+"-vrfy1", map[string]string{"app": "web", "pod-template-hash": hash}, "server")
+	pod.OwnerReferences = []metav1.OwnerReference{rs}
+	pod.Spec.Containers[0].Command = command
+	pod = runPod(t, c, pod)
+	// Done when the bit is set.
+	execIn(t, c, containerID(t, pod, "server"), "/bin/sh", "-c", "for i in $(seq 100); do [ -g /shared ] && exit 0; sleep 0.1; done; exit 1")
+	p := rec.stop(t)
+	dir := t.TempDir()
+	profilePath = filepath.Join(dir, "web.json")
+	if err := p.Save(profilePath); err != nil {
+		t.Fatal(err)
+	}
+	observed := profile.Analyze([]profile.Input{{Source: "web", Profile: alone(entry(t, p, ns, "server"))}}).Containers[0]
+	if got := addList(observed); !slices.Equal(got, []string{"FSETID", "NET_BIND_SERVICE"}) {
+		t.Fatalf("recorded advice %v, want [FSETID NET_BIND_SERVICE]", got)
+	}
+	manifestPath = filepath.Join(dir, "deploy.yaml")
+	deploy := fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: %s
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: server
+        image: %s
+        command: [%s]
+`, ns, cluster.ImageName, strings.Join(command, ", "))
+	if err := os.WriteFile(manifestPath, []byte(deploy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	kubelet := make(chan error, 1)
+	go func() { kubelet <- c.Kubelet(ctx, verify.CanaryLabel) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-kubelet; err != nil {
+			t.Error(err)
+		}
+	})
+	return c, ns, profilePath, manifestPath
+}
+
+// canariesGone waits until neither the API server nor the runtime has a
+// canary pod of the namespace left.
+func canariesGone(t *testing.T, c *cluster.Cluster, ns string) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := c.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: verify.CanaryLabel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sandboxes, err := c.Sandboxes(ctx, ns, verify.CanaryLabel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 && sandboxes == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d canary pods and %d sandboxes left after verify", len(pods.Items), sandboxes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestVerifyPods: canaries of a Deployment whose container needs
+// NET_BIND_SERVICE and is granted an unneeded FSETID. The canary without
+// NET_BIND_SERVICE crashes and is reported with its evidence, the one
+// without FSETID passes, and no canary is left.
+func TestVerifyPods(t *testing.T) {
+	c, ns, profilePath, manifestPath := verifyPodsSetup(t)
+	out := filepath.Join(t.TempDir(), "verified.json")
+	r := capprof(t, "verify", "--manifest", manifestPath, profilePath, "-n", ns, "--window", "4s", "--node", testNode,
+		"--kubeconfig", c.Kubeconfig, "-o", out)
+	if r.code != 0 {
+		t.Fatalf("capprof verify --manifest: exit %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("creating 3 canary pods in namespace %q", ns)) {
+		t.Errorf("verify did not say what it creates:\n%s", r.stderr)
+	}
+	canariesGone(t, c, ns)
+	t.Logf("capprof verify --manifest:\n%s", r.stderr)
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if table := capprof(t, "analyze", out); !strings.Contains(table.stdout, "removable") || !strings.Contains(table.stdout, "canary pods of Deployment/web") {
+		t.Errorf("analyze does not show the verification:\n%s", table.stdout)
+	} else {
+		t.Logf("capprof analyze:\n%s", table.stdout)
+	}
+	v := entry(t, p, ns, "server").Verification
+	if v == nil || v.Advised.Passed != 1 || len(v.Capabilities) != 2 {
+		t.Fatalf("verification %+v: want the advised canary passed and two capabilities tried\n%s", v, r.stderr)
+	}
+	for _, vc := range v.Capabilities {
+		switch vc.Capability.KubernetesName() {
+		case "FSETID":
+			if vc.Verified != profile.VerifiedRemovable {
+				t.Errorf("FSETID %+v, want removable\n%s", vc, r.stderr)
+			}
+		case "NET_BIND_SERVICE":
+			f := vc.FailedRun
+			if vc.Verified != profile.VerifiedNeeded || f == nil || !strings.Contains(f.Reason, "container server restarted") || f.ExitStatus != 1 ||
+				!slices.ContainsFunc(f.Denials, func(d profile.DeniedChecks) bool { return d.Capability == vc.Capability }) {
+				t.Errorf("NET_BIND_SERVICE %+v (run %+v), want needed with the crash and its denial\n%s", vc, f, r.stderr)
+			}
+		}
+	}
+	analysis := profile.Analyze([]profile.Input{{Source: out, Profile: p}})
+	for _, ca := range analysis.Containers {
+		if ca.Name == "server" && !slices.Equal(addList(ca), []string{"NET_BIND_SERVICE"}) {
+			t.Errorf("verified advice %v, want [NET_BIND_SERVICE]", addList(ca))
+		}
+	}
+}
+
+// TestVerifyPodsInterrupted: Ctrl-C while the canaries run deletes them
+// and saves nothing.
+func TestVerifyPodsInterrupted(t *testing.T) {
+	c, ns, profilePath, manifestPath := verifyPodsSetup(t)
+	out := filepath.Join(t.TempDir(), "verified.json")
+	cmd := exec.Command(capprofBin, "verify", "--manifest", manifestPath, profilePath, "-n", ns, "--window", "5m", "--node", testNode,
+		"--kubeconfig", c.Kubeconfig, "-o", out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pods, err := c.Client.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: verify.CanaryLabel})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d canaries after 30s:\n%s", len(pods.Items), stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 130 {
+		t.Fatalf("capprof verify after SIGINT: %v, want exit 130:\n%s", err, stderr.String())
+	}
+	canariesGone(t, c, ns)
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Errorf("a profile was saved after SIGINT: %v", err)
 	}
 }

@@ -485,3 +485,32 @@ func writeKustomization(w io.Writer, m *Manifest, patches []*workloadPatch) erro
 	_, err = w.Write(data)
 	return err
 }
+
+// Advised is a workload of a manifest with capprof's advice applied to its
+// profiled containers, as patch writes it.
+type Advised struct {
+	// Workload is as the manifest has it, Applied with the advice.
+	Workload, Applied *Workload
+	// Namespace is the workload's, or its profile's when it names none.
+	Namespace string
+	// Containers are its profiled containers.
+	Containers []Match
+}
+
+// Advise applies the advice to every workload with profiled containers, in
+// file order.
+func (m *Manifest) Advise(a *profile.Analysis) ([]Advised, error) {
+	matching, err := m.Match(a)
+	if err != nil {
+		return nil, err
+	}
+	var out []Advised
+	for _, wp := range plan(matching.Matches) {
+		ad := Advised{Workload: wp.workload, Applied: wp.applied(), Namespace: wp.namespace}
+		for _, pc := range wp.containers {
+			ad.Containers = append(ad.Containers, pc.Match)
+		}
+		out = append(out, ad)
+	}
+	return out, nil
+}

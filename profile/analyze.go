@@ -325,7 +325,7 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			switch {
 			case decision == Required && vc.Verified == VerifiedRemovable:
 				decision = NotNeeded
-				reason = fmt.Sprintf("verified removable: the command passed %d of %d runs without it (observed: %s)", vc.Passed, vc.Passed+vc.Failed, reason)
+				reason = fmt.Sprintf("verified removable: %d of %d runs without it passed (observed: %s)", vc.Passed, vc.Passed+vc.Failed, reason)
 			case vc.Verified == VerifiedNeeded && vc.FailedRun != nil:
 				reason += "; verified needed: without it, " + vc.FailedRun.String()
 			}

@@ -14,9 +14,13 @@ import (
 // kernel cannot say what would have happened had a granted check been
 // denied, an experiment can.
 type Verification struct {
-	// Command is what was run, redacted as the profile's command is.
-	Command []string  `json:"command"`
-	Time    time.Time `json:"time"`
+	// Command is what was run, redacted as the profile's command is; or
+	// Canaries names the canary pods that ran the workload's pod template,
+	// for Window each.
+	Command  []string  `json:"command,omitempty"`
+	Canaries string    `json:"canaries,omitempty"`
+	Window   Duration  `json:"window,omitempty"`
+	Time     time.Time `json:"time"`
 	// RunsPerSet is how many times each set of capabilities was run.
 	RunsPerSet int `json:"runsPerSet"`
 	// Advised is the advice's set when verification began, and how its
@@ -67,8 +71,12 @@ type VerifiedCapability struct {
 // FailedRun is how a run failed: its exit status and the denied checks that
 // tell why.
 type FailedRun struct {
-	// ExitStatus is the command's exit code, 128+N for signal N.
+	// ExitStatus is the command's exit code, 128+N for signal N; for a
+	// canary pod, its failed container's last one.
 	ExitStatus int `json:"exitStatus"`
+	// Reason says how a canary pod failed ("container app restarted 3
+	// times"); empty for a command.
+	Reason string `json:"reason,omitempty"`
 	// Denials are the workload's denied checks whose syscalls failed, and
 	// the denied checks of the capability taken away.
 	Denials []DeniedChecks `json:"denials"`
@@ -85,7 +93,11 @@ type DeniedChecks struct {
 // /bin/app: chmod → setattr_prepare (syscall succeeded)".
 func (f FailedRun) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "exit %d", f.ExitStatus)
+	if f.Reason != "" {
+		b.WriteString(f.Reason)
+	} else {
+		fmt.Fprintf(&b, "exit %d", f.ExitStatus)
+	}
 	for _, d := range f.Denials {
 		fmt.Fprintf(&b, "; denied %s:", d.Capability)
 		for i, e := range d.Evidence {

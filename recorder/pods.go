@@ -45,6 +45,11 @@ type PodsConfig struct {
 	// the start once they are armed (record --restart), so that their new
 	// pods are recorded from their first instruction.
 	Restarter Restarter
+	// Armed, when set, is called once the recording is armed and watching:
+	// pods created from then on are recorded from their first instruction.
+	Armed func()
+	// Stop, when closed, stops the recording as a signal does, quietly.
+	Stop <-chan struct{}
 }
 
 // Restarter restarts a workload as `kubectl rollout restart` does.
@@ -74,6 +79,29 @@ func RecordPods(cfg PodsConfig) error {
 	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return err
 	}
+	return runPods(cfg, func(rec *recording, meta profile.Metadata, what string) error {
+		return rec.finish(meta, cfg.Output, cfg.Stdout, what)
+	})
+}
+
+// RunPods records the selected pods as RecordPods does, without saving
+// anything: it returns the profile. Output and Events are not used.
+func RunPods(cfg PodsConfig) (*profile.Profile, error) {
+	if os.Geteuid() != 0 {
+		return nil, errors.New("verify needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	}
+	cfg.Events = nil
+	var p *profile.Profile
+	err := runPods(cfg, func(rec *recording, meta profile.Metadata, _ string) error {
+		var err error
+		p, _, err = rec.collect(meta)
+		return err
+	})
+	return p, err
+}
+
+// runPods records the selected pods; finish ends the recording.
+func runPods(cfg PodsConfig, finish func(rec *recording, meta profile.Metadata, what string) error) error {
 	cgroupRoot, err := cgroup2Mount()
 	if err != nil {
 		return err
@@ -118,7 +146,7 @@ func RecordPods(cfg PodsConfig) error {
 	if err := rec.listProcesses(); err != nil {
 		return err
 	}
-	if noMatch != nil {
+	if noMatch != nil && cfg.Armed == nil { // a caller with Armed creates the pods itself
 		fmt.Fprintf(cfg.Progress, "capprof: %s; waiting for matching pods (until --duration or Ctrl-C)\n", noMatch.Error())
 		if cfg.Restarter != nil {
 			fmt.Fprintln(cfg.Progress, "capprof: warning: --restart: no pod matches yet, so nothing is restarted")
@@ -139,6 +167,9 @@ func RecordPods(cfg PodsConfig) error {
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- cfg.Source.Watch(ctx, updates) }()
 
+	if cfg.Armed != nil {
+		cfg.Armed()
+	}
 	deadline, progress, stopTicker := recordingClock(cfg.Duration, cfg.ProgressPeriod)
 	defer stopTicker()
 	sweep := time.NewTicker(sweepPeriod)
@@ -168,6 +199,8 @@ wait:
 		case sig := <-cfg.Signals:
 			fmt.Fprintf(cfg.Progress, "capprof: received %s: stopping\n", unix.SignalName(sig.(syscall.Signal)))
 			break wait
+		case <-cfg.Stop:
+			break wait
 		case <-progress:
 			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %d container(s), %s\n",
 				time.Since(rec.start).Round(time.Second), targets.recorded, rec.col.summary())
@@ -187,7 +220,7 @@ wait:
 				t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
 		}
 		meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
-		return rec.finish(meta, cfg.Output, cfg.Stdout, fmt.Sprintf("%d container(s)", targets.recorded))
+		return finish(rec, meta, fmt.Sprintf("%d container(s)", targets.recorded))
 	})
 }
 

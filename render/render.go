@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/olekukonko/tablewriter"
 	"github.com/olekukonko/tablewriter/renderer"
@@ -103,8 +104,12 @@ func verifiedCell(d profile.CapabilityDecision) string {
 // 3 of 3; without FSETID passed 3 of 3: removable; …".
 func verificationLine(v *profile.Verification) string {
 	var b strings.Builder
+	what := profile.CommandLine(v.Command)
+	if v.Canaries != "" {
+		what = fmt.Sprintf("%s for %s", v.Canaries, time.Duration(v.Window))
+	}
 	fmt.Fprintf(&b, "%s, %s per set, on %s: the advised set (%s) passed %d of %d",
-		profile.CommandLine(v.Command), plural(v.RunsPerSet, "run"), v.Time.UTC().Format("2006-01-02 15:04 MST"),
+		what, plural(v.RunsPerSet, "run"), v.Time.UTC().Format("2006-01-02 15:04 MST"),
 		capNames(v.Advised.Capabilities), v.Advised.Passed, v.Advised.Passed+v.Advised.Failed)
 	for _, vc := range v.Capabilities {
 		fmt.Fprintf(&b, "; without %s passed %d of %d: %s", vc.Capability.KubernetesName(), vc.Passed, vc.Passed+vc.Failed, vc.Verified)

@@ -181,15 +181,14 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops", Required: true},
 			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
-			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"},
+			probeFlag(),
 			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
 			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
 			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
 			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "select pods in every namespace", Category: "Pods"},
 			&cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Usage: "this node's `NAME` in the cluster", Category: "Pods"},
-			&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"},
-			&cli.StringFlag{Name: "context", Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"},
+			kubeconfigFlag(), contextFlag(),
 			&cli.StringFlag{Name: "runtime-endpoint", Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
 			&cli.BoolFlag{Name: "restart", Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
 			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as", Category: "Command"},
@@ -202,16 +201,7 @@ func recordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "default-redaction", Value: true, Usage: "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)", Category: "Redaction"},
 		},
 		Action: func(c *cli.Context) error {
-			for _, f := range []string{"duration", "startup"} {
-				if c.Duration(f) < 0 {
-					return fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
-				}
-			}
-			probe, err := bpf.ParseBackend(c.String("probe"))
-			if err != nil {
-				return fmt.Errorf("--probe: %w", err)
-			}
-			redactor, err := redact.New(c.StringSlice("redact"), c.Bool("default-redaction"))
+			probe, redactor, err := recordingFlags(c, "duration", "startup")
 			if err != nil {
 				return err
 			}
@@ -219,11 +209,8 @@ func recordCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			// SIGHUP (the terminal or SSH session went away) stops the
-			// recording as SIGTERM does.
-			signals := make(chan os.Signal, 2)
-			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-			defer signal.Stop(signals)
+			signals, stopSignals := stopSignals()
+			defer stopSignals()
 			// A closed stdout (record --events - | head) fails the writes
 			// with EPIPE instead of killing capprof. Notified, not ignored:
 			// an ignored signal would stay ignored in the recorded command.
@@ -268,6 +255,44 @@ func recordCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// recordingFlags checks the flags of the commands that record: the given
+// durations, --probe and the redaction flags.
+func recordingFlags(c *cli.Context, durations ...string) (bpf.Backend, *redact.Redactor, error) {
+	for _, f := range durations {
+		if c.Duration(f) < 0 {
+			return "", nil, fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
+		}
+	}
+	probe, err := bpf.ParseBackend(c.String("probe"))
+	if err != nil {
+		return "", nil, fmt.Errorf("--probe: %w", err)
+	}
+	redactor, err := redact.New(c.StringSlice("redact"), c.Bool("default-redaction"))
+	return probe, redactor, err
+}
+
+// stopSignals delivers the signals that stop a recording: SIGINT, SIGTERM,
+// and SIGHUP (the terminal or SSH session went away), handled as SIGTERM.
+func stopSignals() (<-chan os.Signal, func()) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	return signals, func() { signal.Stop(signals) }
+}
+
+// probeFlag is --probe, of the commands that record.
+func probeFlag() cli.Flag {
+	return &cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"}
+}
+
+// kubeconfigFlag and contextFlag choose the cluster, kubectl's way.
+func kubeconfigFlag() cli.Flag {
+	return &cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"}
+}
+
+func contextFlag() cli.Flag {
+	return &cli.StringFlag{Name: "context", Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"}
 }
 
 // eventsConfig reads the --events flags; nil when no events are asked for.

@@ -4,17 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
-	"github.com/capprof/capprof/internal/redact"
+	"github.com/capprof/capprof/kube"
+	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/verify"
 )
@@ -27,11 +26,25 @@ type verifyConfig struct {
 }
 
 // verifyArgs splits verify's arguments at their "--" (flagsFirst keeps it,
-// see keepsSeparator): the profile before, the command after.
+// see keepsSeparator): the profile before, the command after. With
+// --manifest there is a profile and no command.
 func verifyArgs(c *cli.Context) (verifyConfig, error) {
 	cfg := verifyConfig{output: c.String("output")}
 	args := c.Args().Slice()
 	sep := slices.Index(args, "--")
+	if c.IsSet("manifest") {
+		switch {
+		case sep >= 0 && sep < len(args)-1:
+			return cfg, fmt.Errorf("--manifest verifies with canary pods, not a command (%q): leave out one or the other", args[sep+1])
+		case sep >= 0:
+			args = args[:sep]
+		}
+		if len(args) != 1 {
+			return cfg, fmt.Errorf("--manifest: give the one profile to verify, got %d arguments", len(args))
+		}
+		cfg.input = args[0]
+		return cfg, nil
+	}
 	if sep < 0 || sep == len(args)-1 {
 		return cfg, errors.New("no command to verify with: give -- COMMAND [ARGS...] (a test that exits 0 when the workload works)")
 	}
@@ -51,7 +64,7 @@ func verifyCommand() *cli.Command {
 		Name:         "verify",
 		OnUsageError: usageError,
 		Usage:        "prove the advice by experiment: run a command with the advised capabilities and without each (needs root)",
-		ArgsUsage:    "[PROFILE] -- COMMAND [ARGS...]",
+		ArgsUsage:    "[PROFILE] -- COMMAND [ARGS...] | --manifest FILE -n NAMESPACE PROFILE",
 		Description: "Runs COMMAND (typically a test around the workload) as root with exactly the capabilities the\n" +
 			"advice adds (bounding, permitted and effective sets; no_new_privs when the advice sets\n" +
 			"allowPrivilegeEscalation: false), recording it: a run passes when COMMAND exits 0 and no\n" +
@@ -62,7 +75,15 @@ func verifyCommand() *cli.Command {
 			"PROFILE is the recording to verify (one container: the command's, or the one --name names);\n" +
 			"without it, COMMAND is recorded first with capprof's privileges. The profile is written to\n" +
 			"-o with the verification: analyze, patch and diff then drop the removable capabilities and\n" +
-			"say which decisions were verified. Exits 1 when the advised capabilities failed every run.",
+			"say which decisions were verified. Exits 1 when the advised capabilities failed every run.\n\n" +
+			"With --manifest, verifies the manifest's profiled workloads with canary pods in NAMESPACE\n" +
+			"(never a default one), bound to this node: per workload, one from its pod template with\n" +
+			"the advice and one per advised capability of each profiled container with it taken away,\n" +
+			"renamed and labelled capprof.dev/verify=ID only, so no Service routes to them. Each runs for\n" +
+			"--window while capprof records it; it passes with no container restarted or ended (exit 0\n" +
+			"for pods that run to completion), Ready where readiness is reported, and no check denied\n" +
+			"with its syscall failing. capprof says what it creates first and deletes every canary\n" +
+			"afterwards, also on Ctrl-C.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "verified profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; it may be PROFILE itself", Required: true},
 			&cli.IntFlag{Name: "runs", Value: 1, Usage: "runs of each set of capabilities"},
@@ -70,8 +91,13 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Value: "main", Usage: "the container to verify and record the command as"},
 			&cli.DurationFlag{Name: "duration", Usage: "stop each run after this long (0: until the command exits)"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long a stopped run has to exit before it is killed"},
-			&cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto, tracepoint, fexit or kprobe; see capprof probes"},
+			probeFlag(),
 			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window of each run's recording"},
+			&cli.StringFlag{Name: "manifest", Usage: "verify this manifest's profiled workloads with canary pods (`FILE`, multi-document YAML)", Category: "Pods"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the `NAMESPACE` the canaries run in: required with --manifest", Category: "Pods"},
+			&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "how long each canary runs while it is recorded", Category: "Pods"},
+			&cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Usage: "this node's `NAME`: the canaries are bound to it", Category: "Pods"},
+			kubeconfigFlag(), contextFlag(),
 			&cli.StringSliceFlag{Name: "redact", Usage: "mask what the capture groups of this RE2 `REGEX` match in the command kept in the profile (repeatable)", Category: "Redaction"},
 			&cli.BoolFlag{Name: "default-redaction", Value: true, Usage: "also mask obvious secrets (see capprof record --help)", Category: "Redaction"},
 		},
@@ -83,19 +109,10 @@ func verifyCommand() *cli.Command {
 			if c.Int("runs") < 1 {
 				return fmt.Errorf("--runs %d: must be at least 1", c.Int("runs"))
 			}
-			for _, f := range []string{"duration", "startup", "stop-timeout"} {
-				if c.Duration(f) < 0 {
-					return fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
-				}
-			}
 			if c.String("name") == "" {
 				return errors.New("--name must not be empty")
 			}
-			probe, err := bpf.ParseBackend(c.String("probe"))
-			if err != nil {
-				return fmt.Errorf("--probe: %w", err)
-			}
-			redactor, err := redact.New(c.StringSlice("redact"), c.Bool("default-redaction"))
+			probe, redactor, err := recordingFlags(c, "duration", "startup", "stop-timeout")
 			if err != nil {
 				return err
 			}
@@ -108,25 +125,33 @@ func verifyCommand() *cli.Command {
 			if err := outfile.Check("-o", args.output); err != nil {
 				return err
 			}
-			signals := make(chan os.Signal, 2)
-			signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-			defer signal.Stop(signals)
-			p, err := verify.Command(verify.CommandConfig{
-				Command: args.command, Profile: input, Source: args.input, Name: c.String("name"), Runs: c.Int("runs"),
-				Setup: c.String("setup"), Duration: c.Duration("duration"), Startup: c.Duration("startup"), Probe: probe,
-				StopTimeout: c.Duration("stop-timeout"), Redact: redactor, Signals: signals,
-				Output: commandStderr(c), Progress: c.App.ErrWriter, Version: version,
-			})
+			signals, stopSignals := stopSignals()
+			defer stopSignals()
+			var p *profile.Profile
+			if c.IsSet("manifest") {
+				p, err = verifyPods(c, input, args.input, probe, signals)
+			} else {
+				for _, f := range []string{"namespace", "window", "node", "kubeconfig", "context"} {
+					if c.IsSet(f) {
+						return fmt.Errorf("--%s applies to verifying with canary pods: give --manifest too", f)
+					}
+				}
+				p, err = verify.Command(verify.CommandConfig{
+					Command: args.command, Profile: input, Source: args.input, Name: c.String("name"), Runs: c.Int("runs"),
+					Setup: c.String("setup"), Duration: c.Duration("duration"), Startup: c.Duration("startup"), Probe: probe,
+					StopTimeout: c.Duration("stop-timeout"), Redact: redactor, Signals: signals,
+					Output: commandStderr(c), Progress: c.App.ErrWriter, Version: version,
+				})
+			}
 			if p == nil {
 				return err
 			}
 			if err := p.Write("-o", args.output, c.App.Writer); err != nil {
 				return err
 			}
-			summary := "the advised capabilities failed"
-			if i := slices.IndexFunc(p.Containers, func(c profile.Container) bool { return c.Verification != nil }); i >= 0 && !errors.Is(err, verify.ErrAdviceFailed) {
-				a := profile.Analyze([]profile.Input{{Source: args.output, Profile: &profile.Profile{Containers: p.Containers[i : i+1]}}})
-				summary = a.Containers[0].VerificationSummary()
+			summary := verifiedSummary(p, args.output)
+			if errors.Is(err, verify.ErrAdviceFailed) {
+				summary = "the advised capabilities failed"
 			}
 			fmt.Fprintf(c.App.ErrWriter, "capprof: verify: %s; saved %s (capprof analyze %s shows the advice)\n", summary, args.output, args.output)
 			if errors.Is(err, verify.ErrAdviceFailed) {
@@ -135,4 +160,47 @@ func verifyCommand() *cli.Command {
 			return err
 		},
 	}
+}
+
+// verifyPods is verify's pod mode.
+func verifyPods(c *cli.Context, input *profile.Profile, source string, probe bpf.Backend, signals <-chan os.Signal) (*profile.Profile, error) {
+	for _, f := range []string{"runs", "setup", "name", "duration", "stop-timeout"} {
+		if c.IsSet(f) {
+			return nil, fmt.Errorf("--%s applies to verifying with a command, not canary pods", f)
+		}
+	}
+	if c.String("namespace") == "" {
+		return nil, errors.New("--manifest: give the namespace the canary pods may run in with -n NAMESPACE (verify never picks one)")
+	}
+	if c.Duration("window") <= 0 {
+		return nil, fmt.Errorf("--window %s: must be positive", c.Duration("window"))
+	}
+	m, err := manifest.Load(c.String("manifest"))
+	if err != nil {
+		return nil, fmt.Errorf("--manifest: %w", err)
+	}
+	return verify.Pods(verify.PodsConfig{Manifest: m, Profile: input, Source: source, Namespace: c.String("namespace"),
+		Window: c.Duration("window"), Node: c.String("node"), Kubeconfig: c.String("kubeconfig"), Context: c.String("context"),
+		Probe: probe, Startup: c.Duration("startup"), Signals: signals, Progress: c.App.ErrWriter, Version: version})
+}
+
+// verifiedSummary says, per verified container, which capabilities were
+// verified needed and which removable.
+func verifiedSummary(p *profile.Profile, source string) string {
+	var verified []profile.Container
+	for _, c := range p.Containers {
+		if c.Verification != nil {
+			verified = append(verified, c)
+		}
+	}
+	a := profile.Analyze([]profile.Input{{Source: source, Profile: &profile.Profile{Containers: verified}}})
+	var parts []string
+	for _, ca := range a.Containers {
+		summary := ca.VerificationSummary()
+		if len(a.Containers) > 1 {
+			summary = ca.Key().String() + ": " + summary
+		}
+		parts = append(parts, summary)
+	}
+	return strings.Join(parts, "; ")
 }

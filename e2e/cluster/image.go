@@ -28,7 +28,8 @@ var accounts = map[string]string{
 }
 
 // buildImage writes an OCI image archive holding busybox (static), its
-// applets and the workload binary at /workload, for `ctr images import`.
+// applets, the workload binary at /workload and a directory /shared of
+// group luke, for `ctr images import`.
 func buildImage(path, busybox, workload string) error {
 	var layer bytes.Buffer
 	tw := tar.NewWriter(&layer)
@@ -51,6 +52,11 @@ func buildImage(path, busybox, workload string) error {
 		if err := dir(d); err != nil {
 			return err
 		}
+	}
+	// root:luke, and root is not in luke's group: setting its set-group-ID
+	// bit asks for CAP_FSETID, whose denial only clears the bit.
+	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "shared/", Mode: 0o755, Gid: 1000, ModTime: epoch}); err != nil {
+		return err
 	}
 	for _, name := range []string{"etc/passwd", "etc/group"} {
 		data := accounts[name]

@@ -63,17 +63,22 @@ func WithStartDelay(d time.Duration) PodOption {
 // all of them, with their containerd:// ids, in the pod's status. It returns
 // the updated pod.
 func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*corev1.Pod, error) {
-	var o podOptions
-	for _, opt := range opts {
-		opt(&o)
-	}
 	pod = pod.DeepCopy()
 	pod.Spec.NodeName = c.cfg.Node
 	created, err := c.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	pod = created
+	return c.runCreated(ctx, created, opts...)
+}
+
+// runCreated plays the kubelet for a pod the API server has, bound to the
+// node.
+func (c *Cluster) runCreated(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*corev1.Pod, error) {
+	var o podOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	parent := "/kubepods/besteffort/pod" + string(pod.UID)
 	if o.cgroupParent != "" {
 		parent = o.cgroupParent

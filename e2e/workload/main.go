@@ -44,6 +44,8 @@ var actions = map[string]struct {
 	// For recordings from a container's first instruction:
 	"timeline": {"DIR", timeline},
 	"escape":   {"FILE", escape},
+	// For capprof verify's canaries:
+	"canary": {"DIR", canary},
 }
 
 func main() {
@@ -317,6 +319,33 @@ func serve(args []string) error {
 	}
 	fmt.Printf("serving on %s as uid %d\n", l.Addr(), os.Getuid())
 	return nil
+}
+
+// canary is a server that binds port 80 (CAP_NET_BIND_SERVICE: needed),
+// marks DIR, whose group it is not in, set-group-ID without looking whether
+// the bit stuck (CAP_FSETID: granted when it has it, not needed), says
+// "ready" and runs until a signal. Concurrent canaries share the host's
+// network in the pod harness: the socket is bound with SO_REUSEADDR and
+// never listens, so they do not collide.
+func canary(args []string) error {
+	if len(args) != 1 {
+		return fmt.Errorf("need DIR")
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		return err
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+		return err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: 80, Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		return fmt.Errorf("bind 127.0.0.1:80: %w", err)
+	}
+	unix.Close(fd)
+	if err := os.Chmod(args[0], 0o755|os.ModeSetgid); err != nil {
+		return err
+	}
+	return sleepUntilSignal(nil)
 }
 
 // timeline does privileged work from its first instruction on, each step
