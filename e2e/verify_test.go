@@ -157,7 +157,11 @@ func TestVerifyCorpus(t *testing.T) {
 					t.Errorf("%s needed without the evidence of its denial: %+v", vc.Capability, vc.FailedRun)
 				}
 			}
-			if want := fmt.Sprintf("%d times", 1+len(tc.observed)); !strings.Contains(r.stderr, want) {
+			want := fmt.Sprintf("%d times", 1+len(tc.observed))
+			if len(tc.observed) == 0 {
+				want = "once"
+			}
+			if !strings.Contains(r.stderr, want) {
 				t.Errorf("verify did not say it runs the command %s before starting:\n%s", want, r.stderr)
 			}
 			runSetup(t, setup)

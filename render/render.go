@@ -272,7 +272,7 @@ type containerContext struct {
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 }
 
-// YAML writes the minimal securityContext of every container, shaped like a
+// YAML writes the advised securityContext of every container, shaped like a
 // pod spec's containers list so it can be merged by container name; pods'
 // containers also say which namespace and workload they belong to.
 func YAML(w io.Writer, a profile.Analysis) error {

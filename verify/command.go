@@ -68,6 +68,9 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 	if cfg.Runs < 1 {
 		return nil, fmt.Errorf("--runs %d: must be at least 1", cfg.Runs)
 	}
+	if err := needRoot(); err != nil {
+		return nil, err
+	}
 	v := &verifier{cfg: cfg, signals: make(chan os.Signal, 2)}
 	go v.forwardSignals()
 	p := cfg.Profile
@@ -97,8 +100,11 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 		as += " and no_new_privs (allowPrivilegeEscalation: false)"
 	}
 	v.total = cfg.Runs * (1 + len(caps))
-	fmt.Fprintf(cfg.Progress, "capprof: verify: running %s %d times, %s: %d with the advised capabilities (%s), then %d without each of them in turn\n",
-		v.shown(), v.total, as, cfg.Runs, advised, cfg.Runs*len(caps))
+	plan := fmt.Sprintf("%d with the advised capabilities (%s), then %d without each of them in turn", cfg.Runs, advised, cfg.Runs*len(caps))
+	if len(caps) == 0 {
+		plan = "with no capabilities, as advised"
+	}
+	fmt.Fprintf(cfg.Progress, "capprof: verify: running %s %s, %s: %s\n", v.shown(), times(v.total), as, plan)
 
 	result := &profile.Verification{Command: cfg.Redact.Args(cfg.Command), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: cfg.Runs}
 	result.Advised.Capabilities, result.Advised.NoNewPrivs = advised.Capabilities, advised.NoNewPrivs
@@ -135,6 +141,22 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 		result.Capabilities = append(result.Capabilities, vc)
 	}
 	return p, nil
+}
+
+// needRoot fails early, before anything runs, without root.
+func needRoot() error {
+	if os.Geteuid() != 0 {
+		return errors.New("verify needs root: it records with eBPF (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and runs the workload as root; run it with sudo")
+	}
+	return nil
+}
+
+// times is "once" or "N times".
+func times(n int) string {
+	if n == 1 {
+		return "once"
+	}
+	return fmt.Sprintf("%d times", n)
 }
 
 // verifier runs the command, forwarding signals to the run under way.

@@ -64,6 +64,9 @@ type canary struct {
 // canary pods, and returns the profile with their verifications. With
 // ErrAdviceFailed the profile is returned too.
 func Pods(cfg PodsConfig) (*profile.Profile, error) {
+	if err := needRoot(); err != nil {
+		return nil, err
+	}
 	observed := *cfg.Profile
 	observed.Containers = slices.Clone(cfg.Profile.Containers)
 	for i := range observed.Containers {
@@ -388,11 +391,7 @@ func podFailure(planned *corev1.Pod, pod corev1.Pod) (string, int) {
 			if t := cs.LastTerminationState.Terminated; t != nil {
 				code = int(t.ExitCode)
 			}
-			times := "once"
-			if cs.RestartCount > 1 {
-				times = fmt.Sprintf("%d times", cs.RestartCount)
-			}
-			return fmt.Sprintf("container %s restarted %s, last exit %d", ctr.Name, times, code), code
+			return fmt.Sprintf("container %s restarted %s, last exit %d", ctr.Name, times(int(cs.RestartCount)), code), code
 		case cs.State.Terminated != nil && (cs.State.Terminated.ExitCode != 0 || !completes):
 			code := int(cs.State.Terminated.ExitCode)
 			return fmt.Sprintf("container %s exited %d", ctr.Name, code), code

@@ -86,7 +86,7 @@ func commandStderr(c *cli.Context) io.Writer {
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	return &cli.App{
 		Name:            "capprof",
-		Usage:           "record the Linux capabilities a workload uses and derive its minimal securityContext",
+		Usage:           "record the Linux capabilities a workload uses and derive the smallest securityContext it needs; verify proves it",
 		Version:         version,
 		Reader:          stdin,
 		Writer:          stdout,

@@ -150,6 +150,9 @@ func verifyCommand() *cli.Command {
 				return err
 			}
 			summary := verifiedSummary(p, args.output)
+			if summary == "" {
+				summary = "no capability to verify: none advised"
+			}
 			if errors.Is(err, verify.ErrAdviceFailed) {
 				summary = "the advised capabilities failed"
 			}
