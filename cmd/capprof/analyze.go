@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capprof/capprof/manifest"
+	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/render"
+)
+
+var failOnValues = []string{"missing", "excess", "any"}
+
+func analyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "analyze",
+		OnUsageError: usageError,
+		Usage:        "merge profiles and show what each container needs",
+		ArgsUsage:    "PROFILE...",
+		Description: "Merges the profiles (entries with the same namespace, owner and container name are one\n" +
+			"container: replicas, nodes and runs combine) and shows, per container, each capability\n" +
+			"checked and the decision (required, denied or not needed), the advised securityContext,\n" +
+			"the Pod Security Standards level it reaches, and warnings for a reviewer.\n" +
+			"-o yaml prints the advised securityContexts; -o json prints everything.\n\n" +
+			"With --manifest, also compares each container of the manifest's workloads with its\n" +
+			"profile: what it is granted today (its securityContext over the runtime's defaults),\n" +
+			"what it can drop and what it misses; --fail-on turns findings into exit status 1.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: " + strings.Join(render.Formats, ", ")},
+			&cli.StringFlag{Name: "manifest", Usage: "compare with the workloads in this Kubernetes manifest `FILE` (multi-document YAML)"},
+			&cli.StringFlag{Name: "runtime-defaults", Value: "containerd", Usage: "the container runtime whose default capabilities the manifest's containers get: " + strings.Join(manifest.Runtimes, ", ")},
+			&cli.StringFlag{Name: "fail-on", Usage: "with --manifest, exit 1 when a container misses a needed capability (missing), is granted one it never needed (excess), or either (any)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := oneOf(c, "output", render.Formats); err != nil {
+				return err
+			}
+			if err := oneOf(c, "runtime-defaults", manifest.Runtimes); err != nil {
+				return err
+			}
+			if err := oneOf(c, "fail-on", failOnValues); err != nil {
+				return err
+			}
+			failOn := c.String("fail-on")
+			if !c.IsSet("manifest") {
+				for _, f := range []string{"fail-on", "runtime-defaults"} {
+					if c.IsSet(f) {
+						return fmt.Errorf("--%s compares with a manifest: give --manifest too", f)
+					}
+				}
+			}
+			a, err := loadAnalysis(c, "capprof analyze PROFILE...")
+			if err != nil {
+				return err
+			}
+			var comparison *manifest.Comparison
+			if path := c.String("manifest"); path != "" {
+				m, err := manifest.Load(path)
+				if err != nil {
+					return fmt.Errorf("--manifest: %w", err)
+				}
+				if comparison, err = manifest.Compare(m, &a, c.String("runtime-defaults")); err != nil {
+					return fmt.Errorf("--manifest: %w", err)
+				}
+			}
+			format := c.String("output")
+			if format != "table" {
+				printContainerWarnings(c.App.ErrWriter, a)
+			}
+			if err := render.Report(c.App.Writer, a, comparison, format); err != nil {
+				return err
+			}
+			if comparison == nil {
+				return nil
+			}
+			missing, excess := comparison.HasMissing(), comparison.HasExcess()
+			switch {
+			case missing && (failOn == "missing" || failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest lacks a capability it needs")}
+			case excess && (failOn == "excess" || failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest is granted capabilities it never needed")}
+			}
+			return nil
+		},
+	}
+}
+
+// loadAnalysis loads the profiles named by the arguments and analyzes
+// them together; warnings go to stderr.
+func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
+	if c.NArg() == 0 {
+		return profile.Analysis{}, fmt.Errorf("no profile given: %s", usage)
+	}
+	return analyzeFiles(c, c.Args().Slice())
+}
+
+// analyzeFiles loads profiles and analyzes them together; warnings go to
+// stderr.
+func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
+	var inputs []profile.Input
+	for _, path := range paths {
+		p, err := profile.Load(path)
+		if err != nil {
+			return profile.Analysis{}, err
+		}
+		inputs = append(inputs, profile.Input{Source: path, Profile: p})
+	}
+	a := profile.Analyze(inputs)
+	for _, w := range a.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s\n", w)
+	}
+	return a, nil
+}
+
+// printContainerWarnings writes each container's warnings to w, for the
+// outputs that do not carry them (the table does).
+func printContainerWarnings(w io.Writer, a profile.Analysis) {
+	for _, ca := range a.Containers {
+		for _, warning := range ca.Warnings {
+			fmt.Fprintf(w, "capprof: warning: %s: %s\n", ca.Key(), warning)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/render"
+)
+
+var diffFailOn = []string{"new-capabilities", "any-change"}
+
+func diffCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "diff",
+		OnUsageError: func(c *cli.Context, err error, sub bool) error { return statusError{2, usageError(c, err, sub)} },
+		Usage:        "compare two profiles, for CI: what each container newly needs",
+		ArgsUsage:    "BASE HEAD",
+		Description: "Analyzes both profiles and lists, per container, capabilities newly required or no\n" +
+			"longer required, new denials, new privilege gains at exec and executables newly doing\n" +
+			"privileged work. Exit status: 1 when the --fail-on condition holds, 0 otherwise, 2 on\n" +
+			"bad input. -o markdown fits a pull-request comment.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output format: " + strings.Join(render.DiffFormats, ", ")},
+			&cli.StringFlag{Name: "fail-on", Usage: "exit 1 when a container newly requires a capability (new-capabilities) or anything changed (any-change)"},
+		},
+		Action: func(c *cli.Context) error {
+			badInput := func(err error) error { return statusError{2, err} }
+			if err := oneOf(c, "output", render.DiffFormats); err != nil {
+				return badInput(err)
+			}
+			if err := oneOf(c, "fail-on", diffFailOn); err != nil {
+				return badInput(err)
+			}
+			failOn := c.String("fail-on")
+			if c.NArg() != 2 {
+				return badInput(fmt.Errorf("want two profiles, got %d: capprof diff BASE HEAD", c.NArg()))
+			}
+			var analyses [2]profile.Analysis
+			for i, path := range c.Args().Slice() {
+				a, err := analyzeFiles(c, []string{path})
+				if err != nil {
+					return badInput(err)
+				}
+				analyses[i] = a
+				for _, ca := range a.Containers {
+					if w := profile.CoverageWarning(ca.Coverage); w != "" {
+						fmt.Fprintf(c.App.ErrWriter, "capprof: warning: %s: %s: %s\n", path, ca.Key(), w)
+					}
+				}
+			}
+			d := profile.DiffAnalyses(c.Args().Get(0), analyses[0], c.Args().Get(1), analyses[1])
+			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {
+				return err
+			}
+			switch {
+			case failOn == "new-capabilities" && d.NewCapabilities():
+				return statusError{1, errors.New("--fail-on new-capabilities: a container newly requires capabilities")}
+			case failOn == "any-change" && d.Changed():
+				return statusError{1, errors.New("--fail-on any-change: the profiles differ")}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capprof/capprof/manifest"
+	"github.com/capprof/capprof/profile"
+)
+
+func patchCommand() *cli.Command {
+	return &cli.Command{
+		Name:         "patch",
+		OnUsageError: usageError,
+		Usage:        "apply the advice to a manifest, or write the patches that apply it",
+		ArgsUsage:    "--manifest FILE PROFILE...",
+		Description: "Writes the manifest with each profiled container's securityContext set to the advice\n" +
+			"(capabilities, privileged, allowPrivilegeEscalation, runAsNonRoot/runAsUser where\n" +
+			"advised, seccompProfile unless one is set); its other fields, the order and comments\n" +
+			"are kept, and stderr says what was not. Containers with no profile are left alone and\n" +
+			"listed on stderr. -o strategic and -o json6902 write one kubectl patch per object\n" +
+			"(kubectl patch --type strategic|json); -o kustomize writes a Kustomization whose\n" +
+			"patches carry their targets.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "manifest", Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
+			&cli.BoolFlag{Name: "allow-empty", Usage: "also write the advice (drop [ALL], add []) for containers no process of which was observed"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := oneOf(c, "output", manifest.PatchFormats); err != nil {
+				return err
+			}
+			a, err := loadAnalysis(c, "capprof patch --manifest FILE PROFILE...")
+			if err != nil {
+				return err
+			}
+			all := a
+			var unobserved []string
+			if !c.Bool("allow-empty") {
+				a.Containers = slices.DeleteFunc(slices.Clone(a.Containers), func(ca profile.ContainerAnalysis) bool {
+					if ca.NothingObserved {
+						unobserved = append(unobserved, fmt.Sprintf("capprof: %s: no process of it was observed, so its advice rests on no evidence: left alone (record while it runs, or give --allow-empty)", ca.Key()))
+					}
+					return ca.NothingObserved
+				})
+			}
+			m, err := manifest.Load(c.String("manifest"))
+			if err != nil {
+				return fmt.Errorf("--manifest: %w", err)
+			}
+			notes, err := manifest.Patch(c.App.Writer, m, &a, c.String("output"))
+			if err != nil {
+				return fmt.Errorf("--manifest: %w", err)
+			}
+			printContainerWarnings(c.App.ErrWriter, all)
+			for _, n := range unobserved {
+				fmt.Fprintln(c.App.ErrWriter, n)
+			}
+			for _, n := range notes {
+				fmt.Fprintf(c.App.ErrWriter, "capprof: %s\n", n)
+			}
+			return nil
+		},
+	}
+}
