@@ -705,3 +705,13 @@ func (p *Profile) Save(path string) error { return p.Write("", path, nil) }
 func (p *Profile) Write(flag, path string, stdout io.Writer) error {
 	return outfile.Write(flag, path, stdout, func(w io.Writer) error { return p.Encode(w, isYAML(path)) })
 }
+
+// Read decodes and validates a profile from r (standard input): YAML unless
+// it starts with "{".
+func Read(r io.Reader) (*Profile, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return Parse(data, !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")))
+}

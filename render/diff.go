@@ -20,7 +20,7 @@ func Diff(w io.Writer, d profile.Diff, format string) error {
 	case "markdown":
 		return diffMarkdown(w, d)
 	case "json":
-		return writeJSON(w, d)
+		return writeJSON(w, DiffKind, d)
 	}
 	return fmt.Errorf("unknown output format %q (valid: %s)", format, strings.Join(DiffFormats, ", "))
 }

@@ -296,15 +296,43 @@ func YAML(w io.Writer, a profile.Analysis) error {
 	return err
 }
 
+// The kinds of capprof's machine-readable outputs; their apiVersion is the
+// profile's.
+const (
+	AnalysisKind = "CapabilityAnalysis"
+	DiffKind     = "CapabilityDiff"
+)
+
 // JSON writes the whole analysis: per container its securityContext and
 // every capability's decision.
-func JSON(w io.Writer, a profile.Analysis) error { return writeJSON(w, a) }
+func JSON(w io.Writer, a profile.Analysis) error { return writeJSON(w, AnalysisKind, a) }
 
-// writeJSON writes v as indented JSON.
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// writeJSON writes v, a struct, as an indented JSON object headed by
+// apiVersion and kind, so a reader can tell what it holds and in which
+// version.
+func writeJSON(w io.Writer, kind string, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	head, err := json.Marshal(struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}{profile.APIVersion, kind})
+	if err != nil {
+		return err
+	}
+	doc := head
+	if len(body) > 2 { // body is {…}: its members follow the head's
+		doc = append(append(head[:len(head)-1], ','), body[1:]...)
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, doc, "", "  "); err != nil {
+		return err
+	}
+	out.WriteByte('\n')
+	_, err = w.Write(out.Bytes())
+	return err
 }
 
 // Report writes an analysis and, when there is one, its comparison with a
@@ -322,7 +350,7 @@ func Report(w io.Writer, a profile.Analysis, c *manifest.Comparison, format stri
 		fmt.Fprintln(w)
 		return Comparison(w, c)
 	case "json":
-		return writeJSON(w, struct {
+		return writeJSON(w, AnalysisKind, struct {
 			profile.Analysis
 			Manifest *manifest.Comparison `json:"manifest"`
 		}{a, c})

@@ -59,7 +59,7 @@ func analyzeCommand() *cli.Command {
 			}
 			var comparison *manifest.Comparison
 			if path := c.String("manifest"); path != "" {
-				m, err := manifest.Load(path)
+				m, err := loadManifest(c, path)
 				if err != nil {
 					return fmt.Errorf("--manifest: %w", err)
 				}
@@ -95,6 +95,9 @@ func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
 	if c.NArg() == 0 {
 		return profile.Analysis{}, fmt.Errorf("no profile given: %s", usage)
 	}
+	if err := oneStdin(c); err != nil {
+		return profile.Analysis{}, err
+	}
 	return analyzeFiles(c, c.Args().Slice())
 }
 
@@ -103,11 +106,15 @@ func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
 func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
 	var inputs []profile.Input
 	for _, path := range paths {
-		p, err := profile.Load(path)
+		p, err := loadProfile(c, path)
 		if err != nil {
 			return profile.Analysis{}, err
 		}
-		inputs = append(inputs, profile.Input{Source: path, Profile: p})
+		source := path
+		if path == "-" {
+			source = stdinName
+		}
+		inputs = append(inputs, profile.Input{Source: source, Profile: p})
 	}
 	a := profile.Analyze(inputs)
 	for _, w := range a.Warnings {

@@ -129,6 +129,9 @@ func flagsFirst(app *cli.App, args []string) []string {
 	return append(out, positional...)
 }
 
+// runsCommand are the commands that run a command given after "--".
+var runsCommand = map[string]bool{"record": true, "verify": true}
+
 // keepsSeparator are the commands whose arguments keep their "--": verify
 // takes a profile before it and a command after.
 var keepsSeparator = map[string]bool{"verify": true}
@@ -139,6 +142,10 @@ func usageError(c *cli.Context, err error, _ bool) error {
 	name := "capprof"
 	if c.Command != nil && c.Command.Name != "" {
 		name += " " + c.Command.Name
+	}
+	if c.Command != nil && runsCommand[c.Command.Name] && strings.Contains(err.Error(), "flag provided but not defined") {
+		// record -o x ls -la: -la is the command's.
+		return fmt.Errorf("%w: a command with flags of its own goes after --: %s [FLAGS] -- COMMAND [ARGS...]", err, name)
 	}
 	return fmt.Errorf("%w (see %s --help)", err, name)
 }

@@ -57,6 +57,9 @@ func TestBadInput(t *testing.T) {
 		{"missing manifest", []string{"analyze", "--manifest", missing, shop}, "--manifest: read manifest: open " + missing},
 		{"manifest lacks container", []string{"analyze", "--manifest", shopManifest, good}, `has no container for the profile's "main"`},
 		{"patch without manifest", []string{"patch", shop}, `Required flag "manifest" not set`},
+		{"record a command's flags before --", []string{"record", "-o", filepath.Join(dir, "p.json"), "ls", "-la"},
+			"flag provided but not defined: -la: a command with flags of its own goes after --: capprof record [FLAGS] -- COMMAND [ARGS...]"},
+		{"empty stdin", []string{"analyze", "-"}, "stdin: empty file, not a capprof profile"},
 		{"patch bad format", []string{"patch", "--manifest", shopManifest, "-o", "helm", shop}, `--output "helm": must be one of manifest, strategic, json6902, kustomize`},
 		{"patch not kubernetes", []string{"patch", "--manifest", good, shop}, "--manifest: " + good + ": no workload (Pod, Deployment"},
 		{"unknown flag", []string{"analyze", "--frobnicate", good}, "flag provided but not defined: -frobnicate (see capprof analyze --help)"},
@@ -226,5 +229,46 @@ func TestNothingRaw(t *testing.T) {
 				t.Errorf("%v: %s has %q raw:\n%s", args, name, out[i:i+1], out)
 			}
 		}
+	}
+}
+
+// TestStandardInput: "-" reads a profile or a manifest from standard input,
+// once per invocation.
+func TestStandardInput(t *testing.T) {
+	web, err := os.ReadFile("../../render/testdata/web.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica, err := os.ReadFile("../../render/testdata/web-replica.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployment, err := os.ReadFile("../../manifest/testdata/deployment.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name         string
+		args         []string
+		stdin        []byte
+		wantCode     int
+		want, stderr string
+	}{
+		{"JSON profile", []string{"analyze", "-"}, web, 0, "CONTAINER main (1 recording)", ""},
+		{"YAML profile beside a file", []string{"analyze", "-", "../../render/testdata/web.json"}, replica, 0, "CONTAINER main (2 recordings)", ""},
+		{"manifest", []string{"analyze", "--manifest", "-", "../../manifest/testdata/shop.json"}, deployment, 0, "MANIFEST stdin", ""},
+		{"diff against stdin", []string{"diff", "-", "../../render/testdata/web.json"}, web, 0, "no changes", ""},
+		{"twice", []string{"analyze", "-", "-"}, web, 1, "", "the profile from -: standard input was read already, for the profile; only one input can come from it"},
+		{"manifest and profile", []string{"analyze", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},
+		{"patch: manifest and profile", []string{"patch", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(append([]string{"capprof"}, tc.args...), bytes.NewReader(tc.stdin), &stdout, &stderr)
+			if code != tc.wantCode || !strings.Contains(stdout.String(), tc.want) || !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, stdout.String(), stderr.String(), tc.wantCode, tc.want, tc.stderr)
+			}
+		})
 	}
 }

@@ -47,7 +47,7 @@ func patchCommand() *cli.Command {
 					return ca.NothingObserved
 				})
 			}
-			m, err := manifest.Load(c.String("manifest"))
+			m, err := loadManifest(c, c.String("manifest"))
 			if err != nil {
 				return fmt.Errorf("--manifest: %w", err)
 			}

@@ -13,7 +13,6 @@ import (
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/kube"
-	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/verify"
 )
@@ -106,6 +105,9 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if err := oneStdin(c); err != nil {
+				return err
+			}
 			if c.Int("runs") < 1 {
 				return fmt.Errorf("--runs %d: must be at least 1", c.Int("runs"))
 			}
@@ -118,7 +120,7 @@ func verifyCommand() *cli.Command {
 			}
 			var input *profile.Profile
 			if args.input != "" {
-				if input, err = profile.Load(args.input); err != nil {
+				if input, err = loadProfile(c, args.input); err != nil {
 					return err
 				}
 			}
@@ -178,7 +180,7 @@ func verifyPods(c *cli.Context, input *profile.Profile, source string, probe bpf
 	if c.Duration("window") <= 0 {
 		return nil, fmt.Errorf("--window %s: must be positive", c.Duration("window"))
 	}
-	m, err := manifest.Load(c.String("manifest"))
+	m, err := loadManifest(c, c.String("manifest"))
 	if err != nil {
 		return nil, fmt.Errorf("--manifest: %w", err)
 	}
