@@ -18,7 +18,7 @@ E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-lin
 E2E_ENV     := CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver CAPPROF_E2E_RUNC=$(abspath $(RUNC_CACHE))/runc \
 	CAPPROF_E2E_BUSYBOX=$(abspath $(BUSYBOX_CACHE))/busybox
 
-.PHONY: all build generate check-generate vet test fuzz kernel-matrix accuracy e2e-deps demo bench clean FORCE
+.PHONY: all build generate check-generate cross vet test fuzz kernel-matrix accuracy e2e-deps demo bench clean FORCE
 
 all: build
 
@@ -47,6 +47,21 @@ check-generate: generate
 		exit 1; \
 	fi
 
+# analyze, patch and diff on the platforms CI jobs run on besides Linux on
+# amd64; record, verify and probes there say they need it. The linux/arm64
+# build runs under qemu-user when qemu-aarch64 is installed (.ci/run does).
+CROSS := darwin/arm64 linux/arm64
+cross:
+	@for p in $(CROSS); do echo "build $$p"; GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o $(BIN)/capprof-$${p%/*}-$${p#*/} ./cmd/capprof || exit 1; done
+	@if command -v qemu-aarch64 >/dev/null; then \
+		set -e; arm="qemu-aarch64 $(BIN)/capprof-linux-arm64"; \
+		$$arm analyze render/testdata/verified.json | grep -q 'add \[NET_BIND_SERVICE\]'; \
+		$$arm diff render/testdata/web.json render/testdata/web.json | grep -q 'no changes'; \
+		if $$arm record -o /dev/null -- true 2>$(BIN)/cross.err; then echo "record ran on linux/arm64"; exit 1; fi; \
+		grep -q 'record needs Linux on amd64' $(BIN)/cross.err; \
+		echo "linux/arm64 under qemu: analyze and diff work, record says it needs Linux on amd64"; \
+	fi
+
 vet:
 	$(GO) vet ./...
 	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
@@ -57,7 +72,7 @@ vet:
 # crashed run leaves (shims, pod cgroups, mounts) is cleaned up afterwards.
 # Then the kernel matrix runs on its own, so its VMs do not slow the host's
 # timing-sensitive tests.
-test: vet e2e-deps
+test: vet cross e2e-deps
 	$(E2E_ENV) $(GO) test -count=1 $$($(GO) list ./... | grep -v /e2e/kernels); \
 	status=$$?; $(SUDO) $(GO) run ./e2e/cluster/cleanup || status=1; \
 	$(MAKE) --no-print-directory fuzz || status=1; \

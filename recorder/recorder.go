@@ -310,6 +310,10 @@ type QuitError struct {
 	While  string // "stopping" when empty
 }
 
+// ExitStatus is capprof's exit status after it: 128+N, as a shell reports
+// a process ended by signal N.
+func (e QuitError) ExitStatus() int { return 128 + int(e.Signal) }
+
 func (e QuitError) Error() string {
 	return fmt.Sprintf("received %s while %s: quit without saving the profile", unix.SignalName(e.Signal), cmp.Or(e.While, "stopping"))
 }

@@ -110,11 +110,7 @@ func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
 		if err != nil {
 			return profile.Analysis{}, err
 		}
-		source := path
-		if path == "-" {
-			source = stdinName
-		}
-		inputs = append(inputs, profile.Input{Source: source, Profile: p})
+		inputs = append(inputs, profile.Input{Source: inputName(path), Profile: p})
 	}
 	a := profile.Analyze(inputs)
 	for _, w := range a.Warnings {

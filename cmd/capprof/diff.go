@@ -52,7 +52,7 @@ func diffCommand() *cli.Command {
 					}
 				}
 			}
-			d := profile.DiffAnalyses(c.Args().Get(0), analyses[0], c.Args().Get(1), analyses[1])
+			d := profile.DiffAnalyses(inputName(c.Args().Get(0)), analyses[0], inputName(c.Args().Get(1)), analyses[1])
 			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {
 				return err
 			}

@@ -16,6 +16,14 @@ import (
 // stdinName is how messages name standard input, given as "-".
 const stdinName = "stdin"
 
+// inputName is how messages name an input argument: "stdin" for "-".
+func inputName(path string) string {
+	if path == "-" {
+		return stdinName
+	}
+	return path
+}
+
 // stdin reads standard input for the one argument that may be "-";
 // another "-" in the same invocation is refused, not read empty.
 func stdin(c *cli.Context, what string) ([]byte, error) {

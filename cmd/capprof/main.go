@@ -13,7 +13,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/internal/escape"
-	"github.com/capprof/capprof/recorder"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -34,6 +33,13 @@ type statusError struct {
 
 func (e statusError) Error() string { return e.err.Error() }
 
+// signalled is a recording or verification a signal cut short
+// (recorder.QuitError): capprof exits with 128+N.
+type signalled interface {
+	error
+	ExitStatus() int
+}
+
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
 }
@@ -47,7 +53,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := app.Run(flagsFirst(app, args))
 	var code exitCode
 	var status statusError
-	var quit recorder.QuitError
+	var quit signalled
 	switch {
 	case err == nil:
 		return 0
@@ -55,7 +61,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return int(code)
 	case errors.As(err, &quit):
 		fmt.Fprintf(stderr, "capprof: %s\n", err)
-		return 128 + int(quit.Signal)
+		return quit.ExitStatus()
 	case errors.As(err, &status):
 		fmt.Fprintf(stderr, "capprof: %s\n", status.err)
 		return status.code

@@ -257,7 +257,7 @@ func TestStandardInput(t *testing.T) {
 		{"JSON profile", []string{"analyze", "-"}, web, 0, "CONTAINER main (1 recording)", ""},
 		{"YAML profile beside a file", []string{"analyze", "-", "../../render/testdata/web.json"}, replica, 0, "CONTAINER main (2 recordings)", ""},
 		{"manifest", []string{"analyze", "--manifest", "-", "../../manifest/testdata/shop.json"}, deployment, 0, "MANIFEST stdin", ""},
-		{"diff against stdin", []string{"diff", "-", "../../render/testdata/web.json"}, web, 0, "no changes", ""},
+		{"diff against stdin", []string{"diff", "-", "../../render/testdata/web.json"}, web, 0, "stdin -> ../../render/testdata/web.json: no changes", ""},
 		{"twice", []string{"analyze", "-", "-"}, web, 1, "", "the profile from -: standard input was read already, for the profile; only one input can come from it"},
 		{"manifest and profile", []string{"analyze", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},
 		{"patch: manifest and profile", []string{"patch", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},

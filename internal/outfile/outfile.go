@@ -63,10 +63,7 @@ func Open(flag, path string, stdout io.Writer) (*File, error) {
 	o.target = target
 	dir := filepath.Dir(target)
 	var f *os.File
-	// 0666 less the umask, as the kernel applies it to O_TMPFILE (Linux 3.11).
-	if fd, err := unix.Open(dir, unix.O_TMPFILE|unix.O_WRONLY|unix.O_CLOEXEC, 0o666); err == nil {
-		f = os.NewFile(uintptr(fd), target)
-	} else {
+	if f = openUnnamed(dir, target); f == nil {
 		if f, err = os.CreateTemp(dir, "."+filepath.Base(target)+".*.tmp"); err != nil {
 			return nil, fmt.Errorf("cannot write %s: %w", describe(flag, path), err)
 		}
@@ -155,7 +152,7 @@ func (o *File) Commit() error {
 	// An O_TMPFILE file is linked under a temporary name, then renamed
 	// over the target: linkat cannot replace a file.
 	tmp := filepath.Join(filepath.Dir(o.target), fmt.Sprintf(".%s.%d-%d.tmp", filepath.Base(o.target), os.Getpid(), time.Now().UnixNano()))
-	err := unix.Linkat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(int(o.file.Fd())), unix.AT_FDCWD, tmp, unix.AT_SYMLINK_FOLLOW)
+	err := linkUnnamed(o.file, tmp)
 	closeErr := o.file.Close()
 	if err == nil {
 		err = closeErr
