@@ -370,6 +370,30 @@ func TestExitCodePropagated(t *testing.T) {
 	wantExitStatuses(t, r.profile, workloadBin, "7")
 }
 
+// TestCommandNotRun: a command that is not found exits 127, one that is
+// not executable 126, as timeout(1) and docker run do; capprof's own
+// failures are 125, never the command's 1.
+func TestCommandNotRun(t *testing.T) {
+	requireRecording(t)
+	notExecutable := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(notExecutable, []byte("not a program\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		command []string
+		want    int
+	}{
+		{[]string{filepath.Join(t.TempDir(), "missing")}, 127},
+		{[]string{"no-such-command-anywhere"}, 127},
+		{[]string{notExecutable}, 126},
+	} {
+		r := capprof(t, append([]string{"record", "-o", filepath.Join(t.TempDir(), "p.json"), "--"}, tc.command...)...)
+		if r.code != tc.want || !strings.Contains(r.stderr, "start ") {
+			t.Errorf("record -- %s: exit %d, stderr %q; want %d", tc.command[0], r.code, r.stderr, tc.want)
+		}
+	}
+}
+
 // wantExitStatuses checks how the processes running exe ended.
 func wantExitStatuses(t *testing.T, p *profile.Profile, exe string, want ...string) {
 	t.Helper()

@@ -569,12 +569,12 @@ func TestPodsErrors(t *testing.T) {
 			switch {
 			case tt.waits:
 				lines := strings.Split(strings.TrimSuffix(r.stderr, "\n"), "\n")
-				if r.code != 1 || !strings.Contains(lines[0], "waiting for matching pods") ||
+				if r.code != 125 || !strings.Contains(lines[0], "waiting for matching pods") ||
 					!strings.HasPrefix(lines[len(lines)-1], "capprof: no pod matched during the recording: ") {
-					t.Fatalf("exit %d, stderr %q: want exit 1, the near misses while waiting, and the failure last", r.code, r.stderr)
+					t.Fatalf("exit %d, stderr %q: want exit 125, the near misses while waiting, and the failure last", r.code, r.stderr)
 				}
-			case r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "capprof: "):
-				t.Fatalf("exit %d, stderr %q: want exit 1 and one line", r.code, r.stderr)
+			case r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "capprof: "):
+				t.Fatalf("exit %d, stderr %q: want exit 125 and one line", r.code, r.stderr)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(r.stderr, w) {

@@ -329,8 +329,8 @@ func TestPodsRestart(t *testing.T) {
 
 	out := filepath.Join(t.TempDir(), "p.json")
 	r := capprof(t, "record", "-o", out, "--node", testNode, "--pods", "bare", "-n", ns, "--kubeconfig", c.Kubeconfig, "--restart")
-	if r.code != 1 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `pod `+ns+`/bare belongs to Pod "bare", which nothing restarts`) {
-		t.Fatalf("bare pod: exit %d, stderr %q; want exit 1 and the reason", r.code, r.stderr)
+	if r.code != 125 || strings.Count(r.stderr, "\n") != 1 || !strings.Contains(r.stderr, `pod `+ns+`/bare belongs to Pod "bare", which nothing restarts`) {
+		t.Fatalf("bare pod: exit %d, stderr %q; want exit 125 and the reason", r.code, r.stderr)
 	}
 
 	// The viewer may list and watch pods here, and read ReplicaSets, but
@@ -349,9 +349,9 @@ func TestPodsRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	r = capprof(t, "record", "-o", out, "--node", testNode, "-l", "app=web", "-n", ns, "--kubeconfig", c.ViewerKubeconfig, "--restart")
-	if r.code != 1 || !strings.Contains(r.stderr, fmt.Sprintf(`forbidden to patch deployments in namespace %q`, ns)) ||
+	if r.code != 125 || !strings.Contains(r.stderr, fmt.Sprintf(`forbidden to patch deployments in namespace %q`, ns)) ||
 		!strings.Contains(r.stderr, `grant the user "patch" on "deployments"`) {
-		t.Fatalf("no patch right: exit %d, stderr %q; want exit 1 naming the missing right", r.code, r.stderr)
+		t.Fatalf("no patch right: exit %d, stderr %q; want exit 125 naming the missing right", r.code, r.stderr)
 	}
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Fatalf("a failed record left %s behind", out)
@@ -409,7 +409,7 @@ func TestPodsUnknownLayout(t *testing.T) {
 	// capprof looked.
 	out := filepath.Join(t.TempDir(), "p.json")
 	r := capprof(t, "record", "-o", out, "--node", testNode, "--pods", "odd", "-n", ns, "--kubeconfig", c.Kubeconfig)
-	if r.code != 1 || !strings.Contains(r.stderr, "no cgroup found under") {
+	if r.code != 125 || !strings.Contains(r.stderr, "no cgroup found under") {
 		t.Fatalf("API mode: exit %d, stderr %q; want the cgroup search's failure", r.code, r.stderr)
 	}
 }

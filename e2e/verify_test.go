@@ -281,7 +281,7 @@ func TestVerifyInterrupted(t *testing.T) {
 	}
 }
 
-// TestVerifyBadInput: verify's mistakes get one line and exit 1 before
+// TestVerifyBadInput: verify's mistakes get one line and exit 125 before
 // anything runs.
 func TestVerifyBadInput(t *testing.T) {
 	dir := t.TempDir()
@@ -309,8 +309,8 @@ func TestVerifyBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := capprof(t, tc.args...)
 			lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-			if r.code != 1 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
-				t.Errorf("exit %d, stderr %q: want exit 1 and one line with %q", r.code, r.stderr, tc.want)
+			if r.code != 125 || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+				t.Errorf("exit %d, stderr %q: want exit 125 and one line with %q", r.code, r.stderr, tc.want)
 			}
 		})
 	}

@@ -146,7 +146,7 @@ func runCommand(cfg CommandConfig, announce bool, finish func(*recording, profil
 	exited, err := startCommand(cmd, cfg.Restrict)
 	if err != nil {
 		rec.stop()
-		return 0, fmt.Errorf("start %q: %w", cfg.Command[0], err)
+		return 0, StartError{Command: cfg.Command[0], Err: err}
 	}
 	command := cfg.Redact.Args(cfg.Command) // as the profile and the progress lines show it
 	if announce {
@@ -301,6 +301,19 @@ func (r *recording) close() {
 	}
 	r.probe.Close()
 }
+
+// StartError is a command that could not be started: not found, not
+// executable, or refused.
+type StartError struct {
+	Command string
+	Err     error
+}
+
+func (e StartError) Error() string { return fmt.Sprintf("start %q: %v", e.Command, e.Err) }
+func (e StartError) Unwrap() error { return e.Err }
+
+// NotStarted marks it for capprof's exit status (126, 127).
+func (e StartError) NotStarted() {}
 
 // QuitError is a recording that a signal cut short while it was being
 // stopped and saved (or a verification, While "verifying"): nothing was

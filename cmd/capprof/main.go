@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -67,8 +70,44 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return status.code
 	default:
 		fmt.Fprintf(stderr, "capprof: %s\n", err)
-		return 1
+		return failureStatus(args, err)
 	}
+}
+
+// Exit statuses, the same for every verb: 0 done; 1 a condition asked for
+// holds (--fail-on; verify: the advice failed); 2 usage or bad input, or
+// another failure of capprof's. record and verify pass a command's status
+// through, so their own failures are 125, and a command that cannot be run
+// 126 (not executable) or 127 (not found), as timeout(1) and docker run
+// say.
+const (
+	badInputStatus       = 2
+	ownFailureStatus     = 125
+	notExecutableStatus  = 126
+	commandMissingStatus = 127
+)
+
+// notStarted is a command that could not be started (recorder.StartError).
+type notStarted interface {
+	error
+	NotStarted()
+}
+
+// failureStatus is the exit status of a failed invocation.
+func failureStatus(args []string, err error) int {
+	if len(args) < 2 || !runsCommand[args[1]] {
+		return badInputStatus
+	}
+	var start notStarted
+	switch {
+	case !errors.As(err, &start):
+		return ownFailureStatus
+	case errors.Is(err, exec.ErrNotFound) || errors.Is(err, fs.ErrNotExist):
+		return commandMissingStatus
+	case errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ENOEXEC):
+		return notExecutableStatus
+	}
+	return ownFailureStatus
 }
 
 func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {

@@ -258,9 +258,9 @@ func TestStandardInput(t *testing.T) {
 		{"YAML profile beside a file", []string{"analyze", "-", "../../render/testdata/web.json"}, replica, 0, "CONTAINER main (2 recordings)", ""},
 		{"manifest", []string{"analyze", "--manifest", "-", "../../manifest/testdata/shop.json"}, deployment, 0, "MANIFEST stdin", ""},
 		{"diff against stdin", []string{"diff", "-", "../../render/testdata/web.json"}, web, 0, "stdin -> ../../render/testdata/web.json: no changes", ""},
-		{"twice", []string{"analyze", "-", "-"}, web, 1, "", "the profile from -: standard input was read already, for the profile; only one input can come from it"},
-		{"manifest and profile", []string{"analyze", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},
-		{"patch: manifest and profile", []string{"patch", "--manifest", "-", "-"}, deployment, 1, "", "--manifest - and a profile -: only one input can come from standard input"},
+		{"twice", []string{"analyze", "-", "-"}, web, 2, "", "the profile from -: standard input was read already, for the profile; only one input can come from it"},
+		{"manifest and profile", []string{"analyze", "--manifest", "-", "-"}, deployment, 2, "", "--manifest - and a profile -: only one input can come from standard input"},
+		{"patch: manifest and profile", []string{"patch", "--manifest", "-", "-"}, deployment, 2, "", "--manifest - and a profile -: only one input can come from standard input"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -270,5 +270,32 @@ func TestStandardInput(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit %d, %q, %q", code, stdout.String(), stderr.String(), tc.wantCode, tc.want, tc.stderr)
 			}
 		})
+	}
+}
+
+// TestExitStatuses: one convention for every verb. 2 for usage and bad
+// input, 1 for a condition asked for; record and verify, which pass a
+// command's status through, 125 for their own failures.
+func TestExitStatuses(t *testing.T) {
+	const shop, shopManifest = "../../manifest/testdata/shop.json", "../../manifest/testdata/deployment.yaml"
+	tests := []struct {
+		args []string
+		want int
+	}{
+		{[]string{"analyze", "missing.json"}, 2},
+		{[]string{"analyze", "-o", "xml", shop}, 2},
+		{[]string{"patch", shop}, 2},
+		{[]string{"diff", shop}, 2},
+		{[]string{"probes", "--bogus"}, 2},
+		{[]string{"analyze", "--manifest", shopManifest, "--fail-on", "excess", shop}, 1},
+		{[]string{"record", "-o", "x.json", "ls", "-la"}, 125},
+		{[]string{"record", "-o", "x.json", "--duration", "-1s", "--", "true"}, 125},
+		{[]string{"verify", "-o", "x.json"}, 125},
+	}
+	for _, tc := range tests {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"capprof"}, tc.args...), strings.NewReader(""), &stdout, &stderr); code != tc.want {
+			t.Errorf("capprof %s: exit %d, want %d (%s)", strings.Join(tc.args, " "), code, tc.want, strings.TrimSpace(stderr.String()))
+		}
 	}
 }
