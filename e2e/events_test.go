@@ -326,17 +326,18 @@ func TestPodsLiveEvents(t *testing.T) {
 	}
 
 	compact := compactRec.stdout.String()
+	t.Logf("compact events:\n%s", compact)
 	where := ns + "/tie"
 	for _, want := range []string{
-		"🛑 process " + where + " /bin/sh -c " + session + " host_net_ns\n",
-		"🛑 process " + where + " /bin/whoami host_net_ns\n",
+		"🚀 process " + where + " /bin/sh -c " + session + " 🛑 host_net_ns\n",
+		"🚀 process " + where + " /bin/whoami 🛑 host_net_ns\n",
 		"💥 exit    " + where + " /bin/whoami 0\n",
 		"🔑 cap     " + where + " /bin/dmesg CAP_SYSLOG denied\n",
 		"💥 exit    " + where + " /bin/dmesg 1\n",
 		"🔐 creds   " + where + " /bin/su luke -s /bin/sh -c /bin/id -u setuid(1000) uid 0→1000 -CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,…(+11)\n",
 		"🔑 cap     " + where + " /workload bench setuid 50000 1 CAP_SETUID allowed\n",
-		"🛑 process " + ns + "/privileged /bin/sh -c true CAP_SYS_ADMIN host_net_ns\n",
-		"🛑 process " + ns + "/privileged /bin/sleep 100000 CAP_SYS_ADMIN host_net_ns\n", // running before recording began
+		"🚀 process " + ns + "/privileged /bin/sh -c true 🛑 CAP_SYS_ADMIN host_net_ns\n",
+		"🚀 process " + ns + "/privileged /bin/sleep 100000 🛑 CAP_SYS_ADMIN host_net_ns\n", // running before recording began
 	} {
 		if !strings.Contains(compact, want) {
 			t.Errorf("compact events lack %q:\n%s", want, compact)

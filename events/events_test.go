@@ -34,7 +34,7 @@ func TestCompact(t *testing.T) {
 	}{
 		{&Event{ProcessExec: &ProcessExec{Process: sh}}, "🚀 process default/xwing /bin/sh -c whoami"},
 		{&Event{ProcessExec: &ProcessExec{Process: sh, Privileged: []string{"CAP_SYS_ADMIN", "host_pid_ns"}}},
-			"🛑 process default/xwing /bin/sh -c whoami CAP_SYS_ADMIN host_pid_ns"},
+			"🚀 process default/xwing /bin/sh -c whoami 🛑 CAP_SYS_ADMIN host_pid_ns"},
 		{&Event{ProcessExit: &ProcessExit{Process: dmesg, Status: 1}}, "💥 exit    default/xwing /bin/dmesg 1"},
 		{&Event{ProcessExit: &ProcessExit{Process: dmesg, Signal: "SIGKILL"}}, "💥 exit    default/xwing /bin/dmesg SIGKILL"},
 		{checkEvent(dmesg, 34, -1, "audited", 0), "🔑 cap     default/xwing /bin/dmesg CAP_SYSLOG denied"},

@@ -60,7 +60,7 @@ func (w *compactWriter) Flush() error { return w.bw.Flush() }
 //	💥 exit    default/xwing /bin/whoami  0
 //	🔑 cap     default/xwing /bin/dmesg CAP_SYSLOG denied
 //	🔐 creds   default/xwing /bin/su setuid(1000) uid 0→1000 -CAP_CHOWN,CAP_DAC_OVERRIDE,CAP_FOWNER,…(+11)
-//	🛑 process default/privileged /bin/sleep 1000000 CAP_SYS_ADMIN
+//	🚀 process default/privileged /bin/sleep 1000000 🛑 CAP_SYS_ADMIN
 //
 // What the workload names (its binaries, arguments, containers) is escaped
 // (escape.Text): a line is one line, with no terminal controls in it.
@@ -74,7 +74,9 @@ func compact(e *Event) string {
 	switch {
 	case e.ProcessExec != nil:
 		if p := e.ProcessExec.Privileged; len(p) > 0 {
-			return head("🛑", "process") + " " + strings.Join(p, " ")
+			// Tetragon's layout: the 🚀 stays, so a filter on it still
+			// matches every exec, and the reasons follow the 🛑.
+			return head("🚀", "process") + " 🛑 " + strings.Join(p, " ")
 		}
 		return head("🚀", "process")
 	case e.ProcessExit != nil:
