@@ -113,6 +113,15 @@ func (s CapSet) KubernetesNames() []string {
 	return names
 }
 
+// KubernetesList is the members' names without CAP_, comma-separated, as
+// progress lines and tables show a set; "no capabilities" for none.
+func (s CapSet) KubernetesList() string {
+	if s == 0 {
+		return "no capabilities"
+	}
+	return strings.Join(s.KubernetesNames(), ",")
+}
+
 // MarshalJSON writes the names of the members. A set holding most known
 // capabilities is written as "ALL" followed by the missing ones with a "-"
 // prefix: root on a host that withholds one capability reads

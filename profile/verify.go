@@ -253,7 +253,7 @@ func verificationWarnings(v *Verification, decisions []CapabilityDecision) []str
 	}
 	runs := v.Advised.Passed + v.Advised.Failed
 	if v.Advised.Passed == 0 {
-		msg := fmt.Sprintf("verify: the advised capabilities (%s) failed all %d runs, so nothing was verified", setNames(v.Advised.Capabilities), runs)
+		msg := fmt.Sprintf("verify: the advised capabilities (%s) failed all %d runs, so nothing was verified", v.Advised.Capabilities.KubernetesList(), runs)
 		if f := v.Advised.FailedRun; f != nil {
 			msg += ": " + f.String()
 		}
@@ -278,13 +278,6 @@ func verificationWarnings(v *Verification, decisions []CapabilityDecision) []str
 		out = append(out, fmt.Sprintf("verify: %s required by recordings the verification did not see: not verified; run capprof verify again", strings.Join(unverified, ", ")))
 	}
 	return out
-}
-
-func setNames(s CapSet) string {
-	if s == 0 {
-		return "none"
-	}
-	return strings.Join(s.KubernetesNames(), ",")
 }
 
 // silentDenials are kernel call sites whose capability check, denied, only

@@ -22,12 +22,7 @@ type Restriction struct {
 }
 
 // String is how progress lines name it: "CHOWN,SETUID" or "no capabilities".
-func (r Restriction) String() string {
-	if r.Capabilities == 0 {
-		return "no capabilities"
-	}
-	return strings.Join(r.Capabilities.KubernetesNames(), ",")
-}
+func (r Restriction) String() string { return r.Capabilities.KubernetesList() }
 
 // restrictThread applies r to the calling thread, whose credentials the
 // command it forks inherits: capabilities, the bounding set and

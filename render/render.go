@@ -110,18 +110,11 @@ func verificationLine(v *profile.Verification) string {
 	}
 	fmt.Fprintf(&b, "%s, %s per set, on %s: the advised set (%s) passed %d of %d",
 		what, plural(v.RunsPerSet, "run"), v.Time.UTC().Format("2006-01-02 15:04 MST"),
-		capNames(v.Advised.Capabilities), v.Advised.Passed, v.Advised.Passed+v.Advised.Failed)
+		v.Advised.Capabilities.KubernetesList(), v.Advised.Passed, v.Advised.Passed+v.Advised.Failed)
 	for _, vc := range v.Capabilities {
 		fmt.Fprintf(&b, "; without %s passed %d of %d: %s", vc.Capability.KubernetesName(), vc.Passed, vc.Passed+vc.Failed, vc.Verified)
 	}
 	return b.String()
-}
-
-func capNames(s profile.CapSet) string {
-	if s == 0 {
-		return "no capabilities"
-	}
-	return strings.Join(s.KubernetesNames(), ",")
 }
 
 // escapedLines returns a printf that writes one line to w, escaped

@@ -113,9 +113,7 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 		return nil, err
 	}
 	result.Advised.Passed, result.Advised.Failed, result.Advised.FailedRun = runs.passed, runs.failed, runs.firstFailed
-	verified := p.Containers[i]
-	verified.Verification = result
-	p.Containers[i] = verified
+	p.Containers[i].Verification = result
 	if runs.passed == 0 {
 		return p, ErrAdviceFailed
 	}

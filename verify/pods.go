@@ -279,7 +279,7 @@ func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, r
 	var advisedRun *profile.FailedRun
 	for _, c := range canaries {
 		if c.advised == w && c.taken == nil {
-			advisedRun = canaryFailure(c, recorded, statuses, "")
+			advisedRun, _ = canaryFailure(c, recorded, statuses)
 			report(cfg.Progress, c, advisedRun)
 		}
 	}
@@ -301,22 +301,20 @@ func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, r
 			if c.advised != w || c.taken == nil || c.takenIn != m.Container || advisedRun != nil {
 				continue
 			}
-			failure := canaryFailure(c, recorded, statuses, m.Container)
+			failure, takenDenied := canaryFailure(c, recorded, statuses)
 			report(cfg.Progress, c, failure)
 			vc := profile.VerifiedCapability{Capability: *c.taken}
 			switch {
 			case failure == nil:
 				vc.Verified, vc.Passed = profile.VerifiedRemovable, 1
-			case takenDenied(c, recorded, m.Container):
+			case takenDenied:
 				vc.Verified, vc.Failed, vc.FailedRun = profile.VerifiedNeeded, 1, failure
 			default:
 				vc.Verified, vc.Failed, vc.FailedRun = profile.VerifiedUndecided, 1, failure
 			}
 			v.Capabilities = append(v.Capabilities, vc)
 		}
-		verified := p.Containers[i]
-		verified.Verification = v
-		p.Containers[i] = verified
+		p.Containers[i].Verification = v
 	}
 	return advisedRun != nil
 }
@@ -334,40 +332,31 @@ func report(w io.Writer, c canary, failure *profile.FailedRun) {
 // completion), never started, or the pod is not Ready where readiness is
 // reported; or a check was denied with its syscall failing. The denials of
 // the capability taken away, in the container it was taken from, are part
-// of the evidence whatever their outcome.
-func canaryFailure(c canary, recorded *profile.Profile, statuses map[string]corev1.Pod, takenIn string) *profile.FailedRun {
+// of the evidence whatever their outcome; the bool says whether there were
+// any.
+func canaryFailure(c canary, recorded *profile.Profile, statuses map[string]corev1.Pod) (*profile.FailedRun, bool) {
 	var denials []profile.DeniedChecks
+	takenDenied := false
 	for _, ctr := range recorded.Containers {
 		if ctr.Owner == nil || ctr.Owner.Kind != "Pod" || ctr.Owner.Name != c.pod.Name {
 			continue
 		}
 		var taken *profile.Capability
-		if ctr.Name == takenIn {
+		if ctr.Name == c.takenIn {
 			taken = c.taken
 		}
-		d, _ := profile.RunDenials(ctr, taken)
+		d, denied := profile.RunDenials(ctr, taken)
 		denials = append(denials, d...)
+		takenDenied = takenDenied || denied
 	}
 	reason, code := podFailure(c.pod, statuses[c.pod.Name])
 	if reason == "" && !profile.Failing(denials) {
-		return nil
+		return nil, takenDenied
 	}
 	if reason == "" {
 		reason = "a check was denied with its syscall failing"
 	}
-	return &profile.FailedRun{ExitStatus: code, Reason: reason, Denials: denials}
-}
-
-// takenDenied: the capability taken away was denied in its container.
-func takenDenied(c canary, recorded *profile.Profile, container string) bool {
-	for _, ctr := range recorded.Containers {
-		if ctr.Owner != nil && ctr.Owner.Kind == "Pod" && ctr.Owner.Name == c.pod.Name && ctr.Name == container {
-			if _, denied := profile.RunDenials(ctr, c.taken); denied {
-				return true
-			}
-		}
-	}
-	return false
+	return &profile.FailedRun{ExitStatus: code, Reason: reason, Denials: denials}, takenDenied
 }
 
 // podFailure says why a canary pod failed by its status, "" when it did
