@@ -38,11 +38,12 @@ $(BIN)/bench: FORCE
 generate:
 	$(GO) generate ./bpf/ ./recorder/
 
-GENERATED := bpf/capprof_x86_bpfel.go bpf/capprof_x86_bpfel.o recorder/syscalls_amd64.go
+# Changed, new or removed: an object added to gen.go but not committed counts.
+GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go
 
 check-generate: generate
-	@if ! git diff --quiet -- $(GENERATED); then \
-		git diff --stat -- $(GENERATED); \
+	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
+		git status --short -- $(GENERATED); \
 		echo "generated files are stale: run make generate and commit the result"; \
 		exit 1; \
 	fi

@@ -58,30 +58,13 @@ func unknownProbe(s string) error {
 // that checks carry their audit class rather than one inferred from stacks.
 func (b Backend) SeesAuditOptions() bool { return b == Fexit || b == Kprobe }
 
-// programBackend says which backend an ELF section's program belongs to;
-// "" is a program every backend uses.
-func programBackend(section string) Backend {
-	kind, hook, _ := strings.Cut(section, "/")
-	switch {
-	case kind == "tp_btf" && (hook == "cap_capable" || hook == "sched_prepare_exec"):
-		return Tracepoint
-	case kind == "fentry", kind == "fexit":
-		return Fexit
-	case kind == "kprobe", kind == "kretprobe":
-		return Kprobe
-	}
-	return ""
-}
-
-// selectPrograms keeps the programs of one backend and the shared ones:
-// loading another backend's program could fail (a tracepoint or function
-// this kernel lacks) and attaching it would count checks twice.
-func selectPrograms(spec *ebpf.CollectionSpec, backend Backend) {
-	for name, prog := range spec.Programs {
-		if b := programBackend(prog.SectionName); b != "" && b != backend {
-			delete(spec.Programs, name)
-		}
-	}
+// hookObjects load the compiled object of each backend's hooks
+// (tracepoint.c, fexit.c, kprobe.c); capprof.o, loaded with each, holds the
+// programs they all run.
+var hookObjects = map[Backend]func() (*ebpf.CollectionSpec, error){
+	Tracepoint: loadTracepoint,
+	Fexit:      loadFexit,
+	Kprobe:     loadKprobe,
 }
 
 // kernelSpec is the running kernel's BTF, which every backend needs (CO-RE).

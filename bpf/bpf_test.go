@@ -51,30 +51,47 @@ func TestParseBackend(t *testing.T) {
 	}
 }
 
-// TestProgramBackends: every program in the object belongs to one backend
-// or to all, and each backend has a cap_capable hook.
-func TestProgramBackends(t *testing.T) {
-	spec, err := loadCapprof()
+// TestObjects: each backend's object has a cap_capable hook and only
+// programs of its own kind; capprof.o's programs are the tp_btf and iter ones
+// every backend runs; and every map a backend's object shares has capprof.o's
+// definition, which is what lets it use capprof.o's map (sharedMaps).
+func TestObjects(t *testing.T) {
+	shared, err := loadCapprof()
 	if err != nil {
 		t.Fatal(err)
 	}
-	hooks := map[Backend]int{}
-	for _, p := range spec.Programs {
-		b := programBackend(p.SectionName)
-		if strings.HasSuffix(p.SectionName, "/cap_capable") {
-			hooks[b]++
+	for _, p := range shared.Programs {
+		if kind, hook, _ := strings.Cut(p.SectionName, "/"); kind != "tp_btf" && kind != "iter" || hook == "cap_capable" {
+			t.Errorf("capprof.o has the backend program %s", p.SectionName)
 		}
 	}
-	want := map[Backend]int{Tracepoint: 1, Fexit: 1, Kprobe: 2}
-	if fmt.Sprint(hooks) != fmt.Sprint(want) {
-		t.Fatalf("cap_capable programs per backend %v, want %v", hooks, want)
-	}
+	kinds := map[Backend][]string{Tracepoint: {"tp_btf"}, Fexit: {"fexit", "fentry"}, Kprobe: {"kprobe", "kretprobe"}}
 	for _, b := range Backends {
-		s, _ := loadCapprof()
-		selectPrograms(s, b)
-		for _, p := range s.Programs {
-			if other := programBackend(p.SectionName); other != "" && other != b {
-				t.Errorf("%s keeps %s's program %s", b, other, p.SectionName)
+		spec, err := hookObjects[b]()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hooks := 0
+		for _, p := range spec.Programs {
+			kind, hook, _ := strings.Cut(p.SectionName, "/")
+			if !slices.Contains(kinds[b], kind) {
+				t.Errorf("%s's object has the program %s", b, p.SectionName)
+			}
+			if hook == "cap_capable" {
+				hooks++
+			}
+		}
+		if hooks == 0 {
+			t.Errorf("%s's object has no cap_capable hook", b)
+		}
+		for name, m := range spec.Maps {
+			own, ok := shared.Maps[name]
+			if !ok || strings.HasPrefix(name, ".rodata") {
+				continue
+			}
+			if m.Type != own.Type || m.KeySize != own.KeySize || m.ValueSize != own.ValueSize ||
+				m.MaxEntries != own.MaxEntries || m.Flags != own.Flags {
+				t.Errorf("%s's map %s differs from capprof.o's: %+v, %+v", b, name, m, own)
 			}
 		}
 	}
@@ -232,8 +249,8 @@ func TestLoadAndAttach(t *testing.T) {
 		}
 		defer p.Close()
 		hooked := 0
-		for _, prog := range p.spec.Programs {
-			if !strings.HasPrefix(prog.SectionName, "iter/") {
+		for section := range p.programs() {
+			if !strings.HasPrefix(section, "iter/") {
 				hooked++
 			}
 		}

@@ -25,16 +25,6 @@ type capprofAggKey struct {
 	Pad      [5]uint8
 }
 
-type capprofCapCall struct {
-	_           structs.HostLayout
-	Cred        uint64
-	TargetNs    uint64
-	TargetLevel int32
-	Cap         int32
-	Opts        uint32
-	Active      uint32
-}
-
 type capprofCapEvent struct {
 	_          structs.HostLayout
 	Hdr        capprofEventHeader
@@ -332,7 +322,6 @@ type capprofTaskState struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	capprofMapArmedPods            = "armed_pods"
-	capprofMapCapCalls             = "cap_calls"
 	capprofMapCapScratch           = "cap_scratch"
 	capprofMapCgroupScratch        = "cgroup_scratch"
 	capprofMapCheckRates           = "check_rates"
@@ -347,22 +336,15 @@ const (
 	capprofMapTargets              = "targets"
 	capprofMapTaskState            = "task_state"
 	capprofProgListProcesses       = "list_processes"
-	capprofProgOnCapCapable        = "on_cap_capable"
-	capprofProgOnCapCapableEntry   = "on_cap_capable_entry"
-	capprofProgOnCapCapableExit    = "on_cap_capable_exit"
-	capprofProgOnCapCapableReturn  = "on_cap_capable_return"
 	capprofProgOnCgroupAttach      = "on_cgroup_attach"
 	capprofProgOnCgroupMkdir       = "on_cgroup_mkdir"
 	capprofProgOnCgroupRmdir       = "on_cgroup_rmdir"
-	capprofProgOnCommitCreds       = "on_commit_creds"
-	capprofProgOnCommitCredsKprobe = "on_commit_creds_kprobe"
 	capprofProgOnExec              = "on_exec"
 	capprofProgOnExit              = "on_exit"
 	capprofProgOnFork              = "on_fork"
-	capprofProgOnPrepareExec       = "on_prepare_exec"
-	capprofVarCapCapableAuditArg   = "cap_capable_audit_arg"
 	capprofVarCheckEventIntervalNs = "check_event_interval_ns"
 	capprofVarCompareCredsLazily   = "compare_creds_lazily"
+	capprofVarCredFieldsApart      = "cred_fields_apart"
 	capprofVarStreamEvents         = "stream_events"
 	capprofVarTargetFilter         = "target_filter"
 	capprofVarUnusedCapEvent       = "unused_cap_event"
@@ -431,20 +413,13 @@ type capprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofProgramSpecs struct {
-	ListProcesses       *ebpf.ProgramSpec `ebpf:"list_processes"`
-	OnCapCapable        *ebpf.ProgramSpec `ebpf:"on_cap_capable"`
-	OnCapCapableEntry   *ebpf.ProgramSpec `ebpf:"on_cap_capable_entry"`
-	OnCapCapableExit    *ebpf.ProgramSpec `ebpf:"on_cap_capable_exit"`
-	OnCapCapableReturn  *ebpf.ProgramSpec `ebpf:"on_cap_capable_return"`
-	OnCgroupAttach      *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
-	OnCgroupMkdir       *ebpf.ProgramSpec `ebpf:"on_cgroup_mkdir"`
-	OnCgroupRmdir       *ebpf.ProgramSpec `ebpf:"on_cgroup_rmdir"`
-	OnCommitCreds       *ebpf.ProgramSpec `ebpf:"on_commit_creds"`
-	OnCommitCredsKprobe *ebpf.ProgramSpec `ebpf:"on_commit_creds_kprobe"`
-	OnExec              *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit              *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork              *ebpf.ProgramSpec `ebpf:"on_fork"`
-	OnPrepareExec       *ebpf.ProgramSpec `ebpf:"on_prepare_exec"`
+	ListProcesses  *ebpf.ProgramSpec `ebpf:"list_processes"`
+	OnCgroupAttach *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir  *ebpf.ProgramSpec `ebpf:"on_cgroup_mkdir"`
+	OnCgroupRmdir  *ebpf.ProgramSpec `ebpf:"on_cgroup_rmdir"`
+	OnExec         *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit         *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork         *ebpf.ProgramSpec `ebpf:"on_fork"`
 }
 
 // capprofMapSpecs contains maps before they are loaded into the kernel.
@@ -452,7 +427,6 @@ type capprofProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofMapSpecs struct {
 	ArmedPods     *ebpf.MapSpec `ebpf:"armed_pods"`
-	CapCalls      *ebpf.MapSpec `ebpf:"cap_calls"`
 	CapScratch    *ebpf.MapSpec `ebpf:"cap_scratch"`
 	CgroupScratch *ebpf.MapSpec `ebpf:"cgroup_scratch"`
 	CheckRates    *ebpf.MapSpec `ebpf:"check_rates"`
@@ -472,9 +446,9 @@ type capprofMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofVariableSpecs struct {
-	CapCapableAuditArg   *ebpf.VariableSpec `ebpf:"cap_capable_audit_arg"`
 	CheckEventIntervalNs *ebpf.VariableSpec `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
+	CredFieldsApart      *ebpf.VariableSpec `ebpf:"cred_fields_apart"`
 	StreamEvents         *ebpf.VariableSpec `ebpf:"stream_events"`
 	TargetFilter         *ebpf.VariableSpec `ebpf:"target_filter"`
 	UnusedCapEvent       *ebpf.VariableSpec `ebpf:"unused_cap_event"`
@@ -522,7 +496,6 @@ func (o *capprofObjects) Close() error {
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofMaps struct {
 	ArmedPods     *ebpf.Map `ebpf:"armed_pods"`
-	CapCalls      *ebpf.Map `ebpf:"cap_calls"`
 	CapScratch    *ebpf.Map `ebpf:"cap_scratch"`
 	CgroupScratch *ebpf.Map `ebpf:"cgroup_scratch"`
 	CheckRates    *ebpf.Map `ebpf:"check_rates"`
@@ -541,7 +514,6 @@ type capprofMaps struct {
 func (m *capprofMaps) Close() error {
 	return _CapprofClose(
 		m.ArmedPods,
-		m.CapCalls,
 		m.CapScratch,
 		m.CgroupScratch,
 		m.CheckRates,
@@ -562,9 +534,9 @@ func (m *capprofMaps) Close() error {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofVariables struct {
-	CapCapableAuditArg   *ebpf.Variable `ebpf:"cap_capable_audit_arg"`
 	CheckEventIntervalNs *ebpf.Variable `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.Variable `ebpf:"compare_creds_lazily"`
+	CredFieldsApart      *ebpf.Variable `ebpf:"cred_fields_apart"`
 	StreamEvents         *ebpf.Variable `ebpf:"stream_events"`
 	TargetFilter         *ebpf.Variable `ebpf:"target_filter"`
 	UnusedCapEvent       *ebpf.Variable `ebpf:"unused_cap_event"`
@@ -595,38 +567,24 @@ type capprofVariables struct {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofPrograms struct {
-	ListProcesses       *ebpf.Program `ebpf:"list_processes"`
-	OnCapCapable        *ebpf.Program `ebpf:"on_cap_capable"`
-	OnCapCapableEntry   *ebpf.Program `ebpf:"on_cap_capable_entry"`
-	OnCapCapableExit    *ebpf.Program `ebpf:"on_cap_capable_exit"`
-	OnCapCapableReturn  *ebpf.Program `ebpf:"on_cap_capable_return"`
-	OnCgroupAttach      *ebpf.Program `ebpf:"on_cgroup_attach"`
-	OnCgroupMkdir       *ebpf.Program `ebpf:"on_cgroup_mkdir"`
-	OnCgroupRmdir       *ebpf.Program `ebpf:"on_cgroup_rmdir"`
-	OnCommitCreds       *ebpf.Program `ebpf:"on_commit_creds"`
-	OnCommitCredsKprobe *ebpf.Program `ebpf:"on_commit_creds_kprobe"`
-	OnExec              *ebpf.Program `ebpf:"on_exec"`
-	OnExit              *ebpf.Program `ebpf:"on_exit"`
-	OnFork              *ebpf.Program `ebpf:"on_fork"`
-	OnPrepareExec       *ebpf.Program `ebpf:"on_prepare_exec"`
+	ListProcesses  *ebpf.Program `ebpf:"list_processes"`
+	OnCgroupAttach *ebpf.Program `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir  *ebpf.Program `ebpf:"on_cgroup_mkdir"`
+	OnCgroupRmdir  *ebpf.Program `ebpf:"on_cgroup_rmdir"`
+	OnExec         *ebpf.Program `ebpf:"on_exec"`
+	OnExit         *ebpf.Program `ebpf:"on_exit"`
+	OnFork         *ebpf.Program `ebpf:"on_fork"`
 }
 
 func (p *capprofPrograms) Close() error {
 	return _CapprofClose(
 		p.ListProcesses,
-		p.OnCapCapable,
-		p.OnCapCapableEntry,
-		p.OnCapCapableExit,
-		p.OnCapCapableReturn,
 		p.OnCgroupAttach,
 		p.OnCgroupMkdir,
 		p.OnCgroupRmdir,
-		p.OnCommitCreds,
-		p.OnCommitCredsKprobe,
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
-		p.OnPrepareExec,
 	)
 }
 

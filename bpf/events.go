@@ -224,7 +224,7 @@ type Fork struct {
 // CredChange is a change of a task's credentials other than by an exec:
 // any install of new credentials (seen at commit_creds), or a difference
 // from the credentials the task last had (tracepoint backend; see
-// look_at_creds in capprof.c).
+// look_at_creds in lib/cred.h).
 type CredChange struct {
 	Header
 	Exe     ExeID
@@ -261,7 +261,7 @@ var ErrClosed = errors.New("event stream closed")
 
 // pollInterval is how long events can wait in the ring buffer: the kernel
 // side wakes the reader only when the buffer fills up (see wakeup_flag in
-// capprof.c), so the reader looks on its own this often, and sleeps between.
+// lib/output.h), so the reader looks on its own this often, and sleeps between.
 const pollInterval = 100 * time.Millisecond
 
 // ReadEvent blocks until the next event arrives.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"strings"
 	"time"
@@ -24,10 +25,14 @@ const tracefsDir = "/sys/kernel/tracing"
 // Probe is a loaded, not yet attached set of capprof programs and maps.
 type Probe struct {
 	backend Backend
-	spec    *ebpf.CollectionSpec
-	coll    *ebpf.Collection
-	links   []link.Link
-	reader  *ringbuf.Reader
+	// spec and coll are capprof.o: the programs every backend runs and
+	// every map, which the backend's object (hooksSpec, hooks) uses too.
+	spec      *ebpf.CollectionSpec
+	coll      *ebpf.Collection
+	hooksSpec *ebpf.CollectionSpec
+	hooks     *ebpf.Collection
+	links     []link.Link
+	reader    *ringbuf.Reader
 	// liveReader reads live check events; nil without Options.LiveEvents.
 	liveReader *ringbuf.Reader
 	startup    time.Duration
@@ -52,6 +57,9 @@ type Options struct {
 	// cap_capable's audit options (PreferredBackends): the tracepoint's
 	// checks are classed by their call stacks, which need kernel symbols.
 	PreferAuditOptions bool
+	// credFieldsApart reads struct cred field by field where one span
+	// would do, so that tests compare both ways on one kernel.
+	credFieldsApart bool
 }
 
 // Load loads and verifies the programs of one backend (Open picks one for
@@ -111,10 +119,20 @@ func openBackend(opts Options) (*Probe, error) {
 // attachProbe is Attach; tests make it fail.
 var attachProbe = (*Probe).Attach
 
-// setVariable sets a volatile const of the object before loading.
-func setVariable(spec *ebpf.CollectionSpec, name string, value any) error {
-	if err := spec.Variables[name].Set(value); err != nil {
-		return fmt.Errorf("set %s: %w", name, err)
+// setVariable sets a volatile const before loading, in each object that
+// has it (every object includes the headers that use it).
+func setVariable(specs []*ebpf.CollectionSpec, name string, value any) error {
+	found := false
+	for _, spec := range specs {
+		if v, ok := spec.Variables[name]; ok {
+			if err := v.Set(value); err != nil {
+				return fmt.Errorf("set %s: %w", name, err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("set %s: no such variable in the eBPF objects", name)
 	}
 	return nil
 }
@@ -127,25 +145,38 @@ func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse embedded eBPF object: %w", err)
 	}
-	selectPrograms(spec, backend)
-	fitKfuncs(spec, kernel)
+	hooksSpec, err := hookObjects[backend]()
+	if err != nil {
+		return nil, fmt.Errorf("parse embedded eBPF object of %s: %w", backend, err)
+	}
+	specs := []*ebpf.CollectionSpec{spec, hooksSpec}
+	for _, s := range specs {
+		fitKfuncs(s, kernel)
+	}
+	if apart, err := credFieldsApart(kernel); err != nil {
+		return nil, err
+	} else if apart || opts.credFieldsApart {
+		if err := setVariable(specs, "cred_fields_apart", uint8(1)); err != nil {
+			return nil, err
+		}
+	}
 	if backend == Tracepoint {
-		if err := setVariable(spec, "compare_creds_lazily", uint8(1)); err != nil {
+		if err := setVariable(specs, "compare_creds_lazily", uint8(1)); err != nil {
 			return nil, err
 		}
 	}
 	if legacy, err := capCapableAuditArg(kernel); err != nil {
 		return nil, err
 	} else if legacy {
-		if err := setVariable(spec, "cap_capable_audit_arg", uint8(1)); err != nil {
+		if err := setVariable(specs, "cap_capable_audit_arg", uint8(1)); err != nil {
 			return nil, err
 		}
 	}
 	if opts.LiveEvents {
-		if err := setVariable(spec, "stream_events", uint8(1)); err != nil {
+		if err := setVariable(specs, "stream_events", uint8(1)); err != nil {
 			return nil, err
 		}
-		if err := setVariable(spec, "check_event_interval_ns", uint64(opts.CheckInterval)); err != nil {
+		if err := setVariable(specs, "check_event_interval_ns", uint64(opts.CheckInterval)); err != nil {
 			return nil, err
 		}
 	}
@@ -153,19 +184,38 @@ func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 	if err != nil {
 		return nil, loadError(backend, err)
 	}
-	p := &Probe{backend: backend, spec: spec, coll: coll, startup: opts.Startup}
-	if p.reader, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
+	hooks, err := ebpf.NewCollectionWithOptions(hooksSpec, ebpf.CollectionOptions{MapReplacements: sharedMaps(hooksSpec, coll)})
+	if err != nil {
 		coll.Close()
+		return nil, loadError(backend, err)
+	}
+	p := &Probe{backend: backend, spec: spec, coll: coll, hooksSpec: hooksSpec, hooks: hooks, startup: opts.Startup}
+	if p.reader, err = ringbuf.NewReader(coll.Maps["events"]); err != nil {
+		p.closeObjects()
 		return nil, fmt.Errorf("open event ring buffer: %w", err)
 	}
 	if opts.LiveEvents {
 		if p.liveReader, err = ringbuf.NewReader(coll.Maps["live_events"]); err != nil {
 			p.reader.Close()
-			coll.Close()
+			p.closeObjects()
 			return nil, fmt.Errorf("open live event ring buffer: %w", err)
 		}
 	}
 	return p, nil
+}
+
+// sharedMaps are capprof.o's maps that a backend's object declares too
+// (lib/maps.h, and the target pre-filter's section), to be used in place of
+// its own: every program then counts into the same maps. Read-only data stays
+// each object's own: the constants set above.
+func sharedMaps(hooks *ebpf.CollectionSpec, shared *ebpf.Collection) map[string]*ebpf.Map {
+	out := map[string]*ebpf.Map{}
+	for name := range hooks.Maps {
+		if m, ok := shared.Maps[name]; ok && !strings.HasPrefix(name, ".rodata") {
+			out[name] = m
+		}
+	}
+	return out
 }
 
 // fitKfuncs fits capprof's weak kfunc declarations to this kernel's, so
@@ -175,7 +225,7 @@ func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 // verifier checks them against the kernel's types anyway. One whose
 // parameters differ in number is renamed, so cilium/ebpf finds no such
 // kfunc and leaves the call out (weak) instead of refusing the object.
-// capprof.c declares both forms of bpf_task_work_schedule_resume (6.18's
+// lib/check.h declares both forms of bpf_task_work_schedule_resume (6.18's
 // _impl, 6.19+'s with an implicit argument) and calls the one that exists.
 // (Verified on Debian's 6.1, 6.12, 7.3 and the 6.18 development kernel.)
 func fitKfuncs(spec *ebpf.CollectionSpec, kernel *btf.Spec) {
@@ -406,8 +456,7 @@ func (p *Probe) Attach() error {
 			return err
 		}
 	}
-	for name, prog := range p.coll.Programs {
-		section := p.spec.Programs[name].SectionName
+	for section, prog := range p.programs() {
 		var (
 			l   link.Link
 			err error
@@ -431,6 +480,23 @@ func (p *Probe) Attach() error {
 		p.links = append(p.links, l)
 	}
 	return nil
+}
+
+// programs yields every loaded program, capprof.o's and the backend's,
+// with its ELF section, which names its hook.
+func (p *Probe) programs() iter.Seq2[string, *ebpf.Program] {
+	return func(yield func(string, *ebpf.Program) bool) {
+		for _, o := range []struct {
+			spec *ebpf.CollectionSpec
+			coll *ebpf.Collection
+		}{{p.spec, p.coll}, {p.hooksSpec, p.hooks}} {
+			for name, prog := range o.coll.Programs {
+				if !yield(o.spec.Programs[name].SectionName, prog) {
+					return
+				}
+			}
+		}
+	}
 }
 
 // ensureTracefs mounts tracefs where cilium/ebpf looks for kprobe_events.
@@ -466,8 +532,13 @@ func (p *Probe) Close() error {
 	if p.liveReader != nil {
 		p.liveReader.Close()
 	}
-	p.coll.Close()
+	p.closeObjects()
 	return nil
+}
+
+func (p *Probe) closeObjects() {
+	p.hooks.Close()
+	p.coll.Close()
 }
 
 // ListProcesses reports every process now running in a target cgroup as an

@@ -43,7 +43,7 @@ typedef struct {
  * kernel_cap_t is "struct { u64 val; }" since Linux 6.3 and
  * "struct kernel_cap_struct { u32 cap[2]; }" before. Both are 8 bytes with
  * the low word first, so capprof reads the whole field into this type and
- * never names .val in a relocation (see read_cap in capprof.c).
+ * never names .val in a relocation (see read_creds in lib/cred.h).
  */
 typedef struct {
 	__u64 val;

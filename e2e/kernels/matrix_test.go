@@ -214,7 +214,7 @@ echo "capprof-matrix end probes $?"
 echo "capprof-matrix begin bpf"
 # Loading, and what the kernel side decides alone: cgroup subtrees
 # tracked from their creation, the runtime's processes told apart.
-./bpf.test -test.v -test.count=1 -test.run '^(TestLoadAndAttach|TestOpenFallsBackWhenAttachFails|TestCgroupSubtreeTracking|TestRuntimeInit)$'
+./bpf.test -test.v -test.count=1 -test.run '^(TestLoadAndAttach|TestOpenFallsBackWhenAttachFails|TestCgroupSubtreeTracking|TestRuntimeInit|TestReadCredsBothWays)$'
 echo "capprof-matrix end bpf $?"
 for probe in ` + "tracepoint fexit kprobe" + `; do
 	./capprof probes | grep -q "^$probe *yes" || continue
