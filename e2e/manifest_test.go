@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -105,9 +106,9 @@ func TestManifestPatchesAcceptedByAPIServer(t *testing.T) {
 				}
 			}
 
-			for _, format := range []string{"strategic", "json6902"} {
+			for _, format := range []string{"strategic", "json6902", "json6902-yaml"} {
 				patchType := types.StrategicMergePatchType
-				if format == "json6902" {
+				if format != "strategic" {
 					patchType = types.JSONPatchType
 				}
 				m, err := manifest.Load(path)
@@ -115,13 +116,31 @@ func TestManifestPatchesAcceptedByAPIServer(t *testing.T) {
 					t.Fatal(err)
 				}
 				var buf bytes.Buffer
-				if _, err := manifest.Patch(&buf, m, analysis, format); err != nil {
+				notes, err := manifest.Patch(&buf, m, analysis, format)
+				if err != nil {
 					if name == "pod" || name == "job" {
 						continue // nothing to patch in place: said, and tested, in the manifest package
 					}
 					t.Fatal(err)
 				}
-				for _, doc := range strings.Split(buf.String(), "---\n") {
+				// YAML documents headed by their kubectl command; for
+				// json6902, a JSON array a line, whose command a note gives.
+				docs := strings.Split(buf.String(), "---\n")
+				if format == "json6902" {
+					docs = nil
+					for i, line := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
+						prefix := fmt.Sprintf("stdout line %d: ", i+1)
+						for _, n := range notes {
+							if _, cmd, ok := strings.Cut(n, prefix); ok {
+								docs = append(docs, "# "+cmd+"\n"+line)
+							}
+						}
+					}
+					if len(docs) != strings.Count(buf.String(), "\n") {
+						t.Fatalf("json6902: %d lines named in the notes %q, want each of\n%s", len(docs), notes, buf.String())
+					}
+				}
+				for _, doc := range docs {
 					kind, objName, ns := kubectlTarget(t, doc)
 					body, err := yaml.YAMLToJSON([]byte(doc))
 					if err != nil {

@@ -19,7 +19,7 @@ import (
 )
 
 // PatchFormats are the values of capprof patch -o.
-var PatchFormats = []string{"manifest", "strategic", "json6902", "kustomize"}
+var PatchFormats = []string{"manifest", "strategic", "json6902", "json6902-yaml", "kustomize"}
 
 // mergeAdvice is the securityContext a container gets: today's, with the
 // fields capprof advises on set to the advice. Fields it does not advise
@@ -109,10 +109,12 @@ func (wp *workloadPatch) applied() *Workload {
 }
 
 // Patch writes the manifest with the advice applied (format "manifest"), or
-// the patches that apply it to the objects in a cluster: "strategic" and
-// "json6902" (kubectl patch --type strategic|json, one YAML document per
-// object, each headed by its kubectl command) or "kustomize" (a
-// Kustomization with JSON 6902 patches and their targets). Nothing is
+// the patches that apply it to the objects in a cluster: "json6902" (kubectl
+// patch --type json: a JSON array per object, a line each, which a note
+// names the object and command of), "strategic" and "json6902-yaml"
+// (kubectl patch --type strategic|json, one YAML document per object, each
+// headed by its kubectl command) or "kustomize" (a Kustomization with JSON
+// 6902 patches and their targets). Nothing is
 // written unless all of it could be made. It returns notes for stderr: what
 // was left alone and what was not kept.
 func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]string, error) {
@@ -150,9 +152,20 @@ func Patch(w io.Writer, m *Manifest, a *profile.Analysis, format string) ([]stri
 			return nil, err
 		}
 		notes = append(notes, more...)
-	case "strategic", "json6902":
+	case "strategic", "json6902", "json6902-yaml":
 		if len(inPlace) == 0 {
 			return nil, fmt.Errorf("%s: no object to patch in place (Pods and Jobs must be recreated): use -o manifest or -o kustomize", m.Path)
+		}
+		if format == "json6902" {
+			for i, wp := range inPlace {
+				line, err := json.Marshal(jsonPatch(wp))
+				if err != nil {
+					return nil, err
+				}
+				buf.Write(append(line, '\n'))
+				notes = append(notes, fmt.Sprintf("%s: stdout line %d: %s", m.Path, i+1, kubectlCommand(wp, "json", "FILE")))
+			}
+			break
 		}
 		for i, wp := range inPlace {
 			if i > 0 {
@@ -414,6 +427,8 @@ func jsonPatch(wp *workloadPatch) []map[string]any {
 	return ops
 }
 
+// writeKubectlPatch writes a strategic merge patch or a JSON patch as YAML,
+// headed by the kubectl command that applies it.
 func writeKubectlPatch(w io.Writer, wp *workloadPatch, format string) error {
 	var body any
 	kubectlType := "json"
@@ -431,15 +446,20 @@ func writeKubectlPatch(w io.Writer, wp *workloadPatch, format string) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(w, "# %s\n", kubectlCommand(wp, kubectlType, "THIS_DOCUMENT"))
+	_, err = w.Write(data)
+	return err
+}
+
+// kubectlCommand is the kubectl patch command for a workload's patch, on one
+// line whatever the manifest names: a newline in a name would start YAML of
+// its own in a header, or a line of its own on stderr.
+func kubectlCommand(wp *workloadPatch, kubectlType, file string) string {
 	ns := ""
 	if wp.namespace != "" {
 		ns = " -n " + wp.namespace
 	}
-	// One comment line whatever the manifest names: a newline in a name
-	// would start YAML of its own.
-	fmt.Fprintf(w, "# %s\n", escape.Text(fmt.Sprintf("kubectl patch %s %s%s --type %s --patch-file THIS_DOCUMENT", strings.ToLower(wp.workload.Kind), wp.workload.Name, ns, kubectlType)))
-	_, err = w.Write(data)
-	return err
+	return escape.Text(fmt.Sprintf("kubectl patch %s %s%s --type %s --patch-file %s", strings.ToLower(wp.workload.Kind), wp.workload.Name, ns, kubectlType, file))
 }
 
 // writeKustomization writes a Kustomization that takes the manifest as its

@@ -60,7 +60,7 @@ func TestBadInput(t *testing.T) {
 		{"record a command's flags before --", []string{"record", "-o", filepath.Join(dir, "p.json"), "ls", "-la"},
 			"flag provided but not defined: -la: a command with flags of its own goes after --: capprof record [FLAGS] -- COMMAND [ARGS...]"},
 		{"empty stdin", []string{"analyze", "-"}, "stdin: empty file, not a capprof profile"},
-		{"patch bad format", []string{"patch", "--manifest", shopManifest, "-o", "helm", shop}, `--output "helm": must be one of manifest, strategic, json6902, kustomize`},
+		{"patch bad format", []string{"patch", "--manifest", shopManifest, "-o", "helm", shop}, `--output "helm": must be one of manifest, strategic, json6902, json6902-yaml, kustomize`},
 		{"patch not kubernetes", []string{"patch", "--manifest", good, shop}, "--manifest: " + good + ": no workload (Pod, Deployment"},
 		{"unknown flag", []string{"analyze", "--frobnicate", good}, "flag provided but not defined: -frobnicate (see capprof analyze --help)"},
 		{"record without -o", []string{"record", "--", "/bin/true"}, `Required flag "output" not set`},

@@ -21,8 +21,10 @@ func patchCommand() *cli.Command {
 			"(capabilities, privileged, allowPrivilegeEscalation, runAsNonRoot/runAsUser where\n" +
 			"advised, seccompProfile unless one is set); its other fields, the order and comments\n" +
 			"are kept, and stderr says what was not. Containers with no profile are left alone and\n" +
-			"listed on stderr. -o strategic and -o json6902 write one kubectl patch per object\n" +
-			"(kubectl patch --type strategic|json); -o kustomize writes a Kustomization whose\n" +
+			"listed on stderr. -o json6902 writes one JSON patch per object, a line each, for\n" +
+			"kubectl patch --type json, and stderr names each line's object and command;\n" +
+			"-o strategic and -o json6902-yaml write one YAML patch per object, each headed by its\n" +
+			"kubectl command (--type strategic|json); -o kustomize writes a Kustomization whose\n" +
 			"patches carry their targets.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "manifest", Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
