@@ -276,7 +276,7 @@ func TestDecodeSample(t *testing.T) {
 	if !ok {
 		t.Fatalf("decoded %T, want *CheckSample", s)
 	}
-	if s.Check.Cap != 21 || s.Check.Syscall != 9 || !s.Check.Steady || !s.Check.InitUserNS || len(s.Stack) != 2 || s.Stack[1] != 2 {
+	if s.Key.Cap != 21 || s.Key.Syscall != 9 || !s.Key.Steady || !s.Key.InitUserNS || len(s.Stack) != 2 || s.Stack[1] != 2 {
 		t.Fatalf("decoded %+v", s)
 	}
 }

@@ -46,8 +46,9 @@ type Creds struct {
 	UserNSLevel, UserNSInode uint32
 }
 
-// Check is one aggregated capability check: a distinct key and how often it was seen.
-type Check struct {
+// CheckKey tells aggregated capability checks apart: what the kernel side
+// counts them by (struct agg_key). It is comparable, a map key.
+type CheckKey struct {
 	CgroupID uint64
 	Exe      ExeID
 	Syscall  int32 // -1 when no syscall was in progress
@@ -70,14 +71,20 @@ type Check struct {
 	// AuditKnown is true when the backend read cap_capable's audit options
 	// (fexit, kprobe); NoAudit and InSetID are those options.
 	AuditKnown, NoAudit, InSetID bool
-	Count                        uint64
+}
+
+// Check is one aggregated capability check: its key and how often it was
+// seen.
+type Check struct {
+	CheckKey
+	Count uint64
 	// SyscallFailed and SyscallSucceeded count how the followed syscalls in
 	// which a denied check was made ended (a sample: see OUTCOME_SAMPLES).
 	SyscallFailed, SyscallSucceeded uint64
 }
 
-func checkFromKey(k *capprofAggKey) Check {
-	return Check{
+func checkFromKey(k *capprofAggKey) CheckKey {
+	return CheckKey{
 		CgroupID:     k.CgroupId,
 		Exe:          ExeID{Dev: k.ExeDev, Ino: k.ExeIno},
 		Syscall:      k.Syscall,
@@ -120,7 +127,7 @@ type Event interface{ EventHeader() *Header }
 // FirstCheck is the first capability check seen with a new aggregation key.
 type FirstCheck struct {
 	Header
-	Check   Check // Count is zero: counts come from Probe.Checks
+	Key     CheckKey // counts come from Probe.Checks
 	EUID    uint32
 	Stack   []uint64 // kernel return addresses, innermost first
 	ExePath string
@@ -130,7 +137,7 @@ type FirstCheck struct {
 // when a CPU's count for the key reaches a power of two.
 type CheckSample struct {
 	Header
-	Check Check    // Count is zero
+	Key   CheckKey
 	Stack []uint64 // kernel return addresses, innermost first
 }
 
@@ -189,8 +196,8 @@ type ExecDetails struct {
 // rate-limit interval per exec, capability and verdict.
 type LiveCheck struct {
 	Header
-	// Check is the check's aggregation key (Count is zero).
-	Check Check
+	// Key is the check's aggregation key.
+	Key CheckKey
 	// Suppressed counts the checks of the same exec, capability and verdict
 	// held back by the rate limit since the previous LiveCheck.
 	Suppressed uint64
@@ -327,7 +334,7 @@ func decodeEvent(raw []byte) (Event, error) {
 		}
 		return &FirstCheck{
 			Header:  header(&e.Hdr),
-			Check:   checkFromKey(&e.Key),
+			Key:     checkFromKey(&e.Key),
 			EUID:    e.Uid,
 			Stack:   stack(e.StackBytes, &e.Stack),
 			ExePath: joinPath(e.Exe.Depth, e.Exe.Truncated, &e.Exe.Names),
@@ -337,7 +344,7 @@ func decodeEvent(raw []byte) (Event, error) {
 		if err := decode(raw, &e); err != nil {
 			return nil, err
 		}
-		return &CheckSample{Header: header(&e.Hdr), Check: checkFromKey(&e.Key), Stack: stack(e.StackBytes, &e.Stack)}, nil
+		return &CheckSample{Header: header(&e.Hdr), Key: checkFromKey(&e.Key), Stack: stack(e.StackBytes, &e.Stack)}, nil
 	case capprofEventTypeEVENT_EXEC:
 		var e capprofExecEvent
 		if err := decode(raw, &e); err != nil {
@@ -393,7 +400,7 @@ func decodeEvent(raw []byte) (Event, error) {
 			return nil, err
 		}
 		return &LiveCheck{
-			Header: header(&e.Hdr), Check: checkFromKey(&e.Key), Suppressed: e.Suppressed, Return: e.Ret,
+			Header: header(&e.Hdr), Key: checkFromKey(&e.Key), Suppressed: e.Suppressed, Return: e.Ret,
 			UserNS: UserNamespace{Level: e.UsernsLevel, Inode: e.UsernsInum, Owner: e.UsernsOwner, Group: e.UsernsGroup},
 			Stack:  stack(e.StackBytes, &e.Stack),
 		}, nil

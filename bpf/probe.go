@@ -640,7 +640,7 @@ func (p *Probe) Checks() ([]Check, error) {
 	outcomes := p.coll.Maps["outcomes"]
 	it := p.coll.Maps["checks"].Iterate()
 	for it.Next(&key, &perCPU) {
-		c := checkFromKey(&key)
+		c := Check{CheckKey: checkFromKey(&key)}
 		for _, v := range perCPU {
 			c.Count += v
 		}

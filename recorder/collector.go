@@ -34,9 +34,9 @@ type collector struct {
 
 	// exePaths names executables, up to maxExecutables of them.
 	exePaths map[bpf.ExeID]string
-	// stacks are the distinct kernel stacks seen per check key (Count zero):
+	// stacks are the distinct kernel stacks seen per check key:
 	// the first check's and the sampled ones.
-	stacks map[bpf.Check]map[string][]uint64
+	stacks map[bpf.CheckKey]map[string][]uint64
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*profile.Exec
@@ -68,7 +68,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		self:        self,
 		names:       names,
 		exePaths:    map[bpf.ExeID]string{},
-		stacks:      map[bpf.Check]map[string][]uint64{},
+		stacks:      map[bpf.CheckKey]map[string][]uint64{},
 		procExec:    map[uint32]*profile.Exec{},
 		parts:       map[uint64]*profile.Container{},
 		execs:       map[uint64]map[execKey]*profile.Exec{},
@@ -199,19 +199,19 @@ func (c *collector) handle(ev bpf.Event) {
 			c.names.noteCgroup(e.ID, cgroupNode{parent: e.ParentID, name: e.Name, created: true})
 		}
 	case *bpf.FirstCheck:
-		c.addStack(e.Check, e.Stack)
+		c.addStack(e.Key, e.Stack)
 		if e.ExePath != "" {
-			c.namePath(e.Check.Exe, e.ExePath)
+			c.namePath(e.Key.Exe, e.ExePath)
 		}
 		c.part(e.CgroupID)
 		// The runtime (runc init) runs as root before it drops to the
 		// workload's user: its uid says nothing about runAsNonRoot.
-		if !e.Check.RuntimeInit {
+		if !e.Key.RuntimeInit {
 			c.addUID(e.CgroupID, e.EUID)
 		}
 		c.count(&c.nChecks)
 	case *bpf.CheckSample:
-		c.addStack(e.Check, e.Stack)
+		c.addStack(e.Key, e.Stack)
 	case *bpf.Exec:
 		c.namePath(e.Exe, e.ExePath)
 		c.part(e.CgroupID)
@@ -266,7 +266,7 @@ func (c *collector) handle(ev bpf.Event) {
 	}
 }
 
-func (c *collector) addStack(key bpf.Check, stack []uint64) {
+func (c *collector) addStack(key bpf.CheckKey, stack []uint64) {
 	if len(stack) == 0 {
 		return
 	}
@@ -327,9 +327,7 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 			continue
 		}
 		part := c.part(chk.CgroupID)
-		key := chk
-		key.Count, key.SyscallFailed, key.SyscallSucceeded = 0, 0, 0
-		audit, auditFrom, callSites := c.auditClass(symbols, key)
+		audit, auditFrom, callSites := c.auditClass(symbols, chk.CheckKey)
 		verdict := profile.Granted
 		if chk.Denied {
 			verdict = profile.Denied
@@ -391,7 +389,7 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 // auditClass gives a check key its audit class, where the class came from,
 // and its call sites. The options cap_capable was called with, when the
 // probe saw them, are the class; otherwise the stacks tell (classify).
-func (c *collector) auditClass(symbols *kernelSymbols, key bpf.Check) (profile.AuditClass, profile.AuditSource, []string) {
+func (c *collector) auditClass(symbols *kernelSymbols, key bpf.CheckKey) (profile.AuditClass, profile.AuditSource, []string) {
 	class, sites := c.classify(symbols, key)
 	if !key.AuditKnown {
 		if class == profile.UnknownAudit {
@@ -404,7 +402,7 @@ func (c *collector) auditClass(symbols *kernelSymbols, key bpf.Check) (profile.A
 
 // optionsClass is the audit class cap_capable's options give a check the
 // probe saw them for (key.AuditKnown).
-func optionsClass(key bpf.Check) profile.AuditClass {
+func optionsClass(key bpf.CheckKey) profile.AuditClass {
 	switch {
 	case key.NoAudit:
 		return profile.NoAudit
@@ -418,7 +416,7 @@ func optionsClass(key bpf.Check) profile.AuditClass {
 // stacks. A key whose stacks disagree takes the class that can make it
 // required (audited over insetid over noaudit): a recommendation must be
 // sufficient first. No stack at all is UnknownAudit.
-func (c *collector) classify(symbols *kernelSymbols, key bpf.Check) (profile.AuditClass, []string) {
+func (c *collector) classify(symbols *kernelSymbols, key bpf.CheckKey) (profile.AuditClass, []string) {
 	class := profile.UnknownAudit
 	sites := map[string]bool{}
 	for _, stack := range c.stacks[key] {

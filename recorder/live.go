@@ -427,7 +427,7 @@ func (s *liveStream) summarize(p *liveProcess, key bpf.ExecKey, r rateKey, last 
 }
 
 func (s *liveStream) onCheck(e *bpf.LiveCheck) {
-	if e.Check.Exe == s.self || e.Check.RuntimeInit {
+	if e.Key.Exe == s.self || e.Key.RuntimeInit {
 		// capprof's own child before its exec, and the container runtime
 		// setting up an exec: the profile keeps them apart too.
 		return
@@ -435,15 +435,15 @@ func (s *liveStream) onCheck(e *bpf.LiveCheck) {
 	p := s.lookup(e.Exec, e)
 	ns := &events.UserNSArg{Level: e.UserNS.Level, Owner: e.UserNS.Owner, Group: e.UserNS.Group,
 		NS: &events.Namespace{Inum: e.UserNS.Inode, IsHost: e.UserNS.Inode == s.hostNS.user}}
-	k := events.CapabilityCheck(withTID(p.proc, e.PID), s.process(p.parent), int32(e.Check.Cap), e.Return, ns)
+	k := events.CapabilityCheck(withTID(p.proc, e.PID), s.process(p.parent), int32(e.Key.Cap), e.Return, ns)
 	audit, site := s.audit(e)
 	k.Audit, k.CallSite = string(audit), site
-	k.Syscall = &events.Syscall{Name: syscallName(e.Check.Syscall)}
+	k.Syscall = &events.Syscall{Name: syscallName(e.Key.Syscall)}
 	k.Suppressed, k.Checks = e.Suppressed, 1+e.Suppressed
 	s.held += e.Suppressed
 	if p.rates != nil {
-		p.rates[rateKey{cap: e.Check.Cap, denied: e.Check.Denied}] = k
-	} else if n, err := s.probe.TakeSuppressed(e.Exec, e.Check.Cap, e.Check.Denied); err == nil {
+		p.rates[rateKey{cap: e.Key.Cap, denied: e.Key.Denied}] = k
+	} else if n, err := s.probe.TakeSuppressed(e.Exec, e.Key.Cap, e.Key.Denied); err == nil {
 		k.Suppressed += n // a check of an exec already ended: count what it held at once
 		k.Checks += n
 		s.held += n
@@ -460,8 +460,8 @@ func (s *liveStream) audit(e *bpf.LiveCheck) (profile.AuditClass, string) {
 		frames[i] = s.symbols[addr]
 	}
 	class, site := classifyStack(frames) // unknown when kallsyms named no frame
-	if e.Check.AuditKnown {
-		class = optionsClass(e.Check)
+	if e.Key.AuditKnown {
+		class = optionsClass(e.Key)
 	}
 	return class, site
 }

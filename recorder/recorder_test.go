@@ -122,13 +122,12 @@ func TestCollector(t *testing.T) {
 	c.handle(&bpf.Exit{Header: hdr(10), Status: 0})                                  // the server itself
 	c.handle(&bpf.Exit{Header: hdr(99), Status: 0})                                  // unknown process: ignored
 	c.handle(&bpf.Exec{Header: bpf.Header{TGID: 5, CgroupID: 7}, ExePath: "/other"}) // not a target
-	bind := bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true}
-	c.handle(&bpf.FirstCheck{Header: hdr(10), Check: bind, EUID: 0, ExePath: "/srv/server"})
+	bind := bpf.CheckKey{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true}
+	c.handle(&bpf.FirstCheck{Header: hdr(10), Key: bind, EUID: 0, ExePath: "/srv/server"})
 
-	counted := bind
-	counted.Count = 3
-	unseen := bpf.Check{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, RuntimeInit: true, Count: 1}
-	launcher := bpf.Check{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true, Count: 1}
+	counted := bpf.Check{CheckKey: bind, Count: 3}
+	unseen := bpf.Check{CheckKey: bpf.CheckKey{CgroupID: cg, Exe: bpf.ExeID{Dev: 8<<20 | 2, Ino: 7}, Syscall: -1, Cap: 21, Denied: true, OtherCred: true, RuntimeInit: true}, Count: 1}
+	launcher := bpf.Check{CheckKey: bpf.CheckKey{CgroupID: cg, Exe: self, Syscall: 59, Cap: 21, InitUserNS: true}, Count: 1}
 	seeds, _ := names.recorded()
 	containers, err := c.containers([]bpf.Check{counted, unseen, launcher}, seeds)
 	if err != nil {
@@ -177,7 +176,7 @@ func TestCollectorRestartedContainer(t *testing.T) {
 	}
 	c.handle(&bpf.CgroupEvent{ID: 3, ParentID: 9, Name: strings.Repeat("c", 64)}) // the sandbox
 	bind := func(cg uint64) bpf.Check {
-		return bpf.Check{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true, Count: 2}
+		return bpf.Check{CheckKey: bpf.CheckKey{CgroupID: cg, Exe: server, Syscall: 49, Cap: 10, InitUserNS: true}, Count: 2}
 	}
 	seeds, _ := names.recorded()
 	containers, err := c.containers([]bpf.Check{bind(1), bind(2), bind(3)}, seeds)
@@ -203,18 +202,18 @@ func TestClassifySampledStacks(t *testing.T) {
 		names: []string{"cap_capable", "security_capable", "ns_capable", "security_vm_enough_memory_mm", "__inet_bind"},
 	}
 	c := newCollector(bpf.ExeID{}, newTargetNames())
-	key := bpf.Check{CgroupID: 1, Cap: 21, Syscall: 9}
+	key := bpf.CheckKey{CgroupID: 1, Cap: 21, Syscall: 9}
 	noaudit := []uint64{0x101, 0x401}
 	audited := []uint64{0x101, 0x201, 0x301, 0x501}
 	if class, sites := c.classify(symbols, key); class != profile.UnknownAudit || sites != nil {
 		t.Fatalf("no stacks: %s %v, want unknown", class, sites)
 	}
-	c.handle(&bpf.FirstCheck{Check: key, Stack: noaudit})
-	c.handle(&bpf.CheckSample{Check: key, Stack: noaudit})
+	c.handle(&bpf.FirstCheck{Key: key, Stack: noaudit})
+	c.handle(&bpf.CheckSample{Key: key, Stack: noaudit})
 	if class, sites := c.classify(symbols, key); class != profile.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
 		t.Fatalf("noaudit stacks: %s %v", class, sites)
 	}
-	c.handle(&bpf.CheckSample{Check: key, Stack: audited})
+	c.handle(&bpf.CheckSample{Key: key, Stack: audited})
 	if class, sites := c.classify(symbols, key); class != profile.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
 		t.Fatalf("mixed stacks: %s %v, want audited with both call sites", class, sites)
 	}
@@ -229,7 +228,7 @@ func TestCollectorPhasesAndOutcomes(t *testing.T) {
 	names := newTargetNames()
 	names.addCommand(5, &namedTarget{identity: profile.Identity{Name: "app"}})
 	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
-	nice := bpf.Check{CgroupID: 5, Exe: bpf.ExeID{Dev: 2, Ino: 2}, Syscall: 141, Cap: 23, Denied: true, InitUserNS: true, Steady: true,
+	nice := bpf.Check{CheckKey: bpf.CheckKey{CgroupID: 5, Exe: bpf.ExeID{Dev: 2, Ino: 2}, Syscall: 141, Cap: 23, Denied: true, InitUserNS: true, Steady: true},
 		Count: 4, SyscallFailed: 3, SyscallSucceeded: 1}
 	containers, err := c.containers([]bpf.Check{nice}, nil)
 	if err != nil {
@@ -249,19 +248,19 @@ func TestAuditClassFromOptions(t *testing.T) {
 	noauditStack := []uint64{0x101, 0x201}
 	tests := []struct {
 		name  string
-		check bpf.Check
+		check bpf.CheckKey
 		class profile.AuditClass
 		from  profile.AuditSource
 	}{
-		{"options: audited", bpf.Check{Cap: 21, AuditKnown: true}, profile.Audited, profile.AuditFromOptions},
-		{"options: noaudit", bpf.Check{Cap: 22, AuditKnown: true, NoAudit: true}, profile.NoAudit, profile.AuditFromOptions},
-		{"options: insetid", bpf.Check{Cap: 23, AuditKnown: true, InSetID: true}, profile.InSetID, profile.AuditFromOptions},
-		{"stack", bpf.Check{Cap: 24}, profile.NoAudit, profile.AuditFromStack},
+		{"options: audited", bpf.CheckKey{Cap: 21, AuditKnown: true}, profile.Audited, profile.AuditFromOptions},
+		{"options: noaudit", bpf.CheckKey{Cap: 22, AuditKnown: true, NoAudit: true}, profile.NoAudit, profile.AuditFromOptions},
+		{"options: insetid", bpf.CheckKey{Cap: 23, AuditKnown: true, InSetID: true}, profile.InSetID, profile.AuditFromOptions},
+		{"stack", bpf.CheckKey{Cap: 24}, profile.NoAudit, profile.AuditFromStack},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCollector(bpf.ExeID{}, newTargetNames())
-			c.handle(&bpf.FirstCheck{Check: tt.check, Stack: noauditStack})
+			c.handle(&bpf.FirstCheck{Key: tt.check, Stack: noauditStack})
 			class, from, sites := c.auditClass(symbols, tt.check)
 			if class != tt.class || from != tt.from || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
 				t.Fatalf("auditClass = %s from %q at %v, want %s from %q", class, from, sites, tt.class, tt.from)
@@ -269,7 +268,7 @@ func TestAuditClassFromOptions(t *testing.T) {
 		})
 	}
 	c := newCollector(bpf.ExeID{}, newTargetNames())
-	if class, from, _ := c.auditClass(symbols, bpf.Check{Cap: 1}); class != profile.UnknownAudit || from != "" {
+	if class, from, _ := c.auditClass(symbols, bpf.CheckKey{Cap: 1}); class != profile.UnknownAudit || from != "" {
 		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}
 }
@@ -421,11 +420,10 @@ func TestUnreadableKernelSymbols(t *testing.T) {
 		names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
 		c := newCollector(bpf.ExeID{}, names)
 		c.kallsyms = path
-		mmap := bpf.Check{CgroupID: 7, Exe: bpf.ExeID{Ino: 3}, Syscall: 9, Cap: 21, InitUserNS: true}
-		c.handle(&bpf.FirstCheck{Header: bpf.Header{TGID: 5, CgroupID: 7}, Check: mmap, ExePath: "/app", Stack: []uint64{0xffffffff81368211}})
-		mmap.Count = 4
+		mmap := bpf.CheckKey{CgroupID: 7, Exe: bpf.ExeID{Ino: 3}, Syscall: 9, Cap: 21, InitUserNS: true}
+		c.handle(&bpf.FirstCheck{Header: bpf.Header{TGID: 5, CgroupID: 7}, Key: mmap, ExePath: "/app", Stack: []uint64{0xffffffff81368211}})
 		seeds, _ := names.recorded()
-		containers, err := c.containers([]bpf.Check{mmap}, seeds)
+		containers, err := c.containers([]bpf.Check{{CheckKey: mmap, Count: 4}}, seeds)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
