@@ -57,8 +57,6 @@ type collector struct {
 	// could not at the end.
 	kallsyms   string
 	symbolsErr error
-	// live receives the events live events are made of; nil without --events.
-	live *liveStream
 	// names learns the cgroups the kernel side made targets.
 	names *targetNames
 }
@@ -91,12 +89,6 @@ type execKey struct {
 	uid, euid, gid, egid uint32
 	effective, permitted profile.CapSet
 	privilegeGain        bool
-}
-
-// consume handles the events read (a probe's ReadEvent) until the probe is
-// flushed; the profile's drops count the ones that could not be decoded.
-func (c *collector) consume(read func() (bpf.Event, error)) error {
-	return readEvents(read, &c.undecodable, c.handle)
 }
 
 // readEvents hands what read returns to handle until the probe is flushed.
@@ -178,21 +170,8 @@ func (c *collector) part(cgroupID uint64) *profile.Container {
 	return c.parts[cgroupID]
 }
 
+// handle adds an event to what the profile is built from (see dispatcher).
 func (c *collector) handle(ev bpf.Event) {
-	if e, ok := ev.(*bpf.Exec); ok && e.RuntimeInit {
-		return // the container runtime executing itself: not the workload's program
-	}
-	if c.live != nil {
-		switch e := ev.(type) {
-		case *bpf.Exec:
-			c.live.send(ev)
-			if e.Existing {
-				return // listed for live events, not an exec
-			}
-		case *bpf.Exit, *bpf.Fork, *bpf.CredChange:
-			c.live.send(ev)
-		}
-	}
 	switch e := ev.(type) {
 	case *bpf.CgroupEvent:
 		if !e.Removed { // a removed one keeps its name: its data is named at the end

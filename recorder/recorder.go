@@ -223,12 +223,12 @@ func startRecording(opts recordingOptions) (*recording, error) {
 			probe.Close()
 			return nil, err
 		}
-		r.col.live = r.live
 		go func() { r.liveDone <- r.live.readLive() }()
 	} else {
 		r.liveDone <- nil
 	}
-	go func() { r.readerDone <- r.col.consume(probe.ReadEvent) }()
+	d := dispatcher{col: r.col, live: r.live}
+	go func() { r.readerDone <- d.consume(probe.ReadEvent) }()
 	go r.endStartups()
 	return r, nil
 }

@@ -378,7 +378,7 @@ func TestUndecodableEventsCounted(t *testing.T) {
 		&bpf.Exec{Header: bpf.Header{TGID: 5, CgroupID: 7}, ExePath: "/app"},
 		&bpf.DecodeError{Err: errors.New("unknown event type 99")},
 	}}
-	if err := c.consume(r.ReadEvent); err != nil {
+	if err := (dispatcher{col: c}).consume(r.ReadEvent); err != nil {
 		t.Fatal(err)
 	}
 	if n := c.undecodable.Load(); n != 2 || c.nExecs != 1 {

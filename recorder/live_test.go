@@ -1,0 +1,135 @@
+package recorder
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/events"
+	"github.com/capprof/capprof/profile"
+)
+
+// heldBack stands in for the kernel's rate-limit map: what TakeSuppressed
+// returns, once, per exec, capability and verdict.
+type heldBack map[string]uint64
+
+func (h heldBack) ReadLiveEvent() (bpf.Event, error) { return nil, bpf.ErrClosed }
+
+func (h heldBack) TakeSuppressed(exec bpf.ExecKey, cap uint8, denied bool) (uint64, error) {
+	key := fmt.Sprint(exec, cap, denied)
+	n := h[key]
+	delete(h, key)
+	return n, nil
+}
+
+// TestLiveStream: events sent out of order (a check through its own ring
+// buffer ahead of its exec) are written in kernel time order; a check
+// before the exec that reported it is the exec's; what the kernel's rate
+// limit held back of an exec's checks is written as a summary line when the
+// exec ends, and counted; a fork's child is named after its parent.
+func TestLiveStream(t *testing.T) {
+	names := newTargetNames()
+	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	out := filepath.Join(t.TempDir(), "events.json")
+	const ms = time.Millisecond
+	app := bpf.ExecKey{TGID: 5, Start: 1 * ms, Seq: 1}
+	child := bpf.ExecKey{TGID: 6, Start: 4 * ms, Seq: 1}
+	held := heldBack{fmt.Sprint(app, uint8(10), false): 4}
+	var progress bytes.Buffer
+	s, err := newLiveStream(EventsConfig{Output: out, Format: "json"}, &progress, held, "node-a", bpf.ExeID{Ino: 99}, false, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header := func(key bpf.ExecKey, at time.Duration) bpf.Header {
+		return bpf.Header{PID: key.TGID, TGID: key.TGID, Exec: key, CgroupID: 7, Time: at, Comm: "app"}
+	}
+	bind := bpf.CheckKey{CgroupID: 7, Exe: bpf.ExeID{Ino: 1}, Syscall: 49, Cap: 10}
+	for _, ev := range []bpf.Event{
+		&bpf.LiveCheck{Header: header(app, 3*ms), Key: bind, Suppressed: 2},
+		&bpf.Exit{Header: header(app, 9*ms), Status: 0},
+		&bpf.Fork{Header: header(app, 4*ms), Child: child, ChildPID: 6},
+		&bpf.Exec{Header: header(app, 2*ms), Exe: bpf.ExeID{Ino: 1}, Filename: "/app", ExePath: "/app"},
+		&bpf.Exit{Header: header(child, 5*ms), Status: 9},
+		// capprof's own child before its exec: left out, as in the profile.
+		&bpf.LiveCheck{Header: header(child, 4*ms+1), Key: bpf.CheckKey{Exe: bpf.ExeID{Ino: 99}, Cap: 21}},
+	} {
+		s.send(ev)
+	}
+	if err := s.close(&progress, 0); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var e events.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("%v: %s", err, sc.Bytes())
+		}
+		line := string(e.Type()) + " " + e.Process().Binary + fmt.Sprintf(" pid %d", e.Process().PID)
+		switch {
+		case e.ProcessKprobe != nil:
+			line += fmt.Sprintf(" %s checks %d summary %v", e.ProcessKprobe.Capability.Name, e.ProcessKprobe.Checks, e.ProcessKprobe.Summary)
+		case e.ProcessExit != nil:
+			line += fmt.Sprintf(" status %d signal %q", e.ProcessExit.Status, e.ProcessExit.Signal)
+		}
+		got = append(got, line)
+	}
+	want := []string{
+		"exec /app pid 5",
+		"cap /app pid 5 CAP_NET_BIND_SERVICE checks 3 summary false",
+		"exit /app pid 6 status 0 signal \"SIGKILL\"",
+		"cap /app pid 5 CAP_NET_BIND_SERVICE checks 4 summary true",
+		"exit /app pid 5 status 0 signal \"\"",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if msg := progress.String(); !strings.Contains(msg, "5 written to "+out) || !strings.Contains(msg, "6 checks held back by the rate limit") {
+		t.Errorf("progress %q: want 5 events written and 6 checks held back", msg)
+	}
+}
+
+// TestDispatcher: the collector gets the execs of the workload, the live
+// stream those and the processes listed as already running; neither gets
+// the container runtime executing itself.
+func TestDispatcher(t *testing.T) {
+	names := newTargetNames()
+	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	out := filepath.Join(t.TempDir(), "events.json")
+	var progress bytes.Buffer
+	live, err := newLiveStream(EventsConfig{Output: out, Format: "json"}, &progress, heldBack{}, "node-a", bpf.ExeID{}, false, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector(bpf.ExeID{}, names)
+	d := dispatcher{col: c, live: live}
+	exec := func(tgid uint32, existing, runtime bool) *bpf.Exec {
+		key := bpf.ExecKey{TGID: tgid, Start: time.Duration(tgid), Seq: 1}
+		return &bpf.Exec{Header: bpf.Header{PID: tgid, TGID: tgid, Exec: key, CgroupID: 7, Time: time.Duration(tgid)},
+			ExePath: "/app", Existing: existing, RuntimeInit: runtime}
+	}
+	d.handle(exec(1, false, false))
+	d.handle(exec(2, true, false))
+	d.handle(exec(3, false, true))
+	if err := live.close(&progress, 0); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.nExecs != 1 || bytes.Count(data, []byte("\n")) != 2 {
+		t.Errorf("the collector counted %d execs, the live stream wrote\n%s\nwant 1 exec and 2 events (pids 1 and 2)", c.nExecs, data)
+	}
+}
