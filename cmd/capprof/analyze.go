@@ -15,7 +15,11 @@ import (
 
 var failOnValues = []string{"missing", "excess", "any"}
 
+// analyzeFlags are analyze's flags; check says which go together.
+type analyzeFlags struct{ output, manifest, runtimeDefaults, failOn string }
+
 func analyzeCommand() *cli.Command {
+	var f analyzeFlags
 	return &cli.Command{
 		Name:         "analyze",
 		OnUsageError: usageError,
@@ -30,48 +34,33 @@ func analyzeCommand() *cli.Command {
 			"profile: what it is granted today (its securityContext over the runtime's defaults),\n" +
 			"what it can drop and what it misses; --fail-on turns findings into exit status 1.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Usage: "output format: " + strings.Join(render.Formats, ", ")},
-			&cli.StringFlag{Name: "manifest", Usage: "compare with the workloads in this Kubernetes manifest `FILE` (multi-document YAML)"},
-			&cli.StringFlag{Name: "runtime-defaults", Value: "containerd", Usage: "the container runtime whose default capabilities the manifest's containers get: " + strings.Join(manifest.Runtimes, ", ")},
-			&cli.StringFlag{Name: "fail-on", Usage: "with --manifest, exit 1 when a container misses a needed capability (missing), is granted one it never needed (excess), or either (any)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Destination: &f.output, Usage: "output format: " + strings.Join(render.Formats, ", ")},
+			&cli.StringFlag{Name: "manifest", Destination: &f.manifest, Usage: "compare with the workloads in this Kubernetes manifest `FILE` (multi-document YAML)"},
+			&cli.StringFlag{Name: "runtime-defaults", Value: "containerd", Destination: &f.runtimeDefaults, Usage: "the container runtime whose default capabilities the manifest's containers get: " + strings.Join(manifest.Runtimes, ", ")},
+			&cli.StringFlag{Name: "fail-on", Destination: &f.failOn, Usage: "with --manifest, exit 1 when a container misses a needed capability (missing), is granted one it never needed (excess), or either (any)"},
 		},
 		Action: func(c *cli.Context) error {
-			if err := oneOf(c, "output", render.Formats); err != nil {
+			if err := f.check(c); err != nil {
 				return err
-			}
-			if err := oneOf(c, "runtime-defaults", manifest.Runtimes); err != nil {
-				return err
-			}
-			if err := oneOf(c, "fail-on", failOnValues); err != nil {
-				return err
-			}
-			failOn := c.String("fail-on")
-			if !c.IsSet("manifest") {
-				for _, f := range []string{"fail-on", "runtime-defaults"} {
-					if c.IsSet(f) {
-						return fmt.Errorf("--%s compares with a manifest: give --manifest too", f)
-					}
-				}
 			}
 			a, err := loadAnalysis(c, "capprof analyze PROFILE...")
 			if err != nil {
 				return err
 			}
 			var comparison *manifest.Comparison
-			if path := c.String("manifest"); path != "" {
-				m, err := loadManifest(c, path)
+			if f.manifest != "" {
+				m, err := loadManifest(c, f.manifest)
 				if err != nil {
 					return fmt.Errorf("--manifest: %w", err)
 				}
-				if comparison, err = manifest.Compare(m, &a, c.String("runtime-defaults")); err != nil {
+				if comparison, err = manifest.Compare(m, &a, f.runtimeDefaults); err != nil {
 					return fmt.Errorf("--manifest: %w", err)
 				}
 			}
-			format := c.String("output")
-			if format != "table" {
+			if f.output != "table" {
 				printContainerWarnings(c.App.ErrWriter, a)
 			}
-			if err := render.Report(c.App.Writer, a, comparison, format); err != nil {
+			if err := render.Report(c.App.Writer, a, comparison, f.output); err != nil {
 				return err
 			}
 			if comparison == nil {
@@ -79,14 +68,36 @@ func analyzeCommand() *cli.Command {
 			}
 			missing, excess := comparison.HasMissing(), comparison.HasExcess()
 			switch {
-			case missing && (failOn == "missing" || failOn == "any"):
-				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest lacks a capability it needs")}
-			case excess && (failOn == "excess" || failOn == "any"):
-				return statusError{1, errors.New("--fail-on " + failOn + ": a container of the manifest is granted capabilities it never needed")}
+			case missing && (f.failOn == "missing" || f.failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + f.failOn + ": a container of the manifest lacks a capability it needs")}
+			case excess && (f.failOn == "excess" || f.failOn == "any"):
+				return statusError{1, errors.New("--fail-on " + f.failOn + ": a container of the manifest is granted capabilities it never needed")}
 			}
 			return nil
 		},
 	}
+}
+
+// check refuses values out of their lists, and manifest flags without
+// --manifest.
+func (f *analyzeFlags) check(c *cli.Context) error {
+	if err := oneOf(c, "output", render.Formats); err != nil {
+		return err
+	}
+	if err := oneOf(c, "runtime-defaults", manifest.Runtimes); err != nil {
+		return err
+	}
+	if err := oneOf(c, "fail-on", failOnValues); err != nil {
+		return err
+	}
+	if !c.IsSet("manifest") {
+		for _, name := range []string{"fail-on", "runtime-defaults"} {
+			if c.IsSet(name) {
+				return fmt.Errorf("--%s compares with a manifest: give --manifest too", name)
+			}
+		}
+	}
+	return nil
 }
 
 // loadAnalysis loads the profiles named by the arguments and analyzes

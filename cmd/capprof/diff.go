@@ -13,7 +13,11 @@ import (
 
 var diffFailOn = []string{"new-capabilities", "any-change"}
 
+// diffFlags are diff's flags.
+type diffFlags struct{ output, failOn string }
+
 func diffCommand() *cli.Command {
+	var f diffFlags
 	return &cli.Command{
 		Name:         "diff",
 		OnUsageError: func(c *cli.Context, err error, sub bool) error { return statusError{2, usageError(c, err, sub)} },
@@ -24,8 +28,8 @@ func diffCommand() *cli.Command {
 			"privileged work. Exit status: 1 when the --fail-on condition holds, 0 otherwise, 2 on\n" +
 			"bad input. -o markdown fits a pull-request comment.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "output format: " + strings.Join(render.DiffFormats, ", ")},
-			&cli.StringFlag{Name: "fail-on", Usage: "exit 1 when a container newly requires a capability (new-capabilities) or anything changed (any-change)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Destination: &f.output, Usage: "output format: " + strings.Join(render.DiffFormats, ", ")},
+			&cli.StringFlag{Name: "fail-on", Destination: &f.failOn, Usage: "exit 1 when a container newly requires a capability (new-capabilities) or anything changed (any-change)"},
 		},
 		Action: func(c *cli.Context) error {
 			badInput := func(err error) error { return statusError{2, err} }
@@ -35,7 +39,6 @@ func diffCommand() *cli.Command {
 			if err := oneOf(c, "fail-on", diffFailOn); err != nil {
 				return badInput(err)
 			}
-			failOn := c.String("fail-on")
 			if c.NArg() != 2 {
 				return badInput(fmt.Errorf("want two profiles, got %d: capprof diff BASE HEAD", c.NArg()))
 			}
@@ -53,13 +56,13 @@ func diffCommand() *cli.Command {
 				}
 			}
 			d := profile.DiffAnalyses(inputName(c.Args().Get(0)), analyses[0], inputName(c.Args().Get(1)), analyses[1])
-			if err := render.Diff(c.App.Writer, d, c.String("output")); err != nil {
+			if err := render.Diff(c.App.Writer, d, f.output); err != nil {
 				return err
 			}
 			switch {
-			case failOn == "new-capabilities" && d.NewCapabilities():
+			case f.failOn == "new-capabilities" && d.NewCapabilities():
 				return statusError{1, errors.New("--fail-on new-capabilities: a container newly requires capabilities")}
-			case failOn == "any-change" && d.Changed():
+			case f.failOn == "any-change" && d.Changed():
 				return statusError{1, errors.New("--fail-on any-change: the profiles differ")}
 			}
 			return nil

@@ -11,7 +11,14 @@ import (
 	"github.com/capprof/capprof/profile"
 )
 
+// patchFlags are patch's flags.
+type patchFlags struct {
+	manifest, output string
+	allowEmpty       bool
+}
+
 func patchCommand() *cli.Command {
+	var f patchFlags
 	return &cli.Command{
 		Name:         "patch",
 		OnUsageError: usageError,
@@ -27,9 +34,9 @@ func patchCommand() *cli.Command {
 			"kubectl command (--type strategic|json); -o kustomize writes a Kustomization whose\n" +
 			"patches carry their targets.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "manifest", Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
-			&cli.BoolFlag{Name: "allow-empty", Usage: "also write the advice (drop [ALL], add []) for containers no process of which was observed"},
+			&cli.StringFlag{Name: "manifest", Destination: &f.manifest, Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Destination: &f.output, Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
+			&cli.BoolFlag{Name: "allow-empty", Destination: &f.allowEmpty, Usage: "also write the advice (drop [ALL], add []) for containers no process of which was observed"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := oneOf(c, "output", manifest.PatchFormats); err != nil {
@@ -41,7 +48,7 @@ func patchCommand() *cli.Command {
 			}
 			all := a
 			var unobserved []string
-			if !c.Bool("allow-empty") {
+			if !f.allowEmpty {
 				a.Containers = slices.DeleteFunc(slices.Clone(a.Containers), func(ca profile.ContainerAnalysis) bool {
 					if ca.NothingObserved {
 						unobserved = append(unobserved, fmt.Sprintf("capprof: %s: no process of it was observed, so its advice rests on no evidence: left alone (record while it runs, or give --allow-empty)", ca.Key()))
@@ -49,11 +56,11 @@ func patchCommand() *cli.Command {
 					return ca.NothingObserved
 				})
 			}
-			m, err := loadManifest(c, c.String("manifest"))
+			m, err := loadManifest(c, f.manifest)
 			if err != nil {
 				return fmt.Errorf("--manifest: %w", err)
 			}
-			notes, err := manifest.Patch(c.App.Writer, m, &a, c.String("output"))
+			notes, err := manifest.Patch(c.App.Writer, m, &a, f.output)
 			if err != nil {
 				return fmt.Errorf("--manifest: %w", err)
 			}

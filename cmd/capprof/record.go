@@ -5,7 +5,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,13 +15,27 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/recorder"
 )
 
+// recordFlags are record's flags; check says which go together.
+type recordFlags struct {
+	recordingFlags
+	output, name                               string
+	duration, progress, startup, stopTimeout   time.Duration
+	pods                                       cli.StringSlice
+	selector, namespace, node, runtimeEndpoint string
+	allNamespaces, restart                     bool
+	kube                                       kubeFlags
+	events, eventsFormat                       string
+	eventsFilter                               cli.StringSlice
+	eventsRateLimit                            time.Duration
+}
+
 func recordCommand() *cli.Command {
+	var f recordFlags
 	return &cli.Command{
 		Name:         "record",
 		OnUsageError: usageError,
@@ -39,34 +52,37 @@ func recordCommand() *cli.Command {
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
 			"capprof then exits with COMMAND's exit code.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops", Required: true},
-			&cli.DurationFlag{Name: "duration", Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
-			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Usage: "interval of progress lines on stderr (0: none)"},
-			probeFlag(),
-			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
-			&cli.StringSliceFlag{Name: "pods", Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
-			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
-			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
-			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Usage: "select pods in every namespace", Category: "Pods"},
-			&cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Usage: "this node's `NAME` in the cluster", Category: "Pods"},
-			kubeconfigFlag(), contextFlag(),
-			&cli.StringFlag{Name: "runtime-endpoint", Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
-			&cli.BoolFlag{Name: "restart", Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
-			&cli.StringFlag{Name: "name", Value: "main", Usage: "container name to record the command as", Category: "Command"},
-			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
-			&cli.StringFlag{Name: "events", Usage: "also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops", Category: "Events"},
-			&cli.StringFlag{Name: "events-format", Value: "json", Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
-			&cli.StringSliceFlag{Name: "events-filter", Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
-			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
-			&cli.StringSliceFlag{Name: "redact", Usage: "mask what the capture groups of this RE2 `REGEX` match in every argument, in the profile's command and in events (repeatable): --redact '--license=(\\S+)'", Category: "Redaction"},
-			&cli.BoolFlag{Name: "default-redaction", Value: true, Usage: "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)", Category: "Redaction"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Destination: &f.output, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops", Required: true},
+			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
+			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Destination: &f.progress, Usage: "interval of progress lines on stderr (0: none)"},
+			probeFlag(&f.probe),
+			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Destination: &f.startup, Usage: "startup window: checks this soon after a container (or the command) starts are labelled startup, later ones steady"},
+			&cli.StringSliceFlag{Name: "pods", Destination: &f.pods, Usage: "record the pods with these `NAMES` (comma-separated)", Category: "Pods"},
+			&cli.StringFlag{Name: "selector", Aliases: []string{"l"}, Destination: &f.selector, Usage: "record the pods matching this label `SELECTOR` (app=web,tier!=db)", Category: "Pods"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Destination: &f.namespace, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
+			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Destination: &f.allNamespaces, Usage: "select pods in every namespace", Category: "Pods"},
+			nodeFlag(&f.node, "this node's `NAME` in the cluster"),
+			kubeconfigFlag(&f.kube), contextFlag(&f.kube),
+			&cli.StringFlag{Name: "runtime-endpoint", Destination: &f.runtimeEndpoint, Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
+			&cli.BoolFlag{Name: "restart", Destination: &f.restart, Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
+			&cli.StringFlag{Name: "name", Value: "main", Destination: &f.name, Usage: "container name to record the command as", Category: "Command"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Destination: &f.stopTimeout, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
+			&cli.StringFlag{Name: "events", Destination: &f.events, Usage: "also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops", Category: "Events"},
+			&cli.StringFlag{Name: "events-format", Value: "json", Destination: &f.eventsFormat, Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
+			&cli.StringSliceFlag{Name: "events-filter", Destination: &f.eventsFilter, Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
+			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Destination: &f.eventsRateLimit, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
+			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in every argument, in the profile's command and in events (repeatable): --redact '--license=(\\S+)'"),
+			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)"),
 		},
 		Action: func(c *cli.Context) error {
-			probe, redactor, err := recordingFlags(c, "duration", "startup")
+			if err := f.check(c); err != nil {
+				return err
+			}
+			probe, redactor, err := f.recordingFlags.parse()
 			if err != nil {
 				return err
 			}
-			eventsCfg, err := eventsConfig(c, redactor)
+			eventsCfg, err := f.eventsConfig(c, redactor)
 			if err != nil {
 				return err
 			}
@@ -78,32 +94,24 @@ func recordCommand() *cli.Command {
 			pipes := make(chan os.Signal, 1)
 			signal.Notify(pipes, syscall.SIGPIPE)
 			defer signal.Stop(pipes)
-			if c.IsSet("pods") || c.IsSet("selector") {
-				return recordPods(c, probe, signals, eventsCfg)
-			}
-			for _, f := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint", "restart"} {
-				if c.IsSet(f) {
-					return fmt.Errorf("--%s selects pods: give --pods or -l too, or leave it out to record a command", f)
-				}
-			}
-			if c.String("name") == "" {
-				return errors.New("--name must not be empty")
+			if f.podMode(c) {
+				return f.recordPods(c, probe, signals, eventsCfg)
 			}
 			code, err := recorder.RecordCommand(recorder.CommandConfig{
 				Command:        c.Args().Slice(),
 				Redact:         redactor,
-				Name:           c.String("name"),
-				Output:         c.String("output"),
-				Duration:       c.Duration("duration"),
-				Startup:        c.Duration("startup"),
+				Name:           f.name,
+				Output:         f.output,
+				Duration:       f.duration,
+				Startup:        f.startup,
 				Probe:          probe,
-				StopTimeout:    c.Duration("stop-timeout"),
+				StopTimeout:    f.stopTimeout,
 				Signals:        signals,
 				Stdin:          c.App.Reader,
 				Stdout:         c.App.Writer,
 				Stderr:         commandStderr(c),
 				Progress:       c.App.ErrWriter,
-				ProgressPeriod: c.Duration("progress"),
+				ProgressPeriod: f.progress,
 				Version:        version,
 				Events:         eventsCfg,
 			})
@@ -118,137 +126,117 @@ func recordCommand() *cli.Command {
 	}
 }
 
-// eventsConfig reads the --events flags; nil when no events are asked for.
-func eventsConfig(c *cli.Context, redactor *redact.Redactor) (*recorder.EventsConfig, error) {
+func (f *recordFlags) podMode(c *cli.Context) bool { return c.IsSet("pods") || c.IsSet("selector") }
+
+// check refuses flags that do not go together, or with the mode (pods or
+// a command) the others choose.
+func (f *recordFlags) check(c *cli.Context) error {
+	if err := nonNegative(durationFlag{"duration", f.duration}, durationFlag{"startup", f.startup}); err != nil {
+		return err
+	}
 	if !c.IsSet("events") {
-		for _, f := range []string{"events-format", "events-filter", "events-rate-limit"} {
-			if c.IsSet(f) {
-				return nil, fmt.Errorf("--%s shapes live events: give --events FILE (or - for stdout) too", f)
+		for _, name := range []string{"events-format", "events-filter", "events-rate-limit"} {
+			if c.IsSet(name) {
+				return fmt.Errorf("--%s shapes live events: give --events FILE (or - for stdout) too", name)
 			}
 		}
+	}
+	if !f.podMode(c) {
+		for _, name := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint", "restart"} {
+			if c.IsSet(name) {
+				return fmt.Errorf("--%s selects pods: give --pods or -l too, or leave it out to record a command", name)
+			}
+		}
+		if f.name == "" {
+			return errors.New("--name must not be empty")
+		}
+		return nil
+	}
+	if c.NArg() > 0 {
+		return fmt.Errorf("both pods and a command (%q) given: record one or the other", c.Args().First())
+	}
+	for _, name := range []string{"name", "stop-timeout"} {
+		if c.IsSet(name) {
+			return fmt.Errorf("--%s applies to recording a command, not pods", name)
+		}
+	}
+	if c.IsSet("pods") && len(f.pods.Value()) == 0 {
+		return errors.New("--pods: no pod name given")
+	}
+	if f.runtimeEndpoint != "" {
+		for _, name := range []string{"kubeconfig", "context", "restart"} {
+			if c.IsSet(name) {
+				return fmt.Errorf("--%s and --runtime-endpoint exclude each other: the runtime is asked instead of the API", name)
+			}
+		}
+	}
+	return nil
+}
+
+// eventsConfig reads the --events flags; nil when no events are asked for.
+func (f *recordFlags) eventsConfig(c *cli.Context, redactor *redact.Redactor) (*recorder.EventsConfig, error) {
+	if !c.IsSet("events") {
 		return nil, nil
 	}
-	if c.String("events") == "" {
+	if f.events == "" {
 		return nil, errors.New("--events: give a file, or - for stdout")
 	}
 	if err := oneOf(c, "events-format", events.Formats); err != nil {
 		return nil, err
 	}
-	if d := c.Duration("events-rate-limit"); d < 0 {
-		return nil, fmt.Errorf("--events-rate-limit %s: must not be negative", d)
+	if f.eventsRateLimit < 0 {
+		return nil, fmt.Errorf("--events-rate-limit %s: must not be negative", f.eventsRateLimit)
 	}
-	filter, err := events.ParseFilter(c.StringSlice("events-filter"))
+	filter, err := events.ParseFilter(f.eventsFilter.Value())
 	if err != nil {
 		return nil, fmt.Errorf("--events-filter %w", err)
 	}
-	return &recorder.EventsConfig{Output: c.String("events"), Stdout: c.App.Writer, Format: c.String("events-format"),
-		Filter: filter, RateLimit: c.Duration("events-rate-limit"), Redact: redactor}, nil
+	return &recorder.EventsConfig{Output: f.events, Stdout: c.App.Writer, Format: f.eventsFormat,
+		Filter: filter, RateLimit: f.eventsRateLimit, Redact: redactor}, nil
 }
 
 // recordPods is record's pod mode.
-func recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eventsCfg *recorder.EventsConfig) error {
-	if c.NArg() > 0 {
-		return fmt.Errorf("both pods and a command (%q) given: record one or the other", c.Args().First())
-	}
-	for _, f := range []string{"name", "stop-timeout"} {
-		if c.IsSet(f) {
-			return fmt.Errorf("--%s applies to recording a command, not pods", f)
-		}
-	}
+func (f *recordFlags) recordPods(c *cli.Context, probe bpf.Backend, signals <-chan os.Signal, eventsCfg *recorder.EventsConfig) error {
 	sel := kube.Selection{
-		Names:         c.StringSlice("pods"),
-		Namespace:     c.String("namespace"),
-		AllNamespaces: c.Bool("all-namespaces"),
-		LabelSelector: c.String("selector"),
-		Node:          c.String("node"),
-	}
-	if c.IsSet("pods") && len(sel.Names) == 0 {
-		return errors.New("--pods: no pod name given")
+		Names:         f.pods.Value(),
+		Namespace:     f.namespace,
+		AllNamespaces: f.allNamespaces,
+		LabelSelector: f.selector,
+		Node:          f.node,
 	}
 	var source kube.Source
 	var restarter recorder.Restarter
-	if endpoint := c.String("runtime-endpoint"); endpoint != "" {
-		for _, f := range []string{"kubeconfig", "context", "restart"} {
-			if c.IsSet(f) {
-				return fmt.Errorf("--%s and --runtime-endpoint exclude each other: the runtime is asked instead of the API", f)
-			}
-		}
-		cri, err := kube.NewCRISource(c.Context, kube.CRIConfig{Selection: sel, Endpoint: endpoint, Warnings: c.App.ErrWriter})
+	if f.runtimeEndpoint != "" {
+		cri, err := kube.NewCRISource(c.Context, kube.CRIConfig{Selection: sel, Endpoint: f.runtimeEndpoint, Warnings: c.App.ErrWriter})
 		if err != nil {
 			return err
 		}
 		defer cri.Close()
 		source = cri
 	} else {
-		api, err := kube.NewAPISource(kube.APIConfig{Selection: sel, Kubeconfig: c.String("kubeconfig"),
-			Context: c.String("context"), Warnings: c.App.ErrWriter})
+		api, err := kube.NewAPISource(kube.APIConfig{Selection: sel, Kubeconfig: f.kube.kubeconfig,
+			Context: f.kube.context, Warnings: c.App.ErrWriter})
 		if err != nil {
 			return err
 		}
 		source = api
-		if c.Bool("restart") {
+		if f.restart {
 			restarter = api
 		}
 	}
 	return recorder.RecordPods(recorder.PodsConfig{
 		Source:         source,
 		Node:           sel.Node,
-		Output:         c.String("output"),
+		Output:         f.output,
 		Stdout:         c.App.Writer,
-		Duration:       c.Duration("duration"),
-		Startup:        c.Duration("startup"),
+		Duration:       f.duration,
+		Startup:        f.startup,
 		Probe:          probe,
 		Signals:        signals,
 		Progress:       c.App.ErrWriter,
-		ProgressPeriod: c.Duration("progress"),
+		ProgressPeriod: f.progress,
 		Version:        version,
 		Events:         eventsCfg,
 		Restarter:      restarter,
 	})
-}
-
-// commandStderr is the recorded command's stderr: capprof's own, not escaped.
-func commandStderr(c *cli.Context) io.Writer {
-	if w, ok := c.App.ErrWriter.(*escape.Writer); ok {
-		return w.Raw()
-	}
-	return c.App.ErrWriter
-}
-
-// recordingFlags checks the flags of the commands that record: the given
-// durations, --probe and the redaction flags.
-func recordingFlags(c *cli.Context, durations ...string) (bpf.Backend, *redact.Redactor, error) {
-	for _, f := range durations {
-		if c.Duration(f) < 0 {
-			return "", nil, fmt.Errorf("--%s %s: must not be negative", f, c.Duration(f))
-		}
-	}
-	probe, err := bpf.ParseBackend(c.String("probe"))
-	if err != nil {
-		return "", nil, fmt.Errorf("--probe: %w", err)
-	}
-	redactor, err := redact.New(c.StringSlice("redact"), c.Bool("default-redaction"))
-	return probe, redactor, err
-}
-
-// stopSignals delivers the signals that stop a recording: SIGINT, SIGTERM,
-// and SIGHUP (the terminal or SSH session went away), handled as SIGTERM.
-func stopSignals() (<-chan os.Signal, func()) {
-	signals := make(chan os.Signal, 2)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	return signals, func() { signal.Stop(signals) }
-}
-
-// probeFlag is --probe, of the commands that record.
-func probeFlag() cli.Flag {
-	return &cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"}
-}
-
-// kubeconfigFlag and contextFlag choose the cluster, kubectl's way.
-func kubeconfigFlag() cli.Flag {
-	return &cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"}
-}
-
-func contextFlag() cli.Flag {
-	return &cli.StringFlag{Name: "context", Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"}
 }

@@ -14,23 +14,31 @@ import (
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
-	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/verify"
 )
 
-// verifyConfig is what verify's flags and arguments say.
-type verifyConfig struct {
+// verifyFlags are verify's flags; check says which go together.
+type verifyFlags struct {
+	recordingFlags
+	output, setup, name                    string
+	runs                                   int
+	duration, stopTimeout, startup, window time.Duration
+	manifest, namespace, node              string
+	kube                                   kubeFlags
+}
+
+// verifyArgs is what verify's arguments say.
+type verifyArgs struct {
 	input   string // the profile to verify; empty: record first
-	output  string
 	command []string
 }
 
-// verifyArgs splits verify's arguments at their "--" (flagsFirst keeps it,
-// see keepsSeparator): the profile before, the command after. With
-// --manifest there is a profile and no command.
-func verifyArgs(c *cli.Context) (verifyConfig, error) {
-	cfg := verifyConfig{output: c.String("output")}
+// args splits verify's arguments at their "--" (flagsFirst keeps it, see
+// keepsSeparator): the profile before, the command after. With --manifest
+// there is a profile and no command.
+func (f *verifyFlags) args(c *cli.Context) (verifyArgs, error) {
+	var cfg verifyArgs
 	args := c.Args().Slice()
 	sep := slices.Index(args, "--")
 	if c.IsSet("manifest") {
@@ -61,6 +69,7 @@ func verifyArgs(c *cli.Context) (verifyConfig, error) {
 }
 
 func verifyCommand() *cli.Command {
+	var f verifyFlags
 	return &cli.Command{
 		Name:         "verify",
 		OnUsageError: usageError,
@@ -86,37 +95,34 @@ func verifyCommand() *cli.Command {
 			"with its syscall failing. capprof says what it creates first and deletes every canary\n" +
 			"afterwards, also on Ctrl-C.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "verified profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; it may be PROFILE itself", Required: true},
-			&cli.IntFlag{Name: "runs", Value: 1, Usage: "runs of each set of capabilities"},
-			&cli.StringFlag{Name: "setup", Usage: "shell `COMMAND` run before every run, with capprof's privileges and not recorded (reset fixtures)"},
-			&cli.StringFlag{Name: "name", Value: "main", Usage: "the container to verify and record the command as"},
-			&cli.DurationFlag{Name: "duration", Usage: "stop each run after this long (0: until the command exits)"},
-			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Usage: "how long a stopped run has to exit before it is killed"},
-			probeFlag(),
-			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Usage: "startup window of each run's recording"},
-			&cli.StringFlag{Name: "manifest", Usage: "verify this manifest's profiled workloads with canary pods (`FILE`, multi-document YAML)", Category: "Pods"},
-			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the `NAMESPACE` the canaries run in: required with --manifest", Category: "Pods"},
-			&cli.DurationFlag{Name: "window", Value: time.Minute, Usage: "how long each canary runs while it is recorded", Category: "Pods"},
-			&cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Usage: "this node's `NAME`: the canaries are bound to it", Category: "Pods"},
-			kubeconfigFlag(), contextFlag(),
-			&cli.StringSliceFlag{Name: "redact", Usage: "mask what the capture groups of this RE2 `REGEX` match in the command kept in the profile (repeatable)", Category: "Redaction"},
-			&cli.BoolFlag{Name: "default-redaction", Value: true, Usage: "also mask obvious secrets (see capprof record --help)", Category: "Redaction"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Destination: &f.output, Usage: "verified profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; it may be PROFILE itself", Required: true},
+			&cli.IntFlag{Name: "runs", Value: 1, Destination: &f.runs, Usage: "runs of each set of capabilities"},
+			&cli.StringFlag{Name: "setup", Destination: &f.setup, Usage: "shell `COMMAND` run before every run, with capprof's privileges and not recorded (reset fixtures)"},
+			&cli.StringFlag{Name: "name", Value: "main", Destination: &f.name, Usage: "the container to verify and record the command as"},
+			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop each run after this long (0: until the command exits)"},
+			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Destination: &f.stopTimeout, Usage: "how long a stopped run has to exit before it is killed"},
+			probeFlag(&f.probe),
+			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Destination: &f.startup, Usage: "startup window of each run's recording"},
+			&cli.StringFlag{Name: "manifest", Destination: &f.manifest, Usage: "verify this manifest's profiled workloads with canary pods (`FILE`, multi-document YAML)", Category: "Pods"},
+			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Destination: &f.namespace, Usage: "the `NAMESPACE` the canaries run in: required with --manifest", Category: "Pods"},
+			&cli.DurationFlag{Name: "window", Value: time.Minute, Destination: &f.window, Usage: "how long each canary runs while it is recorded", Category: "Pods"},
+			nodeFlag(&f.node, "this node's `NAME`: the canaries are bound to it"),
+			kubeconfigFlag(&f.kube), contextFlag(&f.kube),
+			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in the command kept in the profile (repeatable)"),
+			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets (see capprof record --help)"),
 		},
 		Action: func(c *cli.Context) error {
-			args, err := verifyArgs(c)
+			args, err := f.args(c)
 			if err != nil {
 				return err
 			}
 			if err := oneStdin(c); err != nil {
 				return err
 			}
-			if c.Int("runs") < 1 {
-				return fmt.Errorf("--runs %d: must be at least 1", c.Int("runs"))
+			if err := f.check(c); err != nil {
+				return err
 			}
-			if c.String("name") == "" {
-				return errors.New("--name must not be empty")
-			}
-			probe, redactor, err := recordingFlags(c, "duration", "startup", "stop-timeout")
+			probe, redactor, err := f.recordingFlags.parse()
 			if err != nil {
 				return err
 			}
@@ -126,41 +132,36 @@ func verifyCommand() *cli.Command {
 					return err
 				}
 			}
-			if err := outfile.Check("-o", args.output); err != nil {
+			if err := outfile.Check("-o", f.output); err != nil {
 				return err
 			}
 			signals, stopSignals := stopSignals()
 			defer stopSignals()
 			var p *profile.Profile
 			if c.IsSet("manifest") {
-				p, err = verifyPods(c, input, args.input, probe, signals)
+				p, err = f.verifyPods(c, input, args.input, probe, signals)
 			} else {
-				for _, f := range []string{"namespace", "window", "node", "kubeconfig", "context"} {
-					if c.IsSet(f) {
-						return fmt.Errorf("--%s applies to verifying with canary pods: give --manifest too", f)
-					}
-				}
 				p, err = verify.Command(verify.CommandConfig{
-					Command: args.command, Profile: input, Source: args.input, Name: c.String("name"), Runs: c.Int("runs"),
-					Setup: c.String("setup"), Duration: c.Duration("duration"), Startup: c.Duration("startup"), Probe: probe,
-					StopTimeout: c.Duration("stop-timeout"), Redact: redactor, Signals: signals,
+					Command: args.command, Profile: input, Source: args.input, Name: f.name, Runs: f.runs,
+					Setup: f.setup, Duration: f.duration, Startup: f.startup, Probe: probe,
+					StopTimeout: f.stopTimeout, Redact: redactor, Signals: signals,
 					Output: commandStderr(c), Progress: c.App.ErrWriter, Version: version,
 				})
 			}
 			if p == nil {
 				return err
 			}
-			if err := p.Write("-o", args.output, c.App.Writer); err != nil {
+			if err := p.Write("-o", f.output, c.App.Writer); err != nil {
 				return err
 			}
-			summary := verifiedSummary(p, args.output)
+			summary := verifiedSummary(p, f.output)
 			if summary == "" {
 				summary = "no capability to verify: none advised"
 			}
 			if errors.Is(err, verify.ErrAdviceFailed) {
 				summary = "the advised capabilities failed"
 			}
-			fmt.Fprintf(c.App.ErrWriter, "capprof: verify: %s; saved %s (capprof analyze %s shows the advice)\n", summary, args.output, args.output)
+			fmt.Fprintf(c.App.ErrWriter, "capprof: verify: %s; saved %s (capprof analyze %s shows the advice)\n", summary, f.output, f.output)
 			if errors.Is(err, verify.ErrAdviceFailed) {
 				return statusError{1, err}
 			}
@@ -169,26 +170,49 @@ func verifyCommand() *cli.Command {
 	}
 }
 
-// verifyPods is verify's pod mode.
-func verifyPods(c *cli.Context, input *profile.Profile, source string, probe bpf.Backend, signals <-chan os.Signal) (*profile.Profile, error) {
-	for _, f := range []string{"runs", "setup", "name", "duration", "stop-timeout"} {
-		if c.IsSet(f) {
-			return nil, fmt.Errorf("--%s applies to verifying with a command, not canary pods", f)
+// check refuses flags that do not go together, or with the mode (canary
+// pods or a command) --manifest chooses.
+func (f *verifyFlags) check(c *cli.Context) error {
+	if f.runs < 1 {
+		return fmt.Errorf("--runs %d: must be at least 1", f.runs)
+	}
+	if f.name == "" {
+		return errors.New("--name must not be empty")
+	}
+	if err := nonNegative(durationFlag{"duration", f.duration}, durationFlag{"startup", f.startup}, durationFlag{"stop-timeout", f.stopTimeout}); err != nil {
+		return err
+	}
+	if !c.IsSet("manifest") {
+		for _, name := range []string{"namespace", "window", "node", "kubeconfig", "context"} {
+			if c.IsSet(name) {
+				return fmt.Errorf("--%s applies to verifying with canary pods: give --manifest too", name)
+			}
+		}
+		return nil
+	}
+	for _, name := range []string{"runs", "setup", "name", "duration", "stop-timeout"} {
+		if c.IsSet(name) {
+			return fmt.Errorf("--%s applies to verifying with a command, not canary pods", name)
 		}
 	}
-	if c.String("namespace") == "" {
-		return nil, errors.New("--manifest: give the namespace the canary pods may run in with -n NAMESPACE (verify never picks one)")
+	if f.namespace == "" {
+		return errors.New("--manifest: give the namespace the canary pods may run in with -n NAMESPACE (verify never picks one)")
 	}
-	if c.Duration("window") <= 0 {
-		return nil, fmt.Errorf("--window %s: must be positive", c.Duration("window"))
+	if f.window <= 0 {
+		return fmt.Errorf("--window %s: must be positive", f.window)
 	}
-	m, err := loadManifest(c, c.String("manifest"))
+	return nil
+}
+
+// verifyPods is verify's pod mode.
+func (f *verifyFlags) verifyPods(c *cli.Context, input *profile.Profile, source string, probe bpf.Backend, signals <-chan os.Signal) (*profile.Profile, error) {
+	m, err := loadManifest(c, f.manifest)
 	if err != nil {
 		return nil, fmt.Errorf("--manifest: %w", err)
 	}
-	return verify.Pods(verify.PodsConfig{Manifest: m, Profile: input, Source: source, Namespace: c.String("namespace"),
-		Window: c.Duration("window"), Node: c.String("node"), Kubeconfig: c.String("kubeconfig"), Context: c.String("context"),
-		Probe: probe, Startup: c.Duration("startup"), Signals: signals, Progress: c.App.ErrWriter, Version: version})
+	return verify.Pods(verify.PodsConfig{Manifest: m, Profile: input, Source: source, Namespace: f.namespace,
+		Window: f.window, Node: f.node, Kubeconfig: f.kube.kubeconfig, Context: f.kube.context,
+		Probe: probe, Startup: f.startup, Signals: signals, Progress: c.App.ErrWriter, Version: version})
 }
 
 // verifiedSummary says, per verified container, which capabilities were

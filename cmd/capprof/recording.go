@@ -1,0 +1,99 @@
+//go:build linux && amd64
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/internal/escape"
+	"github.com/capprof/capprof/internal/redact"
+	"github.com/capprof/capprof/kube"
+)
+
+// recordingFlags are the flags of every verb that records (record,
+// verify): the probe and redaction.
+type recordingFlags struct {
+	probe            string
+	redact           cli.StringSlice
+	defaultRedaction bool
+}
+
+// parse reads --probe and the redaction flags.
+func (f *recordingFlags) parse() (bpf.Backend, *redact.Redactor, error) {
+	probe, err := bpf.ParseBackend(f.probe)
+	if err != nil {
+		return "", nil, fmt.Errorf("--probe: %w", err)
+	}
+	redactor, err := redact.New(f.redact.Value(), f.defaultRedaction)
+	return probe, redactor, err
+}
+
+// probeFlag is --probe, of the commands that record.
+func probeFlag(dest *string) cli.Flag {
+	return &cli.StringFlag{Name: "probe", Value: string(bpf.Auto), EnvVars: []string{"CAPPROF_PROBE"}, Destination: dest,
+		Usage: "kernel hooks: auto (the first that works here), tracepoint (Linux 6.14+), fexit or kprobe; see capprof probes"}
+}
+
+func redactFlag(f *recordingFlags, usage string) cli.Flag {
+	return &cli.StringSliceFlag{Name: "redact", Destination: &f.redact, Usage: usage, Category: "Redaction"}
+}
+
+func defaultRedactionFlag(f *recordingFlags, usage string) cli.Flag {
+	return &cli.BoolFlag{Name: "default-redaction", Value: true, Destination: &f.defaultRedaction, Usage: usage, Category: "Redaction"}
+}
+
+// nodeFlag is --node: this node's name in the cluster.
+func nodeFlag(dest *string, usage string) cli.Flag {
+	return &cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Destination: dest, Usage: usage, Category: "Pods"}
+}
+
+// kubeFlags choose the cluster, kubectl's way.
+type kubeFlags struct{ kubeconfig, context string }
+
+func kubeconfigFlag(f *kubeFlags) cli.Flag {
+	return &cli.StringFlag{Name: "kubeconfig", Destination: &f.kubeconfig, Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"}
+}
+
+func contextFlag(f *kubeFlags) cli.Flag {
+	return &cli.StringFlag{Name: "context", Destination: &f.context, Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"}
+}
+
+// durationFlag is a duration flag's name and value, for nonNegative.
+type durationFlag struct {
+	name  string
+	value time.Duration
+}
+
+// nonNegative refuses the first negative duration.
+func nonNegative(durations ...durationFlag) error {
+	for _, d := range durations {
+		if d.value < 0 {
+			return fmt.Errorf("--%s %s: must not be negative", d.name, d.value)
+		}
+	}
+	return nil
+}
+
+// commandStderr is the recorded command's stderr: capprof's own, not escaped.
+func commandStderr(c *cli.Context) io.Writer {
+	if w, ok := c.App.ErrWriter.(*escape.Writer); ok {
+		return w.Raw()
+	}
+	return c.App.ErrWriter
+}
+
+// stopSignals delivers the signals that stop a recording: SIGINT, SIGTERM,
+// and SIGHUP (the terminal or SSH session went away), handled as SIGTERM.
+func stopSignals() (<-chan os.Signal, func()) {
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	return signals, func() { signal.Stop(signals) }
+}
