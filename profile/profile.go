@@ -650,9 +650,14 @@ func validateCounts(i int, c Container) error {
 			if s.Count > MaxCount {
 				return fmt.Errorf("%s.sources[%d].count: %d is more than 2^53", where, k, s.Count)
 			}
-			sum += s.Count
+			if sum += s.Count; sum > cc.Count {
+				break // more than the count already (and no wrap past 2^64 with 2^11 sources of 2^53)
+			}
 		}
-		if len(cc.Sources) > 0 && sum != cc.Count {
+		switch {
+		case len(cc.Sources) > 0 && sum > cc.Count:
+			return fmt.Errorf("%s.count: %d, but its sources count more", where, cc.Count)
+		case len(cc.Sources) > 0 && sum != cc.Count:
 			return fmt.Errorf("%s.count: %d, but its sources count %d", where, cc.Count, sum)
 		}
 	}

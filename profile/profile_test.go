@@ -634,3 +634,19 @@ func TestMergeKeepsNormalized(t *testing.T) {
 		t.Errorf("a repeated exec: %+v, want one entry counted twice", got[0].Execs)
 	}
 }
+
+// TestSourceCountsDoNotWrap: 2048 sources of 2^53 checks each add up to
+// 2^64, which a uint64 sum wraps to 0; a capability counted 0 times is not
+// explained by them.
+func TestSourceCountsDoNotWrap(t *testing.T) {
+	p := sampleProfile()
+	cc := &p.Containers[0].Capabilities[0]
+	cc.Count, cc.Sources = 0, nil
+	for i := range 2048 {
+		s := Source{Executable: fmt.Sprintf("/bin/x%d", i), Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: MaxCount}
+		cc.Sources = append(cc.Sources, s)
+	}
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "count: 0, but its sources count more") {
+		t.Fatalf("Validate = %v, want the sources' counts refused", err)
+	}
+}

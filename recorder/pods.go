@@ -73,8 +73,8 @@ const sweepPeriod = time.Second
 // they are found, and say how late. With nothing selected yet it waits for
 // matching pods; pods that go away stay in the profile.
 func RecordPods(cfg PodsConfig) error {
-	if os.Geteuid() != 0 {
-		return errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	if err := NeedRoot("record"); err != nil {
+		return err
 	}
 	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return err
@@ -87,8 +87,8 @@ func RecordPods(cfg PodsConfig) error {
 // RunPods records the selected pods as RecordPods does, without saving
 // anything: it returns the profile. Output and Events are not used.
 func RunPods(cfg PodsConfig) (*profile.Profile, error) {
-	if os.Geteuid() != 0 {
-		return nil, errors.New("verify needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+	if err := NeedRoot("verify"); err != nil {
+		return nil, err
 	}
 	cfg.Events = nil
 	var p *profile.Profile

@@ -14,12 +14,13 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/profile"
-	"golang.org/x/sys/unix"
 )
 
 // CommandConfig is what `capprof record -- COMMAND` needs.
@@ -96,8 +97,14 @@ func checkCommand(cfg CommandConfig) error {
 	if len(cfg.Command) == 0 {
 		return errors.New("nothing to record: give --pods NAME[,NAME...] or -l SELECTOR to record pods, or -- COMMAND [ARGS...] to record a command")
 	}
+	return NeedRoot("record")
+}
+
+// NeedRoot fails early, before anything runs, when verb (record, verify,
+// probes) cannot load eBPF programs for want of root.
+func NeedRoot(verb string) error {
 	if os.Geteuid() != 0 {
-		return errors.New("record needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+		return fmt.Errorf("%s needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo", verb)
 	}
 	return nil
 }

@@ -68,7 +68,7 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 	if cfg.Runs < 1 {
 		return nil, fmt.Errorf("--runs %d: must be at least 1", cfg.Runs)
 	}
-	if err := needRoot(); err != nil {
+	if err := recorder.NeedRoot("verify"); err != nil {
 		return nil, err
 	}
 	v := &verifier{cfg: cfg, signals: make(chan os.Signal, 2)}
@@ -139,14 +139,6 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 		result.Capabilities = append(result.Capabilities, vc)
 	}
 	return p, nil
-}
-
-// needRoot fails early, before anything runs, without root.
-func needRoot() error {
-	if os.Geteuid() != 0 {
-		return errors.New("verify needs root: it records with eBPF (CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN) and runs the workload as root; run it with sudo")
-	}
-	return nil
 }
 
 // times is "once" or "N times".

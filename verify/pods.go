@@ -64,7 +64,7 @@ type canary struct {
 // canary pods, and returns the profile with their verifications. With
 // ErrAdviceFailed the profile is returned too.
 func Pods(cfg PodsConfig) (*profile.Profile, error) {
-	if err := needRoot(); err != nil {
+	if err := recorder.NeedRoot("verify"); err != nil {
 		return nil, err
 	}
 	observed := *cfg.Profile

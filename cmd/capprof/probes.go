@@ -3,14 +3,13 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/recorder"
 	"github.com/capprof/capprof/render"
 )
 
@@ -33,8 +32,8 @@ func probesCommand() *cli.Command {
 			if c.NArg() > 0 {
 				return fmt.Errorf("probes takes no arguments, got %q", c.Args().First())
 			}
-			if os.Geteuid() != 0 {
-				return errors.New("probes needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo")
+			if err := recorder.NeedRoot("probes"); err != nil {
+				return err
 			}
 			var statuses []render.ProbeStatus
 			works := false
