@@ -32,6 +32,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
@@ -635,7 +636,7 @@ func (b *bench) analyzeMany(n int) (*AnalyzeTime, error) {
 	for i := range n {
 		src.Metadata.Node = fmt.Sprintf("node-%d", i%50)
 		path := filepath.Join(dir, fmt.Sprintf("pod-%04d.json", i))
-		if err := src.Save(path); err != nil {
+		if err := profile.Save(src, path); err != nil {
 			return nil, err
 		}
 		files = append(files, path)
@@ -648,22 +649,22 @@ func (b *bench) analyzeMany(n int) (*AnalyzeTime, error) {
 // of which bound a privileged port as a non-root uid: every one is evidence
 // for a required capability and is looked up among the execs.
 func (b *bench) analyzeWide(n int) (*AnalyzeTime, error) {
-	c := profile.Container{Identity: profile.Identity{Name: "main"}, UIDs: []uint32{1000}}
-	bind := profile.CapabilityChecks{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace}
+	c := v1alpha1.Container{Identity: v1alpha1.Identity{Name: "main"}, UIDs: []uint32{1000}}
+	bind := v1alpha1.CapabilityChecks{Capability: 10, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace}
 	for i := range n {
 		exe := fmt.Sprintf("/usr/lib/app/worker-%05d", i)
-		bind.Sources = append(bind.Sources, profile.Source{Executable: exe, Syscall: "bind", CallSites: []string{"__inet_bind"},
-			Audit: profile.Audited, Credentials: profile.OwnCredentials, Phase: profile.SteadyPhase, Count: 1})
-		c.Execs = append(c.Execs, profile.Exec{Executable: exe, UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1, ExitStatuses: []string{"0"}})
+		bind.Sources = append(bind.Sources, v1alpha1.Source{Executable: exe, Syscall: "bind", CallSites: []string{"__inet_bind"},
+			Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.SteadyPhase, Count: 1})
+		c.Execs = append(c.Execs, v1alpha1.Exec{Executable: exe, UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1, ExitStatuses: []string{"0"}})
 		bind.Count++
 	}
-	c.Capabilities = []profile.CapabilityChecks{bind}
+	c.Capabilities = []v1alpha1.CapabilityChecks{bind}
 	// Normalized, as the recorder saves every profile.
-	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: profile.MergeContainers(c),
-		Metadata: profile.Metadata{Node: "node-0", KernelRelease: "6.18", Probe: "tracepoint", CapprofVersion: "bench",
+	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: profile.MergeContainers(c),
+		Metadata: v1alpha1.Metadata{Node: "node-0", KernelRelease: "6.18", Probe: "tracepoint", CapprofVersion: "bench",
 			StartTime: time.Unix(0, 0).UTC(), EndTime: time.Unix(60, 0).UTC()}}
 	path := filepath.Join(b.work, "wide.json")
-	if err := p.Save(path); err != nil {
+	if err := profile.Save(p, path); err != nil {
 		return nil, err
 	}
 	ms, err := b.timeAnalyze([]string{path})

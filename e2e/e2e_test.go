@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/profile"
 )
@@ -91,7 +92,7 @@ type run struct {
 	code    int
 	stdout  string
 	stderr  string
-	profile *profile.Profile
+	profile *v1alpha1.Profile
 }
 
 // record runs `capprof record -o FILE [flags] -- command...` and loads the profile.
@@ -112,7 +113,7 @@ func record(t *testing.T, flags []string, command ...string) run {
 }
 
 // recordOK is record for a command that must succeed; it returns the profile.
-func recordOK(t *testing.T, flags []string, command ...string) *profile.Profile {
+func recordOK(t *testing.T, flags []string, command ...string) *v1alpha1.Profile {
 	t.Helper()
 	r := record(t, flags, command...)
 	if r.code != 0 {
@@ -140,7 +141,7 @@ func capprof(t *testing.T, args ...string) run {
 
 // decisions analyzes the profile and returns capability -> decision for its
 // only container.
-func decisions(t *testing.T, p *profile.Profile) (map[string]profile.Decision, profile.ContainerAnalysis) {
+func decisions(t *testing.T, p *v1alpha1.Profile) (map[string]profile.Decision, profile.ContainerAnalysis) {
 	t.Helper()
 	a := profile.Analyze([]profile.Input{{Source: "test", Profile: p}})
 	if len(a.Containers) != 1 {
@@ -153,7 +154,7 @@ func decisions(t *testing.T, p *profile.Profile) (map[string]profile.Decision, p
 	return out, a.Containers[0]
 }
 
-func required(t *testing.T, p *profile.Profile) []string {
+func required(t *testing.T, p *v1alpha1.Profile) []string {
 	t.Helper()
 	_, ca := decisions(t, p)
 	var out []string
@@ -163,7 +164,7 @@ func required(t *testing.T, p *profile.Profile) []string {
 	return out
 }
 
-func wantRequired(t *testing.T, p *profile.Profile, want ...string) {
+func wantRequired(t *testing.T, p *v1alpha1.Profile, want ...string) {
 	t.Helper()
 	got := required(t, p)
 	if strings.Join(got, ",") != strings.Join(want, ",") {
@@ -172,10 +173,10 @@ func wantRequired(t *testing.T, p *profile.Profile, want ...string) {
 }
 
 // sources returns the sources of granted initial-namespace checks of capability c.
-func sources(p *profile.Profile, c string) []profile.Source {
-	var out []profile.Source
+func sources(p *v1alpha1.Profile, c string) []v1alpha1.Source {
+	var out []v1alpha1.Source
 	for _, cc := range p.Containers[0].Capabilities {
-		if cc.Capability.String() == c && cc.Verdict == profile.Granted && cc.UserNamespace == profile.InitialNamespace {
+		if cc.Capability.String() == c && cc.Verdict == v1alpha1.Granted && cc.UserNamespace == v1alpha1.InitialNamespace {
 			out = append(out, cc.Sources...)
 		}
 	}
@@ -187,7 +188,7 @@ func TestBindPort80RequiresNetBindService(t *testing.T) {
 	p := recordOK(t, nil, workloadBin, "bind80")
 	wantRequired(t, p, "NET_BIND_SERVICE")
 	src := sources(p, "CAP_NET_BIND_SERVICE")
-	if len(src) != 1 || src[0].Executable != workloadBin || src[0].Syscall != "bind" || src[0].Audit != profile.Audited {
+	if len(src) != 1 || src[0].Executable != workloadBin || src[0].Syscall != "bind" || src[0].Audit != v1alpha1.Audited {
 		t.Fatalf("CAP_NET_BIND_SERVICE sources = %+v, want one audited bind by %s", src, workloadBin)
 	}
 }
@@ -395,7 +396,7 @@ func TestCommandNotRun(t *testing.T) {
 }
 
 // wantExitStatuses checks how the processes running exe ended.
-func wantExitStatuses(t *testing.T, p *profile.Profile, exe string, want ...string) {
+func wantExitStatuses(t *testing.T, p *v1alpha1.Profile, exe string, want ...string) {
 	t.Helper()
 	var got []string
 	for _, e := range p.Containers[0].Execs {
@@ -466,8 +467,8 @@ func TestRecordingsAreDeterministic(t *testing.T) {
 	for range 2 {
 		recorded := recordOK(t, nil, "/bin/sh", "-c", script)
 		var buf bytes.Buffer
-		p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: recorded.Containers}
-		if err := p.Encode(&buf, true); err != nil {
+		p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: recorded.Containers}
+		if err := profile.Encode(&buf, p, true); err != nil {
 			t.Fatal(err)
 		}
 		yamls = append(yamls, buf.String())
@@ -507,11 +508,11 @@ func TestStartupAndSteadyPhases(t *testing.T) {
 	requireRecording(t)
 	file := filepath.Join(t.TempDir(), "f")
 	p := recordOK(t, []string{"--startup", "1s"}, "/bin/sh", "-c", workloadBin+" bind80 && sleep 2 && "+workloadBin+" chown "+file)
-	if p.Metadata.StartupWindow != profile.Duration(time.Second) {
+	if p.Metadata.StartupWindow != v1alpha1.Duration(time.Second) {
 		t.Fatalf("startupWindow %v, want 1s", time.Duration(p.Metadata.StartupWindow))
 	}
 	wantRequired(t, p, "CHOWN", "NET_BIND_SERVICE")
-	for c, want := range map[string]profile.Phase{"CAP_NET_BIND_SERVICE": profile.StartupPhase, "CAP_CHOWN": profile.SteadyPhase} {
+	for c, want := range map[string]v1alpha1.Phase{"CAP_NET_BIND_SERVICE": v1alpha1.StartupPhase, "CAP_CHOWN": v1alpha1.SteadyPhase} {
 		src := sources(p, c)
 		if len(src) != 1 || src[0].Phase != want {
 			t.Errorf("%s sources %+v, want one in phase %s", c, src, want)

@@ -12,9 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/profile"
 )
 
 // readEvents parses a JSON-lines events file; every line must hold exactly
@@ -86,14 +86,14 @@ func checkLines(checks []*events.ProcessKprobe, capability, verdict string) (lin
 
 // profileChecks counts a container's checks of one capability and verdict
 // in the profile, without the container runtime's (live events leave them out).
-func profileChecks(c profile.Container, capability string, verdict profile.Verdict) uint64 {
+func profileChecks(c v1alpha1.Container, capability string, verdict v1alpha1.Verdict) uint64 {
 	var n uint64
 	for _, cc := range c.Capabilities {
 		if cc.Capability.String() != capability || cc.Verdict != verdict {
 			continue
 		}
 		for _, s := range cc.Sources {
-			if s.Phase != profile.RuntimeInitPhase {
+			if s.Phase != v1alpha1.RuntimeInitPhase {
 				n += s.Count
 			}
 		}
@@ -111,7 +111,7 @@ func TestLiveEventsCommand(t *testing.T) {
 	const loops = 20000
 	var (
 		r             run
-		p             *profile.Profile
+		p             *v1alpha1.Profile
 		evs           []events.Event
 		shells        []*events.ProcessExec
 		bench, change *events.ProcessExec
@@ -214,7 +214,7 @@ func TestLiveEventsCommand(t *testing.T) {
 	main := p.Containers[0]
 	for _, cc := range main.Capabilities {
 		verdict := events.Allowed
-		if cc.Verdict == profile.Denied {
+		if cc.Verdict == v1alpha1.Denied {
 			verdict = events.Denied
 		}
 		if _, got := checkLines(all, cc.Capability.String(), verdict); got != profileChecks(main, cc.Capability.String(), cc.Verdict) {
@@ -310,8 +310,8 @@ func TestPodsLiveEvents(t *testing.T) {
 			all = append(all, e.ProcessKprobe)
 		}
 	}
-	if _, live := checkLines(all, "CAP_SETUID", events.Allowed); live != profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", profile.Granted) {
-		t.Fatalf("app's CAP_SETUID: events account for %d checks, the profile for %d", live, profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", profile.Granted))
+	if _, live := checkLines(all, "CAP_SETUID", events.Allowed); live != profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", v1alpha1.Granted) {
+		t.Fatalf("app's CAP_SETUID: events account for %d checks, the profile for %d", live, profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", v1alpha1.Granted))
 	}
 
 	var privileged []string

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -326,7 +327,7 @@ func TestKernelSymbolsHidden(t *testing.T) {
 	}
 	for _, cc := range p.Containers[0].Capabilities {
 		for _, s := range cc.Sources {
-			if s.AuditFrom == profile.AuditFromStack {
+			if s.AuditFrom == v1alpha1.AuditFromStack {
 				t.Errorf("%s by %s in %s classed %s from a stack no symbol named", cc.Capability, s.Executable, s.Syscall, s.Audit)
 			}
 		}

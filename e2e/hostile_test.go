@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/capprof/capprof/profile"
 )
 
 // TestHostileNames: a workload names its executables with terminal escapes,
@@ -44,7 +46,7 @@ func TestHostileNames(t *testing.T) {
 		t.Errorf("CAP_NET_BIND_SERVICE executables = %q, want %q", executables, want)
 	}
 	out := filepath.Join(t.TempDir(), "p.json")
-	if err := r.profile.Save(out); err != nil {
+	if err := profile.Save(r.profile, out); err != nil {
 		t.Fatal(err)
 	}
 	table := capprof(t, "analyze", out)

@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -253,7 +254,7 @@ func TestPodSecurityLevelsAdmitted(t *testing.T) {
 	for _, ca := range analysis.Containers {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "advice-" + ca.Name}}
 		ctr := corev1.Container{Name: ca.Name, Image: cluster.ImageName, SecurityContext: ca.SecurityContext}
-		if ca.Kind == profile.InitContainer {
+		if ca.Kind == v1alpha1.InitContainer {
 			pod.Spec.InitContainers = []corev1.Container{ctr}
 			ctr.Name += "-main"
 			ctr.SecurityContext = &corev1.SecurityContext{Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

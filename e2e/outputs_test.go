@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -18,8 +19,8 @@ import (
 func TestOutputsIntoSpecialFiles(t *testing.T) {
 	requireRecording(t)
 	r := capprof(t, "record", "-o", "-", "--", workloadBin, "bind80")
-	var p profile.Profile
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout[strings.Index(r.stdout, "{"):]), &p) != nil || p.Kind != profile.Kind {
+	var p v1alpha1.Profile
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout[strings.Index(r.stdout, "{"):]), &p) != nil || p.Kind != v1alpha1.Kind {
 		t.Fatalf("record -o -: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
 	}
 	r = capprof(t, "record", "-o", "/dev/null", "--events", "/dev/null", "--", workloadBin, "bind80")

@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/internal/static"
 	"github.com/capprof/capprof/profile"
@@ -188,7 +189,7 @@ func (b *background) waitFor(t *testing.T, s string) {
 }
 
 // stop sends SIGINT, as Ctrl-C would, and loads the profile.
-func (b *background) stop(t *testing.T) *profile.Profile {
+func (b *background) stop(t *testing.T) *v1alpha1.Profile {
 	t.Helper()
 	b.cmd.Process.Signal(syscall.SIGINT)
 	select {
@@ -261,7 +262,7 @@ func execIn(t *testing.T, c *cluster.Cluster, id string, cmd ...string) {
 }
 
 // entry finds a profile's container by namespace and name.
-func entry(t *testing.T, p *profile.Profile, namespace, name string) profile.Container {
+func entry(t *testing.T, p *v1alpha1.Profile, namespace, name string) v1alpha1.Container {
 	t.Helper()
 	for _, c := range p.Containers {
 		if c.Namespace == namespace && c.Name == name {
@@ -273,12 +274,12 @@ func entry(t *testing.T, p *profile.Profile, namespace, name string) profile.Con
 		have = append(have, c.Key().String())
 	}
 	t.Fatalf("profile has no container %s in namespace %s; it has %v", name, namespace, have)
-	return profile.Container{}
+	return v1alpha1.Container{}
 }
 
 // alone wraps one container in a profile, for wantRequired.
-func alone(c profile.Container) *profile.Profile {
-	return &profile.Profile{Containers: []profile.Container{c}}
+func alone(c v1alpha1.Container) *v1alpha1.Profile {
+	return &v1alpha1.Profile{Containers: []v1alpha1.Container{c}}
 }
 
 // TestPodsByName: record --pods on a pod whose container binds port 80 and
@@ -298,7 +299,7 @@ func TestPodsByName(t *testing.T) {
 		p := rec.stop(t)
 
 		got := entry(t, p, alpha, "app")
-		if got.Owner == nil || *got.Owner != (profile.Owner{Kind: "Pod", Name: "xwing"}) || got.Kind != profile.RegularContainer ||
+		if got.Owner == nil || *got.Owner != (v1alpha1.Owner{Kind: "Pod", Name: "xwing"}) || got.Kind != v1alpha1.RegularContainer ||
 			!slices.Equal(got.Pods, []string{"xwing"}) || !slices.Equal(got.Images, []string{cluster.ImageName}) {
 			t.Fatalf("%v: identity %+v, want bare pod xwing's regular container with the test image", scope, got)
 		}
@@ -435,17 +436,17 @@ func TestPodsWorkload(t *testing.T) {
 		t.Fatalf("%d containers, want init, server and sidecar", len(p.Containers))
 	}
 	want := map[string]struct {
-		kind     profile.ContainerKind
+		kind     v1alpha1.ContainerKind
 		pods     []string
 		required []string
 	}{
-		"init":    {profile.InitContainer, []string{first.Name}, []string{"CHOWN"}},
-		"server":  {profile.RegularContainer, []string{first.Name, second.Name}, []string{"CHOWN", "NET_BIND_SERVICE"}}, // before and after its restart
-		"sidecar": {profile.RegularContainer, []string{first.Name, second.Name}, []string{"SETUID", "NET_BIND_SERVICE"}},
+		"init":    {v1alpha1.InitContainer, []string{first.Name}, []string{"CHOWN"}},
+		"server":  {v1alpha1.RegularContainer, []string{first.Name, second.Name}, []string{"CHOWN", "NET_BIND_SERVICE"}}, // before and after its restart
+		"sidecar": {v1alpha1.RegularContainer, []string{first.Name, second.Name}, []string{"SETUID", "NET_BIND_SERVICE"}},
 	}
 	for name, w := range want {
 		got := entry(t, p, ns, name)
-		if got.Owner == nil || *got.Owner != (profile.Owner{Kind: "Deployment", Name: "web"}) || got.Kind != w.kind || !slices.Equal(got.Pods, w.pods) {
+		if got.Owner == nil || *got.Owner != (v1alpha1.Owner{Kind: "Deployment", Name: "web"}) || got.Kind != w.kind || !slices.Equal(got.Pods, w.pods) {
 			t.Fatalf("%s: owner %v kind %q pods %v; want Deployment web, %q, %v", name, got.Owner, got.Kind, got.Pods, w.kind, w.pods)
 		}
 		wantRequired(t, alone(got), w.required...)
@@ -460,7 +461,7 @@ func TestPodsWorkload(t *testing.T) {
 
 	// analyze shows the workload and how many pods contributed.
 	path := filepath.Join(t.TempDir(), "web.json")
-	if err := p.Save(path); err != nil {
+	if err := profile.Save(p, path); err != nil {
 		t.Fatal(err)
 	}
 	r := capprof(t, "analyze", path)
@@ -482,7 +483,7 @@ func TestPodsRuntimeEndpoint(t *testing.T) {
 	execIn(t, c, containerID(t, pod, "app"), "/workload", "setuid")
 	fromAPI, fromCRI := viaAPI.stop(t), viaCRI.stop(t)
 	a, b := entry(t, fromAPI, ns, "app"), entry(t, fromCRI, ns, "app")
-	if *b.Owner != (profile.Owner{Kind: "Pod", Name: "tie"}) || !slices.Equal(b.Pods, []string{"tie"}) || !slices.Equal(b.Images, []string{cluster.ImageName}) {
+	if *b.Owner != (v1alpha1.Owner{Kind: "Pod", Name: "tie"}) || !slices.Equal(b.Pods, []string{"tie"}) || !slices.Equal(b.Images, []string{cluster.ImageName}) {
 		t.Fatalf("CRI identity %+v, want bare pod tie with the test image", b)
 	}
 	wantRequired(t, alone(a), "SETUID", "NET_BIND_SERVICE")

@@ -15,6 +15,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/profile"
 )
@@ -106,14 +107,14 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 					t.Fatalf("app pods %v lack %s", app.Pods, p.pod.Name)
 				}
 			}
-			if *app.Owner != (profile.Owner{Kind: "Deployment", Name: "web"}) {
+			if *app.Owner != (v1alpha1.Owner{Kind: "Deployment", Name: "web"}) {
 				t.Fatalf("owner %v, want Deployment web", app.Owner)
 			}
 			// The t=0 bind of each instance is the workload's, not the runtime's.
 			var binds uint64
 			for _, cc := range app.Capabilities {
 				for _, s := range cc.Sources {
-					if cc.Capability.String() == "CAP_NET_BIND_SERVICE" && s.Phase == profile.StartupPhase && s.Syscall == "bind" {
+					if cc.Capability.String() == "CAP_NET_BIND_SERVICE" && s.Phase == v1alpha1.StartupPhase && s.Syscall == "bind" {
 						binds += s.Count
 					}
 				}
@@ -132,7 +133,7 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 			runWithAdvice(t, c, ns, p, "app")
 			// The session as a user sees it (the README shows one).
 			path := filepath.Join(t.TempDir(), "web.json")
-			if err := p.Save(path); err != nil {
+			if err := profile.Save(p, path); err != nil {
 				t.Fatal(err)
 			}
 			r := capprof(t, "analyze", path)
@@ -144,7 +145,7 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 // runWithAdvice runs `workload timeline` in a pod whose container gets only
 // the capabilities the profile advises (drop ALL, add them), and fails
 // unless every step succeeds.
-func runWithAdvice(t *testing.T, c *cluster.Cluster, ns string, p *profile.Profile, container string) {
+func runWithAdvice(t *testing.T, c *cluster.Cluster, ns string, p *v1alpha1.Profile, container string) {
 	t.Helper()
 	a := profile.Analyze([]profile.Input{{Source: "recorded", Profile: p}})
 	var advice *corev1.SecurityContext
@@ -204,7 +205,7 @@ func TestPodsAlreadyRunningCoverage(t *testing.T) {
 
 	dir := t.TempDir()
 	path := filepath.Join(dir, "old.json")
-	if err := p.Save(path); err != nil {
+	if err := profile.Save(p, path); err != nil {
 		t.Fatal(err)
 	}
 	const warning = "startup not observed for 1 of 1 instance (pod old joined "
@@ -301,7 +302,7 @@ func TestPodsRuntimes(t *testing.T) {
 			var runtime bool
 			for _, cc := range s.Capabilities {
 				for _, src := range cc.Sources {
-					runtime = runtime || src.Phase == profile.RuntimeInitPhase
+					runtime = runtime || src.Phase == v1alpha1.RuntimeInitPhase
 				}
 			}
 			if !runtime {

@@ -16,6 +16,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/profile"
 	"github.com/capprof/capprof/verify"
@@ -146,14 +147,14 @@ func TestVerifyCorpus(t *testing.T) {
 				t.Fatalf("verification %+v: want the advised set passed once and each of %v tried", v, tc.observed)
 			}
 			for _, vc := range v.Capabilities {
-				want := profile.VerifiedRemovable
+				want := v1alpha1.VerifiedRemovable
 				if slices.Contains(tc.verified, vc.Capability.KubernetesName()) {
-					want = profile.VerifiedNeeded
+					want = v1alpha1.VerifiedNeeded
 				}
 				if vc.Verified != want {
 					t.Errorf("%s verified %s, want %s", vc.Capability, vc.Verified, want)
 				}
-				if want == profile.VerifiedNeeded && (vc.FailedRun == nil || !slices.ContainsFunc(vc.FailedRun.Denials, func(d profile.DeniedChecks) bool { return d.Capability == vc.Capability })) {
+				if want == v1alpha1.VerifiedNeeded && (vc.FailedRun == nil || !slices.ContainsFunc(vc.FailedRun.Denials, func(d v1alpha1.DeniedChecks) bool { return d.Capability == vc.Capability })) {
 					t.Errorf("%s needed without the evidence of its denial: %+v", vc.Capability, vc.FailedRun)
 				}
 			}
@@ -226,10 +227,10 @@ if [ $((n %% 5)) -eq 4 ]; then echo "flaky failure" >&2; exit 1; fi
 		t.Fatalf("verification %+v: want 5 runs per set, the advised set passed 4 of 5, two capabilities tried\n%s", v, r.stderr)
 	}
 	fsetid, bind := v.Capabilities[0], v.Capabilities[1]
-	if fsetid.Capability.KubernetesName() != "FSETID" || fsetid.Verified != profile.VerifiedRemovable || fsetid.Passed != 4 || fsetid.Failed != 1 {
+	if fsetid.Capability.KubernetesName() != "FSETID" || fsetid.Verified != v1alpha1.VerifiedRemovable || fsetid.Passed != 4 || fsetid.Failed != 1 {
 		t.Errorf("FSETID: %+v, want removable, passed 4 of 5", fsetid)
 	}
-	if bind.Capability.KubernetesName() != "NET_BIND_SERVICE" || bind.Verified != profile.VerifiedNeeded || bind.Passed != 0 || bind.FailedRun == nil || bind.FailedRun.ExitStatus != 1 {
+	if bind.Capability.KubernetesName() != "NET_BIND_SERVICE" || bind.Verified != v1alpha1.VerifiedNeeded || bind.Passed != 0 || bind.FailedRun == nil || bind.FailedRun.ExitStatus != 1 {
 		t.Errorf("NET_BIND_SERVICE: %+v, want needed, with its failed run", bind)
 	}
 	analysis := profile.Analyze([]profile.Input{{Source: out, Profile: p}}).Containers[0]
@@ -286,11 +287,11 @@ func TestVerifyInterrupted(t *testing.T) {
 func TestVerifyBadInput(t *testing.T) {
 	dir := t.TempDir()
 	twoContainers := filepath.Join(dir, "two.json")
-	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: []profile.Container{
-		{Identity: profile.Identity{Name: "a"}, Capabilities: []profile.CapabilityChecks{}, Execs: []profile.Exec{}, CredentialChanges: []profile.CredentialChange{}, UIDs: []uint32{}},
-		{Identity: profile.Identity{Name: "b"}, Capabilities: []profile.CapabilityChecks{}, Execs: []profile.Exec{}, CredentialChanges: []profile.CredentialChange{}, UIDs: []uint32{}},
+	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: []v1alpha1.Container{
+		{Identity: v1alpha1.Identity{Name: "a"}, Capabilities: []v1alpha1.CapabilityChecks{}, Execs: []v1alpha1.Exec{}, CredentialChanges: []v1alpha1.CredentialChange{}, UIDs: []uint32{}},
+		{Identity: v1alpha1.Identity{Name: "b"}, Capabilities: []v1alpha1.CapabilityChecks{}, Execs: []v1alpha1.Exec{}, CredentialChanges: []v1alpha1.CredentialChange{}, UIDs: []uint32{}},
 	}}
-	if err := p.Save(twoContainers); err != nil {
+	if err := profile.Save(p, twoContainers); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -336,7 +337,7 @@ func verifyPodsSetup(t *testing.T) (c *cluster.Cluster, ns, profilePath, manifes
 	p := rec.stop(t)
 	dir := t.TempDir()
 	profilePath = filepath.Join(dir, "web.json")
-	if err := p.Save(profilePath); err != nil {
+	if err := profile.Save(p, profilePath); err != nil {
 		t.Fatal(err)
 	}
 	observed := profile.Analyze([]profile.Input{{Source: "web", Profile: alone(entry(t, p, ns, "server"))}}).Containers[0]
@@ -434,13 +435,13 @@ func TestVerifyPods(t *testing.T) {
 	for _, vc := range v.Capabilities {
 		switch vc.Capability.KubernetesName() {
 		case "FSETID":
-			if vc.Verified != profile.VerifiedRemovable {
+			if vc.Verified != v1alpha1.VerifiedRemovable {
 				t.Errorf("FSETID %+v, want removable\n%s", vc, r.stderr)
 			}
 		case "NET_BIND_SERVICE":
 			f := vc.FailedRun
-			if vc.Verified != profile.VerifiedNeeded || f == nil || !strings.Contains(f.Reason, "container server restarted") || f.ExitStatus != 1 ||
-				!slices.ContainsFunc(f.Denials, func(d profile.DeniedChecks) bool { return d.Capability == vc.Capability }) {
+			if vc.Verified != v1alpha1.VerifiedNeeded || f == nil || !strings.Contains(f.Reason, "container server restarted") || f.ExitStatus != 1 ||
+				!slices.ContainsFunc(f.Denials, func(d v1alpha1.DeniedChecks) bool { return d.Capability == vc.Capability }) {
 				t.Errorf("NET_BIND_SERVICE %+v (run %+v), want needed with the crash and its denial\n%s", vc, f, r.stderr)
 			}
 		}

@@ -9,7 +9,7 @@ package events
 import (
 	"time"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Event is one line of the stream: exactly one of the process_* fields is
@@ -127,7 +127,7 @@ func CapabilitiesOf(permitted, effective, inheritable uint64) *Capabilities {
 
 func capNames(set uint64) []string {
 	var names []string
-	for _, c := range profile.CapSet(set).List() {
+	for _, c := range v1alpha1.CapSet(set).List() {
 		names = append(names, c.String())
 	}
 	return names
@@ -273,7 +273,7 @@ const actionPost = "KPROBE_ACTION_POST"
 
 // CapabilityCheck builds a capability check's kprobe event.
 func CapabilityCheck(proc, parent *Process, capability int32, ret int32, ns *UserNSArg) *ProcessKprobe {
-	name := profile.Capability(capability).String()
+	name := v1alpha1.Capability(capability).String()
 	verdict := Allowed
 	if ret != 0 {
 		verdict = Denied

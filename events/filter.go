@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Filter selects events (--events-filter). Each field lists the values
@@ -54,7 +54,7 @@ func ParseFilter(terms []string) (Filter, error) {
 		case "container":
 			f.Containers = append(f.Containers, value)
 		case "cap":
-			c, err := profile.ParseCapability(value)
+			c, err := v1alpha1.ParseCapability(value)
 			if err != nil {
 				return f, fmt.Errorf("%q: %w", term, err)
 			}

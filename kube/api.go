@@ -23,7 +23,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // APIConfig selects pods through the Kubernetes API.
@@ -49,7 +49,7 @@ type APISource struct {
 	warnings  io.Writer
 
 	mu     sync.Mutex
-	owners map[string]profile.Owner // by namespace/kind/name of the pod's controller
+	owners map[string]v1alpha1.Owner // by namespace/kind/name of the pod's controller
 }
 
 // podScheme knows core/v1 alone: capprof reads pods, and only the metadata
@@ -103,7 +103,7 @@ func NewAPISource(cfg APIConfig) (*APISource, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create Kubernetes metadata client (%s): %w", origin, err)
 	}
-	s := &APISource{sel: cfg.Selection, origin: origin, core: core, meta: meta, warnings: cfg.Warnings, owners: map[string]profile.Owner{}}
+	s := &APISource{sel: cfg.Selection, origin: origin, core: core, meta: meta, warnings: cfg.Warnings, owners: map[string]v1alpha1.Owner{}}
 	if s.warnings == nil {
 		s.warnings = io.Discard
 	}
@@ -312,7 +312,7 @@ func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
 	for _, c := range p.Spec.EphemeralContainers {
 		images[c.Name] = c.Image
 	}
-	add := func(kind profile.ContainerKind, statuses []corev1.ContainerStatus) {
+	add := func(kind v1alpha1.ContainerKind, statuses []corev1.ContainerStatus) {
 		for _, st := range statuses {
 			if st.ContainerID == "" {
 				continue
@@ -328,22 +328,22 @@ func (s *APISource) pod(ctx context.Context, p *corev1.Pod) Pod {
 			out.Containers = append(out.Containers, c)
 		}
 	}
-	add(profile.InitContainer, p.Status.InitContainerStatuses)
-	add(profile.RegularContainer, p.Status.ContainerStatuses)
-	add(profile.EphemeralContainer, p.Status.EphemeralContainerStatuses)
+	add(v1alpha1.InitContainer, p.Status.InitContainerStatuses)
+	add(v1alpha1.RegularContainer, p.Status.ContainerStatuses)
+	add(v1alpha1.EphemeralContainer, p.Status.EphemeralContainerStatuses)
 	return out
 }
 
 // owner follows the pod's controller up one more level where Kubernetes
 // adds one (ReplicaSet → Deployment, Job → CronJob). When the intermediate
 // object cannot be read, the owner is inferred from labels and names.
-func (s *APISource) owner(ctx context.Context, p *corev1.Pod) profile.Owner {
+func (s *APISource) owner(ctx context.Context, p *corev1.Pod) v1alpha1.Owner {
 	ref := metav1.GetControllerOf(p)
 	if ref == nil {
-		return profile.Owner{Kind: "Pod", Name: p.Name}
+		return v1alpha1.Owner{Kind: "Pod", Name: p.Name}
 	}
 	if ref.Kind != "ReplicaSet" && ref.Kind != "Job" {
-		return profile.Owner{Kind: ref.Kind, Name: ref.Name}
+		return v1alpha1.Owner{Kind: ref.Kind, Name: ref.Name}
 	}
 	key := p.Namespace + "/" + ref.Kind + "/" + ref.Name
 	s.mu.Lock()
@@ -352,7 +352,7 @@ func (s *APISource) owner(ctx context.Context, p *corev1.Pod) profile.Owner {
 	if ok {
 		return o
 	}
-	o = profile.Owner{Kind: ref.Kind, Name: ref.Name}
+	o = v1alpha1.Owner{Kind: ref.Kind, Name: ref.Name}
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	resource := schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "replicasets"}
@@ -363,7 +363,7 @@ func (s *APISource) owner(ctx context.Context, p *corev1.Pod) profile.Owner {
 	switch {
 	case err == nil:
 		if up := metav1.GetControllerOf(obj); up != nil {
-			o = profile.Owner{Kind: up.Kind, Name: up.Name}
+			o = v1alpha1.Owner{Kind: up.Kind, Name: up.Name}
 		}
 	case ref.Kind == "ReplicaSet":
 		if inferred := inferOwner(p.Name, p.Labels); inferred.Kind == "Deployment" {

@@ -14,7 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Pod is a selected pod on this node and the containers it has run.
@@ -26,7 +26,7 @@ type Pod struct {
 	// Labels are the pod's labels (CRI: its sandbox's, which hold the pod's
 	// labels and the kubelet's io.kubernetes.* ones).
 	Labels     map[string]string
-	Owner      profile.Owner
+	Owner      v1alpha1.Owner
 	Containers []Container
 }
 
@@ -34,7 +34,7 @@ type Pod struct {
 // with a new ID.
 type Container struct {
 	Name  string
-	Kind  profile.ContainerKind
+	Kind  v1alpha1.ContainerKind
 	Image string
 	// ID is the runtime's container id, without the "containerd://" scheme.
 	ID string
@@ -187,27 +187,27 @@ const (
 // and the names it generated, for when the owner objects cannot be read (CRI
 // mode, or no RBAC to get ReplicaSets/Jobs). A pod none of them explains is
 // its own owner.
-func inferOwner(podName string, podLabels map[string]string) profile.Owner {
+func inferOwner(podName string, podLabels map[string]string) v1alpha1.Owner {
 	if h := podLabels[podTemplateHashLabel]; h != "" {
 		// Deployment "web" → ReplicaSet "web-<hash>" → Pod "web-<hash>-<suffix>".
 		if i := strings.LastIndex(podName, "-"+h+"-"); i > 0 {
-			return profile.Owner{Kind: "Deployment", Name: podName[:i]}
+			return v1alpha1.Owner{Kind: "Deployment", Name: podName[:i]}
 		}
 	}
 	if podLabels[statefulSetPodLabel] == podName && podLabels[revisionHashLabel] != "" {
 		// StatefulSet "db" → Pod "db-<ordinal>".
 		if i := strings.LastIndex(podName, "-"); i > 0 {
-			return profile.Owner{Kind: "StatefulSet", Name: podName[:i]}
+			return v1alpha1.Owner{Kind: "StatefulSet", Name: podName[:i]}
 		}
 	}
 	if podLabels[templateGenerationLbl] != "" && podLabels[revisionHashLabel] != "" && len(podName) > generatedSuffixDashLen {
 		// DaemonSet "agent" → Pod "agent-<suffix>".
-		return profile.Owner{Kind: "DaemonSet", Name: podName[:len(podName)-generatedSuffixDashLen]}
+		return v1alpha1.Owner{Kind: "DaemonSet", Name: podName[:len(podName)-generatedSuffixDashLen]}
 	}
 	for _, l := range []string{jobNameLabel, legacyJobNameLabel} {
 		if j := podLabels[l]; j != "" {
-			return profile.Owner{Kind: "Job", Name: j}
+			return v1alpha1.Owner{Kind: "Job", Name: j}
 		}
 	}
-	return profile.Owner{Kind: "Pod", Name: podName}
+	return v1alpha1.Owner{Kind: "Pod", Name: podName}
 }

@@ -5,24 +5,24 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 func TestInferOwner(t *testing.T) {
 	tests := []struct {
 		pod    string
 		labels map[string]string
-		want   profile.Owner
+		want   v1alpha1.Owner
 	}{
-		{"web-7d4b9c6f5-x2kq9", map[string]string{"pod-template-hash": "7d4b9c6f5"}, profile.Owner{Kind: "Deployment", Name: "web"}},
-		{"my-api-v2-5f6d-abcde", map[string]string{"pod-template-hash": "5f6d"}, profile.Owner{Kind: "Deployment", Name: "my-api-v2"}},
-		{"db-0", map[string]string{"statefulset.kubernetes.io/pod-name": "db-0", "controller-revision-hash": "db-6c4f"}, profile.Owner{Kind: "StatefulSet", Name: "db"}},
-		{"agent-k8x2p", map[string]string{"pod-template-generation": "1", "controller-revision-hash": "5d9"}, profile.Owner{Kind: "DaemonSet", Name: "agent"}},
-		{"backup-28912-q7x", map[string]string{"batch.kubernetes.io/job-name": "backup-28912"}, profile.Owner{Kind: "Job", Name: "backup-28912"}},
-		{"old-job-x", map[string]string{"job-name": "old-job"}, profile.Owner{Kind: "Job", Name: "old-job"}},
-		{"xwing", nil, profile.Owner{Kind: "Pod", Name: "xwing"}},
+		{"web-7d4b9c6f5-x2kq9", map[string]string{"pod-template-hash": "7d4b9c6f5"}, v1alpha1.Owner{Kind: "Deployment", Name: "web"}},
+		{"my-api-v2-5f6d-abcde", map[string]string{"pod-template-hash": "5f6d"}, v1alpha1.Owner{Kind: "Deployment", Name: "my-api-v2"}},
+		{"db-0", map[string]string{"statefulset.kubernetes.io/pod-name": "db-0", "controller-revision-hash": "db-6c4f"}, v1alpha1.Owner{Kind: "StatefulSet", Name: "db"}},
+		{"agent-k8x2p", map[string]string{"pod-template-generation": "1", "controller-revision-hash": "5d9"}, v1alpha1.Owner{Kind: "DaemonSet", Name: "agent"}},
+		{"backup-28912-q7x", map[string]string{"batch.kubernetes.io/job-name": "backup-28912"}, v1alpha1.Owner{Kind: "Job", Name: "backup-28912"}},
+		{"old-job-x", map[string]string{"job-name": "old-job"}, v1alpha1.Owner{Kind: "Job", Name: "old-job"}},
+		{"xwing", nil, v1alpha1.Owner{Kind: "Pod", Name: "xwing"}},
 		// A hash label that is not in the name is no evidence.
-		{"web", map[string]string{"pod-template-hash": "7d4b9c6f5"}, profile.Owner{Kind: "Pod", Name: "web"}},
+		{"web", map[string]string{"pod-template-hash": "7d4b9c6f5"}, v1alpha1.Owner{Kind: "Pod", Name: "web"}},
 	}
 	for _, tt := range tests {
 		if got := inferOwner(tt.pod, tt.labels); got != tt.want {
@@ -102,7 +102,7 @@ func TestBareContainerID(t *testing.T) {
 
 func TestRestartTargets(t *testing.T) {
 	pod := func(ns, name, kind, owner string) Pod {
-		return Pod{Namespace: ns, Name: name, Owner: profile.Owner{Kind: kind, Name: owner}}
+		return Pod{Namespace: ns, Name: name, Owner: v1alpha1.Owner{Kind: kind, Name: owner}}
 	}
 	got, err := RestartTargets([]Pod{
 		pod("shop", "web-1", "Deployment", "web"), pod("shop", "web-2", "Deployment", "web"),

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -25,14 +26,14 @@ var runtimeDefaultNames = map[string][]string{
 var Runtimes = []string{"containerd", "crio", "docker"}
 
 // RuntimeDefaults returns the default capability set of a runtime.
-func RuntimeDefaults(runtime string) (profile.CapSet, error) {
+func RuntimeDefaults(runtime string) (v1alpha1.CapSet, error) {
 	names, ok := runtimeDefaultNames[runtime]
 	if !ok {
 		return 0, fmt.Errorf("unknown runtime %q (valid: %s)", runtime, strings.Join(Runtimes, ", "))
 	}
-	var set profile.CapSet
+	var set v1alpha1.CapSet
 	for _, n := range names {
-		c, err := profile.ParseCapability(n)
+		c, err := v1alpha1.ParseCapability(n)
 		if err != nil {
 			return 0, err
 		}
@@ -42,9 +43,9 @@ func RuntimeDefaults(runtime string) (profile.CapSet, error) {
 }
 
 // allCapabilities is what a privileged container, or add: [ALL], gets.
-var allCapabilities = func() profile.CapSet {
-	var s profile.CapSet
-	for c := profile.Capability(0); c <= profile.LastCapability; c++ {
+var allCapabilities = func() v1alpha1.CapSet {
+	var s v1alpha1.CapSet
+	for c := v1alpha1.Capability(0); c <= v1alpha1.LastCapability; c++ {
 		s |= 1 << c
 	}
 	return s
@@ -54,7 +55,7 @@ var allCapabilities = func() profile.CapSet {
 // container, as the CRI runtimes compute it: privileged gets everything;
 // otherwise the defaults, or everything with add ALL, or nothing with drop
 // ALL; then the named adds; then the named drops.
-func Granted(sc *corev1.SecurityContext, defaults profile.CapSet) (profile.CapSet, error) {
+func Granted(sc *corev1.SecurityContext, defaults v1alpha1.CapSet) (v1alpha1.CapSet, error) {
 	if sc == nil {
 		return defaults, nil
 	}
@@ -80,7 +81,7 @@ func Granted(sc *corev1.SecurityContext, defaults profile.CapSet) (profile.CapSe
 			if strings.EqualFold(string(name), "ALL") {
 				continue
 			}
-			c, err := profile.ParseCapability(string(name))
+			c, err := v1alpha1.ParseCapability(string(name))
 			if err != nil {
 				return 0, fmt.Errorf("securityContext.capabilities.%s: %w", list.field, err)
 			}
@@ -124,8 +125,8 @@ type WorkloadComparison struct {
 // ContainerComparison is one manifest container: what it is granted
 // today, what its profile needs, and what the advice would change.
 type ContainerComparison struct {
-	Container string                `json:"container"`
-	Kind      profile.ContainerKind `json:"kind"`
+	Container string                 `json:"container"`
+	Kind      v1alpha1.ContainerKind `json:"kind"`
 	// Profile is the profiled container's key.
 	Profile string `json:"profile"`
 	// GrantedToday is the bounding set the manifest's securityContext
@@ -186,7 +187,7 @@ func Compare(m *Manifest, a *profile.Analysis, runtime string) (*Comparison, err
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s container %s: %w", m.Path, w, pc.Container, err)
 			}
-			var required profile.CapSet
+			var required v1alpha1.CapSet
 			for _, d := range pc.Analysis.Capabilities {
 				if d.Decision == profile.Required {
 					required |= 1 << d.Capability

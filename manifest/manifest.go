@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/internal/yamlguard"
 	"github.com/capprof/capprof/profile"
 )
@@ -224,15 +225,15 @@ func convert(v any, into any) error {
 }
 
 // findContainer finds a container of the pod spec by name.
-func (w *Workload) findContainer(name string) (kind profile.ContainerKind, index int, c *corev1.Container) {
+func (w *Workload) findContainer(name string) (kind v1alpha1.ContainerKind, index int, c *corev1.Container) {
 	for i := range w.PodSpec.Containers {
 		if w.PodSpec.Containers[i].Name == name {
-			return profile.RegularContainer, i, &w.PodSpec.Containers[i]
+			return v1alpha1.RegularContainer, i, &w.PodSpec.Containers[i]
 		}
 	}
 	for i := range w.PodSpec.InitContainers {
 		if w.PodSpec.InitContainers[i].Name == name {
-			return profile.InitContainer, i, &w.PodSpec.InitContainers[i]
+			return v1alpha1.InitContainer, i, &w.PodSpec.InitContainers[i]
 		}
 	}
 	return "", 0, nil
@@ -240,7 +241,7 @@ func (w *Workload) findContainer(name string) (kind profile.ContainerKind, index
 
 // list is the pod spec list that holds the container.
 func (m Match) list() string {
-	if m.Kind == profile.InitContainer {
+	if m.Kind == v1alpha1.InitContainer {
 		return "initContainers"
 	}
 	return "containers"
@@ -263,7 +264,7 @@ func (w *Workload) containerNames() []string {
 type Match struct {
 	Workload  *Workload
 	Container string
-	Kind      profile.ContainerKind
+	Kind      v1alpha1.ContainerKind
 	Index     int
 	Analysis  *profile.ContainerAnalysis
 }

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/internal/golden"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -130,7 +131,7 @@ func TestBadManifests(t *testing.T) {
 // TestCommandContainer: a recorded command's container matches by name
 // alone, and must be unambiguous.
 func TestCommandContainer(t *testing.T) {
-	a := &profile.Analysis{Containers: []profile.ContainerAnalysis{{Identity: profile.Identity{Name: "app"},
+	a := &profile.Analysis{Containers: []profile.ContainerAnalysis{{Identity: v1alpha1.Identity{Name: "app"},
 		SecurityContext: ShopAnalysis(t, "testdata").Containers[0].SecurityContext}}}
 	one := "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: app}]}\n"
 	m, err := manifest.Parse("one.yaml", []byte(one))
@@ -160,7 +161,7 @@ func TestGranted(t *testing.T) {
 	tests := []struct {
 		name     string
 		sc       *corev1.SecurityContext
-		defaults profile.CapSet
+		defaults v1alpha1.CapSet
 		want     int
 		has      []string
 		lacks    []string
@@ -182,12 +183,12 @@ func TestGranted(t *testing.T) {
 				t.Errorf("%d capabilities, want %d", n, tt.want)
 			}
 			for _, name := range tt.has {
-				if c, _ := profile.ParseCapability(name); !got.Has(c) {
+				if c, _ := v1alpha1.ParseCapability(name); !got.Has(c) {
 					t.Errorf("lacks %s", name)
 				}
 			}
 			for _, name := range tt.lacks {
-				if c, _ := profile.ParseCapability(name); got.Has(c) {
+				if c, _ := v1alpha1.ParseCapability(name); got.Has(c) {
 					t.Errorf("has %s", name)
 				}
 			}
@@ -201,7 +202,7 @@ func TestGranted(t *testing.T) {
 func TestPatchHeaderOneLine(t *testing.T) {
 	const name = "web\nspec: {replicas: 0}"
 	a := &profile.Analysis{Containers: []profile.ContainerAnalysis{{
-		Identity:        profile.Identity{Name: "app", Namespace: "shop", Owner: &profile.Owner{Kind: "Deployment", Name: name}},
+		Identity:        v1alpha1.Identity{Name: "app", Namespace: "shop", Owner: &v1alpha1.Owner{Kind: "Deployment", Name: name}},
 		SecurityContext: ShopAnalysis(t, "testdata").Containers[0].SecurityContext}}}
 	doc := "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: \"web\\nspec: {replicas: 0}\", namespace: shop}\nspec: {template: {spec: {containers: [{name: app}]}}}\n"
 	const want = `kubectl patch deployment web\nspec: {replicas: 0} -n shop --type`

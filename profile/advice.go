@@ -11,6 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	psaapi "k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // advise builds a container's securityContext from its capability
@@ -18,7 +20,7 @@ import (
 // privilege escalation unless an exec gained privileges; the runtime's
 // default seccomp profile; and runAsNonRoot (with runAsUser when a single
 // uid was seen) when no process ran as root.
-func advise(c Container, rows []CapabilityDecision, escalation bool) *corev1.SecurityContext {
+func advise(c v1alpha1.Container, rows []CapabilityDecision, escalation bool) *corev1.SecurityContext {
 	var add []corev1.Capability
 	for _, row := range rows {
 		if row.Decision == Required {
@@ -44,19 +46,19 @@ func advise(c Container, rows []CapabilityDecision, escalation bool) *corev1.Sec
 // file capabilities (security.capability), without a uid change.
 type fileCapExec struct {
 	Executable string
-	Gained     CapSet
+	Gained     v1alpha1.CapSet
 	// Effective are the gained capabilities raised into the effective set:
 	// the file's effective bit is set, so the kernel refuses the exec with
 	// EPERM when the bounding set lacks one of them (a "capability-dumb
 	// binary": security/commoncap.c bprm_caps_from_vfs_caps).
-	Effective CapSet
+	Effective v1alpha1.CapSet
 }
 
 type fileCapExecs []fileCapExec
 
 // fileCapabilities finds the execs whose permitted set grew while the
 // effective uid stayed the same: file capabilities, not setuid.
-func fileCapabilities(changes []CredentialChange) fileCapExecs {
+func fileCapabilities(changes []v1alpha1.CredentialChange) fileCapExecs {
 	byExe := map[string]*fileCapExec{}
 	for _, ch := range changes {
 		gained := ch.After.Permitted &^ ch.Before.Permitted
@@ -80,7 +82,7 @@ func fileCapabilities(changes []CredentialChange) fileCapExecs {
 }
 
 // keeping returns the executables whose exec needs c in the bounding set.
-func (f fileCapExecs) keeping(c Capability) []string {
+func (f fileCapExecs) keeping(c v1alpha1.Capability) []string {
 	var exes []string
 	for _, fc := range f {
 		if fc.Effective.Has(c) {
@@ -91,7 +93,7 @@ func (f fileCapExecs) keeping(c Capability) []string {
 }
 
 // adviceWarnings are the points a careful reviewer raises about the advice.
-func adviceWarnings(c Container, rows []CapabilityDecision, fileCaps fileCapExecs) []string {
+func adviceWarnings(c v1alpha1.Container, rows []CapabilityDecision, fileCaps fileCapExecs) []string {
 	var warnings []string
 	late := c.Coverage != nil && len(c.Coverage.Late) > 0
 	if late {
@@ -146,7 +148,7 @@ type nonRootAsk struct {
 // nonRootWarning says that executables that ran as non-root uids asked for
 // c, which add alone does not give them: one warning per capability, however
 // many executables (a profile can hold thousands), naming the first three.
-func nonRootWarning(c Capability, asked []nonRootAsk) string {
+func nonRootWarning(c v1alpha1.Capability, asked []nonRootAsk) string {
 	const named = 3
 	setcap := "setcap cap_" + strings.ToLower(c.KubernetesName()) + "+ep "
 	if len(asked) == 1 {
@@ -167,8 +169,8 @@ func nonRootWarning(c Capability, asked []nonRootAsk) string {
 }
 
 // nonRootExecs are the execs that ran as a non-root uid, by executable.
-func nonRootExecs(execs []Exec) map[string][]Exec {
-	byExe := map[string][]Exec{}
+func nonRootExecs(execs []v1alpha1.Exec) map[string][]v1alpha1.Exec {
+	byExe := map[string][]v1alpha1.Exec{}
 	for _, e := range execs {
 		if e.EUID != 0 {
 			byExe[e.Executable] = append(byExe[e.Executable], e)
@@ -179,7 +181,7 @@ func nonRootExecs(execs []Exec) map[string][]Exec {
 
 // nonRootWithout finds, among an executable's non-root execs, one without
 // c in its permitted set (so not from file capabilities).
-func nonRootWithout(execs []Exec, c Capability) (uint32, bool) {
+func nonRootWithout(execs []v1alpha1.Exec, c v1alpha1.Capability) (uint32, bool) {
 	for _, e := range execs {
 		if !e.Permitted.Has(c) {
 			return e.EUID, true
@@ -190,9 +192,9 @@ func nonRootWithout(execs []Exec, c Capability) (uint32, bool) {
 
 // adviceOnlyPod is a pod holding only the container with the advised
 // securityContext, to find the level the advice alone reaches.
-func adviceOnlyPod(name string, kind ContainerKind, sc *corev1.SecurityContext) *corev1.PodSpec {
+func adviceOnlyPod(name string, kind v1alpha1.ContainerKind, sc *corev1.SecurityContext) *corev1.PodSpec {
 	ctr := corev1.Container{Name: name, SecurityContext: sc}
-	if kind == InitContainer {
+	if kind == v1alpha1.InitContainer {
 		return &corev1.PodSpec{InitContainers: []corev1.Container{ctr}}
 	}
 	return &corev1.PodSpec{Containers: []corev1.Container{ctr}}
@@ -255,13 +257,13 @@ func EvaluatePodSecurity(meta *metav1.ObjectMeta, spec *corev1.PodSpec) PodSecur
 }
 
 // Observed reports whether any process of the container was seen.
-func Observed(c Container) bool {
+func Observed(c v1alpha1.Container) bool {
 	return len(c.Execs) > 0 || len(c.Capabilities) > 0 || len(c.UIDs) > 0
 }
 
 // CoverageWarning says which instances were joined after they started; ""
 // when every instance was recorded from its start (or coverage is unknown).
-func CoverageWarning(cov *Coverage) string {
+func CoverageWarning(cov *v1alpha1.Coverage) string {
 	if cov == nil || len(cov.Late) == 0 {
 		return ""
 	}

@@ -9,6 +9,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Decision is what capprof recommends for one capability of one container.
@@ -53,32 +55,32 @@ const (
 // Startup and steady-state checks count alike; the reason says when every
 // granted check came in the startup window. It returns the decision and a
 // one-line reason.
-func Decide(checks []CapabilityChecks, changes []CredentialChange) (Decision, string) {
+func Decide(checks []v1alpha1.CapabilityChecks, changes []v1alpha1.CredentialChange) (Decision, string) {
 	raised := inheritableRaised(changes)
 	var granted, unknownAuditOnly, startupOnly = false, true, true
 	var failed, unknown, tolerated, shortcut bool
 	for _, c := range checks {
-		if c.UserNamespace != InitialNamespace {
+		if c.UserNamespace != v1alpha1.InitialNamespace {
 			continue
 		}
 		for _, s := range c.Sources {
 			if !isWorkloadCheck(s) {
 				continue
 			}
-			if c.Verdict == Granted && isUnneededShortcut(c.Capability, s, raised) {
+			if c.Verdict == v1alpha1.Granted && isUnneededShortcut(c.Capability, s, raised) {
 				shortcut = true
 				continue
 			}
-			if c.Verdict == Granted {
+			if c.Verdict == v1alpha1.Granted {
 				granted = true
-				unknownAuditOnly = unknownAuditOnly && s.Audit == UnknownAudit
-				startupOnly = startupOnly && s.Phase == StartupPhase
+				unknownAuditOnly = unknownAuditOnly && s.Audit == v1alpha1.UnknownAudit
+				startupOnly = startupOnly && s.Phase == v1alpha1.StartupPhase
 				continue
 			}
 			switch s.Outcome() {
-			case SyscallFailed:
+			case v1alpha1.SyscallFailed:
 				failed = true
-			case OutcomeUnknown:
+			case v1alpha1.OutcomeUnknown:
 				unknown = true
 			default:
 				tolerated = true
@@ -104,13 +106,13 @@ func Decide(checks []CapabilityChecks, changes []CredentialChange) (Decision, st
 }
 
 // capSetpcap is CAP_SETPCAP.
-const capSetpcap Capability = 8
+const capSetpcap v1alpha1.Capability = 8
 
 // isUnneededShortcut: a SETPCAP check made only by cap_capset, in a
 // container where no capset raised the inheritable set beyond the old
 // inheritable and permitted sets (raised: inheritableRaised), the one thing
 // it would have allowed.
-func isUnneededShortcut(c Capability, s Source, raised bool) bool {
+func isUnneededShortcut(c v1alpha1.Capability, s v1alpha1.Source, raised bool) bool {
 	if c != capSetpcap || len(s.CallSites) == 0 || raised {
 		return false
 	}
@@ -124,33 +126,33 @@ func isUnneededShortcut(c Capability, s Source, raised bool) bool {
 
 // inheritableRaised reports whether a capset raised the inheritable set
 // beyond the old inheritable and permitted sets, which needs SETPCAP.
-func inheritableRaised(changes []CredentialChange) bool {
-	return slices.ContainsFunc(changes, func(ch CredentialChange) bool {
+func inheritableRaised(changes []v1alpha1.CredentialChange) bool {
+	return slices.ContainsFunc(changes, func(ch v1alpha1.CredentialChange) bool {
 		return ch.Syscall == "capset" && ch.After.Inheritable&^(ch.Before.Inheritable|ch.Before.Permitted) != 0
 	})
 }
 
 // isWorkloadCheck: made by the workload on its own credentials, not a
 // noaudit probe. The user namespace is the check's, not the source's.
-func isWorkloadCheck(s Source) bool {
-	return s.Credentials == OwnCredentials && s.Audit != NoAudit && s.Phase != RuntimeInitPhase
+func isWorkloadCheck(s v1alpha1.Source) bool {
+	return s.Credentials == v1alpha1.OwnCredentials && s.Audit != v1alpha1.NoAudit && s.Phase != v1alpha1.RuntimeInitPhase
 }
 
-func notNeededReason(checks []CapabilityChecks, tolerated, shortcut bool) string {
+func notNeededReason(checks []v1alpha1.CapabilityChecks, tolerated, shortcut bool) string {
 	var nested, noaudit, foreign, runtime bool
 	for _, c := range checks {
-		if c.UserNamespace != InitialNamespace {
+		if c.UserNamespace != v1alpha1.InitialNamespace {
 			nested = true
 			continue
 		}
 		for _, s := range c.Sources {
-			if s.Audit == NoAudit {
+			if s.Audit == v1alpha1.NoAudit {
 				noaudit = true
 			}
-			if s.Credentials != OwnCredentials {
+			if s.Credentials != v1alpha1.OwnCredentials {
 				foreign = true
 			}
-			if s.Phase == RuntimeInitPhase {
+			if s.Phase == v1alpha1.RuntimeInitPhase {
 				runtime = true
 			}
 		}
@@ -182,38 +184,27 @@ func notNeededReason(checks []CapabilityChecks, tolerated, shortcut bool) string
 
 // CapabilityDecision is one row of an analysis.
 type CapabilityDecision struct {
-	Capability Capability `json:"capability"`
-	Decision   Decision   `json:"decision"`
-	Reason     string     `json:"reason"`
-	Granted    uint64     `json:"granted"`
-	Denied     uint64     `json:"denied"`
+	Capability v1alpha1.Capability `json:"capability"`
+	Decision   Decision            `json:"decision"`
+	Reason     string              `json:"reason"`
+	Granted    uint64              `json:"granted"`
+	Denied     uint64              `json:"denied"`
 	// Evidence is where the checks behind the decision came from, most
 	// frequent first: for a required capability, what needed it.
-	Evidence []Evidence `json:"evidence"`
+	Evidence []v1alpha1.Evidence `json:"evidence"`
 	// Verified is what `capprof verify` found; empty when the decision
 	// rests on what was observed only.
-	Verified VerifiedVerdict `json:"verified,omitempty"`
+	Verified v1alpha1.VerifiedVerdict `json:"verified,omitempty"`
 	// LikelyRemovable says, for a required capability not verified, why
 	// its denial would likely break nothing: each of its checks is one
 	// whose denial the kernel answers without an error.
 	LikelyRemovable string `json:"likelyRemovable,omitempty"`
 }
 
-// Evidence is the checks of one executable in one syscall and phase.
-type Evidence struct {
-	Executable string   `json:"executable"`
-	Syscall    string   `json:"syscall"`
-	CallSites  []string `json:"callSites,omitempty"`
-	Phase      Phase    `json:"phase"`
-	Count      uint64   `json:"count"`
-	// Outcome is set for denied checks.
-	Outcome DenialOutcome `json:"outcome,omitempty"`
-}
-
 // ContainerAnalysis is the recommendation for one container.
 type ContainerAnalysis struct {
 	// Identity has the pods the container was seen in over all recordings.
-	Identity
+	v1alpha1.Identity
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 	Capabilities    []CapabilityDecision    `json:"capabilities"`
 	// PodSecurity is the Pod Security Standards level the advice reaches.
@@ -226,9 +217,9 @@ type ContainerAnalysis struct {
 	// Recordings is how many profiles contained this container.
 	Recordings int `json:"recordings"`
 	// Coverage says which instances were recorded from their start.
-	Coverage *Coverage `json:"coverage,omitempty"`
+	Coverage *v1alpha1.Coverage `json:"coverage,omitempty"`
 	// Verification is what `capprof verify` found, when it ran.
-	Verification *Verification `json:"verification,omitempty"`
+	Verification *v1alpha1.Verification `json:"verification,omitempty"`
 	// NothingObserved: no process of the container was seen, so the
 	// advice rests on no evidence.
 	NothingObserved bool `json:"-"`
@@ -243,15 +234,15 @@ type Analysis struct {
 // Input is a profile and where it came from, for warnings.
 type Input struct {
 	Source  string
-	Profile *Profile
+	Profile *v1alpha1.Profile
 }
 
 // Analyze merges the profiles (same namespace, owner and container name =
 // same container) and decides every capability of every container.
 func Analyze(inputs []Input) Analysis {
-	var all []Container
-	recordings := map[Key]int{}
-	notes := map[Key][]string{}
+	var all []v1alpha1.Container
+	recordings := map[v1alpha1.Key]int{}
+	notes := map[v1alpha1.Key][]string{}
 	a := Analysis{Containers: []ContainerAnalysis{}}
 	for _, in := range inputs {
 		if d := in.Profile.Metadata.Drops; d.Total() > 0 {
@@ -288,13 +279,13 @@ func shortRecording(in Input) string {
 		in.Source, length.Round(time.Second), time.Duration(m.StartupWindow))
 }
 
-func analyzeContainer(c Container) ContainerAnalysis {
+func analyzeContainer(c v1alpha1.Container) ContainerAnalysis {
 	ca := ContainerAnalysis{Identity: c.Identity, Capabilities: []CapabilityDecision{}, Coverage: c.Coverage,
 		Verification: c.Verification, NothingObserved: !Observed(c)}
 	// The container runtime's own credential changes say nothing of the workload.
-	c.CredentialChanges = slices.DeleteFunc(slices.Clone(c.CredentialChanges), func(ch CredentialChange) bool { return ch.Phase == RuntimeInitPhase })
-	byCap := map[Capability][]CapabilityChecks{}
-	var caps []Capability
+	c.CredentialChanges = slices.DeleteFunc(slices.Clone(c.CredentialChanges), func(ch v1alpha1.CredentialChange) bool { return ch.Phase == v1alpha1.RuntimeInitPhase })
+	byCap := map[v1alpha1.Capability][]v1alpha1.CapabilityChecks{}
+	var caps []v1alpha1.Capability
 	for _, cc := range c.Capabilities {
 		if _, ok := byCap[cc.Capability]; !ok {
 			caps = append(caps, cc.Capability)
@@ -319,14 +310,14 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			decision = Required
 			reason = "file capability of " + strings.Join(exes, ", ") + ": its exec fails (EPERM) unless the capability stays in the bounding set"
 		}
-		var verified VerifiedVerdict
-		if vc := c.Verification.verified(capability); vc != nil {
+		var verified v1alpha1.VerifiedVerdict
+		if vc := verifiedCapability(c.Verification, capability); vc != nil {
 			verified = vc.Verified
 			switch {
-			case decision == Required && vc.Verified == VerifiedRemovable:
+			case decision == Required && vc.Verified == v1alpha1.VerifiedRemovable:
 				decision = NotNeeded
 				reason = fmt.Sprintf("verified removable: %d of %d runs without it passed (observed: %s)", vc.Passed, vc.Passed+vc.Failed, reason)
-			case vc.Verified == VerifiedNeeded && vc.FailedRun != nil:
+			case vc.Verified == v1alpha1.VerifiedNeeded && vc.FailedRun != nil:
 				reason += "; verified needed: without it, " + vc.FailedRun.String()
 			}
 		}
@@ -337,7 +328,7 @@ func analyzeContainer(c Container) ContainerAnalysis {
 			}
 		}
 		for _, cc := range checks {
-			if cc.Verdict == Granted {
+			if cc.Verdict == v1alpha1.Granted {
 				row.Granted += cc.Count
 			} else {
 				row.Denied += cc.Count
@@ -362,13 +353,13 @@ func analyzeContainer(c Container) ContainerAnalysis {
 
 // explains reports whether a source contributed to the decision, so the
 // evidence for a required capability is what needed it.
-func explains(d Decision, cc CapabilityChecks, s Source, raised bool) bool {
-	workload := cc.UserNamespace == InitialNamespace && isWorkloadCheck(s)
+func explains(d Decision, cc v1alpha1.CapabilityChecks, s v1alpha1.Source, raised bool) bool {
+	workload := cc.UserNamespace == v1alpha1.InitialNamespace && isWorkloadCheck(s)
 	switch d {
 	case Required:
-		return cc.Verdict == Granted && workload && !isUnneededShortcut(cc.Capability, s, raised)
+		return cc.Verdict == v1alpha1.Granted && workload && !isUnneededShortcut(cc.Capability, s, raised)
 	case DeniedDecision:
-		return cc.Verdict == Denied && workload && s.Outcome() != SyscallSucceeded
+		return cc.Verdict == v1alpha1.Denied && workload && s.Outcome() != v1alpha1.SyscallSucceeded
 	default:
 		return true
 	}
@@ -376,14 +367,14 @@ func explains(d Decision, cc CapabilityChecks, s Source, raised bool) bool {
 
 type evidenceKey struct {
 	Executable, Syscall string
-	Phase               Phase
-	Outcome             DenialOutcome
+	Phase               v1alpha1.Phase
+	Outcome             v1alpha1.DenialOutcome
 }
 
 // evidence groups the sources that explain the decision by executable,
 // syscall, phase and (for denials) outcome, most checks first.
-func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange) []Evidence {
-	byKey := map[evidenceKey]*Evidence{}
+func evidence(d Decision, checks []v1alpha1.CapabilityChecks, changes []v1alpha1.CredentialChange) []v1alpha1.Evidence {
+	byKey := map[evidenceKey]*v1alpha1.Evidence{}
 	raised := inheritableRaised(changes)
 	for _, cc := range checks {
 		for _, s := range cc.Sources {
@@ -391,24 +382,24 @@ func evidence(d Decision, checks []CapabilityChecks, changes []CredentialChange)
 				continue
 			}
 			k := evidenceKey{s.Executable, s.Syscall, s.Phase, ""}
-			if cc.Verdict == Denied {
+			if cc.Verdict == v1alpha1.Denied {
 				k.Outcome = s.Outcome()
 			}
 			e := byKey[k]
 			if e == nil {
-				e = &Evidence{Executable: k.Executable, Syscall: k.Syscall, Phase: k.Phase, Outcome: k.Outcome}
+				e = &v1alpha1.Evidence{Executable: k.Executable, Syscall: k.Syscall, Phase: k.Phase, Outcome: k.Outcome}
 				byKey[k] = e
 			}
 			e.Count += s.Count
 			e.CallSites = append(e.CallSites, s.CallSites...)
 		}
 	}
-	out := make([]Evidence, 0, len(byKey))
+	out := make([]v1alpha1.Evidence, 0, len(byKey))
 	for _, e := range byKey {
 		e.CallSites = sortedSet(e.CallSites)
 		out = append(out, *e)
 	}
-	slices.SortFunc(out, func(a, b Evidence) int {
+	slices.SortFunc(out, func(a, b v1alpha1.Evidence) int {
 		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Executable, b.Executable),
 			cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Phase, b.Phase), cmp.Compare(a.Outcome, b.Outcome))
 	})

@@ -3,6 +3,8 @@ package profile
 import (
 	"slices"
 	"strings"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Diff is what changed between two analyses, per container.
@@ -57,15 +59,15 @@ func (d *Diff) Changed() bool { return len(d.Containers) > 0 }
 // DiffAnalyses compares the containers of two analyses by key.
 func DiffAnalyses(baseName string, base Analysis, headName string, head Analysis) Diff {
 	d := Diff{Base: baseName, Head: headName, Containers: []ContainerDiff{}}
-	byKey := func(a Analysis) map[Key]*ContainerAnalysis {
-		m := map[Key]*ContainerAnalysis{}
+	byKey := func(a Analysis) map[v1alpha1.Key]*ContainerAnalysis {
+		m := map[v1alpha1.Key]*ContainerAnalysis{}
 		for i := range a.Containers {
 			m[a.Containers[i].Key()] = &a.Containers[i]
 		}
 		return m
 	}
 	baseByKey, headByKey := byKey(base), byKey(head)
-	var keys []Key
+	var keys []v1alpha1.Key
 	for k := range baseByKey {
 		keys = append(keys, k)
 	}

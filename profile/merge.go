@@ -5,14 +5,16 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // MergeContainers combines entries of the same container (same Key: replicas,
 // nodes, runs): counts add up, sets are united, and the result is sorted by
 // Key. Merging a single container normalizes it, so the recorder uses it too.
-func MergeContainers(containers ...Container) []Container {
-	byKey := map[Key][]Container{}
-	var order []Key
+func MergeContainers(containers ...v1alpha1.Container) []v1alpha1.Container {
+	byKey := map[v1alpha1.Key][]v1alpha1.Container{}
+	var order []v1alpha1.Key
 	for _, c := range containers {
 		if _, ok := byKey[c.Key()]; !ok {
 			order = append(order, c.Key())
@@ -20,7 +22,7 @@ func MergeContainers(containers ...Container) []Container {
 		byKey[c.Key()] = append(byKey[c.Key()], c)
 	}
 	slices.SortFunc(order, compareKeys)
-	out := make([]Container, 0, len(order))
+	out := make([]v1alpha1.Container, 0, len(order))
 	for _, k := range order {
 		entries := byKey[k]
 		if len(entries) == 1 && normalized(entries[0]) {
@@ -36,23 +38,23 @@ func MergeContainers(containers ...Container) []Container {
 	return out
 }
 
-func compareKeys(a, b Key) int {
+func compareKeys(a, b v1alpha1.Key) int {
 	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.OwnerKind, b.OwnerKind),
 		cmp.Compare(a.OwnerName, b.OwnerName), cmp.Compare(a.Name, b.Name))
 }
 
 type checksKey struct {
-	Capability    Capability
-	Verdict       Verdict
-	UserNamespace UserNamespace
+	Capability    v1alpha1.Capability
+	Verdict       v1alpha1.Verdict
+	UserNamespace v1alpha1.UserNamespace
 }
 
 type sourceKey struct {
 	Executable, Syscall string
-	Audit               AuditClass
-	AuditFrom           AuditSource
-	Credentials         CredentialsUsed
-	Phase               Phase
+	Audit               v1alpha1.AuditClass
+	AuditFrom           v1alpha1.AuditSource
+	Credentials         v1alpha1.CredentialsUsed
+	Phase               v1alpha1.Phase
 }
 
 type sourceTally struct {
@@ -63,21 +65,21 @@ type sourceTally struct {
 type execKey struct {
 	Executable, Script   string
 	UID, EUID, GID, EGID uint32
-	Effective, Permitted CapSet
+	Effective, Permitted v1alpha1.CapSet
 	PrivilegeGain        bool
 }
 
 type containerMerger struct {
-	identity Identity // Name, Namespace, Owner, Kind of the first entry
+	identity v1alpha1.Identity // Name, Namespace, Owner, Kind of the first entry
 	images   map[string]bool
 	pods     map[string]bool
 	checks   map[checksKey]map[sourceKey]*sourceTally
 	execs    map[execKey]*execTally
-	changes  map[CredentialChange]uint64 // by the change, its count left zero
+	changes  map[v1alpha1.CredentialChange]uint64 // by the change, its count left zero
 	uids     map[uint32]bool
-	coverage *Coverage // nil until an entry has one
+	coverage *v1alpha1.Coverage // nil until an entry has one
 	// verification combines the entries' (mergeVerifications).
-	verification *Verification
+	verification *v1alpha1.Verification
 }
 
 type execTally struct {
@@ -91,14 +93,14 @@ func newContainerMerger() *containerMerger {
 		pods:    map[string]bool{},
 		checks:  map[checksKey]map[sourceKey]*sourceTally{},
 		execs:   map[execKey]*execTally{},
-		changes: map[CredentialChange]uint64{},
+		changes: map[v1alpha1.CredentialChange]uint64{},
 		uids:    map[uint32]bool{},
 	}
 }
 
-func (m *containerMerger) add(c Container) {
+func (m *containerMerger) add(c v1alpha1.Container) {
 	if m.identity.Name == "" {
-		m.identity = Identity{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner}
+		m.identity = v1alpha1.Identity{Name: c.Name, Namespace: c.Namespace, Owner: c.Owner}
 	}
 	if m.identity.Kind == "" {
 		m.identity.Kind = c.Kind
@@ -150,7 +152,7 @@ func (m *containerMerger) add(c Container) {
 	m.verification = mergeVerifications(m.verification, c.Verification)
 	if cov := c.Coverage; cov != nil {
 		if m.coverage == nil {
-			m.coverage = &Coverage{}
+			m.coverage = &v1alpha1.Coverage{}
 		}
 		m.coverage.Instances += cov.Instances
 		m.coverage.FromStart += cov.FromStart
@@ -158,21 +160,21 @@ func (m *containerMerger) add(c Container) {
 	}
 }
 
-func (m *containerMerger) result() Container {
+func (m *containerMerger) result() v1alpha1.Container {
 	identity := m.identity
 	identity.Images, identity.Pods = sortedKeys(m.images), sortedKeys(m.pods)
-	c := Container{
+	c := v1alpha1.Container{
 		Identity:          identity,
-		Capabilities:      []CapabilityChecks{},
-		Execs:             []Exec{},
-		CredentialChanges: []CredentialChange{},
+		Capabilities:      []v1alpha1.CapabilityChecks{},
+		Execs:             []v1alpha1.Exec{},
+		CredentialChanges: []v1alpha1.CredentialChange{},
 		UIDs:              []uint32{},
 	}
 	for k, sources := range m.checks {
-		cc := CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []Source{}}
+		cc := v1alpha1.CapabilityChecks{Capability: k.Capability, Verdict: k.Verdict, UserNamespace: k.UserNamespace, Sources: []v1alpha1.Source{}}
 		for sk, t := range sources {
 			cc.Count = addCounts(cc.Count, t.count)
-			cc.Sources = append(cc.Sources, Source{
+			cc.Sources = append(cc.Sources, v1alpha1.Source{
 				Executable: sk.Executable, Syscall: sk.Syscall, CallSites: sortedSet(t.callSites),
 				Audit: sk.Audit, AuditFrom: sk.AuditFrom, Credentials: sk.Credentials, Phase: sk.Phase, Count: t.count,
 				SyscallFailed: t.failed, SyscallSucceeded: t.succeeded,
@@ -183,7 +185,7 @@ func (m *containerMerger) result() Container {
 	}
 	slices.SortFunc(c.Capabilities, compareChecks)
 	for k, t := range m.execs {
-		e := Exec{Executable: k.Executable, Script: k.Script, UID: k.UID, EUID: k.EUID, GID: k.GID, EGID: k.EGID,
+		e := v1alpha1.Exec{Executable: k.Executable, Script: k.Script, UID: k.UID, EUID: k.EUID, GID: k.GID, EGID: k.EGID,
 			Effective: k.Effective, Permitted: k.Permitted, PrivilegeGain: k.PrivilegeGain, Count: t.count}
 		e.ExitStatuses = sortedSet(t.statuses)
 		c.Execs = append(c.Execs, e)
@@ -217,27 +219,27 @@ func sortedSet(names []string) []string {
 	return slices.Compact(names)
 }
 
-func compareSources(a, b Source) int {
+func compareSources(a, b v1alpha1.Source) int {
 	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall),
 		cmp.Compare(a.Audit, b.Audit), cmp.Compare(a.AuditFrom, b.AuditFrom), cmp.Compare(a.Credentials, b.Credentials), cmp.Compare(a.Phase, b.Phase))
 }
 
-func compareChecks(a, b CapabilityChecks) int {
+func compareChecks(a, b v1alpha1.CapabilityChecks) int {
 	return cmp.Or(cmp.Compare(a.Capability, b.Capability), cmp.Compare(a.Verdict, b.Verdict), cmp.Compare(a.UserNamespace, b.UserNamespace))
 }
 
-func compareExecs(a, b Exec) int {
+func compareExecs(a, b v1alpha1.Exec) int {
 	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Script, b.Script),
 		cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID),
 		cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), compareBool(a.PrivilegeGain, b.PrivilegeGain))
 }
 
-func compareChanges(a, b CredentialChange) int {
+func compareChanges(a, b v1alpha1.CredentialChange) int {
 	return cmp.Or(cmp.Compare(a.Executable, b.Executable), cmp.Compare(a.Syscall, b.Syscall), cmp.Compare(a.Source, b.Source),
 		cmp.Compare(a.Phase, b.Phase), compareCredentials(a.Before, b.Before), compareCredentials(a.After, b.After))
 }
 
-func compareLate(a, b LateInstance) int {
+func compareLate(a, b v1alpha1.LateInstance) int {
 	return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.ContainerID, b.ContainerID))
 }
 
@@ -256,7 +258,7 @@ func strictlySorted[T any](s []T, compare func(a, b T) int) bool {
 // (a profile capprof saved, read back): every list sorted without repeats,
 // every count the sum of its sources'. MergeContainers then keeps it as it
 // is, which for a large profile saves most of the merge.
-func normalized(c Container) bool {
+func normalized(c v1alpha1.Container) bool {
 	if c.Capabilities == nil || c.Execs == nil || c.CredentialChanges == nil || c.UIDs == nil ||
 		!strictlySorted(c.Images, cmp.Compare[string]) || !strictlySorted(c.Pods, cmp.Compare[string]) ||
 		!strictlySorted(c.Capabilities, compareChecks) || !strictlySorted(c.Execs, compareExecs) ||
@@ -320,7 +322,7 @@ func compareBool(a, b bool) int {
 	}
 }
 
-func compareCredentials(a, b Credentials) int {
+func compareCredentials(a, b v1alpha1.Credentials) int {
 	return cmp.Or(cmp.Compare(a.UID, b.UID), cmp.Compare(a.EUID, b.EUID), cmp.Compare(a.SUID, b.SUID), cmp.Compare(a.FSUID, b.FSUID),
 		cmp.Compare(a.GID, b.GID), cmp.Compare(a.EGID, b.EGID), cmp.Compare(a.SGID, b.SGID), cmp.Compare(a.FSGID, b.FSGID),
 		cmp.Compare(a.Effective, b.Effective), cmp.Compare(a.Permitted, b.Permitted), cmp.Compare(a.Inheritable, b.Inheritable),

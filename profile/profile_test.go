@@ -12,13 +12,15 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
-func sampleProfile() *Profile {
-	return &Profile{
-		APIVersion: APIVersion,
-		Kind:       Kind,
-		Metadata: Metadata{
+func sampleProfile() *v1alpha1.Profile {
+	return &v1alpha1.Profile{
+		APIVersion: v1alpha1.APIVersion,
+		Kind:       v1alpha1.Kind,
+		Metadata: v1alpha1.Metadata{
 			StartTime:      time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
 			EndTime:        time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC),
 			Node:           "node-1",
@@ -26,29 +28,29 @@ func sampleProfile() *Profile {
 			Probe:          "tracepoint",
 			CapprofVersion: "test",
 			Command:        []string{"./server", "--port", "80"},
-			Drops:          Drops{Events: 1},
+			Drops:          v1alpha1.Drops{Events: 1},
 		},
-		Containers: []Container{{
-			Identity: Identity{Name: "main"},
-			Capabilities: []CapabilityChecks{
-				{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "bind", CallSites: []string{"__inet_bind"}, Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 1},
+		Containers: []v1alpha1.Container{{
+			Identity: v1alpha1.Identity{Name: "main"},
+			Capabilities: []v1alpha1.CapabilityChecks{
+				{Capability: 10, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 1, Sources: []v1alpha1.Source{
+					{Executable: "/srv/server", Syscall: "bind", CallSites: []string{"__inet_bind"}, Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: 1},
 				}},
-				{Capability: 21, Verdict: Granted, UserNamespace: InitialNamespace, Count: 40, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "mmap", CallSites: []string{"security_vm_enough_memory_mm"}, Audit: NoAudit, Credentials: OwnCredentials, Phase: StartupPhase, Count: 40},
+				{Capability: 21, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 40, Sources: []v1alpha1.Source{
+					{Executable: "/srv/server", Syscall: "mmap", CallSites: []string{"security_vm_enough_memory_mm"}, Audit: v1alpha1.NoAudit, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: 40},
 				}},
-				{Capability: 40, Verdict: Denied, UserNamespace: NestedNamespace, Count: 2, Sources: []Source{
-					{Executable: "/srv/server", Syscall: "none", Audit: UnknownAudit, Credentials: OtherTaskCredentials, Phase: StartupPhase, Count: 2},
+				{Capability: 40, Verdict: v1alpha1.Denied, UserNamespace: v1alpha1.NestedNamespace, Count: 2, Sources: []v1alpha1.Source{
+					{Executable: "/srv/server", Syscall: "none", Audit: v1alpha1.UnknownAudit, Credentials: v1alpha1.OtherTaskCredentials, Phase: v1alpha1.StartupPhase, Count: 2},
 				}},
 			},
-			Execs: []Exec{{
-				Executable: "/srv/server", UID: 0, EUID: 0, Effective: allKnown, Permitted: allKnown,
+			Execs: []v1alpha1.Exec{{
+				Executable: "/srv/server", UID: 0, EUID: 0, Effective: v1alpha1.AllCapabilities, Permitted: v1alpha1.AllCapabilities,
 				Count: 1, ExitStatuses: []string{"0", "SIGTERM"},
 			}},
-			CredentialChanges: []CredentialChange{{
+			CredentialChanges: []v1alpha1.CredentialChange{{
 				Executable: "/srv/server", Syscall: "setuid",
-				Before: Credentials{Effective: allKnown, Permitted: allKnown, Bounding: allKnown},
-				After:  Credentials{UID: 65534, EUID: 65534, SUID: 65534, FSUID: 65534, Bounding: allKnown},
+				Before: v1alpha1.Credentials{Effective: v1alpha1.AllCapabilities, Permitted: v1alpha1.AllCapabilities, Bounding: v1alpha1.AllCapabilities},
+				After:  v1alpha1.Credentials{UID: 65534, EUID: 65534, SUID: 65534, FSUID: 65534, Bounding: v1alpha1.AllCapabilities},
 				Count:  1,
 			}},
 			UIDs: []uint32{0, 65534},
@@ -61,7 +63,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), name)
 			want := sampleProfile()
-			if err := want.Save(path); err != nil {
+			if err := Save(want, path); err != nil {
 				t.Fatal(err)
 			}
 			got, err := Load(path)
@@ -87,7 +89,7 @@ func TestRoundTrip(t *testing.T) {
 func TestParseErrors(t *testing.T) {
 	valid := func(edit func(string) string) string {
 		var buf bytes.Buffer
-		if err := sampleProfile().Encode(&buf, false); err != nil {
+		if err := Encode(&buf, sampleProfile(), false); err != nil {
 			t.Fatal(err)
 		}
 		return edit(buf.String())
@@ -99,7 +101,7 @@ func TestParseErrors(t *testing.T) {
 		{"malformed JSON", "p.json", `{"apiVersion": `, "malformed JSON: unexpected EOF"},
 		{"malformed YAML", "p.yaml", "apiVersion: [\n", "malformed YAML"},
 		{"two documents", "p.json", `{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile"} {}`, "more than one document"},
-		{"wrong apiVersion", "p.json", valid(func(s string) string { return strings.Replace(s, APIVersion, "capprof.dev/v2", 1) }), `unsupported apiVersion "capprof.dev/v2"`},
+		{"wrong apiVersion", "p.json", valid(func(s string) string { return strings.Replace(s, v1alpha1.APIVersion, "capprof.dev/v2", 1) }), `unsupported apiVersion "capprof.dev/v2"`},
 		{"wrong kind", "p.yaml", "apiVersion: capprof.dev/v1alpha1\nkind: Pod\n", `unsupported kind "Pod"`},
 		{"unknown capability", "p.json", valid(func(s string) string { return strings.Replace(s, "CAP_NET_BIND_SERVICE", "CAP_NET_BIND", 1) }), `unknown capability "CAP_NET_BIND" (valid, with or without CAP_: CHOWN, DAC_OVERRIDE`},
 		{"unknown field", "p.json", valid(func(s string) string { return strings.Replace(s, `"node"`, `"nodeName"`, 1) }), `unknown field "nodeName"`},
@@ -152,7 +154,7 @@ func TestDuplicateSourceRejected(t *testing.T) {
 	cc := &p.Containers[0].Capabilities[0]
 	cc.Sources = append(cc.Sources, cc.Sources[0])
 	cc.Count *= 2
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "capabilities[0].sources[1]: the same source as sources[0] (/srv/server: bind)") {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), "capabilities[0].sources[1]: the same source as sources[0] (/srv/server: bind)") {
 		t.Fatalf("Validate = %v", err)
 	}
 }
@@ -170,94 +172,26 @@ func TestMergeSaturates(t *testing.T) {
 func TestDuplicateContainerRejected(t *testing.T) {
 	p := sampleProfile()
 	p.Containers = append(p.Containers, p.Containers[0])
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container "main"`) {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), `duplicate container "main"`) {
 		t.Fatalf("Validate = %v, want a duplicate container error", err)
 	}
 	// The same container name in two namespaces is two containers.
 	p = sampleProfile()
 	shop, web := p.Containers[0], p.Containers[0]
-	shop.Namespace, shop.Owner = "shop", &Owner{Kind: "Deployment", Name: "web"}
-	web.Namespace, web.Owner = "default", &Owner{Kind: "Deployment", Name: "web"}
-	p.Containers = []Container{shop, web}
-	if err := p.Validate(); err != nil {
+	shop.Namespace, shop.Owner = "shop", &v1alpha1.Owner{Kind: "Deployment", Name: "web"}
+	web.Namespace, web.Owner = "default", &v1alpha1.Owner{Kind: "Deployment", Name: "web"}
+	p.Containers = []v1alpha1.Container{shop, web}
+	if err := Validate(p); err != nil {
 		t.Fatalf("Validate of one container name in two namespaces = %v", err)
 	}
 	p.Containers = append(p.Containers, shop)
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `duplicate container "shop/Deployment/web/main"`) {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), `duplicate container "shop/Deployment/web/main"`) {
 		t.Fatalf("Validate = %v, want a duplicate container error", err)
 	}
-	p.Containers = []Container{shop}
+	p.Containers = []v1alpha1.Container{shop}
 	p.Containers[0].Kind = "sidecar"
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), `kind: invalid value "sidecar" (valid: init, regular, ephemeral)`) {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), `kind: invalid value "sidecar" (valid: init, regular, ephemeral)`) {
 		t.Fatalf("Validate = %v, want an invalid kind error", err)
-	}
-}
-
-func TestCapabilityNames(t *testing.T) {
-	for in, want := range map[string]Capability{
-		"CAP_CHOWN": 0, "chown": 0, "NET_BIND_SERVICE": 10, "cap_sys_admin": 21,
-		"CAP_CHECKPOINT_RESTORE": 40, "CAP_10": 10, "CAP_40": 40, "cap_0": 0,
-	} {
-		got, err := ParseCapability(in)
-		if err != nil || got != want {
-			t.Errorf("ParseCapability(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"CAP_FOO", "41", "CAP_41", "CAP_63", "CAP_64", "", "CAP_-1", "CAP_+10", "CAP_ 10", "CAP_010", "CAP_1e1", "CAP_99999999999999999999"} {
-		if _, err := ParseCapability(bad); err == nil {
-			t.Errorf("ParseCapability(%q) succeeded, want an error", bad)
-		}
-	}
-	if len(capabilityNames) != 41 {
-		t.Fatalf("%d capability names, want 41 (0..40)", len(capabilityNames))
-	}
-	for c := Capability(0); c <= LastCapability; c++ {
-		back, err := ParseCapability(c.String())
-		if err != nil || back != c {
-			t.Errorf("%d -> %s -> %d, %v", c, c, back, err)
-		}
-	}
-	if got := Capability(41).String(); got != "CAP_41" {
-		t.Errorf("Capability(41) = %s, want CAP_41", got)
-	}
-	if got := Capability(24).KubernetesName(); got != "SYS_RESOURCE" {
-		t.Errorf("KubernetesName = %s, want SYS_RESOURCE", got)
-	}
-}
-
-func TestCapSetJSON(t *testing.T) {
-	for _, tt := range []struct {
-		set  CapSet
-		json string
-	}{
-		{0, `[]`},
-		{allKnown, `["ALL"]`},
-		{1<<0 | 1<<21, `["CAP_CHOWN","CAP_SYS_ADMIN"]`},
-		{allKnown &^ (1 << 24), `["ALL","-CAP_SYS_RESOURCE"]`},
-		{1<<20 - 1, `["CAP_CHOWN","CAP_DAC_OVERRIDE","CAP_DAC_READ_SEARCH","CAP_FOWNER","CAP_FSETID","CAP_KILL","CAP_SETGID","CAP_SETUID","CAP_SETPCAP","CAP_LINUX_IMMUTABLE","CAP_NET_BIND_SERVICE","CAP_NET_BROADCAST","CAP_NET_ADMIN","CAP_NET_RAW","CAP_IPC_LOCK","CAP_IPC_OWNER","CAP_SYS_MODULE","CAP_SYS_RAWIO","CAP_SYS_CHROOT","CAP_SYS_PTRACE"]`},                                // 20 of 41: listed
-		{1<<21 - 1, `["ALL","-CAP_SYS_ADMIN","-CAP_SYS_BOOT","-CAP_SYS_NICE","-CAP_SYS_RESOURCE","-CAP_SYS_TIME","-CAP_SYS_TTY_CONFIG","-CAP_MKNOD","-CAP_LEASE","-CAP_AUDIT_WRITE","-CAP_AUDIT_CONTROL","-CAP_SETFCAP","-CAP_MAC_OVERRIDE","-CAP_MAC_ADMIN","-CAP_SYSLOG","-CAP_WAKE_ALARM","-CAP_BLOCK_SUSPEND","-CAP_AUDIT_READ","-CAP_PERFMON","-CAP_BPF","-CAP_CHECKPOINT_RESTORE"]`}, // 21 of 41: ALL minus the rest
-	} {
-		got, err := tt.set.MarshalJSON()
-		if err != nil || string(got) != tt.json {
-			t.Errorf("marshal %x = %s, %v; want %s", uint64(tt.set), got, err, tt.json)
-		}
-		var back CapSet
-		if err := back.UnmarshalJSON([]byte(tt.json)); err != nil || back != tt.set {
-			t.Errorf("unmarshal %s = %x, %v; want %x", tt.json, uint64(back), err, uint64(tt.set))
-		}
-	}
-}
-
-func TestCapSetInput(t *testing.T) {
-	var s CapSet
-	if err := s.UnmarshalJSON([]byte(`["CAP_CHOWN","-CAP_CHOWN","net_raw"]`)); err != nil || s != 1<<13 {
-		t.Fatalf("got %x, %v; want only CAP_NET_RAW", uint64(s), err)
-	}
-	if err := s.UnmarshalJSON([]byte(`["-CAP_NOPE"]`)); err == nil || !strings.Contains(err.Error(), `unknown capability "CAP_NOPE"`) {
-		t.Fatalf("err = %v", err)
-	}
-	if err := s.UnmarshalJSON([]byte(`"ALL"`)); err == nil {
-		t.Fatal("a string is not a set")
 	}
 }
 
@@ -266,9 +200,9 @@ func TestMergeContainers(t *testing.T) {
 	b := sampleProfile().Containers[0]
 	b.Execs[0].ExitStatuses = []string{"1"}
 	b.UIDs = []uint32{1000}
-	b.Capabilities = append(b.Capabilities, CapabilityChecks{Capability: 0, Verdict: Granted, UserNamespace: InitialNamespace, Count: 3,
-		Sources: []Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 3}}})
-	other := Container{Identity: Identity{Name: "sidecar"}}
+	b.Capabilities = append(b.Capabilities, v1alpha1.CapabilityChecks{Capability: 0, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 3,
+		Sources: []v1alpha1.Source{{Executable: "/bin/chown", Syscall: "fchownat", Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: 3}}})
+	other := v1alpha1.Container{Identity: v1alpha1.Identity{Name: "sidecar"}}
 
 	got := MergeContainers(other, a, b)
 	if len(got) != 2 || got[0].Name != "main" || got[1].Name != "sidecar" {
@@ -297,94 +231,94 @@ func TestMergeContainers(t *testing.T) {
 }
 
 func TestMergeByIdentity(t *testing.T) {
-	web := func(ns, pod, image string, kind ContainerKind) Container {
+	web := func(ns, pod, image string, kind v1alpha1.ContainerKind) v1alpha1.Container {
 		c := sampleProfile().Containers[0]
-		c.Name, c.Namespace, c.Owner, c.Kind = "nginx", ns, &Owner{Kind: "Deployment", Name: "web"}, kind
+		c.Name, c.Namespace, c.Owner, c.Kind = "nginx", ns, &v1alpha1.Owner{Kind: "Deployment", Name: "web"}, kind
 		c.Pods, c.Images = []string{pod}, []string{image}
 		return c
 	}
 	got := MergeContainers(
-		web("shop", "web-1", "nginx:1.27", RegularContainer),
+		web("shop", "web-1", "nginx:1.27", v1alpha1.RegularContainer),
 		web("shop", "web-2", "nginx:1.28", ""),
-		web("default", "web-3", "nginx:1.27", RegularContainer),
+		web("default", "web-3", "nginx:1.27", v1alpha1.RegularContainer),
 	)
 	if len(got) != 2 {
 		t.Fatalf("%d containers, want 2: one per namespace", len(got))
 	}
-	if k := got[0].Key(); k != (Key{"default", "Deployment", "web", "nginx"}) {
+	if k := got[0].Key(); k != (v1alpha1.Key{Namespace: "default", OwnerKind: "Deployment", OwnerName: "web", Name: "nginx"}) {
 		t.Fatalf("first key %v, want default's (sorted by namespace)", k)
 	}
 	shop := got[1]
 	if !reflect.DeepEqual(shop.Pods, []string{"web-1", "web-2"}) || !reflect.DeepEqual(shop.Images, []string{"nginx:1.27", "nginx:1.28"}) {
 		t.Fatalf("shop's pods %v images %v, want both replicas' united", shop.Pods, shop.Images)
 	}
-	if shop.Kind != RegularContainer || shop.Capabilities[0].Count != 2 {
+	if shop.Kind != v1alpha1.RegularContainer || shop.Capabilities[0].Count != 2 {
 		t.Fatalf("shop kind %q, first count %d; want regular and the replicas' counts summed", shop.Kind, shop.Capabilities[0].Count)
 	}
-	a := Analyze([]Input{{"n1.json", &Profile{Containers: got[:1]}}, {"n2.json", &Profile{Containers: got[1:]}}, {"n3.json", &Profile{Containers: got[1:]}}})
+	a := Analyze([]Input{{"n1.json", &v1alpha1.Profile{Containers: got[:1]}}, {"n2.json", &v1alpha1.Profile{Containers: got[1:]}}, {"n3.json", &v1alpha1.Profile{Containers: got[1:]}}})
 	if a.Containers[1].Recordings != 2 || a.Containers[0].Recordings != 1 || len(a.Containers[1].Pods) != 2 {
 		t.Fatalf("analysis %+v, want shop from 2 recordings with 2 pods and default from 1", a.Containers)
 	}
 }
 
 func TestDecide(t *testing.T) {
-	src := func(audit AuditClass, creds CredentialsUsed) []Source {
-		return []Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: StartupPhase, Count: 1}}
+	src := func(audit v1alpha1.AuditClass, creds v1alpha1.CredentialsUsed) []v1alpha1.Source {
+		return []v1alpha1.Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: v1alpha1.StartupPhase, Count: 1}}
 	}
-	outcome := func(failed, succeeded uint64) []Source {
-		s := src(Audited, OwnCredentials)
+	outcome := func(failed, succeeded uint64) []v1alpha1.Source {
+		s := src(v1alpha1.Audited, v1alpha1.OwnCredentials)
 		s[0].SyscallFailed, s[0].SyscallSucceeded = failed, succeeded
 		return s
 	}
-	phase := func(p Phase) []Source {
-		s := src(Audited, OwnCredentials)
+	phase := func(p v1alpha1.Phase) []v1alpha1.Source {
+		s := src(v1alpha1.Audited, v1alpha1.OwnCredentials)
 		s[0].Phase = p
 		return s
 	}
-	checks := func(v Verdict, ns UserNamespace, s []Source) CapabilityChecks {
-		return CapabilityChecks{Capability: 1, Verdict: v, UserNamespace: ns, Count: 1, Sources: s}
+	checks := func(v v1alpha1.Verdict, ns v1alpha1.UserNamespace, s []v1alpha1.Source) v1alpha1.CapabilityChecks {
+		return v1alpha1.CapabilityChecks{Capability: 1, Verdict: v, UserNamespace: ns, Count: 1, Sources: s}
 	}
 	// setpcap is a granted SETPCAP check from these kernel call sites.
-	setpcap := func(sites ...string) CapabilityChecks {
-		s := src(Audited, OwnCredentials)
+	setpcap := func(sites ...string) v1alpha1.CapabilityChecks {
+		s := src(v1alpha1.Audited, v1alpha1.OwnCredentials)
 		s[0].CallSites = sites
-		return CapabilityChecks{Capability: capSetpcap, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: s}
+		return v1alpha1.CapabilityChecks{Capability: capSetpcap, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 1, Sources: s}
 	}
 	tests := []struct {
 		name    string
-		checks  []CapabilityChecks
-		changes []CredentialChange
+		checks  []v1alpha1.CapabilityChecks
+		changes []v1alpha1.CredentialChange
 		want    Decision
 		reason  string
 	}{
-		{"audited grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
-		{"setid grant", []CapabilityChecks{checks(Granted, InitialNamespace, src(InSetID, OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
-		{"stack lost", []CapabilityChecks{checks(Granted, InitialNamespace, src(UnknownAudit, OwnCredentials))}, nil, Required, "call stack lost"},
-		{"noaudit only", []CapabilityChecks{checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials))}, nil, NotNeeded, "only noaudit kernel probes"},
-		{"nested namespace", []CapabilityChecks{checks(Granted, NestedNamespace, src(Audited, OwnCredentials))}, nil, NotNeeded, "nested user namespace"},
-		{"kernel override", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OverriddenCredentials))}, nil, NotNeeded, "kernel-overridden"},
-		{"other task", []CapabilityChecks{checks(Granted, InitialNamespace, src(Audited, OtherTaskCredentials))}, nil, NotNeeded, "another task's"},
-		{"denied, outcome unknown", []CapabilityChecks{checks(Denied, InitialNamespace, src(Audited, OwnCredentials))}, nil, DeniedDecision, "outcome not seen"},
-		{"denied, syscall failed", []CapabilityChecks{checks(Denied, InitialNamespace, outcome(1, 3))}, nil, DeniedDecision, "syscall failed"},
-		{"denied, tolerated", []CapabilityChecks{checks(Denied, InitialNamespace, outcome(0, 3))}, nil, NotNeeded, "only denials the workload tolerated"},
-		{"tolerated and failed", []CapabilityChecks{checks(Denied, InitialNamespace, append(outcome(0, 3), outcome(2, 0)...))}, nil, DeniedDecision, "syscall failed"},
-		{"runtime init", []CapabilityChecks{checks(Granted, InitialNamespace, phase(RuntimeInitPhase))}, nil, NotNeeded, "container runtime"},
-		{"startup only", []CapabilityChecks{checks(Granted, InitialNamespace, phase(StartupPhase))}, nil, Required, "only during startup"},
-		{"steady", []CapabilityChecks{checks(Granted, InitialNamespace, append(phase(StartupPhase), phase(SteadyPhase)...))}, nil, Required, "namespace"},
-		{"denied noaudit", []CapabilityChecks{checks(Denied, InitialNamespace, src(NoAudit, OwnCredentials))}, nil, NotNeeded, "noaudit"},
-		{"denied then granted", []CapabilityChecks{
-			checks(Denied, InitialNamespace, src(Audited, OwnCredentials)),
-			checks(Granted, InitialNamespace, src(Audited, OwnCredentials)),
+		{"audited grant", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
+		{"setid grant", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.InSetID, v1alpha1.OwnCredentials))}, nil, Required, "granted in the initial user namespace"},
+		{"stack lost", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.UnknownAudit, v1alpha1.OwnCredentials))}, nil, Required, "call stack lost"},
+		{"noaudit only", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.NoAudit, v1alpha1.OwnCredentials))}, nil, NotNeeded, "only noaudit kernel probes"},
+		{"nested namespace", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.NestedNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials))}, nil, NotNeeded, "nested user namespace"},
+		{"kernel override", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OverriddenCredentials))}, nil, NotNeeded, "kernel-overridden"},
+		{"other task", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OtherTaskCredentials))}, nil, NotNeeded, "another task's"},
+		{"denied, outcome unknown", []v1alpha1.CapabilityChecks{checks(v1alpha1.Denied, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials))}, nil, DeniedDecision, "outcome not seen"},
+		{"denied, syscall failed", []v1alpha1.CapabilityChecks{checks(v1alpha1.Denied, v1alpha1.InitialNamespace, outcome(1, 3))}, nil, DeniedDecision, "syscall failed"},
+		{"denied, tolerated", []v1alpha1.CapabilityChecks{checks(v1alpha1.Denied, v1alpha1.InitialNamespace, outcome(0, 3))}, nil, NotNeeded, "only denials the workload tolerated"},
+		{"tolerated and failed", []v1alpha1.CapabilityChecks{checks(v1alpha1.Denied, v1alpha1.InitialNamespace, append(outcome(0, 3), outcome(2, 0)...))}, nil, DeniedDecision, "syscall failed"},
+		{"runtime init", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, phase(v1alpha1.RuntimeInitPhase))}, nil, NotNeeded, "container runtime"},
+		{"startup only", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, phase(v1alpha1.StartupPhase))}, nil, Required, "only during startup"},
+		{"steady", []v1alpha1.CapabilityChecks{checks(v1alpha1.Granted, v1alpha1.InitialNamespace, append(phase(v1alpha1.StartupPhase), phase(v1alpha1.SteadyPhase)...))}, nil, Required, "namespace"},
+		{"denied noaudit", []v1alpha1.CapabilityChecks{checks(v1alpha1.Denied, v1alpha1.InitialNamespace, src(v1alpha1.NoAudit, v1alpha1.OwnCredentials))}, nil, NotNeeded, "noaudit"},
+		{"denied then granted", []v1alpha1.CapabilityChecks{
+			checks(v1alpha1.Denied, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials)),
+			checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials)),
 		}, nil, Required, "granted"},
-		{"capset shortcut", []CapabilityChecks{setpcap("cap_capset")}, nil, NotNeeded, "capset's shortcut"},
-		{"capset raising inheritable", []CapabilityChecks{setpcap("cap_capset")},
-			[]CredentialChange{{Syscall: "capset", Before: Credentials{Permitted: 1}, After: Credentials{Permitted: 1, Inheritable: 3}}}, Required, "granted"},
-		{"capset dropping", []CapabilityChecks{setpcap("cap_capset")},
-			[]CredentialChange{{Syscall: "capset", Before: Credentials{Permitted: 3}, After: Credentials{Permitted: 1}}}, NotNeeded, "capset's shortcut"},
-		{"SETPCAP from prctl", []CapabilityChecks{setpcap("cap_capset", "cap_prctl_drop")}, nil, Required, "granted"},
-		{"noaudit and nested", []CapabilityChecks{
-			checks(Granted, InitialNamespace, src(NoAudit, OwnCredentials)),
-			checks(Granted, NestedNamespace, src(Audited, OwnCredentials)),
+		{"capset shortcut", []v1alpha1.CapabilityChecks{setpcap("cap_capset")}, nil, NotNeeded, "capset's shortcut"},
+		{"capset raising inheritable", []v1alpha1.CapabilityChecks{setpcap("cap_capset")},
+			[]v1alpha1.CredentialChange{{Syscall: "capset", Before: v1alpha1.Credentials{Permitted: 1}, After: v1alpha1.Credentials{Permitted: 1, Inheritable: 3}}}, Required, "granted"},
+		{"capset dropping", []v1alpha1.CapabilityChecks{setpcap("cap_capset")},
+			[]v1alpha1.CredentialChange{{Syscall: "capset", Before: v1alpha1.Credentials{Permitted: 3}, After: v1alpha1.Credentials{Permitted: 1}}}, NotNeeded, "capset's shortcut"},
+		{"SETPCAP from prctl", []v1alpha1.CapabilityChecks{setpcap("cap_capset", "cap_prctl_drop")}, nil, Required, "granted"},
+		{"noaudit and nested", []v1alpha1.CapabilityChecks{
+			checks(v1alpha1.Granted, v1alpha1.InitialNamespace, src(v1alpha1.NoAudit, v1alpha1.OwnCredentials)),
+			checks(v1alpha1.Granted, v1alpha1.NestedNamespace, src(v1alpha1.Audited, v1alpha1.OwnCredentials)),
 		}, nil, NotNeeded, "only noaudit kernel probes and checks in a nested user namespace"},
 	}
 	for _, tt := range tests {
@@ -402,8 +336,8 @@ func TestDecide(t *testing.T) {
 
 func TestAnalyze(t *testing.T) {
 	gain := sampleProfile()
-	gain.Metadata.Drops = Drops{}
-	gain.Containers[0].Execs = append(gain.Containers[0].Execs, Exec{Executable: "/usr/bin/su", UID: 1000, EUID: 0, PrivilegeGain: true, Count: 1})
+	gain.Metadata.Drops = v1alpha1.Drops{}
+	gain.Containers[0].Execs = append(gain.Containers[0].Execs, v1alpha1.Exec{Executable: "/usr/bin/su", UID: 1000, EUID: 0, PrivilegeGain: true, Count: 1})
 	a := Analyze([]Input{{"one.json", sampleProfile()}, {"two.json", gain}})
 
 	if len(a.Warnings) != 1 || !strings.HasPrefix(a.Warnings[0], "one.json: the kernel dropped 1 events") {
@@ -423,7 +357,7 @@ func TestAnalyze(t *testing.T) {
 	if !*sc.AllowPrivilegeEscalation || !reflect.DeepEqual(c.PrivilegeGains, []string{"/usr/bin/su"}) {
 		t.Fatalf("allowPrivilegeEscalation %v, gains %v; want true because of /usr/bin/su", *sc.AllowPrivilegeEscalation, c.PrivilegeGains)
 	}
-	rows := map[Capability]CapabilityDecision{}
+	rows := map[v1alpha1.Capability]CapabilityDecision{}
 	for _, r := range c.Capabilities {
 		rows[r.Capability] = r
 	}
@@ -447,23 +381,23 @@ func TestAnalyze(t *testing.T) {
 // TestAdvice covers the securityContext fields beyond capabilities and the
 // reviewer's warnings, one container shape per case.
 func TestAdvice(t *testing.T) {
-	bind := CapabilityChecks{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace, Count: 1, Sources: []Source{
-		{Executable: "/app/server", Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: 1}}}
-	nonRootExec := Exec{Executable: "/app/server", UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1}
-	manyBind := CapabilityChecks{Capability: 10, Verdict: Granted, UserNamespace: InitialNamespace}
-	var manyExecs []Exec
+	bind := v1alpha1.CapabilityChecks{Capability: 10, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 1, Sources: []v1alpha1.Source{
+		{Executable: "/app/server", Syscall: "bind", Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: 1}}}
+	nonRootExec := v1alpha1.Exec{Executable: "/app/server", UID: 1000, EUID: 1000, GID: 1000, EGID: 1000, Count: 1}
+	manyBind := v1alpha1.CapabilityChecks{Capability: 10, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace}
+	var manyExecs []v1alpha1.Exec
 	for i := range 5 {
 		exe := fmt.Sprintf("/app/w%d", i)
-		manyBind.Sources = append(manyBind.Sources, Source{Executable: exe, Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: SteadyPhase, Count: 1})
+		manyBind.Sources = append(manyBind.Sources, v1alpha1.Source{Executable: exe, Syscall: "bind", Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.SteadyPhase, Count: 1})
 		manyBind.Count++
-		manyExecs = append(manyExecs, Exec{Executable: exe, UID: 1000, EUID: 1000, Count: 1})
+		manyExecs = append(manyExecs, v1alpha1.Exec{Executable: exe, UID: 1000, EUID: 1000, Count: 1})
 	}
-	fileCapChange := CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve", Count: 1,
-		Before: Credentials{UID: 1000, EUID: 1000},
-		After:  Credentials{UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13}}
+	fileCapChange := v1alpha1.CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve", Count: 1,
+		Before: v1alpha1.Credentials{UID: 1000, EUID: 1000},
+		After:  v1alpha1.Credentials{UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13}}
 	tests := []struct {
 		name       string
-		container  Container
+		container  v1alpha1.Container
 		command    []string
 		duration   time.Duration
 		nonRoot    bool
@@ -473,23 +407,23 @@ func TestAdvice(t *testing.T) {
 		warnings   []string
 		noWarnings bool
 	}{
-		{name: "root", container: Container{UIDs: []uint32{0, 33}, Capabilities: []CapabilityChecks{bind}}, command: []string{"x"},
+		{name: "root", container: v1alpha1.Container{UIDs: []uint32{0, 33}, Capabilities: []v1alpha1.CapabilityChecks{bind}}, command: []string{"x"},
 			add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Baseline, noWarnings: true},
-		{name: "one non-root uid", container: Container{UIDs: []uint32{1000}, Execs: []Exec{{Executable: "/app/server", EUID: 1000, Permitted: 1 << 10}}, Capabilities: []CapabilityChecks{bind}},
+		{name: "one non-root uid", container: v1alpha1.Container{UIDs: []uint32{1000}, Execs: []v1alpha1.Exec{{Executable: "/app/server", EUID: 1000, Permitted: 1 << 10}}, Capabilities: []v1alpha1.CapabilityChecks{bind}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted, noWarnings: true},
-		{name: "two non-root uids", container: Container{UIDs: []uint32{1000, 1001}}, command: []string{"x"}, nonRoot: true, level: Restricted, noWarnings: true},
+		{name: "two non-root uids", container: v1alpha1.Container{UIDs: []uint32{1000, 1001}}, command: []string{"x"}, nonRoot: true, level: Restricted, noWarnings: true},
 		{name: "never observed", command: []string{"x"}, level: Baseline, warnings: []string{"no process of this container was observed"}},
-		{name: "non-root needs a capability", container: Container{UIDs: []uint32{1000}, Execs: []Exec{nonRootExec}, Capabilities: []CapabilityChecks{bind}},
+		{name: "non-root needs a capability", container: v1alpha1.Container{UIDs: []uint32{1000}, Execs: []v1alpha1.Exec{nonRootExec}, Capabilities: []v1alpha1.CapabilityChecks{bind}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted,
 			warnings: []string{"/app/server ran as uid 1000 when it asked for CAP_NET_BIND_SERVICE, but Kubernetes gives non-root processes no ambient capabilities", "setcap cap_net_bind_service+ep /app/server"}},
-		{name: "many non-root executables need a capability: one warning", container: Container{UIDs: []uint32{1000}, Execs: manyExecs, Capabilities: []CapabilityChecks{manyBind}},
+		{name: "many non-root executables need a capability: one warning", container: v1alpha1.Container{UIDs: []uint32{1000}, Execs: manyExecs, Capabilities: []v1alpha1.CapabilityChecks{manyBind}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_BIND_SERVICE"}, level: Restricted,
 			warnings: []string{"5 executables ran as non-root uids when they asked for CAP_NET_BIND_SERVICE (/app/w0 as uid 1000, /app/w1 as uid 1000, /app/w2 as uid 1000 and 2 more)", "set it on each file (setcap cap_net_bind_service+ep FILE)"}},
-		{name: "file capabilities", container: Container{UIDs: []uint32{1000}, CredentialChanges: []CredentialChange{fileCapChange},
-			Execs: []Exec{{Executable: "/usr/bin/ping", UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13, PrivilegeGain: true}}},
+		{name: "file capabilities", container: v1alpha1.Container{UIDs: []uint32{1000}, CredentialChanges: []v1alpha1.CredentialChange{fileCapChange},
+			Execs: []v1alpha1.Exec{{Executable: "/usr/bin/ping", UID: 1000, EUID: 1000, Permitted: 1 << 13, Effective: 1 << 13, PrivilegeGain: true}}},
 			command: []string{"x"}, nonRoot: true, runAsUser: new(int64(1000)), add: []corev1.Capability{"NET_RAW"}, level: Privileged,
 			warnings: []string{"/usr/bin/ping gains NET_RAW from its file capabilities at exec; they stay in add, because the kernel refuses the exec (EPERM)"}},
-		{name: "short pod recording", container: Container{UIDs: []uint32{1000}, Execs: []Exec{nonRootExec}}, duration: 3 * time.Second,
+		{name: "short pod recording", container: v1alpha1.Container{UIDs: []uint32{1000}, Execs: []v1alpha1.Exec{nonRootExec}}, duration: 3 * time.Second,
 			nonRoot: true, runAsUser: new(int64(1000)), level: Restricted,
 			warnings: []string{"p.json recorded for 3s, less than its 10s startup window: steady-state behaviour was not seen; record longer"}},
 	}
@@ -497,8 +431,8 @@ func TestAdvice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.container.Name = "c"
 			start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-			p := &Profile{Metadata: Metadata{Command: tt.command, StartTime: start, EndTime: start.Add(tt.duration), StartupWindow: Duration(10 * time.Second)},
-				Containers: []Container{tt.container}}
+			p := &v1alpha1.Profile{Metadata: v1alpha1.Metadata{Command: tt.command, StartTime: start, EndTime: start.Add(tt.duration), StartupWindow: v1alpha1.Duration(10 * time.Second)},
+				Containers: []v1alpha1.Container{tt.container}}
 			c := Analyze([]Input{{"p.json", p}}).Containers[0]
 			sc := c.SecurityContext
 			if *sc.Privileged || sc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault || !reflect.DeepEqual(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) {
@@ -530,28 +464,28 @@ func TestAdvice(t *testing.T) {
 // pods; analysis warns about them, and about nothing for profiles of
 // versions that did not record coverage.
 func TestCoverage(t *testing.T) {
-	after := func(d time.Duration) *Duration { v := Duration(d); return &v }
+	after := func(d time.Duration) *v1alpha1.Duration { v := v1alpha1.Duration(d); return &v }
 	tests := []struct {
 		name     string
-		coverage []*Coverage
-		want     *Coverage
+		coverage []*v1alpha1.Coverage
+		want     *v1alpha1.Coverage
 		warning  string
 	}{
-		{"all from their start", []*Coverage{{Instances: 1, FromStart: 1}, {Instances: 2, FromStart: 2}}, &Coverage{Instances: 3, FromStart: 3}, ""},
-		{"one late", []*Coverage{{Instances: 1, FromStart: 1}, {Instances: 1, Late: []LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}}},
-			&Coverage{Instances: 2, FromStart: 1, Late: []LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}},
+		{"all from their start", []*v1alpha1.Coverage{{Instances: 1, FromStart: 1}, {Instances: 2, FromStart: 2}}, &v1alpha1.Coverage{Instances: 3, FromStart: 3}, ""},
+		{"one late", []*v1alpha1.Coverage{{Instances: 1, FromStart: 1}, {Instances: 1, Late: []v1alpha1.LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}}},
+			&v1alpha1.Coverage{Instances: 2, FromStart: 1, Late: []v1alpha1.LateInstance{{Pod: "web-2", ContainerID: "abc", JoinedAfter: after(90 * time.Second)}}},
 			"startup not observed for 1 of 2 instances (pod web-2 joined 1m30s after its start)"},
-		{"late, start unknown, no pod", []*Coverage{{Instances: 1, Late: []LateInstance{{ContainerID: "0123456789abcdef"}}}},
-			&Coverage{Instances: 1, Late: []LateInstance{{ContainerID: "0123456789abcdef"}}},
+		{"late, start unknown, no pod", []*v1alpha1.Coverage{{Instances: 1, Late: []v1alpha1.LateInstance{{ContainerID: "0123456789abcdef"}}}},
+			&v1alpha1.Coverage{Instances: 1, Late: []v1alpha1.LateInstance{{ContainerID: "0123456789abcdef"}}},
 			"startup not observed for 1 of 1 instance (container 0123456789ab)"},
-		{"many late", []*Coverage{{Instances: 4, Late: []LateInstance{{Pod: "d"}, {Pod: "b"}, {Pod: "a"}, {Pod: "c"}}}},
-			&Coverage{Instances: 4, Late: []LateInstance{{Pod: "a"}, {Pod: "b"}, {Pod: "c"}, {Pod: "d"}}},
+		{"many late", []*v1alpha1.Coverage{{Instances: 4, Late: []v1alpha1.LateInstance{{Pod: "d"}, {Pod: "b"}, {Pod: "a"}, {Pod: "c"}}}},
+			&v1alpha1.Coverage{Instances: 4, Late: []v1alpha1.LateInstance{{Pod: "a"}, {Pod: "b"}, {Pod: "c"}, {Pod: "d"}}},
 			"startup not observed for 4 of 4 instances (pod a, pod b, pod c, 1 more)"},
-		{"not recorded by this version", []*Coverage{nil}, nil, ""},
+		{"not recorded by this version", []*v1alpha1.Coverage{nil}, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var parts []Container
+			var parts []v1alpha1.Container
 			for _, cov := range tt.coverage {
 				c := sampleProfile().Containers[0]
 				c.Coverage = cov
@@ -561,7 +495,7 @@ func TestCoverage(t *testing.T) {
 			if !reflect.DeepEqual(got.Coverage, tt.want) {
 				t.Fatalf("coverage %+v, want %+v", got.Coverage, tt.want)
 			}
-			a := Analyze([]Input{{"p.json", &Profile{Containers: []Container{got}}}})
+			a := Analyze([]Input{{"p.json", &v1alpha1.Profile{Containers: []v1alpha1.Container{got}}}})
 			warned := ""
 			for _, w := range a.Containers[0].Warnings {
 				if strings.HasPrefix(w, "startup not observed") {
@@ -581,16 +515,16 @@ func TestCoverage(t *testing.T) {
 // nothing of the workload.
 func TestRuntimeCredentialChangesLeftOut(t *testing.T) {
 	c := sampleProfile().Containers[0]
-	gain := CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve",
-		Before: Credentials{}, After: Credentials{Permitted: CapSet(1) << 13, Effective: CapSet(1) << 13}, Count: 1}
+	gain := v1alpha1.CredentialChange{Executable: "/usr/bin/ping", Syscall: "execve",
+		Before: v1alpha1.Credentials{}, After: v1alpha1.Credentials{Permitted: v1alpha1.CapSet(1) << 13, Effective: v1alpha1.CapSet(1) << 13}, Count: 1}
 	runtime := gain
-	runtime.Phase = RuntimeInitPhase
+	runtime.Phase = v1alpha1.RuntimeInitPhase
 	for _, tt := range []struct {
-		change CredentialChange
+		change v1alpha1.CredentialChange
 		want   bool
 	}{{gain, true}, {runtime, false}} {
-		c.CredentialChanges = []CredentialChange{tt.change}
-		a := Analyze([]Input{{"p.json", &Profile{Containers: []Container{c}}}})
+		c.CredentialChanges = []v1alpha1.CredentialChange{tt.change}
+		a := Analyze([]Input{{"p.json", &v1alpha1.Profile{Containers: []v1alpha1.Container{c}}}})
 		kept := false
 		for _, d := range a.Containers[0].Capabilities {
 			kept = kept || d.Capability == 13 && d.Decision == Required
@@ -643,10 +577,10 @@ func TestSourceCountsDoNotWrap(t *testing.T) {
 	cc := &p.Containers[0].Capabilities[0]
 	cc.Count, cc.Sources = 0, nil
 	for i := range 2048 {
-		s := Source{Executable: fmt.Sprintf("/bin/x%d", i), Syscall: "bind", Audit: Audited, Credentials: OwnCredentials, Phase: StartupPhase, Count: MaxCount}
+		s := v1alpha1.Source{Executable: fmt.Sprintf("/bin/x%d", i), Syscall: "bind", Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: MaxCount}
 		cc.Sources = append(cc.Sources, s)
 	}
-	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "count: 0, but its sources count more") {
+	if err := Validate(p); err == nil || !strings.Contains(err.Error(), "count: 0, but its sources count more") {
 		t.Fatalf("Validate = %v, want the sources' counts refused", err)
 	}
 }

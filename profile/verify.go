@@ -6,149 +6,43 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"time"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 )
-
-// Verification is what `capprof verify` found by running a command with a
-// container's advised capabilities and then without each of them: the
-// kernel cannot say what would have happened had a granted check been
-// denied, an experiment can.
-type Verification struct {
-	// Command is what was run, redacted as the profile's command is; or
-	// Canaries names the canary pods that ran the workload's pod template,
-	// for Window each.
-	Command  []string  `json:"command,omitempty"`
-	Canaries string    `json:"canaries,omitempty"`
-	Window   Duration  `json:"window,omitempty"`
-	Time     time.Time `json:"time"`
-	// RunsPerSet is how many times each set of capabilities was run.
-	RunsPerSet int `json:"runsPerSet"`
-	// Advised is the advice's set when verification began, and how its
-	// runs went.
-	Advised VerifiedSet `json:"advised"`
-	// Capabilities has one entry per advised capability, in the order they
-	// were taken away: each run lacked it and the removable ones before it.
-	Capabilities []VerifiedCapability `json:"capabilities"`
-}
-
-// VerifiedSet is a set of capabilities the command ran with.
-type VerifiedSet struct {
-	Capabilities CapSet `json:"capabilities"`
-	// NoNewPrivs: allowPrivilegeEscalation was false (no_new_privs set).
-	NoNewPrivs bool `json:"noNewPrivs"`
-	Passed     int  `json:"passed"`
-	Failed     int  `json:"failed"`
-	// FailedRun is the first failed run, when one failed.
-	FailedRun *FailedRun `json:"failedRun,omitempty"`
-}
-
-// VerifiedVerdict is what the runs without a capability showed.
-type VerifiedVerdict string
-
-// Verified verdicts.
-const (
-	// VerifiedNeeded: a run without the capability failed and the
-	// capability was denied in it.
-	VerifiedNeeded VerifiedVerdict = "needed"
-	// VerifiedRemovable: runs without it passed, none failed with it denied.
-	VerifiedRemovable VerifiedVerdict = "removable"
-	// VerifiedUndecided: every run without it failed, but it was never
-	// denied in them: the command fails for another reason.
-	VerifiedUndecided VerifiedVerdict = "undecided"
-)
-
-// VerifiedCapability is one advised capability, taken away.
-type VerifiedCapability struct {
-	Capability Capability      `json:"capability"`
-	Verified   VerifiedVerdict `json:"verified"`
-	Passed     int             `json:"passed"`
-	Failed     int             `json:"failed"`
-	// FailedRun is the evidence of a needed capability: the first failed
-	// run in which it was denied.
-	FailedRun *FailedRun `json:"failedRun,omitempty"`
-}
-
-// FailedRun is how a run failed: its exit status and the denied checks that
-// tell why.
-type FailedRun struct {
-	// ExitStatus is the command's exit code, 128+N for signal N; for a
-	// canary pod, its failed container's last one.
-	ExitStatus int `json:"exitStatus"`
-	// Reason says how a canary pod failed ("container app restarted 3
-	// times"); empty for a command.
-	Reason string `json:"reason,omitempty"`
-	// Denials are the workload's denied checks whose syscalls failed, and
-	// the denied checks of the capability taken away.
-	Denials []DeniedChecks `json:"denials"`
-}
-
-// DeniedChecks are the denied checks of one capability, by executable,
-// syscall and call site.
-type DeniedChecks struct {
-	Capability Capability `json:"capability"`
-	Evidence   []Evidence `json:"evidence"`
-}
-
-// String is a run's failure in one line: "exit 1; denied CAP_FSETID:
-// /bin/app: chmod → setattr_prepare (syscall succeeded)".
-func (f FailedRun) String() string {
-	var b strings.Builder
-	if f.Reason != "" {
-		b.WriteString(f.Reason)
-	} else {
-		fmt.Fprintf(&b, "exit %d", f.ExitStatus)
-	}
-	for _, d := range f.Denials {
-		fmt.Fprintf(&b, "; denied %s:", d.Capability)
-		for i, e := range d.Evidence {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			fmt.Fprintf(&b, " %s: %s", e.Executable, e.Syscall)
-			if len(e.CallSites) > 0 {
-				fmt.Fprintf(&b, " → %s", strings.Join(e.CallSites, ","))
-			}
-			if e.Outcome != "" {
-				fmt.Fprintf(&b, " (%s)", e.Outcome)
-			}
-		}
-	}
-	return b.String()
-}
 
 // RunDenials are the denied checks that make a run of c fail, and those of
 // the capability taken away (if any): the workload's denials in the
 // initial user namespace whose syscall failed, and every workload denial
 // of taken, whatever its outcome. The bool says whether taken was denied.
-func RunDenials(c Container, taken *Capability) ([]DeniedChecks, bool) {
-	byCap := map[Capability][]CapabilityChecks{}
+func RunDenials(c v1alpha1.Container, taken *v1alpha1.Capability) ([]v1alpha1.DeniedChecks, bool) {
+	byCap := map[v1alpha1.Capability][]v1alpha1.CapabilityChecks{}
 	for _, cc := range c.Capabilities {
-		if cc.Verdict != Denied || cc.UserNamespace != InitialNamespace {
+		if cc.Verdict != v1alpha1.Denied || cc.UserNamespace != v1alpha1.InitialNamespace {
 			continue
 		}
 		isTaken := taken != nil && *taken == cc.Capability
 		kept := cc
-		kept.Sources = slices.DeleteFunc(slices.Clone(cc.Sources), func(s Source) bool {
-			return !isWorkloadCheck(s) || !isTaken && s.Outcome() != SyscallFailed
+		kept.Sources = slices.DeleteFunc(slices.Clone(cc.Sources), func(s v1alpha1.Source) bool {
+			return !isWorkloadCheck(s) || !isTaken && s.Outcome() != v1alpha1.SyscallFailed
 		})
 		if len(kept.Sources) > 0 {
 			byCap[cc.Capability] = append(byCap[cc.Capability], kept)
 		}
 	}
-	var out []DeniedChecks
+	var out []v1alpha1.DeniedChecks
 	for _, capability := range slices.Sorted(maps.Keys(byCap)) {
 		// NotNeeded: evidence keeps every source given.
-		out = append(out, DeniedChecks{Capability: capability, Evidence: evidence(NotNeeded, byCap[capability], nil)})
+		out = append(out, v1alpha1.DeniedChecks{Capability: capability, Evidence: evidence(NotNeeded, byCap[capability], nil)})
 	}
 	return out, taken != nil && len(byCap[*taken]) > 0
 }
 
 // Failing reports whether the denials make a run fail: one of them failed
 // its syscall.
-func Failing(denials []DeniedChecks) bool {
+func Failing(denials []v1alpha1.DeniedChecks) bool {
 	for _, d := range denials {
 		for _, e := range d.Evidence {
-			if e.Outcome == SyscallFailed {
+			if e.Outcome == v1alpha1.SyscallFailed {
 				return true
 			}
 		}
@@ -158,7 +52,7 @@ func Failing(denials []DeniedChecks) bool {
 
 // verified is the verification's verdict on capability, and the entry;
 // nil when it was not verified (not advised then, or no verification).
-func (v *Verification) verified(capability Capability) *VerifiedCapability {
+func verifiedCapability(v *v1alpha1.Verification, capability v1alpha1.Capability) *v1alpha1.VerifiedCapability {
 	if v == nil || v.Advised.Passed == 0 {
 		return nil
 	}
@@ -171,7 +65,7 @@ func (v *Verification) verified(capability Capability) *VerifiedCapability {
 }
 
 // validate checks what a hand-edited profile could get wrong.
-func (v *Verification) validate(where string) error {
+func validateVerification(v *v1alpha1.Verification, where string) error {
 	if v.RunsPerSet < 1 {
 		return fmt.Errorf("%s.runsPerSet: %d, want at least 1", where, v.RunsPerSet)
 	}
@@ -180,7 +74,7 @@ func (v *Verification) validate(where string) error {
 	}
 	for i, vc := range v.Capabilities {
 		at := fmt.Sprintf("%s.capabilities[%d]", where, i)
-		if err := oneOf(at+".verified", string(vc.Verified), VerifiedNeeded, VerifiedRemovable, VerifiedUndecided); err != nil {
+		if err := oneOf(at+".verified", string(vc.Verified), v1alpha1.VerifiedNeeded, v1alpha1.VerifiedRemovable, v1alpha1.VerifiedUndecided); err != nil {
 			return err
 		}
 		if !v.Advised.Capabilities.Has(vc.Capability) {
@@ -199,7 +93,7 @@ func (v *Verification) validate(where string) error {
 // undecided, and only one that every verification that tried it found
 // removable is removable. Run counts add up; the command and time are the
 // latest's. Verifying a profile again replaces its verification instead.
-func mergeVerifications(a, b *Verification) *Verification {
+func mergeVerifications(a, b *v1alpha1.Verification) *v1alpha1.Verification {
 	if a == nil || b == nil {
 		if a == nil {
 			return b
@@ -211,15 +105,15 @@ func mergeVerifications(a, b *Verification) *Verification {
 	}
 	m := *a
 	m.RunsPerSet = min(a.RunsPerSet, b.RunsPerSet)
-	m.Advised = VerifiedSet{
+	m.Advised = v1alpha1.VerifiedSet{
 		Capabilities: a.Advised.Capabilities | b.Advised.Capabilities,
 		NoNewPrivs:   a.Advised.NoNewPrivs && b.Advised.NoNewPrivs,
 		Passed:       a.Advised.Passed + b.Advised.Passed,
 		Failed:       a.Advised.Failed + b.Advised.Failed,
 		FailedRun:    cmp.Or(a.Advised.FailedRun, b.Advised.FailedRun),
 	}
-	byCap := map[Capability]VerifiedCapability{}
-	var order []Capability
+	byCap := map[v1alpha1.Capability]v1alpha1.VerifiedCapability{}
+	var order []v1alpha1.Capability
 	for _, vc := range slices.Concat(a.Capabilities, b.Capabilities) {
 		have, ok := byCap[vc.Capability]
 		if !ok {
@@ -242,12 +136,12 @@ func mergeVerifications(a, b *Verification) *Verification {
 }
 
 // verdictRank orders verdicts by caution: the more cautious wins a merge.
-var verdictRank = map[VerifiedVerdict]int{VerifiedRemovable: 0, VerifiedUndecided: 1, VerifiedNeeded: 2}
+var verdictRank = map[v1alpha1.VerifiedVerdict]int{v1alpha1.VerifiedRemovable: 0, v1alpha1.VerifiedUndecided: 1, v1alpha1.VerifiedNeeded: 2}
 
 // verificationWarnings says what a reviewer must know of a verification:
 // the advice failed, the command was flaky, a capability could not be
 // decided, or required capabilities came after it and were not verified.
-func verificationWarnings(v *Verification, decisions []CapabilityDecision) []string {
+func verificationWarnings(v *v1alpha1.Verification, decisions []CapabilityDecision) []string {
 	if v == nil {
 		return nil
 	}
@@ -264,7 +158,7 @@ func verificationWarnings(v *Verification, decisions []CapabilityDecision) []str
 		out = append(out, fmt.Sprintf("verify: the advised capabilities failed %d of %d runs (a flaky command?): %s", v.Advised.Failed, runs, v.Advised.FailedRun))
 	}
 	for _, vc := range v.Capabilities {
-		if vc.Verified == VerifiedUndecided {
+		if vc.Verified == v1alpha1.VerifiedUndecided {
 			out = append(out, fmt.Sprintf("verify: %s undecided: all %d runs without it failed, but it was never denied in them; it is kept", vc.Capability, vc.Failed))
 		}
 	}
@@ -285,7 +179,7 @@ func verificationWarnings(v *Verification, decisions []CapabilityDecision) []str
 // may well work without the capability, but only running it can tell.
 // Checked against Linux 6.1-6.18 (in_group_or_capable since 6.2; before,
 // the same test inline).
-var silentDenials = map[Capability]map[string]string{
+var silentDenials = map[v1alpha1.Capability]map[string]string{
 	capFsetid: {
 		"setattr_prepare":          "fs/attr.c setattr_prepare(): chmod by a caller outside the file's group clears the set-group-ID bit (attr->ia_mode &= ~S_ISGID) and succeeds",
 		"setattr_copy":             "fs/attr.c setattr_copy(): the mode is stored without the set-group-ID bit (mode &= ~S_ISGID), no error",
@@ -297,12 +191,12 @@ var silentDenials = map[Capability]map[string]string{
 }
 
 // capFsetid is CAP_FSETID.
-const capFsetid Capability = 4
+const capFsetid v1alpha1.Capability = 4
 
 // silentDenial is why a required capability is likely removable: every
 // granted workload check of it came from a call site in silentDenials.
 // Empty when any did not, or a check's call stack was lost.
-func silentDenial(capability Capability, checks []CapabilityChecks) string {
+func silentDenial(capability v1alpha1.Capability, checks []v1alpha1.CapabilityChecks) string {
 	known := silentDenials[capability]
 	if known == nil {
 		return ""
@@ -310,7 +204,7 @@ func silentDenial(capability Capability, checks []CapabilityChecks) string {
 	var why []string
 	for _, cc := range checks {
 		for _, s := range cc.Sources {
-			if cc.Verdict != Granted || cc.UserNamespace != InitialNamespace || !isWorkloadCheck(s) {
+			if cc.Verdict != v1alpha1.Granted || cc.UserNamespace != v1alpha1.InitialNamespace || !isWorkloadCheck(s) {
 				continue
 			}
 			if len(s.CallSites) == 0 {
@@ -354,11 +248,11 @@ func (ca ContainerAnalysis) VerificationSummary() string {
 	for _, d := range ca.Capabilities {
 		name := d.Capability.KubernetesName()
 		switch {
-		case d.Verified == VerifiedNeeded:
+		case d.Verified == v1alpha1.VerifiedNeeded:
 			needed = append(needed, name)
-		case d.Verified == VerifiedRemovable:
+		case d.Verified == v1alpha1.VerifiedRemovable:
 			removable = append(removable, name)
-		case d.Verified == VerifiedUndecided:
+		case d.Verified == v1alpha1.VerifiedUndecided:
 			undecided = append(undecided, name)
 		case d.Decision == Required:
 			observed = append(observed, name)

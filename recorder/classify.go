@@ -5,7 +5,7 @@ import (
 
 	"strings"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // auditClassByFunction fixes a check's audit class from a function on its
@@ -22,14 +22,14 @@ import (
 //     uses CAP_SYS_ADMIN. It ends in a tail call, so on 6.18 its frame is
 //     gone and cap_capable's caller reads as security_vm_enough_memory_mm
 //     (security/security.c), which reaches cap_capable by no other path.
-var auditClassByFunction = map[string]profile.AuditClass{
-	"security_vm_enough_memory_mm": profile.NoAudit,
-	"ns_capable_noaudit":           profile.NoAudit,
-	"has_ns_capability_noaudit":    profile.NoAudit,
-	"has_capability_noaudit":       profile.NoAudit,
-	"ptracer_capable":              profile.NoAudit,
-	"cap_vm_enough_memory":         profile.NoAudit,
-	"ns_capable_setid":             profile.InSetID,
+var auditClassByFunction = map[string]v1alpha1.AuditClass{
+	"security_vm_enough_memory_mm": v1alpha1.NoAudit,
+	"ns_capable_noaudit":           v1alpha1.NoAudit,
+	"has_ns_capability_noaudit":    v1alpha1.NoAudit,
+	"has_capability_noaudit":       v1alpha1.NoAudit,
+	"ptracer_capable":              v1alpha1.NoAudit,
+	"cap_vm_enough_memory":         v1alpha1.NoAudit,
+	"ns_capable_setid":             v1alpha1.InSetID,
 }
 
 // capabilityPlumbing are the frames between a kernel feature and the check
@@ -77,19 +77,19 @@ func isTracingFrame(fn string) bool {
 
 // classifyStack returns the audit class and call site of one check's stack,
 // given as function names innermost first. An empty stack is UnknownAudit.
-func classifyStack(frames []string) (profile.AuditClass, string) {
+func classifyStack(frames []string) (v1alpha1.AuditClass, string) {
 	if !slices.ContainsFunc(frames, func(fn string) bool { return fn != "" }) {
 		// No frame named (no stack, or no kernel symbols to name it): a
 		// silent probe and real use look alike.
-		return profile.UnknownAudit, ""
+		return v1alpha1.UnknownAudit, ""
 	}
-	class := profile.Audited
+	class := v1alpha1.Audited
 	callSite := ""
 	for _, fn := range frames {
 		if fn == "" || isTracingFrame(fn) {
 			continue
 		}
-		if c, ok := auditClassByFunction[fn]; ok && class == profile.Audited {
+		if c, ok := auditClassByFunction[fn]; ok && class == v1alpha1.Audited {
 			class = c
 		}
 		if callSite == "" && !capabilityPlumbing[fn] {

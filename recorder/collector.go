@@ -11,9 +11,11 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/profile"
-	"golang.org/x/sys/unix"
 )
 
 // collector turns the event stream into per-cgroup profile parts. One
@@ -39,13 +41,13 @@ type collector struct {
 	stacks map[bpf.CheckKey]map[string][]uint64
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
-	procExec map[uint32]*profile.Exec
-	parts    map[uint64]*profile.Container // by cgroup id
+	procExec map[uint32]*v1alpha1.Exec
+	parts    map[uint64]*v1alpha1.Container // by cgroup id
 	// execs, changes and uids are aggregated as they come, by cgroup: a
 	// workload that runs /bin/true a million times makes one entry, not a
 	// million. parts[] gets them at the end.
-	execs   map[uint64]map[execKey]*profile.Exec
-	changes map[uint64]map[profile.CredentialChange]uint64 // by the change, its count left zero
+	execs   map[uint64]map[execKey]*v1alpha1.Exec
+	changes map[uint64]map[v1alpha1.CredentialChange]uint64 // by the change, its count left zero
 	uids    map[uint64]map[uint32]bool
 	// executables are the distinct executables with exec entries, up to
 	// maxExecutables; execsNotKept counts the execs beyond.
@@ -67,10 +69,10 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		names:       names,
 		exePaths:    map[bpf.ExeID]string{},
 		stacks:      map[bpf.CheckKey]map[string][]uint64{},
-		procExec:    map[uint32]*profile.Exec{},
-		parts:       map[uint64]*profile.Container{},
-		execs:       map[uint64]map[execKey]*profile.Exec{},
-		changes:     map[uint64]map[profile.CredentialChange]uint64{},
+		procExec:    map[uint32]*v1alpha1.Exec{},
+		parts:       map[uint64]*v1alpha1.Container{},
+		execs:       map[uint64]map[execKey]*v1alpha1.Exec{},
+		changes:     map[uint64]map[v1alpha1.CredentialChange]uint64{},
 		uids:        map[uint64]map[uint32]bool{},
 		executables: map[string]bool{},
 		kallsyms:    kallsymsPath,
@@ -87,7 +89,7 @@ const maxExecutables = 20000
 type execKey struct {
 	executable, script   string
 	uid, euid, gid, egid uint32
-	effective, permitted profile.CapSet
+	effective, permitted v1alpha1.CapSet
 	privilegeGain        bool
 }
 
@@ -122,10 +124,10 @@ func (c *collector) addUID(cgroupID uint64, uid uint32) {
 }
 
 // addChange counts a credential change (its Count zero) of a cgroup.
-func (c *collector) addChange(cgroupID uint64, ch profile.CredentialChange) {
+func (c *collector) addChange(cgroupID uint64, ch v1alpha1.CredentialChange) {
 	set := c.changes[cgroupID]
 	if set == nil {
-		set = map[profile.CredentialChange]uint64{}
+		set = map[v1alpha1.CredentialChange]uint64{}
 		c.changes[cgroupID] = set
 	}
 	set[ch]++
@@ -133,7 +135,7 @@ func (c *collector) addChange(cgroupID uint64, ch profile.CredentialChange) {
 
 // addExec counts an exec of a cgroup and returns its entry, or nil when it
 // is of an executable beyond maxExecutables.
-func (c *collector) addExec(cgroupID uint64, x profile.Exec) *profile.Exec {
+func (c *collector) addExec(cgroupID uint64, x v1alpha1.Exec) *v1alpha1.Exec {
 	if !c.executables[x.Executable] {
 		if len(c.executables) >= maxExecutables {
 			c.execsNotKept++
@@ -143,7 +145,7 @@ func (c *collector) addExec(cgroupID uint64, x profile.Exec) *profile.Exec {
 	}
 	set := c.execs[cgroupID]
 	if set == nil {
-		set = map[execKey]*profile.Exec{}
+		set = map[execKey]*v1alpha1.Exec{}
 		c.execs[cgroupID] = set
 	}
 	k := execKey{x.Executable, x.Script, x.UID, x.EUID, x.GID, x.EGID, x.Effective, x.Permitted, x.PrivilegeGain}
@@ -163,9 +165,9 @@ func (c *collector) namePath(id bpf.ExeID, path string) {
 	}
 }
 
-func (c *collector) part(cgroupID uint64) *profile.Container {
+func (c *collector) part(cgroupID uint64) *v1alpha1.Container {
 	if c.parts[cgroupID] == nil {
-		c.parts[cgroupID] = &profile.Container{}
+		c.parts[cgroupID] = &v1alpha1.Container{}
 	}
 	return c.parts[cgroupID]
 }
@@ -194,11 +196,11 @@ func (c *collector) handle(ev bpf.Event) {
 	case *bpf.Exec:
 		c.namePath(e.Exe, e.ExePath)
 		c.part(e.CgroupID)
-		x := profile.Exec{
+		x := v1alpha1.Exec{
 			Executable: e.ExePath,
 			UID:        e.After.UID, EUID: e.After.EUID, GID: e.After.GID, EGID: e.After.EGID,
-			Effective:     profile.CapSet(e.After.Effective),
-			Permitted:     profile.CapSet(e.After.Permitted),
+			Effective:     v1alpha1.CapSet(e.After.Effective),
+			Permitted:     v1alpha1.CapSet(e.After.Permitted),
 			PrivilegeGain: e.PrivilegeGain,
 		}
 		if e.Script {
@@ -211,7 +213,7 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 		c.addUID(e.CgroupID, e.After.EUID)
 		if e.PrivilegeGain && e.Before != nil {
-			c.addChange(e.CgroupID, profile.CredentialChange{
+			c.addChange(e.CgroupID, v1alpha1.CredentialChange{
 				Executable: e.ExePath, Syscall: "execve", Source: credentialSource(e.BeforeFromCommit),
 				Before: credentials(*e.Before), After: credentials(e.After),
 			})
@@ -231,12 +233,12 @@ func (c *collector) handle(ev bpf.Event) {
 		}
 	case *bpf.CredChange:
 		c.part(e.CgroupID)
-		change := profile.CredentialChange{
+		change := v1alpha1.CredentialChange{
 			Executable: c.executable(e.Exe), Syscall: changeSyscall(e), Source: credentialSource(e.FromCommit),
 			Before: credentials(e.Before), After: credentials(e.After),
 		}
 		if e.RuntimeInit {
-			change.Phase = profile.RuntimeInitPhase
+			change.Phase = v1alpha1.RuntimeInitPhase
 		} else {
 			c.addUID(e.CgroupID, e.After.EUID)
 		}
@@ -284,7 +286,7 @@ func (c *collector) executable(id bpf.ExeID) string {
 // normalized with the seeds (one per recorded instance, with its coverage),
 // so that targets that did nothing are there too. Cgroups with no name (a
 // pod's sandbox, the pod's own cgroup) are left out.
-func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([]profile.Container, error) {
+func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) ([]v1alpha1.Container, error) {
 	var symbols *kernelSymbols
 	if len(c.stacks) > 0 {
 		var err error
@@ -307,36 +309,36 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 		}
 		part := c.part(chk.CgroupID)
 		audit, auditFrom, callSites := c.auditClass(symbols, chk.CheckKey)
-		verdict := profile.Granted
+		verdict := v1alpha1.Granted
 		if chk.Denied {
-			verdict = profile.Denied
+			verdict = v1alpha1.Denied
 		}
-		scope := profile.NestedNamespace
+		scope := v1alpha1.NestedNamespace
 		if chk.InitUserNS {
-			scope = profile.InitialNamespace
+			scope = v1alpha1.InitialNamespace
 		}
-		creds := profile.OwnCredentials
+		creds := v1alpha1.OwnCredentials
 		switch {
 		case chk.OtherCred:
-			creds = profile.OtherTaskCredentials
+			creds = v1alpha1.OtherTaskCredentials
 		case chk.CredOverride:
-			creds = profile.OverriddenCredentials
+			creds = v1alpha1.OverriddenCredentials
 		}
-		phase, exe := profile.StartupPhase, c.executable(chk.Exe)
+		phase, exe := v1alpha1.StartupPhase, c.executable(chk.Exe)
 		switch {
 		case chk.RuntimeInit:
-			phase = profile.RuntimeInitPhase
+			phase = v1alpha1.RuntimeInitPhase
 			if _, known := c.exePaths[chk.Exe]; !known {
 				// runc init runs the host's runc binary, whose path the
 				// in-kernel walk cannot give from inside the container's root.
 				exe = "(container runtime, " + strings.Trim(exe, "()") + ")"
 			}
 		case chk.Steady:
-			phase = profile.SteadyPhase
+			phase = v1alpha1.SteadyPhase
 		}
-		part.Capabilities = append(part.Capabilities, profile.CapabilityChecks{
-			Capability: profile.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
-			Sources: []profile.Source{{
+		part.Capabilities = append(part.Capabilities, v1alpha1.CapabilityChecks{
+			Capability: v1alpha1.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
+			Sources: []v1alpha1.Source{{
 				Executable: exe, Syscall: syscallName(chk.Syscall), CallSites: callSites,
 				Audit: audit, AuditFrom: auditFrom, Credentials: creds, Phase: phase, Count: chk.Count,
 				SyscallFailed: chk.SyscallFailed, SyscallSucceeded: chk.SyscallSucceeded,
@@ -368,35 +370,35 @@ func (c *collector) containers(checks []bpf.Check, seeds []profile.Container) ([
 // auditClass gives a check key its audit class, where the class came from,
 // and its call sites. The options cap_capable was called with, when the
 // probe saw them, are the class; otherwise the stacks tell (classify).
-func (c *collector) auditClass(symbols *kernelSymbols, key bpf.CheckKey) (profile.AuditClass, profile.AuditSource, []string) {
+func (c *collector) auditClass(symbols *kernelSymbols, key bpf.CheckKey) (v1alpha1.AuditClass, v1alpha1.AuditSource, []string) {
 	class, sites := c.classify(symbols, key)
 	if !key.AuditKnown {
-		if class == profile.UnknownAudit {
+		if class == v1alpha1.UnknownAudit {
 			return class, "", sites
 		}
-		return class, profile.AuditFromStack, sites
+		return class, v1alpha1.AuditFromStack, sites
 	}
-	return optionsClass(key), profile.AuditFromOptions, sites
+	return optionsClass(key), v1alpha1.AuditFromOptions, sites
 }
 
 // optionsClass is the audit class cap_capable's options give a check the
 // probe saw them for (key.AuditKnown).
-func optionsClass(key bpf.CheckKey) profile.AuditClass {
+func optionsClass(key bpf.CheckKey) v1alpha1.AuditClass {
 	switch {
 	case key.NoAudit:
-		return profile.NoAudit
+		return v1alpha1.NoAudit
 	case key.InSetID:
-		return profile.InSetID
+		return v1alpha1.InSetID
 	}
-	return profile.Audited
+	return v1alpha1.Audited
 }
 
 // classify gives a check key the audit class and call sites of its sampled
 // stacks. A key whose stacks disagree takes the class that can make it
 // required (audited over insetid over noaudit): a recommendation must be
 // sufficient first. No stack at all is UnknownAudit.
-func (c *collector) classify(symbols *kernelSymbols, key bpf.CheckKey) (profile.AuditClass, []string) {
-	class := profile.UnknownAudit
+func (c *collector) classify(symbols *kernelSymbols, key bpf.CheckKey) (v1alpha1.AuditClass, []string) {
+	class := v1alpha1.UnknownAudit
 	sites := map[string]bool{}
 	for _, stack := range c.stacks[key] {
 		frames := make([]string, len(stack))
@@ -415,22 +417,22 @@ func (c *collector) classify(symbols *kernelSymbols, key bpf.CheckKey) (profile.
 }
 
 // auditRank orders audit classes by how strongly they can make a check required.
-var auditRank = map[profile.AuditClass]int{profile.UnknownAudit: 0, profile.NoAudit: 1, profile.InSetID: 2, profile.Audited: 3}
+var auditRank = map[v1alpha1.AuditClass]int{v1alpha1.UnknownAudit: 0, v1alpha1.NoAudit: 1, v1alpha1.InSetID: 2, v1alpha1.Audited: 3}
 
-func credentialSource(fromCommit bool) profile.CredentialSource {
+func credentialSource(fromCommit bool) v1alpha1.CredentialSource {
 	if fromCommit {
-		return profile.FromCommitCreds
+		return v1alpha1.FromCommitCreds
 	}
-	return profile.FromSyscall
+	return v1alpha1.FromSyscall
 }
 
-func credentials(b bpf.Creds) profile.Credentials {
-	return profile.Credentials{
+func credentials(b bpf.Creds) v1alpha1.Credentials {
+	return v1alpha1.Credentials{
 		UID: b.UID, EUID: b.EUID, SUID: b.SUID, FSUID: b.FSUID,
 		GID: b.GID, EGID: b.EGID, SGID: b.SGID, FSGID: b.FSGID,
-		Effective: profile.CapSet(b.Effective), Permitted: profile.CapSet(b.Permitted),
-		Inheritable: profile.CapSet(b.Inheritable), Bounding: profile.CapSet(b.Bounding),
-		Ambient: profile.CapSet(b.Ambient), UserNamespaceLevel: b.UserNSLevel,
+		Effective: v1alpha1.CapSet(b.Effective), Permitted: v1alpha1.CapSet(b.Permitted),
+		Inheritable: v1alpha1.CapSet(b.Inheritable), Bounding: v1alpha1.CapSet(b.Bounding),
+		Ambient: v1alpha1.CapSet(b.Ambient), UserNamespaceLevel: b.UserNSLevel,
 	}
 }
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/profile"
 )
 
 // heldBack stands in for the kernel's rate-limit map: what TakeSuppressed
@@ -36,7 +36,7 @@ func (h heldBack) TakeSuppressed(exec bpf.ExecKey, cap uint8, denied bool) (uint
 // exec ends, and counted; a fork's child is named after its parent.
 func TestLiveStream(t *testing.T) {
 	names := newTargetNames()
-	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	names.addCommand(7, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
 	out := filepath.Join(t.TempDir(), "events.json")
 	const ms = time.Millisecond
 	app := bpf.ExecKey{TGID: 5, Start: 1 * ms, Seq: 1}
@@ -105,7 +105,7 @@ func TestLiveStream(t *testing.T) {
 // the container runtime executing itself.
 func TestDispatcher(t *testing.T) {
 	names := newTargetNames()
-	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	names.addCommand(7, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
 	out := filepath.Join(t.TempDir(), "events.json")
 	var progress bytes.Buffer
 	live, err := newLiveStream(EventsConfig{Output: out, Format: "json"}, &progress, heldBack{}, "node-a", bpf.ExeID{}, false, names)

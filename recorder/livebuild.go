@@ -10,9 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/profile"
 )
 
 // The live events of each kind of probe event, in Tetragon's shapes
@@ -89,7 +89,7 @@ func (s *liveStream) execProcess(e *bpf.Exec) *events.Process {
 // or the host's mount namespace.
 func (s *liveStream) privileged(c bpf.Creds, d *bpf.ExecDetails) []string {
 	var why []string
-	if profile.CapSet(c.Effective).Has(profile.Capability(unix.CAP_SYS_ADMIN)) {
+	if v1alpha1.CapSet(c.Effective).Has(v1alpha1.Capability(unix.CAP_SYS_ADMIN)) {
 		why = append(why, "CAP_SYS_ADMIN")
 	}
 	if !s.podsMode {
@@ -154,7 +154,7 @@ func (s *liveStream) onCheck(e *bpf.LiveCheck) {
 // audit gives a check its audit class, from cap_capable's options where the
 // probe sees them and from its stack otherwise (the tracepoint), as the
 // profile does, and its call site.
-func (s *liveStream) audit(e *bpf.LiveCheck) (profile.AuditClass, string) {
+func (s *liveStream) audit(e *bpf.LiveCheck) (v1alpha1.AuditClass, string) {
 	frames := make([]string, len(e.Stack))
 	for i, addr := range e.Stack {
 		frames[i] = s.symbols[addr]

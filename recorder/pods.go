@@ -13,10 +13,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/kube"
-	"github.com/capprof/capprof/profile"
 )
 
 // PodsConfig is what `capprof record --pods/-l` needs.
@@ -79,20 +79,20 @@ func RecordPods(cfg PodsConfig) error {
 	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return err
 	}
-	return runPods(cfg, func(rec *recording, meta profile.Metadata, what string) error {
+	return runPods(cfg, func(rec *recording, meta v1alpha1.Metadata, what string) error {
 		return rec.finish(meta, cfg.Output, cfg.Stdout, what)
 	})
 }
 
 // RunPods records the selected pods as RecordPods does, without saving
 // anything: it returns the profile. Output and Events are not used.
-func RunPods(cfg PodsConfig) (*profile.Profile, error) {
+func RunPods(cfg PodsConfig) (*v1alpha1.Profile, error) {
 	if err := NeedRoot("verify"); err != nil {
 		return nil, err
 	}
 	cfg.Events = nil
-	var p *profile.Profile
-	err := runPods(cfg, func(rec *recording, meta profile.Metadata, _ string) error {
+	var p *v1alpha1.Profile
+	err := runPods(cfg, func(rec *recording, meta v1alpha1.Metadata, _ string) error {
 		var err error
 		p, _, err = rec.collect(meta)
 		return err
@@ -101,7 +101,7 @@ func RunPods(cfg PodsConfig) (*profile.Profile, error) {
 }
 
 // runPods records the selected pods; finish ends the recording.
-func runPods(cfg PodsConfig, finish func(rec *recording, meta profile.Metadata, what string) error) error {
+func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata, what string) error) error {
 	cgroupRoot, err := cgroup2Mount()
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ wait:
 			fmt.Fprintf(cfg.Progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it: not recorded\n",
 				t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
 		}
-		meta := profile.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
+		meta := v1alpha1.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
 		return finish(rec, meta, fmt.Sprintf("%d container(s)", targets.recorded))
 	})
 }
@@ -341,7 +341,7 @@ func (t *podTargets) add(p kube.Pod) error {
 // containerTarget names a container instance.
 func containerTarget(p kube.Pod, c kube.Container) *namedTarget {
 	owner := p.Owner
-	identity := profile.Identity{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind, Pods: []string{p.Name}}
+	identity := v1alpha1.Identity{Name: c.Name, Namespace: p.Namespace, Owner: &owner, Kind: c.Kind, Pods: []string{p.Name}}
 	pod := &events.Pod{Namespace: p.Namespace, Name: p.Name, PodLabels: p.Labels,
 		Container: &events.Container{ID: c.ID, Name: c.Name}, Workload: p.Owner.Name, WorkloadKind: p.Owner.Kind}
 	if c.Image != "" {

@@ -14,13 +14,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
+	"github.com/capprof/capprof/profile"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/internal/redact"
-	"github.com/capprof/capprof/profile"
 )
 
 // CommandConfig is what `capprof record -- COMMAND` needs.
@@ -71,7 +73,7 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 	if err := checkOutputs(cfg.Output, cfg.Events); err != nil {
 		return 0, err
 	}
-	return runCommand(cfg, true, func(rec *recording, meta profile.Metadata) error {
+	return runCommand(cfg, true, func(rec *recording, meta v1alpha1.Metadata) error {
 		return rec.finish(meta, cfg.Output, cfg.Stdout, cfg.Name)
 	})
 }
@@ -79,13 +81,13 @@ func RecordCommand(cfg CommandConfig) (int, error) {
 // RunCommand records the command as RecordCommand does, without announcing
 // it or saving anything: it returns the exit code and the profile. Output
 // and Events are not used.
-func RunCommand(cfg CommandConfig) (int, *profile.Profile, error) {
+func RunCommand(cfg CommandConfig) (int, *v1alpha1.Profile, error) {
 	if err := checkCommand(cfg); err != nil {
 		return 0, nil, err
 	}
 	cfg.Events = nil
-	var p *profile.Profile
-	code, err := runCommand(cfg, false, func(rec *recording, meta profile.Metadata) error {
+	var p *v1alpha1.Profile
+	code, err := runCommand(cfg, false, func(rec *recording, meta v1alpha1.Metadata) error {
 		var err error
 		p, _, err = rec.collect(meta)
 		return err
@@ -110,7 +112,7 @@ func NeedRoot(verb string) error {
 }
 
 // runCommand runs and records the command; finish ends the recording.
-func runCommand(cfg CommandConfig, announce bool, finish func(*recording, profile.Metadata) error) (int, error) {
+func runCommand(cfg CommandConfig, announce bool, finish func(*recording, v1alpha1.Metadata) error) (int, error) {
 	cgroupRoot, err := cgroup2Mount()
 	if err != nil {
 		return 0, err
@@ -134,7 +136,7 @@ func runCommand(cfg CommandConfig, announce bool, finish func(*recording, profil
 	}()
 	// Not started: the command's exec starts its startup window. The
 	// cgroups it creates below are recorded too.
-	rec.names.addCommand(cg.id, &namedTarget{identity: profile.Identity{Name: cfg.Name},
+	rec.names.addCommand(cg.id, &namedTarget{identity: v1alpha1.Identity{Name: cfg.Name},
 		pod: &events.Pod{Container: &events.Container{Name: cfg.Name}}})
 	if _, err := rec.probe.AddTarget(cg.id, bpf.Target{}); err != nil {
 		return 0, err
@@ -170,7 +172,7 @@ func runCommand(cfg CommandConfig, announce bool, finish func(*recording, profil
 	} else if n > 0 {
 		fmt.Fprintf(cfg.Progress, "capprof: killed %d leftover process(es) of the command (in its cgroup and the cgroups it created)\n", n)
 	}
-	meta := profile.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: command}
+	meta := v1alpha1.Metadata{Node: hostname(), CapprofVersion: cfg.Version, Command: command}
 	if err := rec.finishUnlessSignalled(cfg.Signals, func() error { return finish(rec, meta) }); err != nil {
 		return exitCode, err
 	}
@@ -358,7 +360,7 @@ func (r *recording) finishUnlessSignalled(signals <-chan os.Signal, finish func(
 
 // collect stops the recording and makes its profile, completing meta; it
 // warns of what the profile may lack. It returns when the recording ended.
-func (r *recording) collect(meta profile.Metadata) (*profile.Profile, time.Time, error) {
+func (r *recording) collect(meta v1alpha1.Metadata) (*v1alpha1.Profile, time.Time, error) {
 	end := time.Now()
 	if err := r.stop(); err != nil {
 		return nil, end, err
@@ -375,8 +377,8 @@ func (r *recording) collect(meta profile.Metadata) (*profile.Profile, time.Time,
 	meta.EndTime = end.UTC().Truncate(time.Millisecond)
 	meta.KernelRelease = bpf.KernelRelease()
 	meta.Probe = string(r.probe.Backend())
-	meta.StartupWindow = profile.Duration(r.startup)
-	meta.Drops = profile.Drops{
+	meta.StartupWindow = v1alpha1.Duration(r.startup)
+	meta.Drops = v1alpha1.Drops{
 		Events:                    stats.RingBufferDrops,
 		UncountedChecks:           stats.AggregationMapFull,
 		UnfollowedCredentialCalls: stats.PendingMapFull,
@@ -385,7 +387,7 @@ func (r *recording) collect(meta profile.Metadata) (*profile.Profile, time.Time,
 		UndecodableEvents:         r.col.undecodable.Load(),
 		ExecsNotKept:              r.col.execsNotKept,
 	}
-	p := &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Metadata: meta}
+	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: meta}
 	seeds, _ := r.names.recorded()
 	if p.Containers, err = r.col.containers(checks, seeds); err != nil {
 		return nil, end, err
@@ -401,12 +403,12 @@ func (r *recording) collect(meta profile.Metadata) (*profile.Profile, time.Time,
 
 // finish stops the recording, completes meta, saves the profile atomically
 // and prints the summary line for what.
-func (r *recording) finish(meta profile.Metadata, output string, stdout io.Writer, what string) error {
+func (r *recording) finish(meta v1alpha1.Metadata, output string, stdout io.Writer, what string) error {
 	p, end, err := r.collect(meta)
 	if err != nil {
 		return err
 	}
-	if err := p.Write("-o", output, stdout); err != nil {
+	if err := profile.Write(p, "-o", output, stdout); err != nil {
 		return err
 	}
 	if r.live != nil {

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
-	"github.com/capprof/capprof/profile"
 )
 
 // Stacks as bpf_get_stack returned them on Linux 6.18 (innermost first).
@@ -20,26 +20,26 @@ func TestClassifyStack(t *testing.T) {
 	tests := []struct {
 		name     string
 		stack    string
-		class    profile.AuditClass
+		class    v1alpha1.AuditClass
 		callSite string
 	}{
 		{"bind low port", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_capable ns_capable __inet_bind inet_bind_sk __sys_bind",
-			profile.Audited, "__inet_bind"},
+			v1alpha1.Audited, "__inet_bind"},
 		{"chown", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_capable capable_wrt_inode_uidgid setattr_prepare ext4_setattr notify_change chown_common",
-			profile.Audited, "setattr_prepare"},
+			v1alpha1.Audited, "setattr_prepare"},
 		{"mmap accounting", "bpf_prog_4a17_on_cap_capable bpf_trace_run5 cap_capable security_vm_enough_memory_mm __mmap_region do_mmap",
-			profile.NoAudit, "security_vm_enough_memory_mm"},
+			v1alpha1.NoAudit, "security_vm_enough_memory_mm"},
 		{"older kernels keep the hook's frame", "cap_capable cap_vm_enough_memory security_vm_enough_memory_mm do_brk_flags",
-			profile.NoAudit, "cap_vm_enough_memory"},
+			v1alpha1.NoAudit, "cap_vm_enough_memory"},
 		{"noaudit probe", "bpf_trace_run5 cap_capable security_capable ns_capable_noaudit proc_pid_permission",
-			profile.NoAudit, "proc_pid_permission"},
+			v1alpha1.NoAudit, "proc_pid_permission"},
 		{"setuid", "bpf_trace_run5 cap_capable security_capable ns_capable_setid __sys_setuid do_syscall_64",
-			profile.InSetID, "__sys_setuid"},
+			v1alpha1.InSetID, "__sys_setuid"},
 		{"fexit: a trampoline per attachment", "bpf_prog_9f2a_on_cap_capable_exit bpf_trampoline_6442521597 cap_capable security_capable ns_capable_setid __sys_setuid do_syscall_64",
-			profile.InSetID, "__sys_setuid"},
+			v1alpha1.InSetID, "__sys_setuid"},
 		{"kretprobe: cap_capable has returned", "bpf_prog_1c_on_cap_capable_return trace_call_bpf kretprobe_perf_func kretprobe_dispatcher rethook_trampoline_handler arch_rethook_handler arch_rethook_trampoline security_capable capable_wrt_inode_uidgid setattr_prepare notify_change",
-			profile.Audited, "setattr_prepare"},
-		{"no stack", "", profile.UnknownAudit, ""},
+			v1alpha1.Audited, "setattr_prepare"},
+		{"no stack", "", v1alpha1.UnknownAudit, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +110,7 @@ func TestCollector(t *testing.T) {
 	self := bpf.ExeID{Dev: 1, Ino: 1}
 	server := bpf.ExeID{Dev: 8<<20 | 1, Ino: 100}
 	names := newTargetNames()
-	names.addCommand(cg, &namedTarget{identity: profile.Identity{Name: "web"}})
+	names.addCommand(cg, &namedTarget{identity: v1alpha1.Identity{Name: "web"}})
 	c := newCollector(self, names)
 	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
 	root := bpf.Creds{Effective: 1<<41 - 1, Permitted: 1<<41 - 1}
@@ -137,24 +137,24 @@ func TestCollector(t *testing.T) {
 		t.Fatalf("containers %+v, want only web", containers)
 	}
 	got := containers[0]
-	want := profile.Container{
-		Identity: profile.Identity{Name: "web"},
-		Capabilities: []profile.CapabilityChecks{
-			{Capability: 10, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 3, Sources: []profile.Source{
+	want := v1alpha1.Container{
+		Identity: v1alpha1.Identity{Name: "web"},
+		Capabilities: []v1alpha1.CapabilityChecks{
+			{Capability: 10, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 3, Sources: []v1alpha1.Source{
 				// No stack in this event: the audit class is unknown.
-				{Executable: "/srv/server", Syscall: "bind", Audit: profile.UnknownAudit, Credentials: profile.OwnCredentials, Phase: profile.StartupPhase, Count: 3},
+				{Executable: "/srv/server", Syscall: "bind", Audit: v1alpha1.UnknownAudit, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.StartupPhase, Count: 3},
 			}},
-			{Capability: 21, Verdict: profile.Denied, UserNamespace: profile.NestedNamespace, Count: 1, Sources: []profile.Source{
-				{Executable: "(container runtime, inode 7 on device 8:2)", Syscall: "none", Audit: profile.UnknownAudit, Credentials: profile.OtherTaskCredentials, Phase: profile.RuntimeInitPhase, Count: 1},
+			{Capability: 21, Verdict: v1alpha1.Denied, UserNamespace: v1alpha1.NestedNamespace, Count: 1, Sources: []v1alpha1.Source{
+				{Executable: "(container runtime, inode 7 on device 8:2)", Syscall: "none", Audit: v1alpha1.UnknownAudit, Credentials: v1alpha1.OtherTaskCredentials, Phase: v1alpha1.RuntimeInitPhase, Count: 1},
 			}},
 		},
-		Execs: []profile.Exec{{Executable: "/srv/server", Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted),
+		Execs: []v1alpha1.Exec{{Executable: "/srv/server", Effective: v1alpha1.CapSet(root.Effective), Permitted: v1alpha1.CapSet(root.Permitted),
 			Count: 1, ExitStatuses: []string{"0", "SIGKILL"}}},
-		CredentialChanges: []profile.CredentialChange{{Executable: "/srv/server", Syscall: "setuid", Source: profile.FromSyscall,
-			Before: profile.Credentials{Effective: profile.CapSet(root.Effective), Permitted: profile.CapSet(root.Permitted)},
-			After:  profile.Credentials{UID: 65534, EUID: 65534}, Count: 1}},
+		CredentialChanges: []v1alpha1.CredentialChange{{Executable: "/srv/server", Syscall: "setuid", Source: v1alpha1.FromSyscall,
+			Before: v1alpha1.Credentials{Effective: v1alpha1.CapSet(root.Effective), Permitted: v1alpha1.CapSet(root.Permitted)},
+			After:  v1alpha1.Credentials{UID: 65534, EUID: 65534}, Count: 1}},
 		UIDs:     []uint32{0, 65534},
-		Coverage: &profile.Coverage{Instances: 1, FromStart: 1},
+		Coverage: &v1alpha1.Coverage{Instances: 1, FromStart: 1},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("container:\n got %+v\nwant %+v", got, want)
@@ -167,8 +167,8 @@ func TestCollectorRestartedContainer(t *testing.T) {
 	names := newTargetNames()
 	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
 	server := bpf.ExeID{Dev: 2, Ino: 2}
-	owner := &profile.Owner{Kind: "Deployment", Name: "web"}
-	identity := profile.Identity{Name: "nginx", Namespace: "shop", Owner: owner, Kind: profile.RegularContainer,
+	owner := &v1alpha1.Owner{Kind: "Deployment", Name: "web"}
+	identity := v1alpha1.Identity{Name: "nginx", Namespace: "shop", Owner: owner, Kind: v1alpha1.RegularContainer,
 		Images: []string{"nginx:1"}, Pods: []string{"web-1"}}
 	for i, id := range []string{strings.Repeat("a", 64), strings.Repeat("b", 64)} {
 		names.addContainer(&namedTarget{identity: identity, containerID: id, podName: "web-1"})
@@ -187,9 +187,9 @@ func TestCollectorRestartedContainer(t *testing.T) {
 		t.Fatalf("containers %+v, want one", containers)
 	}
 	got := containers[0]
-	if got.Key() != identity.Key() || got.Kind != profile.RegularContainer || !reflect.DeepEqual(got.Pods, []string{"web-1"}) ||
+	if got.Key() != identity.Key() || got.Kind != v1alpha1.RegularContainer || !reflect.DeepEqual(got.Pods, []string{"web-1"}) ||
 		!reflect.DeepEqual(got.Images, []string{"nginx:1"}) || got.Capabilities[0].Count != 4 ||
-		!reflect.DeepEqual(got.Coverage, &profile.Coverage{Instances: 2, FromStart: 2}) {
+		!reflect.DeepEqual(got.Coverage, &v1alpha1.Coverage{Instances: 2, FromStart: 2}) {
 		t.Fatalf("container %+v, want shop/Deployment/web/nginx with both instances' 4 checks, both from their start", got)
 	}
 }
@@ -205,16 +205,16 @@ func TestClassifySampledStacks(t *testing.T) {
 	key := bpf.CheckKey{CgroupID: 1, Cap: 21, Syscall: 9}
 	noaudit := []uint64{0x101, 0x401}
 	audited := []uint64{0x101, 0x201, 0x301, 0x501}
-	if class, sites := c.classify(symbols, key); class != profile.UnknownAudit || sites != nil {
+	if class, sites := c.classify(symbols, key); class != v1alpha1.UnknownAudit || sites != nil {
 		t.Fatalf("no stacks: %s %v, want unknown", class, sites)
 	}
 	c.handle(&bpf.FirstCheck{Key: key, Stack: noaudit})
 	c.handle(&bpf.CheckSample{Key: key, Stack: noaudit})
-	if class, sites := c.classify(symbols, key); class != profile.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
+	if class, sites := c.classify(symbols, key); class != v1alpha1.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
 		t.Fatalf("noaudit stacks: %s %v", class, sites)
 	}
 	c.handle(&bpf.CheckSample{Key: key, Stack: audited})
-	if class, sites := c.classify(symbols, key); class != profile.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
+	if class, sites := c.classify(symbols, key); class != v1alpha1.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
 		t.Fatalf("mixed stacks: %s %v, want audited with both call sites", class, sites)
 	}
 	if n := len(c.stacks[key]); n != 2 {
@@ -226,7 +226,7 @@ func TestClassifySampledStacks(t *testing.T) {
 // followed syscalls reach the profile.
 func TestCollectorPhasesAndOutcomes(t *testing.T) {
 	names := newTargetNames()
-	names.addCommand(5, &namedTarget{identity: profile.Identity{Name: "app"}})
+	names.addCommand(5, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
 	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
 	nice := bpf.Check{CheckKey: bpf.CheckKey{CgroupID: 5, Exe: bpf.ExeID{Dev: 2, Ino: 2}, Syscall: 141, Cap: 23, Denied: true, InitUserNS: true, Steady: true},
 		Count: 4, SyscallFailed: 3, SyscallSucceeded: 1}
@@ -235,7 +235,7 @@ func TestCollectorPhasesAndOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := containers[0].Capabilities[0].Sources[0]
-	if s.Phase != profile.SteadyPhase || s.SyscallFailed != 3 || s.SyscallSucceeded != 1 || s.Syscall != "setpriority" || s.Outcome() != profile.SyscallFailed {
+	if s.Phase != v1alpha1.SteadyPhase || s.SyscallFailed != 3 || s.SyscallSucceeded != 1 || s.Syscall != "setpriority" || s.Outcome() != v1alpha1.SyscallFailed {
 		t.Fatalf("source %+v, want steady setpriority with 3 failed and 1 succeeded syscalls", s)
 	}
 }
@@ -249,13 +249,13 @@ func TestAuditClassFromOptions(t *testing.T) {
 	tests := []struct {
 		name  string
 		check bpf.CheckKey
-		class profile.AuditClass
-		from  profile.AuditSource
+		class v1alpha1.AuditClass
+		from  v1alpha1.AuditSource
 	}{
-		{"options: audited", bpf.CheckKey{Cap: 21, AuditKnown: true}, profile.Audited, profile.AuditFromOptions},
-		{"options: noaudit", bpf.CheckKey{Cap: 22, AuditKnown: true, NoAudit: true}, profile.NoAudit, profile.AuditFromOptions},
-		{"options: insetid", bpf.CheckKey{Cap: 23, AuditKnown: true, InSetID: true}, profile.InSetID, profile.AuditFromOptions},
-		{"stack", bpf.CheckKey{Cap: 24}, profile.NoAudit, profile.AuditFromStack},
+		{"options: audited", bpf.CheckKey{Cap: 21, AuditKnown: true}, v1alpha1.Audited, v1alpha1.AuditFromOptions},
+		{"options: noaudit", bpf.CheckKey{Cap: 22, AuditKnown: true, NoAudit: true}, v1alpha1.NoAudit, v1alpha1.AuditFromOptions},
+		{"options: insetid", bpf.CheckKey{Cap: 23, AuditKnown: true, InSetID: true}, v1alpha1.InSetID, v1alpha1.AuditFromOptions},
+		{"stack", bpf.CheckKey{Cap: 24}, v1alpha1.NoAudit, v1alpha1.AuditFromStack},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -268,7 +268,7 @@ func TestAuditClassFromOptions(t *testing.T) {
 		})
 	}
 	c := newCollector(bpf.ExeID{}, newTargetNames())
-	if class, from, _ := c.auditClass(symbols, bpf.CheckKey{Cap: 1}); class != profile.UnknownAudit || from != "" {
+	if class, from, _ := c.auditClass(symbols, bpf.CheckKey{Cap: 1}); class != v1alpha1.UnknownAudit || from != "" {
 		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}
 }
@@ -337,7 +337,7 @@ func TestCheckOutputs(t *testing.T) {
 func TestCollectorBounds(t *testing.T) {
 	const cg = 42
 	names := newTargetNames()
-	names.addCommand(cg, &namedTarget{identity: profile.Identity{Name: "loop"}})
+	names.addCommand(cg, &namedTarget{identity: v1alpha1.Identity{Name: "loop"}})
 	c := newCollector(bpf.ExeID{Dev: 1, Ino: 1}, names)
 	hdr := func(tgid uint32) bpf.Header { return bpf.Header{PID: tgid, TGID: tgid, CgroupID: cg} }
 	const runs = 100000
@@ -371,7 +371,7 @@ func TestCollectorBounds(t *testing.T) {
 // and the reader reads on, instead of stopping for the rest of the recording.
 func TestUndecodableEventsCounted(t *testing.T) {
 	names := newTargetNames()
-	names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+	names.addCommand(7, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
 	c := newCollector(bpf.ExeID{}, names)
 	r := &scriptedReader{events: []any{
 		&bpf.DecodeError{Err: errors.New("short exec event")},
@@ -417,7 +417,7 @@ func TestUnreadableKernelSymbols(t *testing.T) {
 	}
 	for _, path := range []string{zeros, filepath.Join(dir, "missing")} {
 		names := newTargetNames()
-		names.addCommand(7, &namedTarget{identity: profile.Identity{Name: "app"}})
+		names.addCommand(7, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
 		c := newCollector(bpf.ExeID{}, names)
 		c.kallsyms = path
 		mmap := bpf.CheckKey{CgroupID: 7, Exe: bpf.ExeID{Ino: 3}, Syscall: 9, Cap: 21, InitUserNS: true}
@@ -427,7 +427,7 @@ func TestUnreadableKernelSymbols(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		if src := containers[0].Capabilities[0].Sources[0]; src.Audit != profile.UnknownAudit || c.symbolsErr == nil {
+		if src := containers[0].Capabilities[0].Sources[0]; src.Audit != v1alpha1.UnknownAudit || c.symbolsErr == nil {
 			t.Errorf("%s: source %+v (symbols error %v), want the audit class unknown and the reason kept", path, src, c.symbolsErr)
 		}
 	}

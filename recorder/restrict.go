@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/capprof/capprof/profile"
+	"github.com/capprof/capprof/api/v1alpha1"
 )
 
 // Restriction is what a Kubernetes securityContext with
@@ -17,7 +17,7 @@ import (
 // exactly Capabilities, the inheritable and ambient sets are empty, and
 // with allowPrivilegeEscalation: false, no_new_privs is set.
 type Restriction struct {
-	Capabilities profile.CapSet
+	Capabilities v1alpha1.CapSet
 	NoNewPrivs   bool
 }
 
@@ -40,9 +40,9 @@ func restrictThread(r Restriction) error {
 		return err
 	}
 	for c := 0; c <= last; c++ {
-		if !r.Capabilities.Has(profile.Capability(c)) {
+		if !r.Capabilities.Has(v1alpha1.Capability(c)) {
 			if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil {
-				return fmt.Errorf("drop %s from the bounding set: %w", profile.Capability(c), err)
+				return fmt.Errorf("drop %s from the bounding set: %w", v1alpha1.Capability(c), err)
 			}
 		}
 	}

@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/profile"
 )
 
 // targetNames names the cgroups of a recording. User space adds some
@@ -52,7 +52,7 @@ type cgroupNode struct {
 
 // namedTarget is a container instance, or a recorded command.
 type namedTarget struct {
-	identity profile.Identity
+	identity v1alpha1.Identity
 	// pod names its processes in live events.
 	pod *events.Pod
 	// containerID is the runtime's id; empty for a command.
@@ -154,11 +154,11 @@ func (n *targetNames) cgroupOfLocked(containerID string) (uint64, cgroupNode, bo
 // instance with its identity and coverage, so that an idle container is in
 // the profile too; and the instances reported that have no target cgroup
 // (ended before the recording saw them).
-func (n *targetNames) recorded() (seeds []profile.Container, missed []*namedTarget) {
+func (n *targetNames) recorded() (seeds []v1alpha1.Container, missed []*namedTarget) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, t := range n.commands {
-		seeds = append(seeds, profile.Container{Identity: t.identity, Coverage: &profile.Coverage{Instances: 1, FromStart: 1}})
+		seeds = append(seeds, v1alpha1.Container{Identity: t.identity, Coverage: &v1alpha1.Coverage{Instances: 1, FromStart: 1}})
 	}
 	for _, t := range n.containers {
 		_, node, ok := n.cgroupOfLocked(t.containerID)
@@ -166,18 +166,18 @@ func (n *targetNames) recorded() (seeds []profile.Container, missed []*namedTarg
 			missed = append(missed, t)
 			continue
 		}
-		cov := &profile.Coverage{Instances: 1}
+		cov := &v1alpha1.Coverage{Instances: 1}
 		if node.created {
 			cov.FromStart = 1
 		} else {
-			late := profile.LateInstance{Pod: t.podName, ContainerID: t.containerID}
+			late := v1alpha1.LateInstance{Pod: t.podName, ContainerID: t.containerID}
 			if !t.started.IsZero() {
-				d := profile.Duration(max(node.added.Sub(t.started), 0).Round(time.Millisecond))
+				d := v1alpha1.Duration(max(node.added.Sub(t.started), 0).Round(time.Millisecond))
 				late.JoinedAfter = &d
 			}
-			cov.Late = []profile.LateInstance{late}
+			cov.Late = []v1alpha1.LateInstance{late}
 		}
-		seeds = append(seeds, profile.Container{Identity: t.identity, Coverage: cov})
+		seeds = append(seeds, v1alpha1.Container{Identity: t.identity, Coverage: cov})
 	}
 	slices.SortFunc(missed, func(a, b *namedTarget) int {
 		return cmp.Or(cmp.Compare(a.podName, b.podName), cmp.Compare(a.identity.Name, b.identity.Name), cmp.Compare(a.containerID, b.containerID))

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/profile"
 )
 
@@ -53,7 +54,7 @@ func TestPodUIDIn(t *testing.T) {
 func TestTargetNames(t *testing.T) {
 	n := newTargetNames()
 	id := func(c byte) string { return strings.Repeat(string(c), 64) }
-	web := profile.Identity{Name: "web", Namespace: "shop", Owner: &profile.Owner{Kind: "Deployment", Name: "web"}, Pods: []string{"web-1"}}
+	web := v1alpha1.Identity{Name: "web", Namespace: "shop", Owner: &v1alpha1.Owner{Kind: "Deployment", Name: "web"}, Pods: []string{"web-1"}}
 	started := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 	// The pod's cgroup, made a target by user space, with a container
@@ -85,8 +86,8 @@ func TestTargetNames(t *testing.T) {
 		t.Fatalf("missed %+v, want container c", missed)
 	}
 	merged := profile.MergeContainers(seeds...)
-	joined := profile.Duration(90 * time.Second)
-	want := &profile.Coverage{Instances: 2, FromStart: 1, Late: []profile.LateInstance{{Pod: "web-1", ContainerID: id('a'), JoinedAfter: &joined}}}
+	joined := v1alpha1.Duration(90 * time.Second)
+	want := &v1alpha1.Coverage{Instances: 2, FromStart: 1, Late: []v1alpha1.LateInstance{{Pod: "web-1", ContainerID: id('a'), JoinedAfter: &joined}}}
 	if len(merged) != 1 || !reflect.DeepEqual(merged[0].Coverage, want) {
 		t.Fatalf("coverage %+v, want %+v", merged[0].Coverage, want)
 	}

@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/manifest"
-	"github.com/capprof/capprof/profile"
 )
 
 // Comparison writes, per manifest container, what it is granted today,
@@ -23,7 +23,7 @@ func Comparison(w io.Writer, c *manifest.Comparison) error {
 		for _, cc := range wc.Containers {
 			line("  %s container %s", cc.Kind, cc.Container)
 			granted, canDrop := listOrNone(cc.GrantedToday), listOrNone(cc.CanDrop)
-			if len(cc.GrantedToday) == int(profile.LastCapability)+1 {
+			if len(cc.GrantedToday) == int(v1alpha1.LastCapability)+1 {
 				granted = fmt.Sprintf("all %d capabilities", len(cc.GrantedToday))
 				canDrop = "all but the required"
 			}

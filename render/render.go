@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/internal/escape"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
@@ -102,7 +103,7 @@ func verifiedCell(d profile.CapabilityDecision) string {
 // verificationLine summarizes a verification: "./test.sh, 3 runs per set,
 // on 2026-12-01 05:00 UTC: the advised set (FSETID,NET_BIND_SERVICE) passed
 // 3 of 3; without FSETID passed 3 of 3: removable; …".
-func verificationLine(v *profile.Verification) string {
+func verificationLine(v *v1alpha1.Verification) string {
 	var b strings.Builder
 	what := profile.CommandLine(v.Command)
 	if v.Canaries != "" {
@@ -128,7 +129,7 @@ func escapedLines(w io.Writer) func(format string, args ...any) {
 
 // coverageLine is "3 of 3 instances recorded from the first instruction"
 // or "1 of 3 instances recorded from the first instruction, 2 joined late".
-func coverageLine(cov *profile.Coverage) string {
+func coverageLine(cov *v1alpha1.Coverage) string {
 	line := fmt.Sprintf("%d of %s recorded from the first instruction", cov.FromStart, plural(cov.Instances, "instance"))
 	if n := len(cov.Late); n > 0 {
 		line += fmt.Sprintf(", %d joined late", n)
@@ -192,7 +193,7 @@ func writeTrimmed(w io.Writer, s string) error {
 
 // evidenceCell lists the two most frequent sources as
 // "executable: syscall → call site"; -o json has them all.
-func evidenceCell(evidence []profile.Evidence) string {
+func evidenceCell(evidence []v1alpha1.Evidence) string {
 	const shown = 2
 	var parts []string
 	for _, e := range evidence[:min(shown, len(evidence))] {
@@ -260,8 +261,8 @@ func plural(n int, word string) string {
 type containerContext struct {
 	Name            string                  `json:"name"`
 	Namespace       string                  `json:"namespace,omitempty"`
-	Owner           *profile.Owner          `json:"owner,omitempty"`
-	Kind            profile.ContainerKind   `json:"kind,omitempty"`
+	Owner           *v1alpha1.Owner         `json:"owner,omitempty"`
+	Kind            v1alpha1.ContainerKind  `json:"kind,omitempty"`
 	SecurityContext *corev1.SecurityContext `json:"securityContext"`
 }
 
@@ -277,7 +278,7 @@ func YAML(w io.Writer, a profile.Analysis) error {
 		// container with one (no Kubernetes name has any) gets it escaped.
 		cc := containerContext{escape.Text(c.Name), escape.Text(c.Namespace), c.Owner, c.Kind, c.SecurityContext}
 		if c.Owner != nil {
-			cc.Owner = &profile.Owner{Kind: escape.Text(c.Owner.Kind), Name: escape.Text(c.Owner.Name)}
+			cc.Owner = &v1alpha1.Owner{Kind: escape.Text(c.Owner.Kind), Name: escape.Text(c.Owner.Name)}
 		}
 		doc.Containers = append(doc.Containers, cc)
 	}
@@ -311,7 +312,7 @@ func writeJSON(w io.Writer, kind string, v any) error {
 	head, err := json.Marshal(struct {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
-	}{profile.APIVersion, kind})
+	}{v1alpha1.APIVersion, kind})
 	if err != nil {
 		return err
 	}

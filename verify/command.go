@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/profile"
@@ -30,7 +31,7 @@ type CommandConfig struct {
 	Command []string
 	// Profile is the recording to verify; nil records Command first, with
 	// capprof's own privileges.
-	Profile *profile.Profile
+	Profile *v1alpha1.Profile
 	// Source names Profile in messages.
 	Source string
 	// Name is the container the command is recorded as, and the one
@@ -64,7 +65,7 @@ var ErrAdviceFailed = errors.New("the advised capabilities failed every run")
 // Command verifies the advice for the command's container and returns the
 // profile with its verification. With ErrAdviceFailed the profile is
 // returned too: it says how the advice failed.
-func Command(cfg CommandConfig) (*profile.Profile, error) {
+func Command(cfg CommandConfig) (*v1alpha1.Profile, error) {
 	if cfg.Runs < 1 {
 		return nil, fmt.Errorf("--runs %d: must be at least 1", cfg.Runs)
 	}
@@ -92,7 +93,7 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 	observed := p.Containers[i]
 	v.cfg.Name = observed.Name  // the runs' recordings name it so too
 	observed.Verification = nil // verify what was observed, not an earlier verification
-	advice := profile.Analyze([]profile.Input{{Source: cfg.Source, Profile: &profile.Profile{Containers: []profile.Container{observed}}}}).Containers[0]
+	advice := profile.Analyze([]profile.Input{{Source: cfg.Source, Profile: &v1alpha1.Profile{Containers: []v1alpha1.Container{observed}}}}).Containers[0]
 	advised := recorder.Restriction{Capabilities: addedCapabilities(advice), NoNewPrivs: noNewPrivs(advice)}
 	caps := advised.Capabilities.List()
 	as := "as root with drop [ALL]"
@@ -106,7 +107,7 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: verify: running %s %s, %s: %s\n", v.shown(), times(v.total), as, plan)
 
-	result := &profile.Verification{Command: cfg.Redact.Args(cfg.Command), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: cfg.Runs}
+	result := &v1alpha1.Verification{Command: cfg.Redact.Args(cfg.Command), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: cfg.Runs}
 	result.Advised.Capabilities, result.Advised.NoNewPrivs = advised.Capabilities, advised.NoNewPrivs
 	runs, err := v.runSet(advised, nil)
 	if err != nil {
@@ -125,15 +126,15 @@ func Command(cfg CommandConfig) (*profile.Profile, error) {
 		if err != nil {
 			return nil, err
 		}
-		vc := profile.VerifiedCapability{Capability: c, Passed: runs.passed, Failed: runs.failed}
+		vc := v1alpha1.VerifiedCapability{Capability: c, Passed: runs.passed, Failed: runs.failed}
 		switch {
 		case runs.neededBy != nil:
-			vc.Verified, vc.FailedRun = profile.VerifiedNeeded, runs.neededBy
+			vc.Verified, vc.FailedRun = v1alpha1.VerifiedNeeded, runs.neededBy
 		case runs.passed > 0:
-			vc.Verified = profile.VerifiedRemovable
+			vc.Verified = v1alpha1.VerifiedRemovable
 			current = without
 		default:
-			vc.Verified, vc.FailedRun = profile.VerifiedUndecided, runs.firstFailed
+			vc.Verified, vc.FailedRun = v1alpha1.VerifiedUndecided, runs.firstFailed
 		}
 		fmt.Fprintf(cfg.Progress, "capprof: verify: %s %s\n", c, vc.Verified)
 		result.Capabilities = append(result.Capabilities, vc)
@@ -173,15 +174,15 @@ func (v *verifier) shown() string { return profile.CommandLine(v.cfg.Redact.Args
 // setResult is how the runs with one set of capabilities went.
 type setResult struct {
 	passed, failed int
-	firstFailed    *profile.FailedRun
+	firstFailed    *v1alpha1.FailedRun
 	// neededBy is the first failed run in which the capability taken away
 	// was denied.
-	neededBy *profile.FailedRun
+	neededBy *v1alpha1.FailedRun
 }
 
 // runSet runs the command cfg.Runs times restricted to r; taken is the
 // capability taken away, if any.
-func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (setResult, error) {
+func (v *verifier) runSet(r recorder.Restriction, taken *v1alpha1.Capability) (setResult, error) {
 	var res setResult
 	what := "the advised capabilities"
 	if taken != nil {
@@ -204,7 +205,7 @@ func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (se
 			continue
 		}
 		res.failed++
-		failure := &profile.FailedRun{ExitStatus: code, Denials: denials}
+		failure := &v1alpha1.FailedRun{ExitStatus: code, Denials: denials}
 		if res.firstFailed == nil {
 			res.firstFailed = failure
 		}
@@ -222,7 +223,7 @@ func (v *verifier) runSet(r recorder.Restriction, taken *profile.Capability) (se
 
 // run makes one run: the setup, then the command restricted to r (nil:
 // capprof's privileges), recorded.
-func (v *verifier) run(r *recorder.Restriction) (int, *profile.Profile, error) {
+func (v *verifier) run(r *recorder.Restriction) (int, *v1alpha1.Profile, error) {
 	if err := v.stopped(); err != nil {
 		return 0, nil, err
 	}
@@ -259,7 +260,7 @@ func (v *verifier) stopped() error {
 
 // containerIndex finds the command's container in a profile: the one named
 // name, or the only one.
-func containerIndex(p *profile.Profile, name, source string) (int, error) {
+func containerIndex(p *v1alpha1.Profile, name, source string) (int, error) {
 	for i, c := range p.Containers {
 		if c.Name == name && c.Owner == nil && c.Namespace == "" {
 			return i, nil
@@ -275,11 +276,11 @@ func containerIndex(p *profile.Profile, name, source string) (int, error) {
 	return 0, fmt.Errorf("%s: no container %q among %d (%s): give --name", source, name, len(p.Containers), strings.Join(names, ", "))
 }
 
-func addedCapabilities(a profile.ContainerAnalysis) profile.CapSet {
-	var set profile.CapSet
+func addedCapabilities(a profile.ContainerAnalysis) v1alpha1.CapSet {
+	var set v1alpha1.CapSet
 	if sc := a.SecurityContext; sc != nil && sc.Capabilities != nil {
 		for _, name := range sc.Capabilities.Add {
-			if c, err := profile.ParseCapability(string(name)); err == nil {
+			if c, err := v1alpha1.ParseCapability(string(name)); err == nil {
 				set |= 1 << c
 			}
 		}

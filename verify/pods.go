@@ -15,6 +15,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/manifest"
@@ -31,7 +32,7 @@ const CanaryLabel = "capprof.dev/verify"
 // needs.
 type PodsConfig struct {
 	Manifest *manifest.Manifest
-	Profile  *profile.Profile
+	Profile  *v1alpha1.Profile
 	// Source names Profile in messages.
 	Source string
 	// Namespace is where the canaries run; always given explicitly.
@@ -55,15 +56,15 @@ type PodsConfig struct {
 type canary struct {
 	pod      *corev1.Pod
 	advised  *manifest.Advised
-	taken    *profile.Capability // nil: the advice as it is
-	takenIn  string              // the container it was taken from
+	taken    *v1alpha1.Capability // nil: the advice as it is
+	takenIn  string               // the container it was taken from
 	describe string
 }
 
 // Pods verifies the advice for the manifest's profiled workloads with
 // canary pods, and returns the profile with their verifications. With
 // ErrAdviceFailed the profile is returned too.
-func Pods(cfg PodsConfig) (*profile.Profile, error) {
+func Pods(cfg PodsConfig) (*v1alpha1.Profile, error) {
 	if err := recorder.NeedRoot("verify"); err != nil {
 		return nil, err
 	}
@@ -129,7 +130,7 @@ func planCanaries(workloads []manifest.Advised, cfg PodsConfig, id string) []can
 	var out []canary
 	for i := range workloads {
 		w := &workloads[i]
-		add := func(taken *profile.Capability, container, describe string) {
+		add := func(taken *v1alpha1.Capability, container, describe string) {
 			spec := w.Applied.PodSpec.DeepCopy()
 			spec.NodeName = cfg.Node
 			if taken != nil {
@@ -164,7 +165,7 @@ func truncate(s string, n int) string {
 }
 
 // withoutCapability takes c out of the named container's capabilities.add.
-func withoutCapability(spec *corev1.PodSpec, container string, c profile.Capability) {
+func withoutCapability(spec *corev1.PodSpec, container string, c v1alpha1.Capability) {
 	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
 		for i := range list {
 			sc := list[i].SecurityContext
@@ -172,7 +173,7 @@ func withoutCapability(spec *corev1.PodSpec, container string, c profile.Capabil
 				continue
 			}
 			sc.Capabilities.Add = slices.DeleteFunc(sc.Capabilities.Add, func(name corev1.Capability) bool {
-				parsed, err := profile.ParseCapability(string(name))
+				parsed, err := v1alpha1.ParseCapability(string(name))
 				return err == nil && parsed == c
 			})
 		}
@@ -182,12 +183,12 @@ func withoutCapability(spec *corev1.PodSpec, container string, c profile.Capabil
 // runCanaries records the canaries' label on this node, creates them,
 // waits the window and deletes them, always, also on a signal. It returns
 // the recording and the canaries' last statuses, by name.
-func runCanaries(cfg PodsConfig, api *kube.APISource, canaries []canary, id string) (*profile.Profile, map[string]corev1.Pod, error) {
+func runCanaries(cfg PodsConfig, api *kube.APISource, canaries []canary, id string) (*v1alpha1.Profile, map[string]corev1.Pod, error) {
 	ctx := context.Background()
 	armed, stop := make(chan struct{}), make(chan struct{})
 	recordingSignals := make(chan os.Signal, 1)
 	type result struct {
-		p   *profile.Profile
+		p   *v1alpha1.Profile
 		err error
 	}
 	done := make(chan result, 1)
@@ -275,8 +276,8 @@ func deleteCanaries(ctx context.Context, api *kube.APISource, namespace, id stri
 // judgeWorkload writes a verification into the profile for each profiled
 // container of a workload, from its canaries; it reports whether the
 // canary with the advice failed.
-func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, recorded *profile.Profile, statuses map[string]corev1.Pod, cfg PodsConfig) bool {
-	var advisedRun *profile.FailedRun
+func judgeWorkload(p *v1alpha1.Profile, w *manifest.Advised, canaries []canary, recorded *v1alpha1.Profile, statuses map[string]corev1.Pod, cfg PodsConfig) bool {
+	var advisedRun *v1alpha1.FailedRun
 	for _, c := range canaries {
 		if c.advised == w && c.taken == nil {
 			advisedRun, _ = canaryFailure(c, recorded, statuses)
@@ -284,14 +285,14 @@ func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, r
 		}
 	}
 	for _, m := range w.Containers {
-		i := slices.IndexFunc(p.Containers, func(pc profile.Container) bool { return pc.Key() == m.Analysis.Key() })
+		i := slices.IndexFunc(p.Containers, func(pc v1alpha1.Container) bool { return pc.Key() == m.Analysis.Key() })
 		if i < 0 {
 			continue
 		}
 		advice := addedCapabilities(*m.Analysis)
-		v := &profile.Verification{Canaries: fmt.Sprintf("canary pods of %s in namespace %s", w.Workload, cfg.Namespace),
-			Window: profile.Duration(cfg.Window), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: 1,
-			Advised: profile.VerifiedSet{Capabilities: advice, NoNewPrivs: noNewPrivs(*m.Analysis), FailedRun: advisedRun}}
+		v := &v1alpha1.Verification{Canaries: fmt.Sprintf("canary pods of %s in namespace %s", w.Workload, cfg.Namespace),
+			Window: v1alpha1.Duration(cfg.Window), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: 1,
+			Advised: v1alpha1.VerifiedSet{Capabilities: advice, NoNewPrivs: noNewPrivs(*m.Analysis), FailedRun: advisedRun}}
 		if advisedRun == nil {
 			v.Advised.Passed = 1
 		} else {
@@ -303,14 +304,14 @@ func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, r
 			}
 			failure, takenDenied := canaryFailure(c, recorded, statuses)
 			report(cfg.Progress, c, failure)
-			vc := profile.VerifiedCapability{Capability: *c.taken}
+			vc := v1alpha1.VerifiedCapability{Capability: *c.taken}
 			switch {
 			case failure == nil:
-				vc.Verified, vc.Passed = profile.VerifiedRemovable, 1
+				vc.Verified, vc.Passed = v1alpha1.VerifiedRemovable, 1
 			case takenDenied:
-				vc.Verified, vc.Failed, vc.FailedRun = profile.VerifiedNeeded, 1, failure
+				vc.Verified, vc.Failed, vc.FailedRun = v1alpha1.VerifiedNeeded, 1, failure
 			default:
-				vc.Verified, vc.Failed, vc.FailedRun = profile.VerifiedUndecided, 1, failure
+				vc.Verified, vc.Failed, vc.FailedRun = v1alpha1.VerifiedUndecided, 1, failure
 			}
 			v.Capabilities = append(v.Capabilities, vc)
 		}
@@ -319,7 +320,7 @@ func judgeWorkload(p *profile.Profile, w *manifest.Advised, canaries []canary, r
 	return advisedRun != nil
 }
 
-func report(w io.Writer, c canary, failure *profile.FailedRun) {
+func report(w io.Writer, c canary, failure *v1alpha1.FailedRun) {
 	if failure == nil {
 		fmt.Fprintf(w, "capprof: verify: %s (%s): passed\n", c.pod.Name, c.describe)
 		return
@@ -334,14 +335,14 @@ func report(w io.Writer, c canary, failure *profile.FailedRun) {
 // the capability taken away, in the container it was taken from, are part
 // of the evidence whatever their outcome; the bool says whether there were
 // any.
-func canaryFailure(c canary, recorded *profile.Profile, statuses map[string]corev1.Pod) (*profile.FailedRun, bool) {
-	var denials []profile.DeniedChecks
+func canaryFailure(c canary, recorded *v1alpha1.Profile, statuses map[string]corev1.Pod) (*v1alpha1.FailedRun, bool) {
+	var denials []v1alpha1.DeniedChecks
 	takenDenied := false
 	for _, ctr := range recorded.Containers {
 		if ctr.Owner == nil || ctr.Owner.Kind != "Pod" || ctr.Owner.Name != c.pod.Name {
 			continue
 		}
-		var taken *profile.Capability
+		var taken *v1alpha1.Capability
 		if ctr.Name == c.takenIn {
 			taken = c.taken
 		}
@@ -356,7 +357,7 @@ func canaryFailure(c canary, recorded *profile.Profile, statuses map[string]core
 	if reason == "" {
 		reason = "a check was denied with its syscall failing"
 	}
-	return &profile.FailedRun{ExitStatus: code, Reason: reason, Denials: denials}, takenDenied
+	return &v1alpha1.FailedRun{ExitStatus: code, Reason: reason, Denials: denials}, takenDenied
 }
 
 // podFailure says why a canary pod failed by its status, "" when it did

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 )
@@ -30,16 +31,16 @@ spec:
 
 // profiled is a recording of the Deployment: server binds port 80 and sets
 // a set-group-ID bit; sidecar does nothing privileged.
-func profiled() *profile.Profile {
-	granted := func(c profile.Capability, syscall string) profile.CapabilityChecks {
-		return profile.CapabilityChecks{Capability: c, Verdict: profile.Granted, UserNamespace: profile.InitialNamespace, Count: 1,
-			Sources: []profile.Source{{Executable: "/srv/web", Syscall: syscall, Audit: profile.Audited, Credentials: profile.OwnCredentials, Phase: profile.SteadyPhase, Count: 1}}}
+func profiled() *v1alpha1.Profile {
+	granted := func(c v1alpha1.Capability, syscall string) v1alpha1.CapabilityChecks {
+		return v1alpha1.CapabilityChecks{Capability: c, Verdict: v1alpha1.Granted, UserNamespace: v1alpha1.InitialNamespace, Count: 1,
+			Sources: []v1alpha1.Source{{Executable: "/srv/web", Syscall: syscall, Audit: v1alpha1.Audited, Credentials: v1alpha1.OwnCredentials, Phase: v1alpha1.SteadyPhase, Count: 1}}}
 	}
-	owner := &profile.Owner{Kind: "Deployment", Name: "web"}
-	return &profile.Profile{APIVersion: profile.APIVersion, Kind: profile.Kind, Containers: []profile.Container{
-		{Identity: profile.Identity{Name: "server", Namespace: "shop", Owner: owner},
-			Capabilities: []profile.CapabilityChecks{granted(4, "chmod"), granted(10, "bind")}},
-		{Identity: profile.Identity{Name: "sidecar", Namespace: "shop", Owner: owner}},
+	owner := &v1alpha1.Owner{Kind: "Deployment", Name: "web"}
+	return &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: []v1alpha1.Container{
+		{Identity: v1alpha1.Identity{Name: "server", Namespace: "shop", Owner: owner},
+			Capabilities: []v1alpha1.CapabilityChecks{granted(4, "chmod"), granted(10, "bind")}},
+		{Identity: v1alpha1.Identity{Name: "sidecar", Namespace: "shop", Owner: owner}},
 	}}
 }
 

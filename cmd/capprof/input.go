@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/manifest"
 	"github.com/capprof/capprof/profile"
 )
@@ -51,7 +52,7 @@ func oneStdin(c *cli.Context) error {
 }
 
 // loadProfile reads a profile from a file, or from standard input for "-".
-func loadProfile(c *cli.Context, path string) (*profile.Profile, error) {
+func loadProfile(c *cli.Context, path string) (*v1alpha1.Profile, error) {
 	if path != "-" {
 		return profile.Load(path)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
@@ -126,7 +127,7 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var input *profile.Profile
+			var input *v1alpha1.Profile
 			if args.input != "" {
 				if input, err = loadProfile(c, args.input); err != nil {
 					return err
@@ -137,7 +138,7 @@ func verifyCommand() *cli.Command {
 			}
 			signals, stopSignals := stopSignals()
 			defer stopSignals()
-			var p *profile.Profile
+			var p *v1alpha1.Profile
 			if c.IsSet("manifest") {
 				p, err = f.verifyPods(c, input, args.input, probe, signals)
 			} else {
@@ -151,7 +152,7 @@ func verifyCommand() *cli.Command {
 			if p == nil {
 				return err
 			}
-			if err := p.Write("-o", f.output, c.App.Writer); err != nil {
+			if err := profile.Write(p, "-o", f.output, c.App.Writer); err != nil {
 				return err
 			}
 			summary := verifiedSummary(p, f.output)
@@ -205,7 +206,7 @@ func (f *verifyFlags) check(c *cli.Context) error {
 }
 
 // verifyPods is verify's pod mode.
-func (f *verifyFlags) verifyPods(c *cli.Context, input *profile.Profile, source string, probe bpf.Backend, signals <-chan os.Signal) (*profile.Profile, error) {
+func (f *verifyFlags) verifyPods(c *cli.Context, input *v1alpha1.Profile, source string, probe bpf.Backend, signals <-chan os.Signal) (*v1alpha1.Profile, error) {
 	m, err := loadManifest(c, f.manifest)
 	if err != nil {
 		return nil, fmt.Errorf("--manifest: %w", err)
@@ -217,14 +218,14 @@ func (f *verifyFlags) verifyPods(c *cli.Context, input *profile.Profile, source 
 
 // verifiedSummary says, per verified container, which capabilities were
 // verified needed and which removable.
-func verifiedSummary(p *profile.Profile, source string) string {
-	var verified []profile.Container
+func verifiedSummary(p *v1alpha1.Profile, source string) string {
+	var verified []v1alpha1.Container
 	for _, c := range p.Containers {
 		if c.Verification != nil {
 			verified = append(verified, c)
 		}
 	}
-	a := profile.Analyze([]profile.Input{{Source: source, Profile: &profile.Profile{Containers: verified}}})
+	a := profile.Analyze([]profile.Input{{Source: source, Profile: &v1alpha1.Profile{Containers: verified}}})
 	var parts []string
 	for _, ca := range a.Containers {
 		summary := ca.VerificationSummary()

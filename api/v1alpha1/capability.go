@@ -1,4 +1,4 @@
-package profile
+package v1alpha1
 
 import (
 	"encoding/json"
@@ -86,8 +86,8 @@ func (c *Capability) UnmarshalJSON(b []byte) error {
 // CapSet is a set of capabilities, stored as the kernel's 64-bit mask.
 type CapSet uint64
 
-// allKnown is every capability capprof can name.
-const allKnown = CapSet(1)<<(LastCapability+1) - 1
+// AllCapabilities is every capability capprof can name.
+const AllCapabilities = CapSet(1)<<(LastCapability+1) - 1
 
 // Has reports whether c is in the set.
 func (s CapSet) Has(c Capability) bool { return c >= 0 && c < 64 && s&(1<<c) != 0 }
@@ -128,15 +128,15 @@ func (s CapSet) KubernetesList() string {
 // ["ALL", "-CAP_SYS_RESOURCE"] rather than forty names.
 func (s CapSet) MarshalJSON() ([]byte, error) {
 	names := []string{}
-	known := s & allKnown
+	known := s & AllCapabilities
 	if bits.OnesCount64(uint64(known)) > int(LastCapability+1)/2 {
 		names = append(names, "ALL")
-		for _, c := range (allKnown &^ known).List() {
+		for _, c := range (AllCapabilities &^ known).List() {
 			names = append(names, "-"+c.String())
 		}
 		known = 0
 	}
-	for _, c := range (known | s&^allKnown).List() {
+	for _, c := range (known | s&^AllCapabilities).List() {
 		names = append(names, c.String())
 	}
 	return json.Marshal(names)
@@ -152,7 +152,7 @@ func (s *CapSet) UnmarshalJSON(b []byte) error {
 	var set CapSet
 	for _, n := range names {
 		if strings.EqualFold(n, "ALL") {
-			set |= allKnown
+			set |= AllCapabilities
 			continue
 		}
 		remove := strings.HasPrefix(n, "-")
