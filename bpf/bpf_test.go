@@ -102,24 +102,30 @@ func TestObjects(t *testing.T) {
 func TestCapCapableAuditArg(t *testing.T) {
 	param := func(name string) btf.FuncParam { return btf.FuncParam{Name: name, Type: &btf.Int{Size: 4}} }
 	for last, want := range map[string]bool{"opts": false, "audit": true} {
-		var b btf.Builder
-		fn := &btf.Func{Name: "cap_capable", Type: &btf.FuncProto{Return: &btf.Int{Size: 4},
-			Params: []btf.FuncParam{param("cred"), param("targ_ns"), param("cap"), param(last)}}}
-		if _, err := b.Add(fn); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := b.Marshal(nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
+		spec := kernelBTF(t, &btf.Func{Name: "cap_capable", Type: &btf.FuncProto{Return: &btf.Int{Size: 4},
+			Params: []btf.FuncParam{param("cred"), param("targ_ns"), param("cap"), param(last)}}})
 		if got, err := capCapableAuditArg(spec); err != nil || got != want {
 			t.Errorf("argument %q: capCapableAuditArg = %v, %v; want %v", last, got, err, want)
 		}
 	}
+}
+
+// kernelBTF is BTF holding only typ, standing in for a kernel's.
+func kernelBTF(t *testing.T, typ btf.Type) *btf.Spec {
+	t.Helper()
+	var b btf.Builder
+	if _, err := b.Add(typ); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := b.Marshal(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return spec
 }
 
 func TestJoinPath(t *testing.T) {

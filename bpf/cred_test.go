@@ -3,6 +3,7 @@ package bpf
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,28 +22,10 @@ func credBTF(t *testing.T, offsets map[string]uint32) *btf.Spec {
 	t.Helper()
 	u32 := &btf.Int{Name: "unsigned int", Size: 4}
 	var members []btf.Member
-	for _, name := range slices.Sorted(func(yield func(string) bool) {
-		for n := range offsets {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, name := range slices.Sorted(maps.Keys(offsets)) {
 		members = append(members, btf.Member{Name: name, Type: u32, Offset: btf.Bits(offsets[name] * 8)})
 	}
-	var b btf.Builder
-	if _, err := b.Add(&btf.Struct{Name: "cred", Size: 256, Members: members}); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := b.Marshal(nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec, err := btf.LoadSpecFromReader(bytes.NewReader(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return spec
+	return kernelBTF(t, &btf.Struct{Name: "cred", Size: 256, Members: members})
 }
 
 // TestCredFieldsApart: struct cred as include/linux/cred.h lays it out is
