@@ -246,6 +246,43 @@ if [ $((n %% 5)) -eq 4 ]; then echo "flaky failure" >&2; exit 1; fi
 	}
 }
 
+// TestVerifyHangingRun: a command that hangs without a capability, as a
+// server whose workers cannot start does, is stopped after the limit for
+// runs without --duration (10 times the advised runs, at least 30s), and
+// fails: the capability, denied in it, is needed. Verification ends.
+func TestVerifyHangingRun(t *testing.T) {
+	requireRecording(t)
+	bins := buildCorpus(t)
+	dir := t.TempDir()
+	script := filepath.Join(dir, "hangs.sh")
+	body := fmt.Sprintf("#!/bin/sh\n%s/bind_low_port || exec %s sleep\n", bins, workloadBin)
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "profile.json")
+	start := time.Now()
+	r := capprof(t, "verify", "-o", out, "--", script)
+	took := time.Since(start)
+	if r.code != 0 {
+		t.Fatalf("capprof verify: exit %d:\n%s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "a run without a capability is stopped after 30s") || !strings.Contains(r.stderr, "(stopped after 30s: it hung)") {
+		t.Errorf("verify did not say it stops, and stopped, the hanging run after 30s:\n%s", r.stderr)
+	}
+	p, err := profile.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := p.Containers[0].Verification
+	if v == nil || len(v.Capabilities) != 1 || v.Capabilities[0].Capability.KubernetesName() != "NET_BIND_SERVICE" ||
+		v.Capabilities[0].Verified != v1alpha1.VerifiedNeeded {
+		t.Fatalf("verification %+v: want NET_BIND_SERVICE needed\n%s", v, r.stderr)
+	}
+	if took > 2*time.Minute {
+		t.Errorf("verify took %s: the hanging run was not stopped at 30s", took)
+	}
+}
+
 // TestVerifyInterrupted: Ctrl-C during verification stops the run under way
 // and saves nothing.
 func TestVerifyInterrupted(t *testing.T) {

@@ -7,6 +7,7 @@
 package verify
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +43,10 @@ type CommandConfig struct {
 	// Setup, when not empty, is a shell command run before every run, with
 	// capprof's privileges and not recorded: what resets the fixtures.
 	Setup string
-	// Duration stops each run after this long (0: until it exits).
+	// Duration stops each run after this long. 0: the recording and the
+	// advised runs go until the command exits, and the runs without a
+	// capability are stopped after hangLimit (a server that lost a
+	// capability often hangs rather than exits).
 	Duration    time.Duration
 	Startup     time.Duration
 	Probe       bpf.Backend
@@ -118,6 +122,11 @@ func Command(cfg CommandConfig) (*v1alpha1.Profile, error) {
 	if runs.passed == 0 {
 		return p, ErrAdviceFailed
 	}
+	if cfg.Duration == 0 {
+		v.limit = v.hangLimit()
+		fmt.Fprintf(cfg.Progress, "capprof: verify: the advised runs took up to %s: a run without a capability is stopped after %s, and fails (--duration sets the limit)\n",
+			v.advisedTook.Round(time.Millisecond), v.limit)
+	}
 	current := advised
 	for _, c := range caps {
 		without := current
@@ -156,7 +165,20 @@ type verifier struct {
 	signals     chan os.Signal // the run's
 	interrupted atomic.Value   // the first signal received
 	done, total int            // verification runs made, and to make
+	// advisedTook is the longest passing run with the advised
+	// capabilities; limit bounds the runs without one (see hangLimit).
+	advisedTook, limit time.Duration
 }
+
+// Without --duration, a run without a capability is stopped after
+// hangFactor times the longest passing advised run, and no sooner than
+// minHangLimit: it failed, the capability's denials tell why.
+const (
+	hangFactor   = 10
+	minHangLimit = 30 * time.Second
+)
+
+func (v *verifier) hangLimit() time.Duration { return max(minHangLimit, hangFactor*v.advisedTook) }
 
 func (v *verifier) forwardSignals() {
 	for sig := range v.cfg.Signals {
@@ -190,16 +212,21 @@ func (v *verifier) runSet(r recorder.Restriction, taken *v1alpha1.Capability) (s
 	}
 	for range v.cfg.Runs {
 		v.done++
+		start := time.Now()
 		code, p, err := v.run(&r)
 		if err != nil {
 			return res, err
 		}
+		took := time.Since(start)
 		c, err := containerIndex(p, v.cfg.Name, "the run's recording")
 		if err != nil {
 			return res, err
 		}
 		denials, takenDenied := profile.RunDenials(p.Containers[c], taken)
 		if code == 0 && !profile.Failing(denials) {
+			if taken == nil {
+				v.advisedTook = max(v.advisedTook, took)
+			}
 			res.passed++
 			fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d of %d, %s (%s): passed\n", v.done, v.total, what, r)
 			continue
@@ -213,8 +240,11 @@ func (v *verifier) runSet(r recorder.Restriction, taken *v1alpha1.Capability) (s
 			res.neededBy = failure
 		}
 		note := ""
+		if v.limit > 0 && took >= v.limit {
+			note = fmt.Sprintf(" (stopped after %s: it hung)", v.limit)
+		}
 		if taken != nil && !takenDenied {
-			note = fmt.Sprintf(" (%s was never denied: not counted against it)", taken)
+			note += fmt.Sprintf(" (%s was never denied: not counted against it)", taken)
 		}
 		fmt.Fprintf(v.cfg.Progress, "capprof: verify: run %d of %d, %s (%s): failed: %s%s\n", v.done, v.total, what, r, failure, note)
 	}
@@ -235,7 +265,7 @@ func (v *verifier) run(r *recorder.Restriction) (int, *v1alpha1.Profile, error) 
 		}
 	}
 	code, p, err := recorder.RunCommand(recorder.CommandConfig{
-		Command: v.cfg.Command, Name: v.cfg.Name, Duration: v.cfg.Duration, Startup: v.cfg.Startup,
+		Command: v.cfg.Command, Name: v.cfg.Name, Duration: cmp.Or(v.cfg.Duration, v.limit), Startup: v.cfg.Startup,
 		Probe: v.cfg.Probe, StopTimeout: v.cfg.StopTimeout, Signals: v.signals, Redact: v.cfg.Redact,
 		Stdout: v.cfg.Output, Stderr: v.cfg.Output, Progress: v.cfg.Progress, Version: v.cfg.Version, Restrict: r,
 	})

@@ -100,7 +100,7 @@ func verifyCommand() *cli.Command {
 			&cli.IntFlag{Name: "runs", Value: 1, Destination: &f.runs, Usage: "runs of each set of capabilities"},
 			&cli.StringFlag{Name: "setup", Destination: &f.setup, Usage: "shell `COMMAND` run before every run, with capprof's privileges and not recorded (reset fixtures)"},
 			&cli.StringFlag{Name: "name", Value: "main", Destination: &f.name, Usage: "the container to verify and record the command as"},
-			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop each run after this long (0: until the command exits)"},
+			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop each run after this long (0: the advised runs go until the command exits, and a run without a capability is stopped after 10 times the longest of them, at least 30s: a hang fails it)"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Destination: &f.stopTimeout, Usage: "how long a stopped run has to exit before it is killed"},
 			probeFlag(&f.probe),
 			&cli.DurationFlag{Name: "startup", Value: 10 * time.Second, Destination: &f.startup, Usage: "startup window of each run's recording"},
