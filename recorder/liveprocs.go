@@ -96,10 +96,10 @@ func (t *processTable) forgetLater(key bpf.ExecKey) {
 }
 
 // unended yields the execs that have not ended.
-func (t *processTable) unended() iter.Seq2[bpf.ExecKey, *liveProcess] {
-	return func(yield func(bpf.ExecKey, *liveProcess) bool) {
+func (t *processTable) unended() iter.Seq[bpf.ExecKey] {
+	return func(yield func(bpf.ExecKey) bool) {
 		for key, p := range t.procs {
-			if p.rates != nil && !yield(key, p) {
+			if p.rates != nil && !yield(key) {
 				return
 			}
 		}

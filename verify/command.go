@@ -81,7 +81,7 @@ func Command(cfg CommandConfig) (*v1alpha1.Profile, error) {
 	p := cfg.Profile
 	if p == nil {
 		fmt.Fprintf(cfg.Progress, "capprof: verify: recording %s with capprof's privileges first\n", v.shown())
-		code, recorded, err := v.run(nil)
+		code, recorded, _, err := v.run(nil)
 		if err != nil {
 			return nil, err
 		}
@@ -212,12 +212,10 @@ func (v *verifier) runSet(r recorder.Restriction, taken *v1alpha1.Capability) (s
 	}
 	for range v.cfg.Runs {
 		v.done++
-		start := time.Now()
-		code, p, err := v.run(&r)
+		code, p, took, err := v.run(&r)
 		if err != nil {
 			return res, err
 		}
-		took := time.Since(start)
 		c, err := containerIndex(p, v.cfg.Name, "the run's recording")
 		if err != nil {
 			return res, err
@@ -252,30 +250,32 @@ func (v *verifier) runSet(r recorder.Restriction, taken *v1alpha1.Capability) (s
 }
 
 // run makes one run: the setup, then the command restricted to r (nil:
-// capprof's privileges), recorded.
-func (v *verifier) run(r *recorder.Restriction) (int, *v1alpha1.Profile, error) {
+// capprof's privileges), recorded. It returns how long the command took,
+// the setup left out, which is what the hang limit bounds.
+func (v *verifier) run(r *recorder.Restriction) (int, *v1alpha1.Profile, time.Duration, error) {
 	if err := v.stopped(); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if v.cfg.Setup != "" {
 		setup := exec.Command("/bin/sh", "-c", v.cfg.Setup)
 		setup.Stdout, setup.Stderr = v.cfg.Output, v.cfg.Output
 		if err := setup.Run(); err != nil {
-			return 0, nil, fmt.Errorf("--setup %q: %w", v.cfg.Setup, err)
+			return 0, nil, 0, fmt.Errorf("--setup %q: %w", v.cfg.Setup, err)
 		}
 	}
+	start := time.Now()
 	code, p, err := recorder.RunCommand(recorder.CommandConfig{
 		Command: v.cfg.Command, Name: v.cfg.Name, Duration: cmp.Or(v.cfg.Duration, v.limit), Startup: v.cfg.Startup,
 		Probe: v.cfg.Probe, StopTimeout: v.cfg.StopTimeout, Signals: v.signals, Redact: v.cfg.Redact,
 		Stdout: v.cfg.Output, Stderr: v.cfg.Output, Progress: v.cfg.Progress, Version: v.cfg.Version, Restrict: r,
 	})
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
 	if err := v.stopped(); err != nil {
-		return 0, nil, err
+		return 0, nil, 0, err
 	}
-	return code, p, nil
+	return code, p, time.Since(start), nil
 }
 
 // stopped is an error once a signal came: verification stops, nothing is
