@@ -59,6 +59,7 @@ const enum check_flag unused_check_flag __attribute__((unused));
 const enum exec_flag unused_exec_flag __attribute__((unused));
 const enum stat_index unused_stat_index __attribute__((unused));
 const enum cred_source unused_cred_source __attribute__((unused));
+const enum cred_span unused_cred_span __attribute__((unused));
 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)

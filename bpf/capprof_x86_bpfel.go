@@ -104,6 +104,12 @@ const (
 	capprofCredSourceCRED_FROM_COMMIT  capprofCredSource = 1
 )
 
+type capprofCredSpan uint32
+
+const (
+	capprofCredSpanCRED_SPAN_MAX capprofCredSpan = 192
+)
+
 type capprofCreds struct {
 	_              structs.HostLayout
 	Uid            uint32
@@ -354,6 +360,7 @@ const (
 	capprofVarUnusedCheckFlag      = "unused_check_flag"
 	capprofVarUnusedCredEvent      = "unused_cred_event"
 	capprofVarUnusedCredSource     = "unused_cred_source"
+	capprofVarUnusedCredSpan       = "unused_cred_span"
 	capprofVarUnusedEventType      = "unused_event_type"
 	capprofVarUnusedExecEvent      = "unused_exec_event"
 	capprofVarUnusedExecFlag       = "unused_exec_flag"
@@ -458,6 +465,7 @@ type capprofVariableSpecs struct {
 	UnusedCheckFlag      *ebpf.VariableSpec `ebpf:"unused_check_flag"`
 	UnusedCredEvent      *ebpf.VariableSpec `ebpf:"unused_cred_event"`
 	UnusedCredSource     *ebpf.VariableSpec `ebpf:"unused_cred_source"`
+	UnusedCredSpan       *ebpf.VariableSpec `ebpf:"unused_cred_span"`
 	UnusedEventType      *ebpf.VariableSpec `ebpf:"unused_event_type"`
 	UnusedExecEvent      *ebpf.VariableSpec `ebpf:"unused_exec_event"`
 	UnusedExecFlag       *ebpf.VariableSpec `ebpf:"unused_exec_flag"`
@@ -546,6 +554,7 @@ type capprofVariables struct {
 	UnusedCheckFlag      *ebpf.Variable `ebpf:"unused_check_flag"`
 	UnusedCredEvent      *ebpf.Variable `ebpf:"unused_cred_event"`
 	UnusedCredSource     *ebpf.Variable `ebpf:"unused_cred_source"`
+	UnusedCredSpan       *ebpf.Variable `ebpf:"unused_cred_span"`
 	UnusedEventType      *ebpf.Variable `ebpf:"unused_event_type"`
 	UnusedExecEvent      *ebpf.Variable `ebpf:"unused_exec_event"`
 	UnusedExecFlag       *ebpf.Variable `ebpf:"unused_exec_flag"`

@@ -7,11 +7,10 @@ import (
 )
 
 // credSpanFields are the struct cred fields read_creds (lib/cred.h) copies
-// in one probe read of credSpanMax bytes from uid's offset, rounded down to 8.
+// in one probe read of CRED_SPAN_MAX bytes from uid's offset, rounded down
+// to 8.
 var credSpanFields = []string{"uid", "gid", "suid", "sgid", "euid", "egid", "fsuid", "fsgid",
 	"cap_inheritable", "cap_permitted", "cap_effective", "cap_bset", "cap_ambient", "user_ns"}
-
-const credSpanMax = 192 // CRED_SPAN_MAX
 
 // credFieldsApart reports whether the kernel's struct cred does not hold
 // credSpanFields in that span, so that each must be read on its own
@@ -34,7 +33,7 @@ func credFieldsApart(kernel *btf.Spec) (bool, error) {
 		if !ok {
 			return false, fmt.Errorf("kernel %s: struct cred has no field %s, which capprof reads", KernelRelease(), name)
 		}
-		if off < base || off+8 > base+credSpanMax {
+		if off < base || off+8 > base+uint32(capprofCredSpanCRED_SPAN_MAX) {
 			return true, nil
 		}
 	}

@@ -28,7 +28,9 @@ volatile const __u8 compare_creds_lazily = 0;
  * pre-6.3 (u32 cap[2]) and later (u64 val) forms. Debian's 6.1 to 7.3 put
  * user_ns 152 bytes past uid; a kernel where it is further reads it apart.
  */
-#define CRED_SPAN_MAX 192
+enum cred_span {
+	CRED_SPAN_MAX = 192, /* user space decides with it too (bpf/cred.go) */
+};
 
 /*
  * Set by user space when the running kernel's struct cred does not hold
