@@ -97,13 +97,20 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 	return c, nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// freePorts finds n distinct free ports on loopback. The listeners stay
+// open until all are found: closed one by one, the kernel may hand out the
+// same port twice (etcd's client and peer port once collided so).
+func freePorts(n int) ([]int, error) {
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports, nil
 }
 
 // spawn starts a component in its own process group, so Stop can kill it
@@ -151,16 +158,12 @@ func answersOK(client *http.Client, url string) func() error {
 }
 
 func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
-	client, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return "", err
 	}
-	peer, err := freePort()
-	if err != nil {
-		return "", err
-	}
-	url := fmt.Sprintf("http://127.0.0.1:%d", client)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	url := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	if err := c.spawn("etcd", "--data-dir", filepath.Join(c.cfg.Dir, "etcd"),
 		"--listen-client-urls", url, "--advertise-client-urls", url,
 		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
@@ -191,10 +194,11 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 	if err := p.serviceAccountKeys(); err != nil {
 		return err
 	}
-	port, err := freePort()
+	ports, err := freePorts(1)
 	if err != nil {
 		return err
 	}
+	port := ports[0]
 	server := fmt.Sprintf("https://127.0.0.1:%d", port)
 	if err := c.spawn(c.cfg.APIServer,
 		"--etcd-servers", etcdURL,

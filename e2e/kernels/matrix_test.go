@@ -397,7 +397,7 @@ func checkGuest(t *testing.T, name string, g guest) []matrixRow {
 		s := g.e2e[b]
 		row.tests, row.failed = len(s.passed), s.failed
 		if !s.ran || s.status != 0 || len(s.failed) > 0 || len(s.passed) == 0 {
-			t.Errorf("%s: e2e tests: exit %d, passed %d, failed %v\n%s", b, s.status, len(s.passed), s.failed, lastLines(s.output, 60))
+			t.Errorf("%s: e2e tests: exit %d, passed %d, failed %v\n%s", b, s.status, len(s.passed), s.failed, failureOutput(s))
 		}
 		results := g.accuracy[b]
 		row.workloads = len(results)
@@ -455,6 +455,28 @@ func atLeast(release string, major, minor int) bool {
 		return false
 	}
 	return ma > major || ma == major && mi >= minor
+}
+
+// failureOutput is what a failed run printed that tells why: each failed
+// test's own lines (from its "=== RUN" to its "--- FAIL"), or the run's
+// last lines when no test failed (a crash, a timeout).
+func failureOutput(s section) string {
+	if len(s.failed) == 0 {
+		return lastLines(s.output, 60)
+	}
+	var b strings.Builder
+	for _, name := range s.failed {
+		start := strings.Index(s.output, "=== RUN   "+name+"\n")
+		end := strings.Index(s.output, "--- FAIL: "+name+" ")
+		if start < 0 || end < start {
+			continue
+		}
+		b.WriteString(lastLines(s.output[start:end], 200) + "\n")
+	}
+	if b.Len() == 0 {
+		return lastLines(s.output, 60)
+	}
+	return b.String()
 }
 
 func lastLines(s string, n int) string {
