@@ -33,13 +33,14 @@ $(BIN)/web-server $(BIN)/workload: FORCE
 $(BIN)/bench: FORCE
 	$(GO) build -o $@ ./bench
 
-# Rebuilds the eBPF objects and Go bindings (needs clang, llvm, libbpf-dev)
-# and the syscall table (needs linux-libc-dev).
+# Rebuilds the eBPF objects and Go bindings (needs clang, llvm, libbpf-dev),
+# the syscall table (needs linux-libc-dev), and the API types' deep copies
+# and CRDs (controller-gen, a Go tool in go.mod).
 generate:
-	$(GO) generate ./bpf/ ./recorder/
+	$(GO) generate ./bpf/ ./recorder/ ./api/...
 
 # Changed, new or removed: an object added to gen.go but not committed counts.
-GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go
+GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go 'api/*/zz_generated.deepcopy.go' 'deploy/crds/*.yaml'
 
 check-generate: generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \

@@ -85,7 +85,7 @@ type Measurement struct {
 	BPFSharePct   float64 `json:"bpfSharePct,omitempty"`
 	UserCPUMs     float64 `json:"capprofUserCpuMs,omitempty"`
 	PeakRSSMiB    float64 `json:"capprofPeakRssMiB,omitempty"`
-	EventsDropped *uint64 `json:"eventsDropped,omitempty"`
+	EventsDropped *int64  `json:"eventsDropped,omitempty"`
 }
 
 // Report is everything one run measured.
@@ -196,8 +196,8 @@ type Soak struct {
 	Duration      string  `json:"duration"`
 	Processes     int     `json:"processes"`
 	SetuidCalls   uint64  `json:"setuidCalls"`
-	CountedChecks uint64  `json:"countedChecks"`
-	EventsDropped uint64  `json:"eventsDropped"`
+	CountedChecks int64   `json:"countedChecks"`
+	EventsDropped int64   `json:"eventsDropped"`
 	PeakRSSMiB    float64 `json:"capprofPeakRssMiB"`
 }
 
@@ -662,7 +662,7 @@ func (b *bench) analyzeWide(n int) (*AnalyzeTime, error) {
 	// Normalized, as the recorder saves every profile.
 	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: profile.MergeContainers(c),
 		Metadata: v1alpha1.Metadata{Node: "node-0", KernelRelease: "6.18", Probe: "tracepoint", CapprofVersion: "bench",
-			StartTime: time.Unix(0, 0).UTC(), EndTime: time.Unix(60, 0).UTC()}}
+			StartTime: v1alpha1.Time{Time: time.Unix(0, 0).UTC()}, EndTime: v1alpha1.Time{Time: time.Unix(60, 0).UTC()}}}
 	path := filepath.Join(b.work, "wide.json")
 	if err := profile.Save(p, path); err != nil {
 		return nil, err

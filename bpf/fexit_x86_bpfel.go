@@ -36,6 +36,7 @@ const (
 	fexitVarCheckEventIntervalNs = "check_event_interval_ns"
 	fexitVarCompareCredsLazily   = "compare_creds_lazily"
 	fexitVarCredFieldsApart      = "cred_fields_apart"
+	fexitVarStartupWindowNs      = "startup_window_ns"
 	fexitVarStreamEvents         = "stream_events"
 	fexitVarTargetFilter         = "target_filter"
 )
@@ -114,6 +115,7 @@ type fexitVariableSpecs struct {
 	CheckEventIntervalNs *ebpf.VariableSpec `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
 	CredFieldsApart      *ebpf.VariableSpec `ebpf:"cred_fields_apart"`
+	StartupWindowNs      *ebpf.VariableSpec `ebpf:"startup_window_ns"`
 	StreamEvents         *ebpf.VariableSpec `ebpf:"stream_events"`
 	TargetFilter         *ebpf.VariableSpec `ebpf:"target_filter"`
 }
@@ -181,6 +183,7 @@ type fexitVariables struct {
 	CheckEventIntervalNs *ebpf.Variable `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.Variable `ebpf:"compare_creds_lazily"`
 	CredFieldsApart      *ebpf.Variable `ebpf:"cred_fields_apart"`
+	StartupWindowNs      *ebpf.Variable `ebpf:"startup_window_ns"`
 	StreamEvents         *ebpf.Variable `ebpf:"stream_events"`
 	TargetFilter         *ebpf.Variable `ebpf:"target_filter"`
 }

@@ -38,6 +38,7 @@ const (
 	kprobeVarCheckEventIntervalNs = "check_event_interval_ns"
 	kprobeVarCompareCredsLazily   = "compare_creds_lazily"
 	kprobeVarCredFieldsApart      = "cred_fields_apart"
+	kprobeVarStartupWindowNs      = "startup_window_ns"
 	kprobeVarStreamEvents         = "stream_events"
 	kprobeVarTargetFilter         = "target_filter"
 )
@@ -118,6 +119,7 @@ type kprobeVariableSpecs struct {
 	CheckEventIntervalNs *ebpf.VariableSpec `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.VariableSpec `ebpf:"compare_creds_lazily"`
 	CredFieldsApart      *ebpf.VariableSpec `ebpf:"cred_fields_apart"`
+	StartupWindowNs      *ebpf.VariableSpec `ebpf:"startup_window_ns"`
 	StreamEvents         *ebpf.VariableSpec `ebpf:"stream_events"`
 	TargetFilter         *ebpf.VariableSpec `ebpf:"target_filter"`
 }
@@ -187,6 +189,7 @@ type kprobeVariables struct {
 	CheckEventIntervalNs *ebpf.Variable `ebpf:"check_event_interval_ns"`
 	CompareCredsLazily   *ebpf.Variable `ebpf:"compare_creds_lazily"`
 	CredFieldsApart      *ebpf.Variable `ebpf:"cred_fields_apart"`
+	StartupWindowNs      *ebpf.Variable `ebpf:"startup_window_ns"`
 	StreamEvents         *ebpf.Variable `ebpf:"stream_events"`
 	TargetFilter         *ebpf.Variable `ebpf:"target_filter"`
 }

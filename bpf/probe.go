@@ -36,7 +36,10 @@ type Probe struct {
 	// liveReader reads live check events; nil without Options.LiveEvents.
 	liveReader *ringbuf.Reader
 	startup    time.Duration
-	closed     bool // Close has run
+	// kprobesMissed are the hits the kprobes themselves missed (their
+	// nmissed), read when they are detached.
+	kprobesMissed uint64
+	closed        bool // Close has run
 }
 
 // Options tune a Probe.
@@ -159,6 +162,9 @@ func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 		if err := setVariable(specs, "cred_fields_apart", uint8(1)); err != nil {
 			return nil, err
 		}
+	}
+	if err := setVariable(specs, "startup_window_ns", uint64(opts.Startup)); err != nil {
+		return nil, err
 	}
 	if backend == Tracepoint {
 		if err := setVariable(specs, "compare_creds_lazily", uint8(1)); err != nil {
@@ -403,43 +409,6 @@ func (p *Probe) phaseAt(now, started time.Duration) capprofTargetPhase {
 	return capprofTargetPhaseTARGET_STARTUP
 }
 
-// EndStartups moves the targets whose startup window has passed to steady
-// state. The kernel side cannot tell time cheaply on every check, so it
-// reads the phase user space keeps; call this often (the recorder does every
-// 100 ms), which bounds how late a window ends.
-func (p *Probe) EndStartups() error {
-	now, err := MonotonicNow()
-	if err != nil {
-		return err
-	}
-	var (
-		id     uint64
-		target capprofTarget
-	)
-	// The kernel only writes targets that have not started, so an entry
-	// read here in its startup window is still as read when updated.
-	ended := map[uint64]capprofTarget{}
-	targets := p.coll.Maps["targets"]
-	it := targets.Iterate()
-	for it.Next(&id, &target) {
-		if target.Phase == uint32(capprofTargetPhaseTARGET_STARTUP) && target.StartedNs != 0 &&
-			p.phaseAt(now, time.Duration(target.StartedNs)) == capprofTargetPhaseTARGET_STEADY {
-			target.Phase = uint32(capprofTargetPhaseTARGET_STEADY)
-			ended[id] = target
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("read target set: %w", err)
-	}
-	for id, target := range ended {
-		// A target may have been removed since (on_cgroup_rmdir).
-		if err := targets.Update(id, &target, ebpf.UpdateExist); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("end startup of target %d: %w", id, err)
-		}
-	}
-	return nil
-}
-
 // MonotonicNow reads CLOCK_MONOTONIC, the clock of event times.
 func MonotonicNow() (time.Duration, error) {
 	var ts unix.Timespec
@@ -516,9 +485,21 @@ func (p *Probe) Detach() { p.detach() }
 
 func (p *Probe) detach() {
 	for _, l := range p.links {
+		p.kprobesMissed += kprobeMissed(l)
 		l.Close()
 	}
 	p.links = nil
+}
+
+// kprobeMissed is how many hits a kprobe link's probe missed (another
+// kprobe running on the CPU; a kretprobe without a free instance): Linux
+// 6.7+ reports it, earlier kernels and other links count 0.
+func kprobeMissed(l link.Link) uint64 {
+	info, err := l.Info()
+	if err != nil || info.PerfEvent() == nil || info.PerfEvent().Kprobe() == nil {
+		return 0
+	}
+	return info.PerfEvent().Kprobe().Missed
 }
 
 // Close detaches and frees everything.
@@ -592,6 +573,12 @@ type Stats struct {
 	OutcomesLost       uint64 // denied checks whose syscall's return was not followed
 	LiveDrops          uint64 // live check events lost: their ring buffer or the rate limiter's map was full
 	TargetsFull        uint64 // cgroups created below a target but not tracked: the target map was full
+	// SkippedRuns are hits of capprof's hooks that ran none of its
+	// programs: the kernel's recursion protection skipped them (a kprobe
+	// finds the CPU's bpf_prog_active held by another BPF program or a BPF
+	// map syscall: Linux 6.7+ counts these), or the kprobe missed them
+	// (read at Detach). A check or an event is missing for each.
+	SkippedRuns uint64
 }
 
 // Stats sums the per-CPU loss counters.
@@ -624,8 +611,18 @@ func (p *Probe) Stats() (Stats, error) {
 	if s.LiveDrops, err = sum(capprofStatIndexSTAT_LIVE_DROPS); err != nil {
 		return s, err
 	}
-	s.TargetsFull, err = sum(capprofStatIndexSTAT_TARGETS_FULL)
-	return s, err
+	if s.TargetsFull, err = sum(capprofStatIndexSTAT_TARGETS_FULL); err != nil {
+		return s, err
+	}
+	s.SkippedRuns = p.kprobesMissed
+	for section, prog := range p.programs() {
+		st, err := prog.Stats()
+		if err != nil {
+			return s, fmt.Errorf("read statistics of program %s: %w", section, err)
+		}
+		s.SkippedRuns += st.RecursionMisses
+	}
+	return s, nil
 }
 
 // Checks returns every aggregated capability check with its total count

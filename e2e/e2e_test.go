@@ -282,7 +282,7 @@ func TestShortLivedChildrenAllCounted(t *testing.T) {
 	dir := t.TempDir()
 	p := recordOK(t, nil, "/bin/sh", "-c", fmt.Sprintf(`for i in $(seq 1 20); do %s chown %s/f$i; done`, workloadBin, dir))
 	wantRequired(t, p, "CHOWN")
-	var checks uint64
+	var checks int64
 	for _, s := range sources(p, "CAP_CHOWN") {
 		if s.Executable == workloadBin && s.Syscall == "fchownat" {
 			checks += s.Count
@@ -291,7 +291,7 @@ func TestShortLivedChildrenAllCounted(t *testing.T) {
 	if checks != 20 {
 		t.Fatalf("CAP_CHOWN checks by %s = %d, want 20", workloadBin, checks)
 	}
-	var execs uint64
+	var execs int64
 	for _, e := range p.Containers[0].Execs {
 		if e.Executable == workloadBin {
 			execs += e.Count
@@ -319,7 +319,7 @@ func TestNoiseOnlyWorkloadRequiresNothing(t *testing.T) {
 	} else if d["CAP_SYS_ADMIN"] != profile.NotNeeded {
 		t.Fatalf("CAP_SYS_ADMIN decision = %q, want %q (noaudit cap_vm_enough_memory checks)", d["CAP_SYS_ADMIN"], profile.NotNeeded)
 	}
-	var trues uint64
+	var trues int64
 	for _, e := range p.Containers[0].Execs {
 		if e.Executable == executable(t, "/bin/true") {
 			trues += e.Count

@@ -86,8 +86,8 @@ func checkLines(checks []*events.ProcessKprobe, capability, verdict string) (lin
 
 // profileChecks counts a container's checks of one capability and verdict
 // in the profile, without the container runtime's (live events leave them out).
-func profileChecks(c v1alpha1.Container, capability string, verdict v1alpha1.Verdict) uint64 {
-	var n uint64
+func profileChecks(c v1alpha1.Container, capability string, verdict v1alpha1.Verdict) int64 {
+	var n int64
 	for _, cc := range c.Capabilities {
 		if cc.Capability.String() != capability || cc.Verdict != verdict {
 			continue
@@ -169,10 +169,11 @@ func TestLiveEventsCommand(t *testing.T) {
 		t.Fatalf("bench exit %+v: want status 0 under the same exec_id; capprof said:\n%s", exit, r.stderr)
 	}
 	lines, total := checkLines(checks, "CAP_SETUID", events.Allowed)
-	if total < loops && strings.Contains(r.stderr, " lost (") {
+	if total < loops && (strings.Contains(r.stderr, " lost (") || strings.Contains(r.stderr, "skipped capprof's probe")) {
 		// A slow machine (the kernel matrix's emulated guests) can fill the
-		// queue of events: capprof says how many were lost, and a lost
-		// line takes the checks it counted with it.
+		// queue of events, or (kprobes) have the kernel skip the probe:
+		// capprof says how many were lost or skipped, and a lost line
+		// takes the checks it counted with it.
 		t.Logf("bench: %d of %d checks in the events; capprof reports losses: %s", total, loops, r.stderr)
 	} else if total != loops || lines > 12 {
 		t.Fatalf("bench: %d CAP_SETUID lines accounting for %d checks; want %d checks in a few lines (one per second, and a summary)", lines, total, loops)
@@ -217,7 +218,7 @@ func TestLiveEventsCommand(t *testing.T) {
 		if cc.Verdict == v1alpha1.Denied {
 			verdict = events.Denied
 		}
-		if _, got := checkLines(all, cc.Capability.String(), verdict); got != profileChecks(main, cc.Capability.String(), cc.Verdict) {
+		if _, got := checkLines(all, cc.Capability.String(), verdict); int64(got) != profileChecks(main, cc.Capability.String(), cc.Verdict) {
 			t.Errorf("%s %s: events account for %d checks, the profile for %d", cc.Capability, cc.Verdict, got, profileChecks(main, cc.Capability.String(), cc.Verdict))
 		}
 	}
@@ -310,7 +311,7 @@ func TestPodsLiveEvents(t *testing.T) {
 			all = append(all, e.ProcessKprobe)
 		}
 	}
-	if _, live := checkLines(all, "CAP_SETUID", events.Allowed); live != profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", v1alpha1.Granted) {
+	if _, live := checkLines(all, "CAP_SETUID", events.Allowed); int64(live) != profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", v1alpha1.Granted) {
 		t.Fatalf("app's CAP_SETUID: events account for %d checks, the profile for %d", live, profileChecks(entry(t, p, ns, "app"), "CAP_SETUID", v1alpha1.Granted))
 	}
 

@@ -111,7 +111,7 @@ func TestPodsFromFirstInstruction(t *testing.T) {
 				t.Fatalf("owner %v, want Deployment web", app.Owner)
 			}
 			// The t=0 bind of each instance is the workload's, not the runtime's.
-			var binds uint64
+			var binds int64
 			for _, cc := range app.Capabilities {
 				for _, s := range cc.Sources {
 					if cc.Capability.String() == "CAP_NET_BIND_SERVICE" && s.Phase == v1alpha1.StartupPhase && s.Syscall == "bind" {

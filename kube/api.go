@@ -73,24 +73,12 @@ func NewAPISource(cfg APIConfig) (*APISource, error) {
 	if err := cfg.Selection.Validate(); err != nil {
 		return nil, err
 	}
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if cfg.Kubeconfig != "" {
-		if _, err := os.Stat(cfg.Kubeconfig); err != nil {
-			return nil, fmt.Errorf("--kubeconfig %q: %w", cfg.Kubeconfig, err)
-		}
-		rules.ExplicitPath = cfg.Kubeconfig
+	config, loader, origin, err := clientConfig(cfg.Kubeconfig, cfg.Context)
+	if errors.Is(err, errNoClientConfig) {
+		return nil, fmt.Errorf("%w, or --runtime-endpoint to ask the container runtime instead", err)
+	} else if err != nil {
+		return nil, err
 	}
-	overrides := &clientcmd.ConfigOverrides{CurrentContext: cfg.Context}
-	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
-	origin := describeOrigin(rules, loader, cfg.Context)
-	config, err := loader.ClientConfig()
-	if err != nil {
-		if clientcmd.IsEmptyConfig(err) {
-			return nil, errors.New("no Kubernetes client configuration: no --kubeconfig, $KUBECONFIG or ~/.kube/config, and not running in a pod; give --kubeconfig, or --runtime-endpoint to ask the container runtime instead")
-		}
-		return nil, fmt.Errorf("load Kubernetes client configuration (%s): %s", origin, oneLine(err))
-	}
-	config.UserAgent = "capprof"
 	coreConfig := rest.CopyConfig(config)
 	coreConfig.APIPath = "/api"
 	coreConfig.GroupVersion = &corev1.SchemeGroupVersion
@@ -107,16 +95,52 @@ func NewAPISource(cfg APIConfig) (*APISource, error) {
 	if s.warnings == nil {
 		s.warnings = io.Discard
 	}
-	switch {
-	case cfg.AllNamespaces:
-	case cfg.Namespace != "":
-		s.namespace = cfg.Namespace
-	default:
-		if s.namespace, _, err = loader.Namespace(); err != nil {
-			return nil, fmt.Errorf("read the namespace of the kubeconfig context (%s): %w", origin, err)
+	if !cfg.AllNamespaces {
+		if s.namespace, err = namespace(loader, cfg.Namespace, origin); err != nil {
+			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// errNoClientConfig: nothing says which cluster to use.
+var errNoClientConfig = errors.New("no Kubernetes client configuration: no --kubeconfig, $KUBECONFIG or ~/.kube/config, and not running in a pod; give --kubeconfig")
+
+// clientConfig loads the client configuration kubectl's way: --kubeconfig
+// (which must exist), else $KUBECONFIG, else ~/.kube/config, else the
+// in-cluster service account; and says which it used, for messages.
+func clientConfig(kubeconfig, context string) (*rest.Config, clientcmd.ClientConfig, string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		if _, err := os.Stat(kubeconfig); err != nil {
+			return nil, nil, "", fmt.Errorf("--kubeconfig %q: %w", kubeconfig, err)
+		}
+		rules.ExplicitPath = kubeconfig
+	}
+	overrides := &clientcmd.ConfigOverrides{CurrentContext: context}
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
+	origin := describeOrigin(rules, loader, context)
+	config, err := loader.ClientConfig()
+	if err != nil {
+		if clientcmd.IsEmptyConfig(err) {
+			return nil, nil, "", errNoClientConfig
+		}
+		return nil, nil, "", fmt.Errorf("load Kubernetes client configuration (%s): %s", origin, oneLine(err))
+	}
+	config.UserAgent = "capprof"
+	return config, loader, origin, nil
+}
+
+// namespace is the one given, else the kubeconfig context's, else default.
+func namespace(loader clientcmd.ClientConfig, given, origin string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	ns, _, err := loader.Namespace()
+	if err != nil {
+		return "", fmt.Errorf("read the namespace of the kubeconfig context (%s): %w", origin, err)
+	}
+	return ns, nil
 }
 
 // describeOrigin says which configuration is used, for error messages:

@@ -187,8 +187,8 @@ type CapabilityDecision struct {
 	Capability v1alpha1.Capability `json:"capability"`
 	Decision   Decision            `json:"decision"`
 	Reason     string              `json:"reason"`
-	Granted    uint64              `json:"granted"`
-	Denied     uint64              `json:"denied"`
+	Granted    int64               `json:"granted"`
+	Denied     int64               `json:"denied"`
 	// Evidence is where the checks behind the decision came from, most
 	// frequent first: for a required capability, what needed it.
 	Evidence []v1alpha1.Evidence `json:"evidence"`
@@ -271,7 +271,7 @@ func Analyze(inputs []Input) Analysis {
 // recorded command ran until it exited (or was stopped), so it is exempt.
 func shortRecording(in Input) string {
 	m := in.Profile.Metadata
-	length := m.EndTime.Sub(m.StartTime)
+	length := m.EndTime.Sub(m.StartTime.Time)
 	if len(m.Command) > 0 || length >= time.Duration(m.StartupWindow) {
 		return ""
 	}

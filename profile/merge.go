@@ -3,7 +3,6 @@ package profile
 import (
 	"cmp"
 	"math"
-	"math/bits"
 	"slices"
 
 	"github.com/capprof/capprof/api/v1alpha1"
@@ -58,7 +57,7 @@ type sourceKey struct {
 }
 
 type sourceTally struct {
-	count, failed, succeeded uint64
+	count, failed, succeeded int64
 	callSites                []string // sorted and deduplicated by result
 }
 
@@ -75,7 +74,7 @@ type containerMerger struct {
 	pods     map[string]bool
 	checks   map[checksKey]map[sourceKey]*sourceTally
 	execs    map[execKey]*execTally
-	changes  map[v1alpha1.CredentialChange]uint64 // by the change, its count left zero
+	changes  map[v1alpha1.CredentialChange]int64 // by the change, its count left zero
 	uids     map[uint32]bool
 	coverage *v1alpha1.Coverage // nil until an entry has one
 	// verification combines the entries' (mergeVerifications).
@@ -83,7 +82,7 @@ type containerMerger struct {
 }
 
 type execTally struct {
-	count    uint64
+	count    int64
 	statuses []string // sorted and deduplicated by result
 }
 
@@ -93,7 +92,7 @@ func newContainerMerger() *containerMerger {
 		pods:    map[string]bool{},
 		checks:  map[checksKey]map[sourceKey]*sourceTally{},
 		execs:   map[execKey]*execTally{},
-		changes: map[v1alpha1.CredentialChange]uint64{},
+		changes: map[v1alpha1.CredentialChange]int64{},
 		uids:    map[uint32]bool{},
 	}
 }
@@ -270,7 +269,7 @@ func normalized(c v1alpha1.Container) bool {
 		if cc.Sources == nil || !strictlySorted(cc.Sources, compareSources) {
 			return false
 		}
-		var sum uint64
+		var sum int64
 		for _, s := range cc.Sources {
 			if !strictlySorted(s.CallSites, cmp.Compare[string]) || s.CallSites != nil && len(s.CallSites) == 0 {
 				return false
@@ -289,14 +288,14 @@ func normalized(c v1alpha1.Container) bool {
 	return true
 }
 
-// addCounts adds two counts, saturating: however many profiles are merged,
-// a count never wraps around to a small number.
-func addCounts(a, b uint64) uint64 {
-	sum, carry := bits.Add64(a, b, 0)
-	if carry != 0 {
-		return math.MaxUint64
+// addCounts adds two counts (never negative: Validate refuses those),
+// saturating: however many profiles are merged, a count never wraps around
+// to a small or negative number.
+func addCounts(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
 	}
-	return sum
+	return a + b
 }
 
 func sortedKeys(set map[string]bool) []string {

@@ -45,8 +45,10 @@ func isYAML(path string) bool {
 	return ext == ".yaml" || ext == ".yml"
 }
 
-// Parse decodes and validates a profile. Unknown fields are errors, so a
-// typo cannot silently drop data.
+// Parse decodes and validates a profile: a recording's, or a
+// CapabilityProfile object as the API holds it (kubectl get
+// capabilityprofile NAME -o yaml), alone or as a list of one. Unknown
+// fields are errors, so a typo cannot silently drop data.
 func Parse(data []byte, isYAML bool) (*v1alpha1.Profile, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, errors.New("empty file, not a capprof profile")
@@ -60,22 +62,65 @@ func Parse(data []byte, isYAML bool) (*v1alpha1.Profile, error) {
 			return nil, fmt.Errorf("malformed YAML: %s", oneLine(err))
 		}
 	}
-	// encoding/json/v2 (the go-json-experiment mirror until Go 1.27) decodes
-	// a large profile about 2.5 times faster than v1 and, by default, refuses
-	// what v1 lets through: duplicate names, names differing only in case,
-	// invalid UTF-8 and trailing data.
-	var p v1alpha1.Profile
-	dec := jsontext.NewDecoder(bytes.NewReader(data))
-	if err := jsonv2.UnmarshalDecode(dec, &p, jsonv2.RejectUnknownMembers(true)); err != nil {
+	// What the document is, from its kind and whether it has a spec; the
+	// strict decoding below finds everything else wrong with it.
+	var shape struct {
+		Kind  string           `json:"kind"`
+		Spec  jsontext.Value   `json:"spec"`
+		Items []jsontext.Value `json:"items"`
+	}
+	if err := jsonv2.UnmarshalDecode(jsontext.NewDecoder(bytes.NewReader(data)), &shape); err != nil {
 		return nil, decodeError(err, isYAML)
 	}
-	if dec.PeekKind() != jsontext.KindInvalid {
-		return nil, errors.New("malformed JSON: more than one document")
+	switch {
+	case shape.Kind == "List" || shape.Kind == v1alpha1.Kind+"List":
+		if len(shape.Items) != 1 {
+			return nil, fmt.Errorf("a %s of %d objects: capprof reads one CapabilityProfile per file (kubectl get capabilityprofile NAME -o yaml)", shape.Kind, len(shape.Items))
+		}
+		return parseObject(shape.Items[0], isYAML)
+	case shape.Spec != nil:
+		return parseObject(data, isYAML)
+	}
+	var p v1alpha1.Profile
+	if err := decodeStrict(data, &p, isYAML); err != nil {
+		return nil, err
 	}
 	if err := Validate(&p); err != nil {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// parseObject reads a CapabilityProfile object and returns its profile.
+func parseObject(data []byte, isYAML bool) (*v1alpha1.Profile, error) {
+	var o v1alpha1.CapabilityProfile
+	if err := decodeStrict(data, &o, isYAML); err != nil {
+		return nil, err
+	}
+	if o.APIVersion != v1alpha1.APIVersion || o.Kind != v1alpha1.Kind {
+		return nil, fmt.Errorf("unsupported object %s of apiVersion %q, want a %s of %q", escape.Name(o.Kind), o.APIVersion, v1alpha1.Kind, v1alpha1.APIVersion)
+	}
+	p := FromObject(&o)
+	if err := Validate(p); err != nil {
+		return nil, fmt.Errorf("CapabilityProfile %s/%s: spec.%w", escape.Name(o.Namespace), escape.Name(o.Name), err)
+	}
+	return p, nil
+}
+
+// decodeStrict decodes one JSON document into v, refusing unknown fields
+// and trailing data. encoding/json/v2 (the go-json-experiment mirror until
+// Go 1.27) decodes a large profile about 2.5 times faster than v1 and, by
+// default, refuses what v1 lets through: duplicate names, names differing
+// only in case, invalid UTF-8 and trailing data.
+func decodeStrict(data []byte, v any, isYAML bool) error {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if err := jsonv2.UnmarshalDecode(dec, v, jsonv2.RejectUnknownMembers(true)); err != nil {
+		return decodeError(err, isYAML)
+	}
+	if dec.PeekKind() != jsontext.KindInvalid {
+		return errors.New("malformed JSON: more than one document")
+	}
+	return nil
 }
 
 // decodeError says what is wrong with a document and where, in one line:
@@ -138,6 +183,9 @@ func Validate(p *v1alpha1.Profile) error {
 	}
 	if p.Containers == nil {
 		return errors.New("containers: missing or null: a profile lists its containers (an empty list when it recorded none)")
+	}
+	if err := validateDrops(p.Metadata.Drops); err != nil {
+		return err
 	}
 	seen := map[v1alpha1.Key]bool{}
 	for i, c := range p.Containers {
@@ -219,13 +267,46 @@ func validateSource(s v1alpha1.Source, verdict v1alpha1.Verdict) error {
 
 // MaxCount bounds every count in a profile: 2^53, the largest integer JSON
 // readers keep exactly. Merging a thousand profiles stays far from
-// overflowing uint64; merging saturates beyond.
-const MaxCount = uint64(1) << 53
+// overflowing int64; merging saturates beyond.
+const MaxCount = int64(1) << 53
+
+// checkCount refuses a count that is negative or over MaxCount; where is
+// the field's place.
+func checkCount(where string, n int64) error {
+	switch {
+	case n < 0:
+		return fmt.Errorf("%s: %d is negative", where, n)
+	case n > MaxCount:
+		return fmt.Errorf("%s: %d is more than 2^53", where, n)
+	}
+	return nil
+}
+
+// namedCount is a count and its field's name, for checkCount.
+type namedCount struct {
+	field string
+	n     int64
+}
+
+// validateDrops refuses a negative or oversized drop count.
+func validateDrops(d v1alpha1.Drops) error {
+	for _, c := range []namedCount{
+		{"events", d.Events}, {"uncountedChecks", d.UncountedChecks}, {"unfollowedCredentialCalls", d.UnfollowedCredentialCalls},
+		{"unfollowedDenials", d.UnfollowedDenials}, {"untrackedCgroups", d.UntrackedCgroups},
+		{"undecodableEvents", d.UndecodableEvents}, {"execsNotKept", d.ExecsNotKept},
+		{"skippedProbeRuns", d.SkippedProbeRuns},
+	} {
+		if err := checkCount("metadata.drops."+c.field, c.n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // validateCounts refuses what would count a check twice or wrongly: a
 // second entry for one capability, verdict and user namespace, a source
-// listed twice, a count unlike the sum of its sources', a count over
-// MaxCount.
+// listed twice, a count unlike the sum of its sources', a negative count
+// or one over MaxCount.
 func validateCounts(i int, c v1alpha1.Container) error {
 	entries := map[checksKey]int{}
 	for j, cc := range c.Capabilities {
@@ -235,22 +316,24 @@ func validateCounts(i int, c v1alpha1.Container) error {
 			return fmt.Errorf("%s: a second %s %s entry in the %s user namespace (the first is capabilities[%d]): one entry per capability, verdict and namespace", where, cc.Capability, cc.Verdict, cc.UserNamespace, first)
 		}
 		entries[k] = j
-		if cc.Count > MaxCount {
-			return fmt.Errorf("%s.count: %d is more than 2^53", where, cc.Count)
+		if err := checkCount(where+".count", cc.Count); err != nil {
+			return err
 		}
 		sources := make(map[sourceKey]int, len(cc.Sources))
-		var sum uint64
+		var sum int64
 		for k, s := range cc.Sources {
 			sk := sourceKey{s.Executable, s.Syscall, s.Audit, s.AuditFrom, s.Credentials, s.Phase}
 			if first, dup := sources[sk]; dup {
 				return fmt.Errorf("%s.sources[%d]: the same source as sources[%d] (%s: %s)", where, k, first, s.Executable, s.Syscall)
 			}
 			sources[sk] = k
-			if s.Count > MaxCount {
-				return fmt.Errorf("%s.sources[%d].count: %d is more than 2^53", where, k, s.Count)
+			for _, c := range []namedCount{{"count", s.Count}, {"syscallFailed", s.SyscallFailed}, {"syscallSucceeded", s.SyscallSucceeded}} {
+				if err := checkCount(fmt.Sprintf("%s.sources[%d].%s", where, k, c.field), c.n); err != nil {
+					return err
+				}
 			}
 			if sum += s.Count; sum > cc.Count {
-				break // more than the count already (and no wrap past 2^64 with 2^11 sources of 2^53)
+				break // more than the count already (and, each at most 2^53, no wrap)
 			}
 		}
 		switch {
@@ -261,13 +344,13 @@ func validateCounts(i int, c v1alpha1.Container) error {
 		}
 	}
 	for j, e := range c.Execs {
-		if e.Count > MaxCount {
-			return fmt.Errorf("containers[%d] (%s) execs[%d].count: %d is more than 2^53", i, c.Name, j, e.Count)
+		if err := checkCount(fmt.Sprintf("containers[%d] (%s) execs[%d].count", i, c.Name, j), e.Count); err != nil {
+			return err
 		}
 	}
 	for j, ch := range c.CredentialChanges {
-		if ch.Count > MaxCount {
-			return fmt.Errorf("containers[%d] (%s) credentialChanges[%d].count: %d is more than 2^53", i, c.Name, j, ch.Count)
+		if err := checkCount(fmt.Sprintf("containers[%d] (%s) credentialChanges[%d].count", i, c.Name, j), ch.Count); err != nil {
+			return err
 		}
 	}
 	return nil

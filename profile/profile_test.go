@@ -21,8 +21,8 @@ func sampleProfile() *v1alpha1.Profile {
 		APIVersion: v1alpha1.APIVersion,
 		Kind:       v1alpha1.Kind,
 		Metadata: v1alpha1.Metadata{
-			StartTime:      time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
-			EndTime:        time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC),
+			StartTime:      v1alpha1.Time{Time: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)},
+			EndTime:        v1alpha1.Time{Time: time.Date(2026, 11, 22, 10, 0, 5, 0, time.UTC)},
 			Node:           "node-1",
 			KernelRelease:  "6.18.0",
 			Probe:          "tracepoint",
@@ -111,9 +111,11 @@ func TestParseErrors(t *testing.T) {
 		{"a field twice", "p.json", valid(func(s string) string { return strings.Replace(s, `"node":`, `"node": "a", "node":`, 1) }), `duplicate object member name "node"`},
 		{"invalid UTF-8", "p.json", valid(func(s string) string { return strings.Replace(s, `"main"`, "\"ma\xffin\"", 1) }), `invalid UTF-8 within "/containers/0/name"`},
 		{"negative count", "p.json", valid(func(s string) string { return strings.Replace(s, `"count": 40`, `"count": -40`, 1) }),
-			`invalid profile: containers[0].capabilities[1].count: a JSON number that is no uint64 (invalid syntax)`},
+			`containers[0] (main) capabilities[1].count: -40 is negative`},
+		{"fractional count", "p.json", valid(func(s string) string { return strings.Replace(s, `"count": 40`, `"count": 4.5`, 1) }),
+			`invalid profile: containers[0].capabilities[1].count: a JSON number that is no int64 (invalid syntax)`},
 		{"count a string", "p.json", valid(func(s string) string { return strings.Replace(s, `"count": 40`, `"count": "40"`, 1) }),
-			`invalid profile: containers[0].capabilities[1].count: a JSON string where uint64 belongs`},
+			`invalid profile: containers[0].capabilities[1].count: a JSON string where int64 belongs`},
 		{"bad verdict", "p.json", valid(func(s string) string { return strings.Replace(s, `"granted"`, `"allowed"`, 1) }), `capabilities[0].verdict: invalid value "allowed" (valid: granted, denied)`},
 		{"capability not a string", "p.json", valid(func(s string) string { return strings.Replace(s, `"CAP_NET_BIND_SERVICE"`, `10`, 1) }), `capability must be a string`},
 		{"coverage that does not add up", "p.json", valid(func(s string) string {
@@ -162,10 +164,32 @@ func TestDuplicateSourceRejected(t *testing.T) {
 // TestMergeSaturates: counts merged from many profiles never wrap around.
 func TestMergeSaturates(t *testing.T) {
 	a, b := sampleProfile().Containers[0], sampleProfile().Containers[0]
-	a.Capabilities[0].Count, a.Capabilities[0].Sources[0].Count = math.MaxUint64-1, math.MaxUint64-1
+	a.Capabilities[0].Count, a.Capabilities[0].Sources[0].Count = math.MaxInt64-1, math.MaxInt64-1
 	merged := MergeContainers(a, b)
-	if got := merged[0].Capabilities[0].Count; got != math.MaxUint64 {
-		t.Fatalf("merged count %d, want saturated at MaxUint64", got)
+	if got := merged[0].Capabilities[0].Count; got != math.MaxInt64 {
+		t.Fatalf("merged count %d, want saturated at MaxInt64", got)
+	}
+}
+
+// TestNegativeCountsRejected: counts are int64, as Kubernetes objects have
+// them, and none may be negative.
+func TestNegativeCountsRejected(t *testing.T) {
+	for _, tc := range []struct {
+		set  func(p *v1alpha1.Profile)
+		want string
+	}{
+		{func(p *v1alpha1.Profile) { p.Containers[0].Capabilities[0].Count = -1 }, "containers[0] (main) capabilities[0].count: -1 is negative"},
+		{func(p *v1alpha1.Profile) { p.Containers[0].Capabilities[0].Sources[0].SyscallSucceeded = -2 },
+			"containers[0] (main) capabilities[0].sources[0].syscallSucceeded: -2 is negative"},
+		{func(p *v1alpha1.Profile) { p.Containers[0].Execs[0].Count = -3 }, "containers[0] (main) execs[0].count: -3 is negative"},
+		{func(p *v1alpha1.Profile) { p.Metadata.Drops.UntrackedCgroups = -4 }, "metadata.drops.untrackedCgroups: -4 is negative"},
+		{func(p *v1alpha1.Profile) { p.Metadata.Drops.Events = MaxCount + 1 }, "metadata.drops.events: 9007199254740993 is more than 2^53"},
+	} {
+		p := sampleProfile()
+		tc.set(p)
+		if err := Validate(p); err == nil || err.Error() != tc.want {
+			t.Errorf("Validate = %v, want %q", err, tc.want)
+		}
 	}
 }
 
@@ -265,7 +289,7 @@ func TestDecide(t *testing.T) {
 	src := func(audit v1alpha1.AuditClass, creds v1alpha1.CredentialsUsed) []v1alpha1.Source {
 		return []v1alpha1.Source{{Executable: "/x", Syscall: "s", Audit: audit, Credentials: creds, Phase: v1alpha1.StartupPhase, Count: 1}}
 	}
-	outcome := func(failed, succeeded uint64) []v1alpha1.Source {
+	outcome := func(failed, succeeded int64) []v1alpha1.Source {
 		s := src(v1alpha1.Audited, v1alpha1.OwnCredentials)
 		s[0].SyscallFailed, s[0].SyscallSucceeded = failed, succeeded
 		return s
@@ -431,7 +455,7 @@ func TestAdvice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tt.container.Name = "c"
 			start := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-			p := &v1alpha1.Profile{Metadata: v1alpha1.Metadata{Command: tt.command, StartTime: start, EndTime: start.Add(tt.duration), StartupWindow: v1alpha1.Duration(10 * time.Second)},
+			p := &v1alpha1.Profile{Metadata: v1alpha1.Metadata{Command: tt.command, StartTime: v1alpha1.Time{Time: start}, EndTime: v1alpha1.Time{Time: start.Add(tt.duration)}, StartupWindow: v1alpha1.Duration(10 * time.Second)},
 				Containers: []v1alpha1.Container{tt.container}}
 			c := Analyze([]Input{{"p.json", p}}).Containers[0]
 			sc := c.SecurityContext
@@ -570,7 +594,7 @@ func TestMergeKeepsNormalized(t *testing.T) {
 }
 
 // TestSourceCountsDoNotWrap: 2048 sources of 2^53 checks each add up to
-// 2^64, which a uint64 sum wraps to 0; a capability counted 0 times is not
+// 2^64, which a 64-bit sum wraps to 0; a capability counted 0 times is not
 // explained by them.
 func TestSourceCountsDoNotWrap(t *testing.T) {
 	p := sampleProfile()

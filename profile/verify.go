@@ -100,7 +100,7 @@ func mergeVerifications(a, b *v1alpha1.Verification) *v1alpha1.Verification {
 		}
 		return a
 	}
-	if b.Time.After(a.Time) {
+	if b.Time.After(a.Time.Time) {
 		a, b = b, a
 	}
 	m := *a

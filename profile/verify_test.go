@@ -25,7 +25,7 @@ func verifiedContainer(v *v1alpha1.Verification) v1alpha1.Container {
 }
 
 func verification(at time.Time, fsetid, bind v1alpha1.VerifiedVerdict) *v1alpha1.Verification {
-	v := &v1alpha1.Verification{Command: []string{"./test.sh"}, Time: at, RunsPerSet: 2,
+	v := &v1alpha1.Verification{Command: []string{"./test.sh"}, Time: v1alpha1.Time{Time: at}, RunsPerSet: 2,
 		Advised: v1alpha1.VerifiedSet{Capabilities: 1<<capFsetid | 1<<10, NoNewPrivs: true, Passed: 2}}
 	for _, vc := range []v1alpha1.VerifiedCapability{{Capability: capFsetid, Verified: fsetid}, {Capability: 10, Verified: bind}} {
 		if vc.Verified == "" {
@@ -151,7 +151,7 @@ func TestVerificationValidated(t *testing.T) {
 }
 
 func TestRunDenials(t *testing.T) {
-	denied := func(c v1alpha1.Capability, failed, succeeded uint64, audit v1alpha1.AuditClass) v1alpha1.CapabilityChecks {
+	denied := func(c v1alpha1.Capability, failed, succeeded int64, audit v1alpha1.AuditClass) v1alpha1.CapabilityChecks {
 		return v1alpha1.CapabilityChecks{Capability: c, Verdict: v1alpha1.Denied, UserNamespace: v1alpha1.InitialNamespace, Count: 1, Sources: []v1alpha1.Source{
 			{Executable: "/app/x", Syscall: "chmod", CallSites: []string{"setattr_prepare"}, Audit: audit, Credentials: v1alpha1.OwnCredentials,
 				Phase: v1alpha1.SteadyPhase, Count: 1, SyscallFailed: failed, SyscallSucceeded: succeeded}}}

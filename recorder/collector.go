@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,12 +48,12 @@ type collector struct {
 	// workload that runs /bin/true a million times makes one entry, not a
 	// million. parts[] gets them at the end.
 	execs   map[uint64]map[execKey]*v1alpha1.Exec
-	changes map[uint64]map[v1alpha1.CredentialChange]uint64 // by the change, its count left zero
+	changes map[uint64]map[v1alpha1.CredentialChange]int64 // by the change, its count left zero
 	uids    map[uint64]map[uint32]bool
 	// executables are the distinct executables with exec entries, up to
 	// maxExecutables; execsNotKept counts the execs beyond.
 	executables  map[string]bool
-	execsNotKept uint64
+	execsNotKept int64
 	// undecodable counts the events that could not be decoded.
 	undecodable atomic.Uint64
 	// kallsyms resolves call stacks (kallsymsPath); symbolsErr says why it
@@ -72,7 +73,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		procExec:    map[uint32]*v1alpha1.Exec{},
 		parts:       map[uint64]*v1alpha1.Container{},
 		execs:       map[uint64]map[execKey]*v1alpha1.Exec{},
-		changes:     map[uint64]map[v1alpha1.CredentialChange]uint64{},
+		changes:     map[uint64]map[v1alpha1.CredentialChange]int64{},
 		uids:        map[uint64]map[uint32]bool{},
 		executables: map[string]bool{},
 		kallsyms:    kallsymsPath,
@@ -127,7 +128,7 @@ func (c *collector) addUID(cgroupID uint64, uid uint32) {
 func (c *collector) addChange(cgroupID uint64, ch v1alpha1.CredentialChange) {
 	set := c.changes[cgroupID]
 	if set == nil {
-		set = map[v1alpha1.CredentialChange]uint64{}
+		set = map[v1alpha1.CredentialChange]int64{}
 		c.changes[cgroupID] = set
 	}
 	set[ch]++
@@ -337,11 +338,11 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 			phase = v1alpha1.SteadyPhase
 		}
 		part.Capabilities = append(part.Capabilities, v1alpha1.CapabilityChecks{
-			Capability: v1alpha1.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: chk.Count,
+			Capability: v1alpha1.Capability(chk.Cap), Verdict: verdict, UserNamespace: scope, Count: kernelCount(chk.Count),
 			Sources: []v1alpha1.Source{{
 				Executable: exe, Syscall: syscallName(chk.Syscall), CallSites: callSites,
-				Audit: audit, AuditFrom: auditFrom, Credentials: creds, Phase: phase, Count: chk.Count,
-				SyscallFailed: chk.SyscallFailed, SyscallSucceeded: chk.SyscallSucceeded,
+				Audit: audit, AuditFrom: auditFrom, Credentials: creds, Phase: phase, Count: kernelCount(chk.Count),
+				SyscallFailed: kernelCount(chk.SyscallFailed), SyscallSucceeded: kernelCount(chk.SyscallSucceeded),
 			}},
 		})
 	}
@@ -513,3 +514,7 @@ func waitStatusString(status int32) string {
 	}
 	return strconv.Itoa(ws.ExitStatus())
 }
+
+// kernelCount is a count the kernel keeps as a u64 as a profile's int64
+// count: it cannot reach 2^63 in practice, and would saturate, not wrap.
+func kernelCount(n uint64) int64 { return int64(min(n, math.MaxInt64)) }

@@ -189,12 +189,10 @@ type recording struct {
 	start      time.Time
 	progress   io.Writer
 	// names names the target cgroups.
-	names      *targetNames
-	startup    time.Duration
-	phasesStop chan struct{} // closed to stop endStartups
-	phasesDone chan struct{} // closed by endStartups when it returns
-	quit       bool          // a signal cut finishing short (finishUnlessSignalled)
-	stopped    bool
+	names   *targetNames
+	startup time.Duration
+	quit    bool // a signal cut finishing short (finishUnlessSignalled)
+	stopped bool
 }
 
 type recordingOptions struct {
@@ -225,8 +223,7 @@ func startRecording(opts recordingOptions) (*recording, error) {
 	}
 	names := newTargetNames()
 	r := &recording{probe: probe, col: newCollector(self, names), readerDone: make(chan error, 1), liveDone: make(chan error, 1),
-		start: time.Now(), progress: opts.progress, names: names, startup: opts.startup,
-		phasesStop: make(chan struct{}), phasesDone: make(chan struct{})}
+		start: time.Now(), progress: opts.progress, names: names, startup: opts.startup}
 	if opts.events != nil {
 		if r.live, err = newLiveStream(*opts.events, opts.progress, probe, opts.node, self, opts.pods, names); err != nil {
 			probe.Close()
@@ -238,7 +235,6 @@ func startRecording(opts recordingOptions) (*recording, error) {
 	}
 	d := dispatcher{col: r.col, live: r.live}
 	go func() { r.readerDone <- d.consume(probe.ReadEvent) }()
-	go r.endStartups()
 	return r, nil
 }
 
@@ -247,29 +243,6 @@ func eventsRateLimit(cfg *EventsConfig) time.Duration {
 		return 0
 	}
 	return cfg.RateLimit
-}
-
-// endStartupsPeriod bounds how late a target's startup window ends.
-const endStartupsPeriod = 100 * time.Millisecond
-
-// endStartups moves targets to steady state as their startup windows pass,
-// until the recording stops.
-func (r *recording) endStartups() {
-	defer close(r.phasesDone)
-	tick := time.NewTicker(endStartupsPeriod)
-	defer tick.Stop()
-	warned := false
-	for {
-		select {
-		case <-r.phasesStop:
-			return
-		case <-tick.C:
-			if err := r.probe.EndStartups(); err != nil && !warned {
-				warned = true
-				fmt.Fprintf(r.progress, "capprof: warning: %v; later checks may be labelled startup instead of steady\n", err)
-			}
-		}
-	}
 }
 
 // listProcesses has live events name the processes already running in the
@@ -288,8 +261,6 @@ func (r *recording) stop() error {
 		return nil
 	}
 	r.stopped = true
-	close(r.phasesStop)
-	<-r.phasesDone // it uses the target map, which close frees
 	r.probe.Detach()
 	var flushErr error
 	if err := r.probe.Flush(); err != nil {
@@ -373,19 +344,20 @@ func (r *recording) collect(meta v1alpha1.Metadata) (*v1alpha1.Profile, time.Tim
 	if err != nil {
 		return nil, end, err
 	}
-	meta.StartTime = r.start.UTC().Truncate(time.Millisecond)
-	meta.EndTime = end.UTC().Truncate(time.Millisecond)
+	meta.StartTime = v1alpha1.Time{Time: r.start.UTC().Truncate(time.Millisecond)}
+	meta.EndTime = v1alpha1.Time{Time: end.UTC().Truncate(time.Millisecond)}
 	meta.KernelRelease = bpf.KernelRelease()
 	meta.Probe = string(r.probe.Backend())
 	meta.StartupWindow = v1alpha1.Duration(r.startup)
 	meta.Drops = v1alpha1.Drops{
-		Events:                    stats.RingBufferDrops,
-		UncountedChecks:           stats.AggregationMapFull,
-		UnfollowedCredentialCalls: stats.PendingMapFull,
-		UnfollowedDenials:         stats.OutcomesLost,
-		UntrackedCgroups:          stats.TargetsFull,
-		UndecodableEvents:         r.col.undecodable.Load(),
+		Events:                    kernelCount(stats.RingBufferDrops),
+		UncountedChecks:           kernelCount(stats.AggregationMapFull),
+		UnfollowedCredentialCalls: kernelCount(stats.PendingMapFull),
+		UnfollowedDenials:         kernelCount(stats.OutcomesLost),
+		UntrackedCgroups:          kernelCount(stats.TargetsFull),
+		UndecodableEvents:         kernelCount(r.col.undecodable.Load()),
 		ExecsNotKept:              r.col.execsNotKept,
+		SkippedProbeRuns:          kernelCount(stats.SkippedRuns),
 	}
 	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: meta}
 	seeds, _ := r.names.recorded()

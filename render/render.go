@@ -54,7 +54,7 @@ func Table(w io.Writer, a profile.Analysis) error {
 			t := plainTable(&table)
 			t.Header("CAPABILITY", "GRANTED", "DENIED", "DECISION", "VERIFIED", "MADE BY (EXECUTABLE: SYSCALL → KERNEL CALL SITE)", "WHY")
 			for _, d := range c.Capabilities {
-				if err := t.Append(d.Capability.String(), strconv.FormatUint(d.Granted, 10), strconv.FormatUint(d.Denied, 10),
+				if err := t.Append(d.Capability.String(), strconv.FormatInt(d.Granted, 10), strconv.FormatInt(d.Denied, 10),
 					string(d.Decision), verifiedCell(d), escape.Text(evidenceCell(d.Evidence)), escape.Text(d.Reason)); err != nil {
 					return err
 				}

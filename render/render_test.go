@@ -2,7 +2,10 @@ package render
 
 import (
 	"bytes"
+	"io"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/capprof/capprof/internal/golden"
@@ -83,5 +86,50 @@ func TestDiffGolden(t *testing.T) {
 				golden.Check(t, filepath.Join("testdata", name+"."+format+".golden"), buf.Bytes())
 			})
 		}
+	}
+}
+
+// TestObjectsGolden writes a two-workload profile as CapabilityProfile
+// objects in each format; every document reads back as its workload's part
+// of the profile.
+func TestObjectsGolden(t *testing.T) {
+	p, err := profile.Load(filepath.Join("..", "manifest", "testdata", "shop.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := profile.Objects(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(objects) < 2 {
+		t.Fatalf("shop.json gave %d objects, want one per workload (2 or more)", len(objects))
+	}
+	for _, format := range ObjectFormats {
+		t.Run(format, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Objects(&buf, objects, format); err != nil {
+				t.Fatal(err)
+			}
+			golden.Check(t, filepath.Join("testdata", "shop-objects."+format+".golden"), buf.Bytes())
+			if format != "yaml" {
+				return
+			}
+			docs := strings.Split(strings.TrimPrefix(buf.String(), "---\n"), "\n---\n")
+			if len(docs) != len(objects) {
+				t.Fatalf("%d YAML documents, want %d", len(docs), len(objects))
+			}
+			for i, doc := range docs {
+				back, err := profile.Parse([]byte(doc), true)
+				if err != nil {
+					t.Fatalf("document %d: %v", i, err)
+				}
+				if !reflect.DeepEqual(back.Containers, objects[i].Spec.Containers) {
+					t.Errorf("document %d reads back as other containers", i)
+				}
+			}
+		})
+	}
+	if err := Objects(io.Discard, objects, "table"); err == nil || !strings.Contains(err.Error(), `"table"`) {
+		t.Errorf("format table: err %v, want unknown format", err)
 	}
 }

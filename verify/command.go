@@ -111,7 +111,7 @@ func Command(cfg CommandConfig) (*v1alpha1.Profile, error) {
 	}
 	fmt.Fprintf(cfg.Progress, "capprof: verify: running %s %s, %s: %s\n", v.shown(), times(v.total), as, plan)
 
-	result := &v1alpha1.Verification{Command: cfg.Redact.Args(cfg.Command), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: cfg.Runs}
+	result := &v1alpha1.Verification{Command: cfg.Redact.Args(cfg.Command), Time: v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Second)}, RunsPerSet: cfg.Runs}
 	result.Advised.Capabilities, result.Advised.NoNewPrivs = advised.Capabilities, advised.NoNewPrivs
 	runs, err := v.runSet(advised, nil)
 	if err != nil {

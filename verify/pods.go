@@ -291,7 +291,7 @@ func judgeWorkload(p *v1alpha1.Profile, w *manifest.Advised, canaries []canary, 
 		}
 		advice := addedCapabilities(*m.Analysis)
 		v := &v1alpha1.Verification{Canaries: fmt.Sprintf("canary pods of %s in namespace %s", w.Workload, cfg.Namespace),
-			Window: v1alpha1.Duration(cfg.Window), Time: time.Now().UTC().Truncate(time.Second), RunsPerSet: 1,
+			Window: v1alpha1.Duration(cfg.Window), Time: v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Second)}, RunsPerSet: 1,
 			Advised: v1alpha1.VerifiedSet{Capabilities: advice, NoNewPrivs: noNewPrivs(*m.Analysis), FailedRun: advisedRun}}
 		if advisedRun == nil {
 			v.Advised.Passed = 1

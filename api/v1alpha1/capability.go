@@ -11,7 +11,11 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// Capability is a Linux capability number (include/uapi/linux/capability.h).
+// Capability is a Linux capability number (include/uapi/linux/capability.h),
+// written by its name: "CAP_NET_BIND_SERVICE".
+//
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Pattern=`^CAP_[A-Z0-9_]+$`
 type Capability int
 
 // capabilityNames lists CAP_CHOWN (0) to CAP_CHECKPOINT_RESTORE (40, Linux 5.9).
@@ -83,7 +87,12 @@ func (c *Capability) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// CapSet is a set of capabilities, stored as the kernel's 64-bit mask.
+// CapSet is a set of capabilities, stored as the kernel's 64-bit mask and
+// written as a list of names (see MarshalJSON). controller-gen cannot give a
+// named integer type an array schema (its items markers need the Go type to
+// be a slice), so CapSet fields carry the Schemaless and
+// PreserveUnknownFields markers: the API server keeps them as they are, and
+// capprof validates them when it reads a profile.
 type CapSet uint64
 
 // AllCapabilities is every capability capprof can name.

@@ -26,13 +26,13 @@ type Profile struct {
 // Metadata describes the recording as a whole. It is the only part of a
 // profile that changes between two recordings of the same workload.
 type Metadata struct {
-	StartTime      time.Time `json:"startTime"`
-	EndTime        time.Time `json:"endTime"`
-	Node           string    `json:"node"`
-	KernelRelease  string    `json:"kernelRelease"`
-	Probe          string    `json:"probe"`
-	CapprofVersion string    `json:"capprofVersion"`
-	Command        []string  `json:"command,omitempty"`
+	StartTime      Time     `json:"startTime"`
+	EndTime        Time     `json:"endTime"`
+	Node           string   `json:"node"`
+	KernelRelease  string   `json:"kernelRelease"`
+	Probe          string   `json:"probe"`
+	CapprofVersion string   `json:"capprofVersion"`
+	Command        []string `json:"command,omitempty"`
 	// Selector says which pods were recorded, on Node.
 	Selector string `json:"selector,omitempty"`
 	// StartupWindow is how long after a container's start its checks are
@@ -41,7 +41,22 @@ type Metadata struct {
 	Drops         Drops    `json:"drops"`
 }
 
+// Time is a time.Time with the deep copy the generated code needs, written
+// as time.Time writes itself (RFC 3339 with nanoseconds).
+//
+// +kubebuilder:validation:Type=string
+// +kubebuilder:validation:Format=date-time
+type Time struct {
+	time.Time `json:"-"`
+}
+
+// DeepCopyInto copies t: a time.Time is a value (its location is shared
+// and never changed).
+func (t *Time) DeepCopyInto(out *Time) { *out = *t }
+
 // Duration is a time.Duration written as Go writes durations ("10s", "1m30s").
+//
+// +kubebuilder:validation:Type=string
 type Duration time.Duration
 
 // MarshalJSON writes "10s".
@@ -67,31 +82,36 @@ type Drops struct {
 	// Events lost because the ring buffer was full: an exec, exit or
 	// credential change not seen, or a first check's details (its counts
 	// are still exact).
-	Events uint64 `json:"events"`
+	Events int64 `json:"events"`
 	// UncountedChecks were not counted because the aggregation map was full.
-	UncountedChecks uint64 `json:"uncountedChecks"`
+	UncountedChecks int64 `json:"uncountedChecks"`
 	// UnfollowedCredentialCalls could not be compared before and after.
-	UnfollowedCredentialCalls uint64 `json:"unfollowedCredentialCalls"`
+	UnfollowedCredentialCalls int64 `json:"unfollowedCredentialCalls"`
 	// UnfollowedDenials are denied checks whose syscall's outcome was not
 	// seen, beyond the ones left out by sampling.
-	UnfollowedDenials uint64 `json:"unfollowedDenials"`
+	UnfollowedDenials int64 `json:"unfollowedDenials"`
 	// UntrackedCgroups are cgroups created below a target that could not
 	// be tracked (the kernel's target set was full): what ran in them is
 	// missing.
-	UntrackedCgroups uint64 `json:"untrackedCgroups,omitempty"`
+	UntrackedCgroups int64 `json:"untrackedCgroups,omitempty"`
 	// UndecodableEvents could not be decoded (a bug, or a kernel that lays
 	// events out differently): skipped, the recording went on.
-	UndecodableEvents uint64 `json:"undecodableEvents,omitempty"`
+	UndecodableEvents int64 `json:"undecodableEvents,omitempty"`
 	// ExecsNotKept are execs of executables beyond the distinct ones a
 	// recording keeps (a workload that runs ever new programs): their
 	// checks are counted, their exec entries are not.
-	ExecsNotKept uint64 `json:"execsNotKept,omitempty"`
+	ExecsNotKept int64 `json:"execsNotKept,omitempty"`
+	// SkippedProbeRuns are hits of capprof's kernel hooks that ran none of
+	// its programs (the kernel's recursion protection: with the kprobe
+	// backend, another BPF program or a BPF map syscall on the same CPU):
+	// a check or an event not seen for each.
+	SkippedProbeRuns int64 `json:"skippedProbeRuns,omitempty"`
 }
 
 // Total is the sum of all drops.
-func (d Drops) Total() uint64 {
+func (d Drops) Total() int64 {
 	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials + d.UntrackedCgroups +
-		d.UndecodableEvents + d.ExecsNotKept
+		d.UndecodableEvents + d.ExecsNotKept + d.SkippedProbeRuns
 }
 
 // String says what was dropped, for warnings.
@@ -100,6 +120,9 @@ func (d Drops) String() string {
 		d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls, d.UnfollowedDenials)
 	if d.UntrackedCgroups > 0 {
 		s += fmt.Sprintf(", and could not track %d new cgroups", d.UntrackedCgroups)
+	}
+	if d.SkippedProbeRuns > 0 {
+		s += fmt.Sprintf("; it skipped capprof's probe %d times (each a check or an event not seen)", d.SkippedProbeRuns)
 	}
 	if d.UndecodableEvents > 0 {
 		s += fmt.Sprintf("; capprof could not decode %d events", d.UndecodableEvents)
@@ -132,7 +155,7 @@ type Identity struct {
 // was not seen, in Coverage), so recordings of a deterministic workload
 // give identical containers.
 type Container struct {
-	Identity
+	Identity          `json:",inline"`
 	Capabilities      []CapabilityChecks `json:"capabilities"`
 	Execs             []Exec             `json:"execs"`
 	CredentialChanges []CredentialChange `json:"credentialChanges"`
@@ -306,7 +329,7 @@ type CapabilityChecks struct {
 	Capability    Capability    `json:"capability"`
 	Verdict       Verdict       `json:"verdict"`
 	UserNamespace UserNamespace `json:"userNamespace"`
-	Count         uint64        `json:"count"`
+	Count         int64         `json:"count"`
 	Sources       []Source      `json:"sources"`
 }
 
@@ -324,11 +347,11 @@ type Source struct {
 	AuditFrom   AuditSource     `json:"auditFrom,omitempty"`
 	Credentials CredentialsUsed `json:"credentials"`
 	Phase       Phase           `json:"phase"`
-	Count       uint64          `json:"count"`
+	Count       int64           `json:"count"`
 	// SyscallFailed and SyscallSucceeded are, for denied checks, how the
 	// syscalls they were made in ended, over the ones followed (a sample).
-	SyscallFailed    uint64 `json:"syscallFailed,omitempty"`
-	SyscallSucceeded uint64 `json:"syscallSucceeded,omitempty"`
+	SyscallFailed    int64 `json:"syscallFailed,omitempty"`
+	SyscallSucceeded int64 `json:"syscallSucceeded,omitempty"`
 }
 
 // DenialOutcome says what a denied source's syscalls did without the capability.
@@ -359,37 +382,51 @@ func (s Source) Outcome() DenialOutcome {
 type Exec struct {
 	Executable string `json:"executable"`
 	// Script is the script an interpreter (Executable) was started for.
-	Script    string `json:"script,omitempty"`
-	UID       uint32 `json:"uid"`
-	EUID      uint32 `json:"euid"`
-	GID       uint32 `json:"gid"`
-	EGID      uint32 `json:"egid"`
+	Script string `json:"script,omitempty"`
+	UID    uint32 `json:"uid"`
+	EUID   uint32 `json:"euid"`
+	GID    uint32 `json:"gid"`
+	EGID   uint32 `json:"egid"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
 	Effective CapSet `json:"effective"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
 	Permitted CapSet `json:"permitted"`
 	// PrivilegeGain: the exec changed euid/egid or grew the permitted set
 	// (a setuid/setgid or file-capability executable). no_new_privs, which
 	// allowPrivilegeEscalation: false sets, would have prevented it.
-	PrivilegeGain bool   `json:"privilegeGain,omitempty"`
-	Count         uint64 `json:"count"`
+	PrivilegeGain bool  `json:"privilegeGain,omitempty"`
+	Count         int64 `json:"count"`
 	// ExitStatuses are the distinct ways its processes ended: "0", "1", "SIGKILL".
 	ExitStatuses []string `json:"exitStatuses,omitempty"`
 }
 
 // Credentials are a process's ids and capability sets.
 type Credentials struct {
-	UID         uint32 `json:"uid"`
-	EUID        uint32 `json:"euid"`
-	SUID        uint32 `json:"suid"`
-	FSUID       uint32 `json:"fsuid"`
-	GID         uint32 `json:"gid"`
-	EGID        uint32 `json:"egid"`
-	SGID        uint32 `json:"sgid"`
-	FSGID       uint32 `json:"fsgid"`
-	Effective   CapSet `json:"effective"`
-	Permitted   CapSet `json:"permitted"`
+	UID   uint32 `json:"uid"`
+	EUID  uint32 `json:"euid"`
+	SUID  uint32 `json:"suid"`
+	FSUID uint32 `json:"fsuid"`
+	GID   uint32 `json:"gid"`
+	EGID  uint32 `json:"egid"`
+	SGID  uint32 `json:"sgid"`
+	FSGID uint32 `json:"fsgid"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Effective CapSet `json:"effective"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Permitted CapSet `json:"permitted"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
 	Inheritable CapSet `json:"inheritable"`
-	Bounding    CapSet `json:"bounding"`
-	Ambient     CapSet `json:"ambient"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Bounding CapSet `json:"bounding"`
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	Ambient CapSet `json:"ambient"`
 	// UserNamespaceLevel is the depth of the credentials' user namespace:
 	// 0 for the initial one.
 	UserNamespaceLevel uint32 `json:"userNamespaceLevel,omitempty"`
@@ -409,5 +446,5 @@ type CredentialChange struct {
 	Phase  Phase       `json:"phase,omitempty"`
 	Before Credentials `json:"before"`
 	After  Credentials `json:"after"`
-	Count  uint64      `json:"count"`
+	Count  int64       `json:"count"`
 }

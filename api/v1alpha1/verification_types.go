@@ -3,7 +3,6 @@ package v1alpha1
 import (
 	"fmt"
 	"strings"
-	"time"
 )
 
 // Verification is what `capprof verify` found by running a command with a
@@ -14,10 +13,10 @@ type Verification struct {
 	// Command is what was run, redacted as the profile's command is; or
 	// Canaries names the canary pods that ran the workload's pod template,
 	// for Window each.
-	Command  []string  `json:"command,omitempty"`
-	Canaries string    `json:"canaries,omitempty"`
-	Window   Duration  `json:"window,omitempty"`
-	Time     time.Time `json:"time"`
+	Command  []string `json:"command,omitempty"`
+	Canaries string   `json:"canaries,omitempty"`
+	Window   Duration `json:"window,omitempty"`
+	Time     Time     `json:"time"`
 	// RunsPerSet is how many times each set of capabilities was run.
 	RunsPerSet int `json:"runsPerSet"`
 	// Advised is the advice's set when verification began, and how its
@@ -30,6 +29,8 @@ type Verification struct {
 
 // VerifiedSet is a set of capabilities the command ran with.
 type VerifiedSet struct {
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
 	Capabilities CapSet `json:"capabilities"`
 	// NoNewPrivs: allowPrivilegeEscalation was false (no_new_privs set).
 	NoNewPrivs bool `json:"noNewPrivs"`
@@ -119,7 +120,7 @@ type Evidence struct {
 	Syscall    string   `json:"syscall"`
 	CallSites  []string `json:"callSites,omitempty"`
 	Phase      Phase    `json:"phase"`
-	Count      uint64   `json:"count"`
+	Count      int64    `json:"count"`
 	// Outcome is set for denied checks.
 	Outcome DenialOutcome `json:"outcome,omitempty"`
 }

@@ -45,7 +45,7 @@ enum check_flag {
 enum target_phase {
 	TARGET_NOT_STARTED = 0, /* no workload exec seen yet; the first one starts the startup window */
 	TARGET_STARTUP = 1,     /* within the startup window, which began at started_ns */
-	TARGET_STEADY = 2,      /* past it: user space moves targets here when the window ends */
+	TARGET_STEADY = 2,      /* past it: the first check after the window moves the target here */
 };
 
 /* target.flags */

@@ -16,7 +16,10 @@ import (
 var failOnValues = []string{"missing", "excess", "any"}
 
 // analyzeFlags are analyze's flags; check says which go together.
-type analyzeFlags struct{ output, manifest, runtimeDefaults, failOn string }
+type analyzeFlags struct {
+	output, manifest, runtimeDefaults, failOn string
+	cluster                                   clusterFlags
+}
 
 func analyzeCommand() *cli.Command {
 	var f analyzeFlags
@@ -24,26 +27,28 @@ func analyzeCommand() *cli.Command {
 		Name:         "analyze",
 		OnUsageError: usageError,
 		Usage:        "merge profiles and show what each container needs",
-		ArgsUsage:    "PROFILE...",
+		ArgsUsage:    "PROFILE... | --from-cluster KIND/NAME...",
 		Description: "Merges the profiles (entries with the same namespace, owner and container name are one\n" +
 			"container: replicas, nodes and runs combine) and shows, per container, each capability\n" +
 			"checked and the decision (required, denied or not needed), the advised securityContext,\n" +
 			"the Pod Security Standards level it reaches, and warnings for a reviewer.\n" +
+			"With --from-cluster, the arguments are workloads (deploy/web) whose CapabilityProfile\n" +
+			"objects are read from the cluster.\n" +
 			"-o yaml prints the advised securityContexts; -o json prints everything.\n\n" +
 			"With --manifest, also compares each container of the manifest's workloads with its\n" +
 			"profile: what it is granted today (its securityContext over the runtime's defaults),\n" +
 			"what it can drop and what it misses; --fail-on turns findings into exit status 1.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "table", Destination: &f.output, Usage: "output format: " + strings.Join(render.Formats, ", ")},
 			&cli.StringFlag{Name: "manifest", Destination: &f.manifest, Usage: "compare with the workloads in this Kubernetes manifest `FILE` (multi-document YAML)"},
 			&cli.StringFlag{Name: "runtime-defaults", Value: "containerd", Destination: &f.runtimeDefaults, Usage: "the container runtime whose default capabilities the manifest's containers get: " + strings.Join(manifest.Runtimes, ", ")},
 			&cli.StringFlag{Name: "fail-on", Destination: &f.failOn, Usage: "with --manifest, exit 1 when a container misses a needed capability (missing), is granted one it never needed (excess), or either (any)"},
-		},
+		}, f.cluster.flags("analyze")...),
 		Action: func(c *cli.Context) error {
 			if err := f.check(c); err != nil {
 				return err
 			}
-			a, err := loadAnalysis(c, "capprof analyze PROFILE...")
+			a, err := loadAnalysis(c, &f.cluster, "capprof analyze PROFILE..., or --from-cluster KIND/NAME...")
 			if err != nil {
 				return err
 			}
@@ -81,6 +86,9 @@ func analyzeCommand() *cli.Command {
 // check refuses values out of their lists, and manifest flags without
 // --manifest.
 func (f *analyzeFlags) check(c *cli.Context) error {
+	if err := f.cluster.check(c); err != nil {
+		return err
+	}
 	if err := oneOf(c, "output", render.Formats); err != nil {
 		return err
 	}
@@ -100,28 +108,29 @@ func (f *analyzeFlags) check(c *cli.Context) error {
 	return nil
 }
 
-// loadAnalysis loads the profiles named by the arguments and analyzes
-// them together; warnings go to stderr.
-func loadAnalysis(c *cli.Context, usage string) (profile.Analysis, error) {
+// loadAnalysis loads the profiles named by the arguments (files, or with
+// --from-cluster workloads) and analyzes them together; warnings go to
+// stderr.
+func loadAnalysis(c *cli.Context, cf *clusterFlags, usage string) (profile.Analysis, error) {
 	if c.NArg() == 0 {
 		return profile.Analysis{}, fmt.Errorf("no profile given: %s", usage)
 	}
 	if err := oneStdin(c); err != nil {
 		return profile.Analysis{}, err
 	}
-	return analyzeFiles(c, c.Args().Slice())
+	return analyzeSources(c, cf, cf.sources(c.Args().Slice()))
 }
 
-// analyzeFiles loads profiles and analyzes them together; warnings go to
-// stderr.
-func analyzeFiles(c *cli.Context, paths []string) (profile.Analysis, error) {
+// analyzeSources loads profiles and analyzes them together; warnings go
+// to stderr.
+func analyzeSources(c *cli.Context, cf *clusterFlags, sources []source) (profile.Analysis, error) {
 	var inputs []profile.Input
-	for _, path := range paths {
-		p, err := loadProfile(c, path)
+	for _, s := range sources {
+		p, name, err := cf.load(c, s)
 		if err != nil {
 			return profile.Analysis{}, err
 		}
-		inputs = append(inputs, profile.Input{Source: inputName(path), Profile: p})
+		inputs = append(inputs, profile.Input{Source: name, Profile: p})
 	}
 	a := profile.Analyze(inputs)
 	for _, w := range a.Warnings {

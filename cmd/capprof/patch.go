@@ -15,6 +15,7 @@ import (
 type patchFlags struct {
 	manifest, output string
 	allowEmpty       bool
+	cluster          clusterFlags
 }
 
 func patchCommand() *cli.Command {
@@ -23,7 +24,7 @@ func patchCommand() *cli.Command {
 		Name:         "patch",
 		OnUsageError: usageError,
 		Usage:        "apply the advice to a manifest, or write the patches that apply it",
-		ArgsUsage:    "--manifest FILE PROFILE...",
+		ArgsUsage:    "--manifest FILE PROFILE... | --from-cluster KIND/NAME...",
 		Description: "Writes the manifest with each profiled container's securityContext set to the advice\n" +
 			"(capabilities, privileged, allowPrivilegeEscalation, runAsNonRoot/runAsUser where\n" +
 			"advised, seccompProfile unless one is set); its other fields, the order and comments\n" +
@@ -33,16 +34,19 @@ func patchCommand() *cli.Command {
 			"-o strategic and -o json6902-yaml write one YAML patch per object, each headed by its\n" +
 			"kubectl command (--type strategic|json); -o kustomize writes a Kustomization whose\n" +
 			"patches carry their targets.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "manifest", Destination: &f.manifest, Usage: "the Kubernetes manifest `FILE` to patch", Required: true},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "manifest", Destination: &f.output, Usage: "what to write: " + strings.Join(manifest.PatchFormats, ", ")},
 			&cli.BoolFlag{Name: "allow-empty", Destination: &f.allowEmpty, Usage: "also write the advice (drop [ALL], add []) for containers no process of which was observed"},
-		},
+		}, f.cluster.flags("apply the advice of")...),
 		Action: func(c *cli.Context) error {
 			if err := oneOf(c, "output", manifest.PatchFormats); err != nil {
 				return err
 			}
-			a, err := loadAnalysis(c, "capprof patch --manifest FILE PROFILE...")
+			if err := f.cluster.check(c); err != nil {
+				return err
+			}
+			a, err := loadAnalysis(c, &f.cluster, "capprof patch --manifest FILE PROFILE..., or --from-cluster KIND/NAME...")
 			if err != nil {
 				return err
 			}

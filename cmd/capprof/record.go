@@ -62,7 +62,7 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Destination: &f.namespace, Usage: "the pods' `NAMESPACE` (default: the kubeconfig context's, or default)", Category: "Pods"},
 			&cli.BoolFlag{Name: "all-namespaces", Aliases: []string{"A"}, Destination: &f.allNamespaces, Usage: "select pods in every namespace", Category: "Pods"},
 			nodeFlag(&f.node, "this node's `NAME` in the cluster"),
-			kubeconfigFlag(&f.kube), contextFlag(&f.kube),
+			kubeconfigFlag(&f.kube, "Pods"), contextFlag(&f.kube, "Pods"),
 			&cli.StringFlag{Name: "runtime-endpoint", Destination: &f.runtimeEndpoint, Usage: "find pods through this CRI `SOCKET` instead of the API (unix:///run/containerd/containerd.sock)", Category: "Pods"},
 			&cli.BoolFlag{Name: "restart", Destination: &f.restart, Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
 			&cli.StringFlag{Name: "name", Value: "main", Destination: &f.name, Usage: "container name to record the command as", Category: "Command"},

@@ -58,12 +58,12 @@ func nodeFlag(dest *string, usage string) cli.Flag {
 // kubeFlags choose the cluster, kubectl's way.
 type kubeFlags struct{ kubeconfig, context string }
 
-func kubeconfigFlag(f *kubeFlags) cli.Flag {
-	return &cli.StringFlag{Name: "kubeconfig", Destination: &f.kubeconfig, Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: "Pods"}
+func kubeconfigFlag(f *kubeFlags, category string) cli.Flag {
+	return &cli.StringFlag{Name: "kubeconfig", Destination: &f.kubeconfig, Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: category}
 }
 
-func contextFlag(f *kubeFlags) cli.Flag {
-	return &cli.StringFlag{Name: "context", Destination: &f.context, Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: "Pods"}
+func contextFlag(f *kubeFlags, category string) cli.Flag {
+	return &cli.StringFlag{Name: "context", Destination: &f.context, Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: category}
 }
 
 // durationFlag is a duration flag's name and value, for nonNegative.

@@ -108,7 +108,7 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Destination: &f.namespace, Usage: "the `NAMESPACE` the canaries run in: required with --manifest", Category: "Pods"},
 			&cli.DurationFlag{Name: "window", Value: time.Minute, Destination: &f.window, Usage: "how long each canary runs while it is recorded", Category: "Pods"},
 			nodeFlag(&f.node, "this node's `NAME`: the canaries are bound to it"),
-			kubeconfigFlag(&f.kube), contextFlag(&f.kube),
+			kubeconfigFlag(&f.kube, "Pods"), contextFlag(&f.kube, "Pods"),
 			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in the command kept in the profile (repeatable)"),
 			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets (see capprof record --help)"),
 		},

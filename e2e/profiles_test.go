@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/yaml"
+
+	"github.com/capprof/capprof/e2e/cluster"
+	"github.com/capprof/capprof/profile"
+)
+
+var (
+	crdResource     = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	profileResource = schema.GroupVersionResource{Group: "capprof.dev", Version: "v1alpha1", Resource: "capabilityprofiles"}
+)
+
+// installCRDs creates the CustomResourceDefinitions of deploy/crds, as
+// controller-gen generated them, and waits until the API serves them.
+func installCRDs(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	client := dynamicClient(t, c)
+	paths, err := filepath.Glob("../deploy/crds/*.yaml")
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no CRDs in deploy/crds: %v", err)
+	}
+	for _, path := range paths {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crd unstructured.Unstructured
+		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if _, err := client.Resource(crdResource).Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatalf("create the CRD of %s: %v", path, err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for !established(t, client.Resource(crdResource), crd.GetName()) {
+			if time.Now().After(deadline) {
+				t.Fatalf("CRD %s not established within 30s", crd.GetName())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+func established(t *testing.T, crds interface {
+	Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
+}, name string) bool {
+	crd, err := crds.Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
+	for _, c := range conditions {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestPodsCapabilityProfileObjects: a recording of a Deployment's pod
+// becomes, through capprof export, a CapabilityProfile object that the real API server validates
+// against the generated CRD and lists with its printer columns; `kubectl
+// get -o yaml` of it, and analyze, patch and diff --from-cluster, give what
+// the recorded file gives.
+func TestPodsCapabilityProfileObjects(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "objects")
+	web := filepath.Join(t.TempDir(), "web.json")
+
+	// Before the CRDs are installed, --from-cluster says what is missing.
+	r := capprof(t, "analyze", "--from-cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web")
+	if installed := crdInstalled(t, c); !installed && (r.code == 0 || !strings.Contains(r.stderr, "the cluster has no CapabilityProfile API: install capprof's CRDs")) {
+		t.Fatalf("analyze --from-cluster without the CRDs: exit %d, stderr %q", r.code, r.stderr)
+	}
+	installCRDs(t, c)
+
+	// Recorded from its start, and past its startup window.
+	rs, hash := deployment(t, c, ns)
+	rec := startRecord(t, "-l", "app=web", "-n", ns, "--kubeconfig", c.Kubeconfig, "--startup", "1s")
+	pod := testPod(ns, "web-"+hash+"-ccccc", map[string]string{"app": "web", "pod-template-hash": hash}, "server")
+	pod.OwnerReferences = []metav1.OwnerReference{rs}
+	pod = runPod(t, c, pod)
+	rec.waitFor(t, "recording container server of pod "+ns+"/"+pod.Name)
+	execIn(t, c, containerID(t, pod, "server"), "/workload", "bind80")
+	time.Sleep(1500 * time.Millisecond)
+	p := rec.stop(t)
+	if err := profile.Save(p, web); err != nil {
+		t.Fatal(err)
+	}
+
+	// capprof export web.json -o json | kubectl create -f -
+	exported := capprof(t, "export", "-o", "json", web)
+	if exported.code != 0 {
+		t.Fatalf("capprof export: exit %d: %s", exported.code, exported.stderr)
+	}
+	var list unstructured.UnstructuredList
+	if err := list.UnmarshalJSON([]byte(exported.stdout)); err != nil {
+		t.Fatalf("capprof export -o json: %v", err)
+	}
+	if len(list.Items) != 1 || list.Items[0].GetName() != "deployment-web" || list.Items[0].GetNamespace() != ns {
+		t.Fatalf("capprof export gave %d objects, want one, %s/deployment-web:\n%s", len(list.Items), ns, exported.stdout)
+	}
+	obj := list.Items[0]
+	profiles := dynamicClient(t, c).Resource(profileResource).Namespace(ns)
+	if _, err := profiles.Create(context.Background(), &obj, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("the API server refused the recorded profile as a CapabilityProfile: %v", err)
+	}
+
+	// kubectl get capabilityprofiles: the printer columns.
+	table := getTable(t, c, "/apis/capprof.dev/v1alpha1/namespaces/"+ns+"/capabilityprofiles")
+	columns := map[string]int{}
+	for i, col := range table.ColumnDefinitions {
+		columns[col.Name] = i
+	}
+	if len(table.Rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(table.Rows))
+	}
+	row := table.Rows[0].Cells
+	for column, want := range map[string]string{"Name": "deployment-web", "Required": "server=NET_BIND_SERVICE", "Pod Security": "baseline", "Coverage": "1/1 from start"} {
+		i, ok := columns[column]
+		if !ok || row[i] != want {
+			t.Errorf("column %q: %v, want %q (columns %v, row %v)", column, row[min(i, len(row)-1)], want, columns, row)
+		}
+	}
+
+	// kubectl get capabilityprofile deployment-web -o yaml > got.yaml reads as the recording.
+	got, err := profiles.Get(context.Background(), "deployment-web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asJSON, err := got.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	asYAML, err := yaml.JSONToYAML(asJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(t.TempDir(), "got.yaml")
+	if err := os.WriteFile(saved, asYAML, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fromCluster := []string{"--from-cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web"}
+	fromFile := capprof(t, "analyze", "-o", "json", web)
+	for _, args := range [][]string{{"analyze", "-o", "json", saved}, append([]string{"analyze", "-o", "json"}, fromCluster...)} {
+		if r := capprof(t, args...); r.code != 0 || r.stdout != fromFile.stdout {
+			t.Errorf("capprof %s: exit %d, stderr %q; stdout differs from the file's analysis:\n%s\n--- file's\n%s", strings.Join(args, " "), r.code, r.stderr, r.stdout, fromFile.stdout)
+		}
+	}
+
+	manifestPath := filepath.Join(t.TempDir(), "deploy.yaml")
+	if err := os.WriteFile(manifestPath, []byte("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: "+ns+
+		"\nspec:\n  template:\n    spec:\n      containers:\n      - name: server\n        image: "+cluster.ImageName+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	patched := capprof(t, "patch", "--manifest", manifestPath, web)
+	if r := capprof(t, append([]string{"patch", "--manifest", manifestPath}, fromCluster...)...); r.code != 0 || r.stdout != patched.stdout || !strings.Contains(r.stdout, "NET_BIND_SERVICE") {
+		t.Errorf("patch --from-cluster: exit %d, stderr %q, stdout:\n%s\n--- from the file:\n%s", r.code, r.stderr, r.stdout, patched.stdout)
+	}
+	if r := capprof(t, append([]string{"diff", "--fail-on", "any-change", web}, fromCluster...)...); r.code != 0 || !strings.Contains(r.stdout, "no changes") {
+		t.Errorf("diff FILE --from-cluster: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+
+	// Errors: one line each, naming the object and saying what to do.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"analyze", "--from-cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "sts/web"},
+			`): not found: no profile of StatefulSet web in namespace "` + ns + `"; kubectl get capabilityprofiles -n ` + ns},
+		{[]string{"analyze", "--from-cluster", "-n", ns, "--kubeconfig", c.ViewerKubeconfig, "deploy/web"}, `grant the user "get" on "capabilityprofiles.capprof.dev"`},
+		{[]string{"analyze", "--from-cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "web"}, `workload "web": want KIND/NAME`},
+	} {
+		r := capprof(t, tc.args...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+			t.Errorf("capprof %s: exit %d, stderr %q; want one line containing %q", strings.Join(tc.args, " "), r.code, r.stderr, tc.want)
+		}
+	}
+}
+
+func crdInstalled(t *testing.T, c *cluster.Cluster) bool {
+	t.Helper()
+	_, err := dynamicClient(t, c).Resource(crdResource).Get(context.Background(), "capabilityprofiles.capprof.dev", metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// getTable lists a resource as kubectl get does: as a Table with the
+// resource's printer columns.
+func getTable(t *testing.T, c *cluster.Cluster, path string) *metav1.Table {
+	t.Helper()
+	data, err := c.Client.CoreV1().RESTClient().Get().AbsPath(path).
+		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table metav1.Table
+	if err := json.Unmarshal(data, &table); err != nil {
+		t.Fatal(err)
+	}
+	return &table
+}
