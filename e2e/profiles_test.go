@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 	"github.com/capprof/capprof/profile"
 )
@@ -215,4 +216,66 @@ func getTable(t *testing.T, c *cluster.Cluster, path string) *metav1.Table {
 		t.Fatal(err)
 	}
 	return &table
+}
+
+// TestPodsCapabilityRecordingValidation: the API server, from the generated
+// CRDs alone, takes well-formed recordings and node results and refuses
+// malformed ones with the markers' messages.
+func TestPodsCapabilityRecordingValidation(t *testing.T) {
+	c := needCluster(t)
+	ns := namespace(t, c, "recordings")
+	installCRDs(t, c)
+	client := dynamicClient(t, c)
+	recordings := client.Resource(profileResource.GroupVersion().WithResource("capabilityrecordings")).Namespace(ns)
+	results := client.Resource(profileResource.GroupVersion().WithResource("capabilitynoderesults")).Namespace(ns)
+	object := func(kind, name string, spec map[string]any) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "capprof.dev/v1alpha1", "kind": kind,
+			"metadata": map[string]any{"name": name}, "spec": spec,
+		}}
+	}
+	web := map[string]any{"kind": "Deployment", "name": "web"}
+	for _, tc := range []struct {
+		name string
+		spec map[string]any
+		want string // "" for accepted
+	}{
+		{"workload", map[string]any{"workload": web, "duration": "2h", "restart": true, "containers": map[string]any{"exclude": []any{"istio-proxy"}}}, ""},
+		{"selector", map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "web"}}}, ""},
+		{"both", map[string]any{"workload": web, "selector": map[string]any{}}, "give exactly one of workload and selector"},
+		{"neither", map[string]any{"duration": "1h"}, "give exactly one of workload and selector"},
+		{"include-and-exclude", map[string]any{"workload": web, "containers": map[string]any{"include": []any{"a"}, "exclude": []any{"b"}}}, "give include or exclude, not both"},
+		{"zero-duration", map[string]any{"workload": web, "duration": "0s"}, "must be a positive duration, like 2h"},
+		{"negative-window", map[string]any{"workload": web, "startupWindow": "-1s"}, "must not be negative"},
+		{"bad-kind", map[string]any{"workload": map[string]any{"kind": "deploy/web", "name": "web"}}, "spec.workload.kind"},
+	} {
+		got, err := recordings.Create(context.Background(), object("CapabilityRecording", tc.name, tc.spec), metav1.CreateOptions{})
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("recording %s: refused: %v", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("recording %s: err %v, want it refused with %q", tc.name, err, tc.want)
+		case tc.name == "workload":
+			// Defaults come from the CRD.
+			if window, _, _ := unstructured.NestedString(got.Object, "spec", "startupWindow"); window != "10s" {
+				t.Errorf("recording %s: startupWindow %q, want the default 10s", tc.name, window)
+			}
+		}
+	}
+
+	result := object("CapabilityNodeResult", v1alpha1.NodeResultName("workload", "node-a"), map[string]any{
+		"recording": "workload", "node": "node-a", "updateTime": "2026-12-01T10:00:00Z", "session": "agent-1",
+		"recorded":   map[string]any{"startTime": "2026-12-01T09:00:00Z", "endTime": "2026-12-01T10:00:00Z", "node": "node-a", "kernelRelease": "6.18", "probe": "tracepoint", "capprofVersion": "t", "startupWindow": "10s", "drops": map[string]any{"events": 0, "uncountedChecks": 0, "unfollowedCredentialCalls": 0, "unfollowedDenials": 0}},
+		"containers": []any{},
+	})
+	created, err := results.Create(context.Background(), result, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("node result refused: %v", err)
+	}
+	if err := unstructured.SetNestedField(created.Object, "node-b", "spec", "node"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := results.Update(context.Background(), created, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "node is immutable") {
+		t.Errorf("moving a node result to another node: err %v, want node is immutable", err)
+	}
 }

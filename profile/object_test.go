@@ -115,17 +115,3 @@ func TestParseObjectErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestProfileName(t *testing.T) {
-	if got := v1alpha1.ProfileName(v1alpha1.Owner{Kind: "StatefulSet", Name: "db"}); got != "statefulset-db" {
-		t.Errorf("ProfileName = %q", got)
-	}
-	long := v1alpha1.Owner{Kind: "Deployment", Name: strings.Repeat("a", 230) + "." + strings.Repeat("b", 22)}
-	got := v1alpha1.ProfileName(long)
-	if len(got) > 253 || !strings.HasPrefix(got, "deployment-aaa") || strings.Contains(got, ".-") {
-		t.Errorf("ProfileName of a long name = %q (%d bytes)", got, len(got))
-	}
-	if other := v1alpha1.ProfileName(v1alpha1.Owner{Kind: "Deployment", Name: long.Name + "c"}); other == got {
-		t.Errorf("two long names share the object name %q", got)
-	}
-}

@@ -1,12 +1,9 @@
 package v1alpha1
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Labels on a CapabilityProfile name its workload, for kubectl get -l;
@@ -22,13 +19,7 @@ const (
 // StatefulSet of the same name do not share one. A name too long for a
 // Kubernetes object keeps its start and ends with a hash of the whole.
 func ProfileName(workload Owner) string {
-	name := strings.ToLower(workload.Kind) + "-" + workload.Name
-	if len(name) <= validation.DNS1123SubdomainMaxLength {
-		return name
-	}
-	sum := sha256.Sum256([]byte(name))
-	// A cut name may end in a dot or a dash, which may not end a part of it.
-	return strings.TrimRight(name[:validation.DNS1123SubdomainMaxLength-17], ".-") + "-" + hex.EncodeToString(sum[:8])
+	return boundedName(strings.ToLower(workload.Kind) + "-" + workload.Name)
 }
 
 // CapabilityProfile is one workload's profile as a Kubernetes object: the

@@ -41,6 +41,17 @@ func (f *clusterFlags) check(c *cli.Context) error {
 	return nil
 }
 
+// kubeFlags choose the cluster, kubectl's way.
+type kubeFlags struct{ kubeconfig, context string }
+
+func kubeconfigFlag(f *kubeFlags, category string) cli.Flag {
+	return &cli.StringFlag{Name: "kubeconfig", Destination: &f.kubeconfig, Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: category}
+}
+
+func contextFlag(f *kubeFlags, category string) cli.Flag {
+	return &cli.StringFlag{Name: "context", Destination: &f.context, Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: category}
+}
+
 // source is a profile argument: a file, "-" for standard input, or with
 // fromCluster a workload whose CapabilityProfile the cluster has.
 type source struct {

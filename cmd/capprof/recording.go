@@ -55,17 +55,6 @@ func nodeFlag(dest *string, usage string) cli.Flag {
 	return &cli.StringFlag{Name: "node", Value: kube.DefaultNode(), DefaultText: "$NODE_NAME, else the hostname", Destination: dest, Usage: usage, Category: "Pods"}
 }
 
-// kubeFlags choose the cluster, kubectl's way.
-type kubeFlags struct{ kubeconfig, context string }
-
-func kubeconfigFlag(f *kubeFlags, category string) cli.Flag {
-	return &cli.StringFlag{Name: "kubeconfig", Destination: &f.kubeconfig, Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, or in-cluster)", Category: category}
-}
-
-func contextFlag(f *kubeFlags, category string) cli.Flag {
-	return &cli.StringFlag{Name: "context", Destination: &f.context, Usage: "kubeconfig `CONTEXT` (default: the current one)", Category: category}
-}
-
 // durationFlag is a duration flag's name and value, for nonNegative.
 type durationFlag struct {
 	name  string
