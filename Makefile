@@ -102,7 +102,7 @@ fuzz:
 kernel-matrix:
 	@mkdir -p $(BIN)
 	@$(GO) test -count=1 -v -timeout 85m ./e2e/kernels > $(BIN)/kernel-matrix.log 2>&1; \
-	status=$$?; grep -E '^ *(--- |ok |FAIL|PASS$$|matrix_test.go|\| )' $(BIN)/kernel-matrix.log; exit $$status
+	status=$$?; grep -E '^ *(--- |ok |FAIL|PASS$$|matrix_test.go)|^        ' $(BIN)/kernel-matrix.log; exit $$status
 
 # The accuracy corpus alone, printing its table: every workload recorded,
 # then verified sufficient and minimal (e2e/accuracy_test.go). Needs root.

@@ -169,7 +169,7 @@ func TestLiveEventsCommand(t *testing.T) {
 		t.Fatalf("bench exit %+v: want status 0 under the same exec_id; capprof said:\n%s", exit, r.stderr)
 	}
 	lines, total := checkLines(checks, "CAP_SETUID", events.Allowed)
-	if total < loops && (strings.Contains(r.stderr, " lost (") || strings.Contains(r.stderr, "skipped capprof's probe")) {
+	if total < loops && reportsLosses(r.stderr) {
 		// A slow machine (the kernel matrix's emulated guests) can fill the
 		// queue of events, or (kprobes) have the kernel skip the probe:
 		// capprof says how many were lost or skipped, and a lost line
@@ -212,16 +212,29 @@ func TestLiveEventsCommand(t *testing.T) {
 			all = append(all, e.ProcessKprobe)
 		}
 	}
+	// Fewer only when capprof says events were lost (as for the loop above).
 	main := p.Containers[0]
 	for _, cc := range main.Capabilities {
 		verdict := events.Allowed
 		if cc.Verdict == v1alpha1.Denied {
 			verdict = events.Denied
 		}
-		if _, got := checkLines(all, cc.Capability.String(), verdict); int64(got) != profileChecks(main, cc.Capability.String(), cc.Verdict) {
-			t.Errorf("%s %s: events account for %d checks, the profile for %d", cc.Capability, cc.Verdict, got, profileChecks(main, cc.Capability.String(), cc.Verdict))
+		_, got := checkLines(all, cc.Capability.String(), verdict)
+		want := profileChecks(main, cc.Capability.String(), cc.Verdict)
+		switch {
+		case int64(got) == want:
+		case int64(got) < want && reportsLosses(r.stderr):
+			t.Logf("%s %s: events account for %d checks, the profile for %d; capprof reports losses: %s", cc.Capability, cc.Verdict, got, want, r.stderr)
+		default:
+			t.Errorf("%s %s: events account for %d checks, the profile for %d; capprof said:\n%s", cc.Capability, cc.Verdict, got, want, r.stderr)
 		}
 	}
+}
+
+// reportsLosses tells whether capprof said that live events were lost or
+// that the kernel skipped its probe.
+func reportsLosses(stderr string) bool {
+	return strings.Contains(stderr, " lost (") || strings.Contains(stderr, "skipped capprof's probe")
 }
 
 // TestPodsLiveEvents: a scripted session in pod tie (sh → whoami, a
