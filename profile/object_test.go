@@ -115,3 +115,24 @@ func TestParseObjectErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordingByItsNames: a recording is told from an object or a list by
+// its first deciding name, without reading on.
+func TestRecordingByItsNames(t *testing.T) {
+	for _, tt := range []struct {
+		doc  string
+		want bool
+	}{
+		{`{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile","metadata":{"node":"n"},"containers":[]}`, true},
+		{`{"containers":[], "spec":{}}`, true}, // strict decoding refuses its spec
+		{`{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile","metadata":{"name":"x"},"spec":{}}`, false},
+		{`{"apiVersion":"v1","items":[{"containers":[]}],"kind":"List"}`, false},
+		{`{"apiVersion":"capprof.dev/v1alpha1","kind":"CapabilityProfile"}`, false},
+		{`{"metadata":{"containers":[]},`, false},
+		{`[]`, false},
+	} {
+		if got := recordingByItsNames([]byte(tt.doc)); got != tt.want {
+			t.Errorf("recordingByItsNames(%s) = %v, want %v", tt.doc, got, tt.want)
+		}
+	}
+}

@@ -62,24 +62,26 @@ func Parse(data []byte, isYAML bool) (*v1alpha1.Profile, error) {
 			return nil, fmt.Errorf("malformed YAML: %s", oneLine(err))
 		}
 	}
-	// What the document is, from its kind and whether it has a spec; the
-	// strict decoding below finds everything else wrong with it.
-	var shape struct {
-		Kind  string           `json:"kind"`
-		Spec  jsontext.Value   `json:"spec"`
-		Items []jsontext.Value `json:"items"`
-	}
-	if err := jsonv2.UnmarshalDecode(jsontext.NewDecoder(bytes.NewReader(data)), &shape); err != nil {
-		return nil, decodeError(err, isYAML)
-	}
-	switch {
-	case shape.Kind == "List" || shape.Kind == v1alpha1.Kind+"List":
-		if len(shape.Items) != 1 {
-			return nil, fmt.Errorf("a %s of %d objects: capprof reads one CapabilityProfile per file (kubectl get capabilityprofile NAME -o yaml)", shape.Kind, len(shape.Items))
+	if !recordingByItsNames(data) {
+		// What the document is, from its kind and whether it has a spec; the
+		// strict decoding below finds everything else wrong with it.
+		var shape struct {
+			Kind  string           `json:"kind"`
+			Spec  jsontext.Value   `json:"spec"`
+			Items []jsontext.Value `json:"items"`
 		}
-		return parseObject(shape.Items[0], isYAML)
-	case shape.Spec != nil:
-		return parseObject(data, isYAML)
+		if err := jsonv2.UnmarshalDecode(jsontext.NewDecoder(bytes.NewReader(data)), &shape); err != nil {
+			return nil, decodeError(err, isYAML)
+		}
+		switch {
+		case shape.Kind == "List" || shape.Kind == v1alpha1.Kind+"List":
+			if len(shape.Items) != 1 {
+				return nil, fmt.Errorf("a %s of %d objects: capprof reads one CapabilityProfile per file (kubectl get capabilityprofile NAME -o yaml)", shape.Kind, len(shape.Items))
+			}
+			return parseObject(shape.Items[0], isYAML)
+		case shape.Spec != nil:
+			return parseObject(data, isYAML)
+		}
 	}
 	var p v1alpha1.Profile
 	if err := decodeStrict(data, &p, isYAML); err != nil {
@@ -89,6 +91,35 @@ func Parse(data []byte, isYAML bool) (*v1alpha1.Profile, error) {
 		return nil, err
 	}
 	return &p, nil
+}
+
+// recordingByItsNames tells a recording's profile by its top-level names
+// alone: "containers" before any "spec" or "items" (an object's, a list's).
+// It reads only the names and values before that one (apiVersion, kind,
+// metadata), so a large recording is not read twice to learn its form.
+// Anything else, malformed documents included, goes the longer way, which
+// reports their faults.
+func recordingByItsNames(data []byte) bool {
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '{' {
+		return false
+	}
+	for dec.PeekKind() == '"' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return false
+		}
+		switch name.String() {
+		case "containers":
+			return true
+		case "spec", "items":
+			return false
+		}
+		if err := dec.SkipValue(); err != nil {
+			return false
+		}
+	}
+	return false
 }
 
 // parseObject reads a CapabilityProfile object and returns its profile.
@@ -270,19 +301,20 @@ func validateSource(s v1alpha1.Source, verdict v1alpha1.Verdict) error {
 // overflowing int64; merging saturates beyond.
 const MaxCount = int64(1) << 53
 
-// checkCount refuses a count that is negative or over MaxCount; where is
-// the field's place.
-func checkCount(where string, n int64) error {
+// countError says what is wrong with a count: negative, or over MaxCount;
+// nil when nothing is. Callers name the field only then, so that a valid
+// profile's many counts cost no formatting.
+func countError(n int64) error {
 	switch {
 	case n < 0:
-		return fmt.Errorf("%s: %d is negative", where, n)
+		return fmt.Errorf("%d is negative", n)
 	case n > MaxCount:
-		return fmt.Errorf("%s: %d is more than 2^53", where, n)
+		return fmt.Errorf("%d is more than 2^53", n)
 	}
 	return nil
 }
 
-// namedCount is a count and its field's name, for checkCount.
+// namedCount is a count and its field's name, for countError.
 type namedCount struct {
 	field string
 	n     int64
@@ -290,14 +322,14 @@ type namedCount struct {
 
 // validateDrops refuses a negative or oversized drop count.
 func validateDrops(d v1alpha1.Drops) error {
-	for _, c := range []namedCount{
+	for _, c := range [...]namedCount{
 		{"events", d.Events}, {"uncountedChecks", d.UncountedChecks}, {"unfollowedCredentialCalls", d.UnfollowedCredentialCalls},
 		{"unfollowedDenials", d.UnfollowedDenials}, {"untrackedCgroups", d.UntrackedCgroups},
 		{"undecodableEvents", d.UndecodableEvents}, {"execsNotKept", d.ExecsNotKept},
 		{"skippedProbeRuns", d.SkippedProbeRuns},
 	} {
-		if err := checkCount("metadata.drops."+c.field, c.n); err != nil {
-			return err
+		if err := countError(c.n); err != nil {
+			return fmt.Errorf("metadata.drops.%s: %w", c.field, err)
 		}
 	}
 	return nil
@@ -316,8 +348,8 @@ func validateCounts(i int, c v1alpha1.Container) error {
 			return fmt.Errorf("%s: a second %s %s entry in the %s user namespace (the first is capabilities[%d]): one entry per capability, verdict and namespace", where, cc.Capability, cc.Verdict, cc.UserNamespace, first)
 		}
 		entries[k] = j
-		if err := checkCount(where+".count", cc.Count); err != nil {
-			return err
+		if err := countError(cc.Count); err != nil {
+			return fmt.Errorf("%s.count: %w", where, err)
 		}
 		sources := make(map[sourceKey]int, len(cc.Sources))
 		var sum int64
@@ -327,9 +359,9 @@ func validateCounts(i int, c v1alpha1.Container) error {
 				return fmt.Errorf("%s.sources[%d]: the same source as sources[%d] (%s: %s)", where, k, first, s.Executable, s.Syscall)
 			}
 			sources[sk] = k
-			for _, c := range []namedCount{{"count", s.Count}, {"syscallFailed", s.SyscallFailed}, {"syscallSucceeded", s.SyscallSucceeded}} {
-				if err := checkCount(fmt.Sprintf("%s.sources[%d].%s", where, k, c.field), c.n); err != nil {
-					return err
+			for _, c := range [...]namedCount{{"count", s.Count}, {"syscallFailed", s.SyscallFailed}, {"syscallSucceeded", s.SyscallSucceeded}} {
+				if err := countError(c.n); err != nil {
+					return fmt.Errorf("%s.sources[%d].%s: %w", where, k, c.field, err)
 				}
 			}
 			if sum += s.Count; sum > cc.Count {
@@ -344,13 +376,13 @@ func validateCounts(i int, c v1alpha1.Container) error {
 		}
 	}
 	for j, e := range c.Execs {
-		if err := checkCount(fmt.Sprintf("containers[%d] (%s) execs[%d].count", i, c.Name, j), e.Count); err != nil {
-			return err
+		if err := countError(e.Count); err != nil {
+			return fmt.Errorf("containers[%d] (%s) execs[%d].count: %w", i, c.Name, j, err)
 		}
 	}
 	for j, ch := range c.CredentialChanges {
-		if err := checkCount(fmt.Sprintf("containers[%d] (%s) credentialChanges[%d].count", i, c.Name, j), ch.Count); err != nil {
-			return err
+		if err := countError(ch.Count); err != nil {
+			return fmt.Errorf("containers[%d] (%s) credentialChanges[%d].count: %w", i, c.Name, j, err)
 		}
 	}
 	return nil
