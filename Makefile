@@ -35,12 +35,13 @@ $(BIN)/bench: FORCE
 
 # Rebuilds the eBPF objects and Go bindings (needs clang, llvm, libbpf-dev),
 # the syscall table (needs linux-libc-dev), and the API types' deep copies
-# and CRDs (controller-gen, a Go tool in go.mod).
+# and CRDs, and the agent's and controller's ClusterRoles (controller-gen, a Go
+# tool in go.mod).
 generate:
-	$(GO) generate ./bpf/ ./recorder/ ./api/...
+	$(GO) generate ./bpf/ ./recorder/ ./api/... ./agent/ ./controller/
 
 # Changed, new or removed: an object added to gen.go but not committed counts.
-GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go 'api/*/zz_generated.deepcopy.go' 'deploy/crds/*.yaml'
+GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go 'api/*/zz_generated.deepcopy.go' 'deploy/crds/*.yaml' 'deploy/rbac/*/role.yaml'
 
 check-generate: generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \

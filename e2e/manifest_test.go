@@ -45,6 +45,15 @@ var resources = map[string]schema.GroupVersionResource{
 	"ReplicaSet":  {Group: "apps", Version: "v1", Resource: "replicasets"},
 	"Job":         {Group: "batch", Version: "v1", Resource: "jobs"},
 	"CronJob":     {Group: "batch", Version: "v1", Resource: "cronjobs"},
+	// capprof's own manifests (deploy/rbac):
+	"Namespace":                        {Version: "v1", Resource: "namespaces"},
+	"ServiceAccount":                   {Version: "v1", Resource: "serviceaccounts"},
+	"ClusterRole":                      {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},
+	"ClusterRoleBinding":               {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"},
+	"Role":                             {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles"},
+	"RoleBinding":                      {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"},
+	"ValidatingAdmissionPolicy":        {Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicies"},
+	"ValidatingAdmissionPolicyBinding": {Group: "admissionregistration.k8s.io", Version: "v1", Resource: "validatingadmissionpolicybindings"},
 }
 
 var dryRun = []string{metav1.DryRunAll}

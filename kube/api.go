@@ -187,7 +187,9 @@ func (s *APISource) Pods(ctx context.Context) ([]Pod, error) {
 	var pods []Pod
 	for i := range list.Items {
 		if s.sel.matches(list.Items[i].Name, list.Items[i].Labels) {
-			pods = append(pods, s.pod(ctx, &list.Items[i]))
+			if p := s.pod(ctx, &list.Items[i]); s.sel.owns(p) {
+				pods = append(pods, p)
+			}
 		}
 	}
 	if len(pods) == 0 {
@@ -243,6 +245,9 @@ func (s *APISource) apiError(verb, resource, namespace string, err error) error 
 // nearMisses lists pods that match by name or selector but are on another
 // node or in another namespace. Failures only make the list shorter.
 func (s *APISource) nearMisses(ctx context.Context) []string {
+	if s.sel.Owner != nil {
+		return nil // a workload's pods elsewhere are other nodes' agents' to record
+	}
 	var opts []metav1.ListOptions
 	if len(s.sel.Names) > 0 {
 		for _, n := range s.sel.Names {
@@ -307,8 +312,12 @@ func (s *APISource) Watch(ctx context.Context, out chan<- Pod) error {
 		if !ok || !s.sel.matches(p.Name, p.Labels) {
 			return
 		}
+		pod := s.pod(ctx, p)
+		if !s.sel.owns(pod) {
+			return
+		}
 		select {
-		case out <- s.pod(ctx, p):
+		case out <- pod:
 		case <-ctx.Done():
 		}
 	}

@@ -73,13 +73,16 @@ type Selection struct {
 	AllNamespaces bool
 	// LabelSelector is -l, in kubectl's syntax.
 	LabelSelector string
+	// Owner, when set, keeps the pods of that workload (a Deployment, not
+	// its ReplicaSet): a cluster recording of a workload.
+	Owner *v1alpha1.Owner
 	// Node is the node whose pods are recorded.
 	Node string
 }
 
 // Validate checks the selection before anything is contacted.
 func (s Selection) Validate() error {
-	if len(s.Names) == 0 && s.LabelSelector == "" {
+	if len(s.Names) == 0 && s.LabelSelector == "" && s.Owner == nil {
 		return fmt.Errorf("no pods selected: give --pods NAME[,NAME...] or -l SELECTOR")
 	}
 	if s.AllNamespaces && s.Namespace != "" {
@@ -118,10 +121,19 @@ func (s Selection) matches(name string, podLabels map[string]string) bool {
 	return err == nil && sel.Matches(labels.Set(podLabels))
 }
 
+// owns reports whether the pod belongs to the selected workload, when one
+// is selected.
+func (s Selection) owns(p Pod) bool {
+	return s.Owner == nil || p.Owner == *s.Owner
+}
+
 // describe is "pods xwing,tie in namespace default on node n1" or
 // "pods matching app=web in all namespaces on node n1".
 func (s Selection) describe(namespace string) string {
 	var what []string
+	if s.Owner != nil {
+		what = append(what, fmt.Sprintf("pods of %s %s", s.Owner.Kind, s.Owner.Name))
+	}
 	if len(s.Names) > 0 {
 		what = append(what, "pods "+strings.Join(s.Names, ","))
 	}

@@ -36,15 +36,11 @@ type ProfileClient struct {
 // NewProfileClient loads the client configuration; it does not contact the
 // API server yet.
 func NewProfileClient(cfg ClusterConfig) (*ProfileClient, error) {
-	config, loader, origin, err := clientConfig(cfg.Kubeconfig, cfg.Context)
+	config, ns, origin, err := Config(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ns, err := namespace(loader, cfg.Namespace, origin)
-	if err != nil {
-		return nil, err
-	}
-	gv := schema.GroupVersion{Group: "capprof.dev", Version: "v1alpha1"}
+	gv := v1alpha1.GroupVersion
 	config.APIPath = "/apis"
 	config.GroupVersion = &gv
 	// Objects come back as bytes, for package profile to decode strictly;
@@ -139,4 +135,17 @@ func ParseWorkload(ref string) (v1alpha1.Owner, error) {
 		return v1alpha1.Owner{}, fmt.Errorf("workload %q: kind %q: not a kind", ref, kind)
 	}
 	return v1alpha1.Owner{Kind: kind, Name: name}, nil
+}
+
+// Config loads the client configuration kubectl's way and the namespace
+// (-n, else the context's), and says which configuration it used.
+func Config(cfg ClusterConfig) (config *rest.Config, ns, origin string, err error) {
+	config, loader, origin, err := clientConfig(cfg.Kubeconfig, cfg.Context)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if ns, err = namespace(loader, cfg.Namespace, origin); err != nil {
+		return nil, "", "", err
+	}
+	return config, ns, origin, nil
 }

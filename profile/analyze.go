@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/capprof/capprof/api/v1alpha1"
+	"github.com/capprof/capprof/internal/escape"
 )
 
 // Decision is what capprof recommends for one capability of one container.
@@ -247,6 +248,10 @@ func Analyze(inputs []Input) Analysis {
 	for _, in := range inputs {
 		if d := in.Profile.Metadata.Drops; d.Total() > 0 {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("%s: %s; the profile may be incomplete", in.Source, d))
+		}
+		for _, g := range in.Profile.Metadata.Gaps {
+			a.Warnings = append(a.Warnings, fmt.Sprintf("%s: node %s recorded nothing for %s from %s (its agent was down): what ran then is missing",
+				in.Source, escape.Name(g.Node), g.To.Sub(g.From.Time).Round(time.Second), g.From.UTC().Format(time.RFC3339)))
 		}
 		short := shortRecording(in)
 		for _, c := range in.Profile.Containers {

@@ -218,6 +218,11 @@ func Validate(p *v1alpha1.Profile) error {
 	if err := validateDrops(p.Metadata.Drops); err != nil {
 		return err
 	}
+	for i, g := range p.Metadata.Gaps {
+		if g.Node == "" || g.To.Before(g.From.Time) {
+			return fmt.Errorf("metadata.gaps[%d]: a gap needs a node and must not end before it begins", i)
+		}
+	}
 	seen := map[v1alpha1.Key]bool{}
 	for i, c := range p.Containers {
 		if c.Name == "" {

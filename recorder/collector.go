@@ -20,10 +20,14 @@ import (
 )
 
 // collector turns the event stream into per-cgroup profile parts. One
-// goroutine (consume) writes; containers() reads after it has returned and
-// names each cgroup's part then, so a cgroup may be identified after its
-// first events.
+// goroutine (consume) writes; containers() reads, while it runs (a cluster
+// agent's periodic results) or after it has returned, and names each
+// cgroup's part then, so a cgroup may be identified after its first events.
 type collector struct {
+	// state guards what handle writes and containers reads: held once per
+	// event, never contended but while containers runs.
+	state sync.Mutex
+
 	// self is capprof's own executable. The child that starts the command
 	// runs capprof's code until its execve completes, and execve itself
 	// makes checks (cap_vm_enough_memory for the new stack) in the old mm;
@@ -40,6 +44,8 @@ type collector struct {
 	// stacks are the distinct kernel stacks seen per check key:
 	// the first check's and the sampled ones.
 	stacks map[bpf.CheckKey]map[string][]uint64
+	// firstSeen are the check keys whose first check event was handled.
+	firstSeen map[bpf.CheckKey]bool
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*v1alpha1.Exec
@@ -70,6 +76,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		names:       names,
 		exePaths:    map[bpf.ExeID]string{},
 		stacks:      map[bpf.CheckKey]map[string][]uint64{},
+		firstSeen:   map[bpf.CheckKey]bool{},
 		procExec:    map[uint32]*v1alpha1.Exec{},
 		parts:       map[uint64]*v1alpha1.Container{},
 		execs:       map[uint64]map[execKey]*v1alpha1.Exec{},
@@ -175,12 +182,15 @@ func (c *collector) part(cgroupID uint64) *v1alpha1.Container {
 
 // handle adds an event to what the profile is built from (see dispatcher).
 func (c *collector) handle(ev bpf.Event) {
+	c.state.Lock()
+	defer c.state.Unlock()
 	switch e := ev.(type) {
 	case *bpf.CgroupEvent:
 		if !e.Removed { // a removed one keeps its name: its data is named at the end
 			c.names.noteCgroup(e.ID, cgroupNode{parent: e.ParentID, name: e.Name, created: true})
 		}
 	case *bpf.FirstCheck:
+		c.firstSeen[e.Key] = true
 		c.addStack(e.Key, e.Stack)
 		if e.ExePath != "" {
 			c.namePath(e.Key.Exe, e.ExePath)
@@ -260,6 +270,23 @@ func (c *collector) addStack(key bpf.CheckKey, stack []uint64) {
 	set[fmt.Sprint(stack)] = stack
 }
 
+// described keeps the checks whose first check event was handled. While
+// the probe runs, a check's count can be read before its event: without
+// the event's call stack and executable path it would be classed and named
+// wrongly, so it waits for a later read.
+func (c *collector) described(checks []bpf.Check) []bpf.Check {
+	c.state.Lock()
+	defer c.state.Unlock()
+	return slices.DeleteFunc(checks, func(chk bpf.Check) bool { return !c.firstSeen[chk.CheckKey] })
+}
+
+// notKept is execsNotKept, which handle writes.
+func (c *collector) notKept() int64 {
+	c.state.Lock()
+	defer c.state.Unlock()
+	return c.execsNotKept
+}
+
 func (c *collector) count(n *int) {
 	c.mu.Lock()
 	*n++
@@ -286,8 +313,21 @@ func (c *collector) executable(id bpf.ExeID) string {
 // cgroup's part after its container and returns the containers merged and
 // normalized with the seeds (one per recorded instance, with its coverage),
 // so that targets that did nothing are there too. Cgroups with no name (a
-// pod's sandbox, the pod's own cgroup) are left out.
+// pod's sandbox, the pod's own cgroup) are left out. It changes nothing of
+// what the events built, so it may be called again later.
 func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) ([]v1alpha1.Container, error) {
+	c.state.Lock()
+	defer c.state.Unlock()
+	parts := make(map[uint64]*v1alpha1.Container, len(c.parts))
+	part := func(id uint64) *v1alpha1.Container {
+		if parts[id] == nil {
+			parts[id] = &v1alpha1.Container{}
+		}
+		return parts[id]
+	}
+	for id := range c.parts {
+		part(id)
+	}
 	var symbols *kernelSymbols
 	if len(c.stacks) > 0 {
 		var err error
@@ -308,7 +348,7 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 		if chk.Exe == c.self {
 			continue
 		}
-		part := c.part(chk.CgroupID)
+		part := part(chk.CgroupID)
 		audit, auditFrom, callSites := c.auditClass(symbols, chk.CheckKey)
 		verdict := v1alpha1.Granted
 		if chk.Denied {
@@ -347,14 +387,17 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 		})
 	}
 	all := slices.Clone(seeds)
-	for id, part := range c.parts {
+	for id, part := range parts {
 		target := c.names.name(id)
 		if target == nil {
 			continue
 		}
 		part.Identity = target.identity
 		for _, x := range c.execs[id] {
-			part.Execs = append(part.Execs, *x)
+			x := *x
+			// handle appends to the entry's statuses; merging sorts them.
+			x.ExitStatuses = slices.Clone(x.ExitStatuses)
+			part.Execs = append(part.Execs, x)
 		}
 		for ch, n := range c.changes[id] {
 			ch.Count = n

@@ -50,6 +50,13 @@ type PodsConfig struct {
 	Armed func()
 	// Stop, when closed, stops the recording as a signal does, quietly.
 	Stop <-chan struct{}
+	// Checkpoint, when set, receives the profile recorded so far once
+	// armed, every CheckpointPeriod, and as soon as a recorded container is
+	// seen ended (capprof agent's partial results). It runs on the
+	// recording's loop. A recording with Checkpoint that no pod matched
+	// ends with a profile of no containers, not an error.
+	Checkpoint       func(*v1alpha1.Profile)
+	CheckpointPeriod time.Duration
 }
 
 // Restarter restarts a workload as `kubectl rollout restart` does.
@@ -174,10 +181,36 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	defer stopTicker()
 	sweep := time.NewTicker(sweepPeriod)
 	defer sweep.Stop()
+	var checkpoints <-chan time.Time
+	if cfg.Checkpoint != nil {
+		ticker := time.NewTicker(cfg.CheckpointPeriod)
+		defer ticker.Stop()
+		checkpoints = ticker.C
+	}
+	meta := func() v1alpha1.Metadata {
+		return v1alpha1.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
+	}
+	checkpoint := func() {
+		p, err := rec.snapshot(meta(), time.Now())
+		if err != nil {
+			fmt.Fprintf(cfg.Progress, "capprof: warning: read what was recorded so far: %v\n", err)
+			return
+		}
+		cfg.Checkpoint(p)
+	}
+	ended := map[string]bool{}
+	if cfg.Checkpoint != nil {
+		checkpoint()
+	}
 wait:
 	for {
 		select {
+		case <-checkpoints:
+			checkpoint()
 		case p := <-updates:
+			if cfg.Checkpoint != nil && targets.ended(p, ended) {
+				checkpoint()
+			}
 			if err := targets.add(p); err != nil {
 				// The container may have ended between the status and the lookup.
 				fmt.Fprintf(cfg.Progress, "capprof: warning: %v\n", err)
@@ -211,7 +244,7 @@ wait:
 		if watchDone != nil {
 			<-watchDone
 		}
-		if len(targets.armed) == 0 {
+		if len(targets.armed) == 0 && cfg.Checkpoint == nil { // an agent's node may have none of them
 			return fmt.Errorf("no pod matched during the recording: %s; nothing recorded", cfg.Source.Describe())
 		}
 		_, missed := rec.names.recorded()
@@ -219,8 +252,7 @@ wait:
 			fmt.Fprintf(cfg.Progress, "capprof: warning: container %s of pod %s/%s (%s) ended before capprof saw it: not recorded\n",
 				t.identity.Name, t.identity.Namespace, t.podName, t.containerID)
 		}
-		meta := v1alpha1.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
-		return finish(rec, meta, fmt.Sprintf("%d container(s)", targets.recorded))
+		return finish(rec, meta(), fmt.Sprintf("%d container(s)", targets.recorded))
 	})
 }
 
@@ -336,6 +368,18 @@ func (t *podTargets) add(p kube.Pod) error {
 			c.Name, p.Namespace, p.Name, p.Owner.Kind, p.Owner.Name, id, node.name, how)
 	}
 	return firstErr
+}
+
+// ended reports whether the pod shows a recorded container ended that
+// was not seen ended before; it notes those in seen.
+func (t *podTargets) ended(p kube.Pod, seen map[string]bool) bool {
+	found := false
+	for _, c := range p.Containers {
+		if !c.Running && t.reported[c.ID] && !seen[c.ID] {
+			seen[c.ID], found = true, true
+		}
+	}
+	return found
 }
 
 // containerTarget names a container instance.

@@ -336,13 +336,33 @@ func (r *recording) collect(meta v1alpha1.Metadata) (*v1alpha1.Profile, time.Tim
 	if err := r.stop(); err != nil {
 		return nil, end, err
 	}
-	checks, err := r.probe.Checks()
+	p, err := r.snapshot(meta, end)
 	if err != nil {
 		return nil, end, err
 	}
+	if err := r.col.symbolsErr; err != nil {
+		fmt.Fprintf(r.progress, "capprof: warning: call stacks not resolved (%v): their checks are classed unknown in the profile\n", err)
+	}
+	if d := p.Metadata.Drops; d.Total() > 0 {
+		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
+	}
+	return p, end, nil
+}
+
+// snapshot makes the profile of what was recorded until end, completing
+// meta. While the probe runs, counts may move during the read: each is
+// exact as of some moment of it.
+func (r *recording) snapshot(meta v1alpha1.Metadata, end time.Time) (*v1alpha1.Profile, error) {
+	checks, err := r.probe.Checks()
+	if err != nil {
+		return nil, err
+	}
+	if !r.stopped {
+		checks = r.col.described(checks)
+	}
 	stats, err := r.probe.Stats()
 	if err != nil {
-		return nil, end, err
+		return nil, err
 	}
 	meta.StartTime = v1alpha1.Time{Time: r.start.UTC().Truncate(time.Millisecond)}
 	meta.EndTime = v1alpha1.Time{Time: end.UTC().Truncate(time.Millisecond)}
@@ -356,21 +376,15 @@ func (r *recording) collect(meta v1alpha1.Metadata) (*v1alpha1.Profile, time.Tim
 		UnfollowedDenials:         kernelCount(stats.OutcomesLost),
 		UntrackedCgroups:          kernelCount(stats.TargetsFull),
 		UndecodableEvents:         kernelCount(r.col.undecodable.Load()),
-		ExecsNotKept:              r.col.execsNotKept,
+		ExecsNotKept:              r.col.notKept(),
 		SkippedProbeRuns:          kernelCount(stats.SkippedRuns),
 	}
 	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: meta}
 	seeds, _ := r.names.recorded()
 	if p.Containers, err = r.col.containers(checks, seeds); err != nil {
-		return nil, end, err
+		return nil, err
 	}
-	if err := r.col.symbolsErr; err != nil {
-		fmt.Fprintf(r.progress, "capprof: warning: call stacks not resolved (%v): their checks are classed unknown in the profile\n", err)
-	}
-	if d := p.Metadata.Drops; d.Total() > 0 {
-		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
-	}
-	return p, end, nil
+	return p, nil
 }
 
 // finish stops the recording, completes meta, saves the profile atomically

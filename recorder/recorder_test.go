@@ -159,6 +159,16 @@ func TestCollector(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("container:\n got %+v\nwant %+v", got, want)
 	}
+	// A cluster agent reads what was recorded again and again: containers
+	// changes nothing it reads.
+	again, err := c.containers([]bpf.Check{counted, unseen, launcher}, seeds)
+	if err != nil || !reflect.DeepEqual(again, containers) {
+		t.Fatalf("second read:\n got %+v (%v)\nwant %+v", again, err, containers)
+	}
+	// While recording, a check whose first event is not handled yet waits.
+	if got := c.described([]bpf.Check{counted, unseen}); len(got) != 1 || got[0] != counted {
+		t.Fatalf("described = %+v, want only the check whose first event was handled", got)
+	}
 }
 
 // TestCollectorRestartedContainer: two cgroups of one container (a restart)

@@ -3,7 +3,9 @@ package v1alpha1
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"slices"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -62,12 +64,14 @@ type CapabilityRecordingSpec struct {
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="must not be negative"
 	StartupWindow *metav1.Duration `json:"startupWindow,omitempty"`
-	// Restart has the workload's pods restarted once the agents are armed,
-	// so that every container is recorded from its first instruction; pods
-	// left running are recorded from when the recording joins them, and
-	// counted as partial.
-	// +optional
-	Restart bool `json:"restart,omitempty"`
+}
+
+// End is when the recording's duration is over; false when it has none.
+func (r *CapabilityRecording) End() (time.Time, bool) {
+	if r.Spec.Duration == nil {
+		return time.Time{}, false
+	}
+	return r.CreationTimestamp.Add(r.Spec.Duration.Duration), true
 }
 
 // WorkloadRef names a workload in the recording's namespace.
@@ -97,6 +101,26 @@ type ContainerFilter struct {
 	// +kubebuilder:validation:items:MaxLength=63
 	Exclude []string `json:"exclude,omitempty"`
 }
+
+// Keeps reports whether the filter keeps a container of this name.
+func (f *ContainerFilter) Keeps(name string) bool {
+	switch {
+	case f == nil:
+		return true
+	case len(f.Include) > 0:
+		return slices.Contains(f.Include, name)
+	}
+	return !slices.Contains(f.Exclude, name)
+}
+
+// RecordingUIDLabel is on a CapabilityNodeResult: the uid of its
+// recording, so that a later recording of the same name does not take an
+// earlier one's results for its own.
+const RecordingUIDLabel = "capprof.dev/recording-uid"
+
+// RecordingLabel is on a CapabilityProfile a recording produced: the
+// recording's name, when it fits a label value.
+const RecordingLabel = "capprof.dev/recording"
 
 // RecordingPhase is where a recording is in its life.
 // +kubebuilder:validation:Enum=Pending;Recording;Complete
@@ -152,10 +176,12 @@ type CapabilityRecordingStatus struct {
 type RecordingPods struct {
 	// Observed pods had at least one container recorded.
 	Observed int32 `json:"observed"`
-	// FromStart pods had every recorded container recorded from its first
-	// instruction.
+	// FromStart pods had every recorded container instance recorded from
+	// its first instruction: their startup is in the profile.
 	FromStart int32 `json:"fromStart"`
-	// Partial pods had a container joined late or a gap in its recording.
+	// Partial pods had a container instance joined late, or ran on a node
+	// whose agent was down for a while (a pod can be from start and
+	// partial).
 	Partial int32 `json:"partial"`
 }
 
@@ -207,8 +233,14 @@ type CapabilityNodeResultSpec struct {
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=64
 	Session string `json:"session"`
-	// Recorded says how, where and since when the node recorded.
+	// Recorded says how, where and since when the node recorded; its gaps
+	// are the times the node's agent was down, from the previous session's
+	// last write to the next session's start.
 	Recorded Metadata `json:"recorded"`
+	// Final is set by the agent's last write, when the recording's duration
+	// has passed: the result will not change any more.
+	// +optional
+	Final bool `json:"final,omitempty"`
 	// Containers are the node's containers of the recording, merged per
 	// namespace, owner and container name.
 	// +listType=atomic

@@ -39,6 +39,20 @@ type Metadata struct {
 	// in the startup phase.
 	StartupWindow Duration `json:"startupWindow"`
 	Drops         Drops    `json:"drops"`
+	// Gaps are the times a node recorded nothing while the recording ran
+	// (its agent was down): what its containers did then is missing, and
+	// containers still running after a gap were joined late.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=256
+	Gaps []Gap `json:"gaps,omitempty"`
+}
+
+// Gap is a time a node's agent did not record.
+type Gap struct {
+	Node string `json:"node"`
+	From Time   `json:"from"`
+	To   Time   `json:"to"`
 }
 
 // Time is a time.Time with the deep copy the generated code needs, written
@@ -112,6 +126,17 @@ type Drops struct {
 func (d Drops) Total() int64 {
 	return d.Events + d.UncountedChecks + d.UnfollowedCredentialCalls + d.UnfollowedDenials + d.UntrackedCgroups +
 		d.UndecodableEvents + d.ExecsNotKept + d.SkippedProbeRuns
+}
+
+// Plus is the sum of two recordings' drops (nodes of one recording).
+func (d Drops) Plus(o Drops) Drops {
+	return Drops{
+		Events: d.Events + o.Events, UncountedChecks: d.UncountedChecks + o.UncountedChecks,
+		UnfollowedCredentialCalls: d.UnfollowedCredentialCalls + o.UnfollowedCredentialCalls,
+		UnfollowedDenials:         d.UnfollowedDenials + o.UnfollowedDenials, UntrackedCgroups: d.UntrackedCgroups + o.UntrackedCgroups,
+		UndecodableEvents: d.UndecodableEvents + o.UndecodableEvents, ExecsNotKept: d.ExecsNotKept + o.ExecsNotKept,
+		SkippedProbeRuns: d.SkippedProbeRuns + o.SkippedProbeRuns,
+	}
 }
 
 // String says what was dropped, for warnings.

@@ -122,7 +122,7 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 		// Errors are printed once, by main; cli must not exit by itself.
 		ExitErrHandler: func(*cli.Context, error) {},
 		OnUsageError:   usageError,
-		Commands:       []*cli.Command{recordCommand(), verifyCommand(), analyzeCommand(), patchCommand(), diffCommand(), exportCommand(), probesCommand()},
+		Commands:       []*cli.Command{recordCommand(), verifyCommand(), analyzeCommand(), patchCommand(), diffCommand(), exportCommand(), probesCommand(), agentCommand(), controllerCommand()},
 	}
 }
 

@@ -28,6 +28,7 @@ type recordFlags struct {
 	pods                                       cli.StringSlice
 	selector, namespace, node, runtimeEndpoint string
 	allNamespaces, restart                     bool
+	cluster                                    clusterRecordFlags
 	kube                                       kubeFlags
 	events, eventsFormat                       string
 	eventsFilter                               cli.StringSlice
@@ -40,7 +41,7 @@ func recordCommand() *cli.Command {
 		Name:         "record",
 		OnUsageError: usageError,
 		Usage:        "record the capability use of pods on this node, or of a command (needs root)",
-		ArgsUsage:    "(--pods NAME[,NAME...] | -l SELECTOR) | -- COMMAND [ARGS...]",
+		ArgsUsage:    "(--pods NAME[,NAME...] | -l SELECTOR) | --cluster (KIND/NAME | -l SELECTOR) | -- COMMAND [ARGS...]",
 		Description: "With --pods or -l, records the selected pods' containers on this node until --duration\n" +
 			"or Ctrl-C. Each selected pod is armed in the kernel as soon as it is known, so containers\n" +
 			"that start or restart, and pods that come to match, are recorded from their first\n" +
@@ -50,9 +51,13 @@ func recordCommand() *cli.Command {
 			"--kubeconfig/--context rules), or from the container runtime with --runtime-endpoint.\n\n" +
 			"With -- COMMAND, starts COMMAND in a fresh cgroup, records it and every descendant, and\n" +
 			"saves a profile when it exits (or at --duration, or on Ctrl-C, which stop it).\n" +
-			"capprof then exits with COMMAND's exit code.",
+			"capprof then exits with COMMAND's exit code.\n\n" +
+			"With --cluster, creates a CapabilityRecording of a workload (deploy/web) or of the pods -l\n" +
+			"selects, in -n's namespace: capprof's node agents record its pods on every node, and its\n" +
+			"controller keeps one CapabilityProfile per workload current. It prints the recording's\n" +
+			"name; --wait waits until it is Complete and prints its profiles.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Destination: &f.output, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops", Required: true},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Destination: &f.output, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops (required but with --cluster)"},
 			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Destination: &f.progress, Usage: "interval of progress lines on stderr (0: none)"},
 			probeFlag(&f.probe),
@@ -71,10 +76,20 @@ func recordCommand() *cli.Command {
 			&cli.StringFlag{Name: "events-format", Value: "json", Destination: &f.eventsFormat, Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
 			&cli.StringSliceFlag{Name: "events-filter", Destination: &f.eventsFilter, Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
 			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Destination: &f.eventsRateLimit, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
+			&cli.BoolFlag{Name: "cluster", Destination: &f.cluster.enabled, Usage: "record across the cluster: create a CapabilityRecording for capprof's node agents", Category: "Cluster"},
+			&cli.BoolFlag{Name: "wait", Destination: &f.cluster.wait, Usage: "wait until the recording is Complete (needs --duration) and print its profiles", Category: "Cluster"},
+			&cli.StringSliceFlag{Name: "containers", Destination: &f.cluster.containers, Usage: "record only these container `NAMES` (comma-separated)", Category: "Cluster"},
+			&cli.StringSliceFlag{Name: "exclude-containers", Destination: &f.cluster.exclude, Usage: "leave out these container `NAMES` (a sidecar)", Category: "Cluster"},
 			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in every argument, in the profile's command and in events (repeatable): --redact '--license=(\\S+)'"),
 			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)"),
 		},
 		Action: func(c *cli.Context) error {
+			if f.cluster.enabled {
+				if err := f.checkCluster(c); err != nil {
+					return err
+				}
+				return f.recordCluster(c)
+			}
 			if err := f.check(c); err != nil {
 				return err
 			}
@@ -133,6 +148,14 @@ func (f *recordFlags) podMode(c *cli.Context) bool { return c.IsSet("pods") || c
 func (f *recordFlags) check(c *cli.Context) error {
 	if err := nonNegative(durationFlag{"duration", f.duration}, durationFlag{"startup", f.startup}); err != nil {
 		return err
+	}
+	for _, name := range []string{"wait", "containers", "exclude-containers"} {
+		if c.IsSet(name) {
+			return fmt.Errorf("--%s applies to a cluster recording: give --cluster too", name)
+		}
+	}
+	if !c.IsSet("output") {
+		return errors.New(`Required flag "output" not set: give -o FILE (or - for stdout) for the profile`)
 	}
 	if !c.IsSet("events") {
 		for _, name := range []string{"events-format", "events-filter", "events-rate-limit"} {

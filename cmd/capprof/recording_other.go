@@ -17,6 +17,7 @@ import (
 func recordCommand() *cli.Command { return needsLinux("record") }
 func verifyCommand() *cli.Command { return needsLinux("verify") }
 func probesCommand() *cli.Command { return needsLinux("probes") }
+func agentCommand() *cli.Command  { return needsLinux("agent") }
 
 func needsLinux(name string) *cli.Command {
 	return &cli.Command{

@@ -28,6 +28,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -387,4 +389,34 @@ func (c *Cluster) Stop() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig at path that authenticates
+// with a token of the service account namespace/name: bound to the pod
+// boundPod of that namespace when it is not empty (the token then names
+// the pod's node, as a projected token in a DaemonSet's pod does), else
+// unbound. The token lasts an hour.
+func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path, namespace, name, boundPod string) error {
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}
+	if boundPod != "" {
+		pod, err := c.Client.CoreV1().Pods(namespace).Get(ctx, boundPod, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		req.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
+	}
+	tok, err := c.Client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, req, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("token of service account %s/%s: %w", namespace, name, err)
+	}
+	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["e2e"] = admin.Clusters["e2e"]
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: name, Namespace: namespace}
+	cfg.CurrentContext = name
+	return clientcmd.WriteToFile(*cfg, path)
 }

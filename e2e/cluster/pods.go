@@ -32,6 +32,7 @@ type podState struct {
 type PodOption func(*podOptions)
 
 type podOptions struct {
+	node           string
 	startDelay     time.Duration
 	runtimeHandler string
 	cgroupParent   string
@@ -41,6 +42,13 @@ type podOptions struct {
 // kubelet's /kubepods/besteffort/pod<uid>: a layout capprof does not know.
 func WithCgroupParent(parent string) PodOption {
 	return func(o *podOptions) { o.cgroupParent = parent }
+}
+
+// OnNode binds the pod to another node name than Config.Node: the harness
+// plays the kubelet of several nodes on this machine, whose pods share its
+// kernel and runtime, and each node's capprof agent takes only its own.
+func OnNode(name string) PodOption {
+	return func(o *podOptions) { o.node = name }
 }
 
 // WithRuntimeHandler runs the pod with one of Config.Runtimes, as a pod's
@@ -65,6 +73,13 @@ func WithStartDelay(d time.Duration) PodOption {
 func (c *Cluster) RunPod(ctx context.Context, pod *corev1.Pod, opts ...PodOption) (*corev1.Pod, error) {
 	pod = pod.DeepCopy()
 	pod.Spec.NodeName = c.cfg.Node
+	var o podOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.node != "" {
+		pod.Spec.NodeName = o.node
+	}
 	created, err := c.Client.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("create pod %s/%s: %w", pod.Namespace, pod.Name, err)

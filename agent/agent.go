@@ -1,0 +1,271 @@
+// Package agent is capprof's node agent (capprof agent, a DaemonSet): it
+// watches CapabilityRecordings, records the pods each selects on its own
+// node from their containers' first instruction, and writes what it
+// recorded as that node's CapabilityNodeResult, periodically, when a
+// recorded container ends, and when the recording's duration is over.
+//
+// A restarted agent reads its node's results back and goes on from them:
+// what it had written stays, and the time it was down (from its last write
+// to its new start) is written as a gap, never hidden.
+package agent
+
+// The agent's least privilege, which controller-gen writes as the
+// ClusterRole capprof-agent (make generate): it reads recordings and the
+// pods of its node (with their ReplicaSets' and Jobs' owners), and writes
+// node results; deploy/rbac/node-policy.yaml holds it to its own node's.
+//
+// +kubebuilder:rbac:groups=capprof.dev,resources=capabilityrecordings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=capprof.dev,resources=capabilitynoderesults,verbs=get;create;update;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
+// +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
+
+//go:generate go tool controller-gen rbac:roleName=capprof-agent paths=. output:rbac:dir=../deploy/rbac/agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/capprof/capprof/api/v1alpha1"
+	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/kube"
+	"github.com/capprof/capprof/recorder"
+)
+
+// Config is what capprof agent needs.
+type Config struct {
+	// Node is the node the agent runs on: it records that node's pods
+	// and writes that node's results.
+	Node string
+	// Kube chooses the cluster (in a pod: its service account).
+	Kube kube.ClusterConfig
+	// Flush is how often the results are written while recording.
+	Flush time.Duration
+	Probe bpf.Backend
+	// Version is capprof's, written into the results.
+	Version string
+	// Log receives progress and warnings.
+	Log io.Writer
+}
+
+// Run records until ctx ends; it then stops every recording without
+// writing (a restart goes on from the last write).
+func Run(ctx context.Context, cfg Config) error {
+	if err := recorder.NeedRoot("agent"); err != nil {
+		return err
+	}
+	if cfg.Node == "" {
+		return errors.New("no node name: give --node or set $NODE_NAME (the downward API's spec.nodeName)")
+	}
+	config, _, origin, err := kube.Config(cfg.Kube)
+	if err != nil {
+		return err
+	}
+	scheme, err := kube.Scheme()
+	if err != nil {
+		return err
+	}
+	ctrl.SetLogger(kube.Logger(cfg.Log))
+	mgr, err := ctrl.NewManager(config, manager.Options{
+		Scheme:  scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		Client: client.Options{Cache: &client.CacheOptions{
+			// Only this node's results are read, each once: no cache of
+			// every node's.
+			DisableFor: []client.Object{&v1alpha1.CapabilityNodeResult{}},
+		}},
+		Logger: kube.Logger(cfg.Log),
+	})
+	if err != nil {
+		return fmt.Errorf("create the agent's Kubernetes client (%s): %w", origin, err)
+	}
+	a := &agent{cfg: cfg, client: mgr.GetClient(), rest: config, sessions: map[types.UID]*session{}}
+	if err := ctrl.NewControllerManagedBy(mgr).Named("agent").For(&v1alpha1.CapabilityRecording{}).Complete(a); err != nil {
+		return err
+	}
+	fmt.Fprintf(cfg.Log, "capprof: agent of node %q watching CapabilityRecordings (%s)\n", cfg.Node, origin)
+	err = mgr.Start(ctx)
+	a.stopAll()
+	return err
+}
+
+// agent reconciles recordings with the sessions that record them.
+type agent struct {
+	cfg    Config
+	client client.Client
+	rest   *rest.Config
+
+	mu       sync.Mutex
+	sessions map[types.UID]*session
+	wg       sync.WaitGroup
+}
+
+// Reconcile starts a recording's session, or stops it when the recording
+// is gone (without writing) or its duration is over (writing the final
+// result).
+func (a *agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	var rec v1alpha1.CapabilityRecording
+	err := a.client.Get(ctx, req.NamespacedName, &rec)
+	if apierrors.IsNotFound(err) || (err == nil && rec.DeletionTimestamp != nil) {
+		a.stopNamed(req.NamespacedName)
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	a.mu.Lock()
+	s := a.sessions[rec.UID]
+	a.mu.Unlock()
+	end, ends := rec.End()
+	if ends && !time.Now().Before(end) {
+		if s == nil {
+			// Over before this agent saw it recording (down at its end):
+			// what was written stands, the rest is a gap.
+			return reconcile.Result{}, a.closeResult(ctx, &rec, end)
+		}
+		return reconcile.Result{}, nil // the session stops itself at end
+	}
+	if s == nil {
+		if err := a.start(ctx, &rec); err != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+// start begins recording rec's pods on this node.
+func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) error {
+	sel := kube.Selection{Namespace: rec.Namespace, Node: a.cfg.Node}
+	if w := rec.Spec.Workload; w != nil {
+		sel.Owner = &v1alpha1.Owner{Kind: w.Kind, Name: w.Name}
+	} else {
+		s, err := metav1.LabelSelectorAsSelector(rec.Spec.Selector)
+		if err != nil {
+			return reconcile.TerminalError(fmt.Errorf("recording %s/%s: spec.selector: %w", rec.Namespace, rec.Name, err))
+		}
+		sel.LabelSelector = s.String()
+	}
+	source, err := kube.NewAPISource(kube.APIConfig{Selection: sel, Kubeconfig: a.cfg.Kube.Kubeconfig, Context: a.cfg.Kube.Context, Warnings: a.cfg.Log})
+	if err != nil {
+		return err
+	}
+	s, err := a.newSession(ctx, rec)
+	if err != nil {
+		return err
+	}
+	startup := 10 * time.Second
+	if rec.Spec.StartupWindow != nil {
+		startup = rec.Spec.StartupWindow.Duration
+	}
+	var duration time.Duration
+	if end, ends := rec.End(); ends {
+		duration = time.Until(end)
+	}
+	a.mu.Lock()
+	a.sessions[rec.UID] = s
+	a.mu.Unlock()
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.run(s, recorder.PodsConfig{
+			Source: source, Node: a.cfg.Node, Duration: duration, Startup: startup, Probe: a.cfg.Probe,
+			Progress: a.cfg.Log, Version: a.cfg.Version, Stop: s.stop,
+			// The first write, once armed, tells the controller that this
+			// node records from now on.
+			Checkpoint: func(p *v1alpha1.Profile) { s.write(p, false) }, CheckpointPeriod: a.cfg.Flush,
+		})
+	}()
+	return nil
+}
+
+// run records a session until it ends and writes its final result, unless
+// it was stopped.
+func (a *agent) run(s *session, cfg recorder.PodsConfig) {
+	fmt.Fprintf(a.cfg.Log, "capprof: recording %s for CapabilityRecording %s/%s\n", cfg.Source.Describe(), s.key.Namespace, s.key.Name)
+	p, err := recorder.RunPods(cfg)
+	a.mu.Lock()
+	delete(a.sessions, s.uid)
+	a.mu.Unlock()
+	select {
+	case <-s.stop:
+		fmt.Fprintf(a.cfg.Log, "capprof: stopped recording for CapabilityRecording %s/%s\n", s.key.Namespace, s.key.Name)
+		return
+	default:
+	}
+	if err != nil {
+		fmt.Fprintf(a.cfg.Log, "capprof: error: CapabilityRecording %s/%s: %v\n", s.key.Namespace, s.key.Name, err)
+		return
+	}
+	s.write(p, true)
+	fmt.Fprintf(a.cfg.Log, "capprof: CapabilityRecording %s/%s is over on node %q: final result written\n", s.key.Namespace, s.key.Name, a.cfg.Node)
+}
+
+// stopNamed stops the session of a recording that is gone.
+func (a *agent) stopNamed(key types.NamespacedName) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range a.sessions {
+		if s.key == key {
+			s.close()
+		}
+	}
+}
+
+// stopAll stops every session and waits for them.
+func (a *agent) stopAll() {
+	a.mu.Lock()
+	for _, s := range a.sessions {
+		s.close()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+}
+
+// closeResult makes this node's result of a recording that ended while the
+// agent was down final: the time from its last write to the end is a gap.
+func (a *agent) closeResult(ctx context.Context, rec *v1alpha1.CapabilityRecording, end time.Time) error {
+	var result v1alpha1.CapabilityNodeResult
+	err := a.client.Get(ctx, types.NamespacedName{Namespace: rec.Namespace, Name: v1alpha1.NodeResultName(rec.Name, a.cfg.Node)}, &result)
+	if apierrors.IsNotFound(err) {
+		return nil // nothing was recorded here
+	}
+	if err != nil || result.Spec.Final || !ownedBy(&result, rec) {
+		return err
+	}
+	if from := result.Spec.UpdateTime.Time; from.Before(end) {
+		result.Spec.Recorded.Gaps = append(result.Spec.Recorded.Gaps, v1alpha1.Gap{Node: a.cfg.Node,
+			From: v1alpha1.Time{Time: from.UTC()}, To: v1alpha1.Time{Time: end.UTC()}})
+	}
+	result.Spec.Final = true
+	result.Spec.UpdateTime = v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}
+	return a.client.Update(ctx, &result)
+}
+
+// ownedBy reports whether a result is of this recording, not of an earlier
+// one of the same name.
+func ownedBy(result *v1alpha1.CapabilityNodeResult, rec *v1alpha1.CapabilityRecording) bool {
+	return result.Labels[v1alpha1.RecordingUIDLabel] == string(rec.UID)
+}
+
+// newSessionID names an agent's session of a recording.
+func newSessionID() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
