@@ -15,7 +15,7 @@ package agent
 // node results; deploy/rbac/node-policy.yaml holds it to its own node's.
 //
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilityrecordings,verbs=get;list;watch
-// +kubebuilder:rbac:groups=capprof.dev,resources=capabilitynoderesults,verbs=get;create;update;delete
+// +kubebuilder:rbac:groups=capprof.dev,resources=capabilitynoderesults,verbs=get;list;create;update;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=list;watch
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
@@ -241,7 +241,7 @@ func (a *agent) stopAll() {
 // agent was down final: the time from its last write to the end is a gap.
 func (a *agent) closeResult(ctx context.Context, rec *v1alpha1.CapabilityRecording, end time.Time) error {
 	var result v1alpha1.CapabilityNodeResult
-	err := a.client.Get(ctx, types.NamespacedName{Namespace: rec.Namespace, Name: v1alpha1.NodeResultName(rec.Name, a.cfg.Node)}, &result)
+	err := a.client.Get(ctx, types.NamespacedName{Namespace: rec.Namespace, Name: v1alpha1.NodeResultName(rec.Name, a.cfg.Node, nil)}, &result)
 	if apierrors.IsNotFound(err) {
 		return nil // nothing was recorded here
 	}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -42,8 +43,8 @@ type session struct {
 	// earlier session, that session's last write.
 	started, resumed time.Time
 
-	mu     sync.Mutex
-	result *v1alpha1.CapabilityNodeResult // as last written; nil before
+	mu      sync.Mutex
+	written map[string]*v1alpha1.CapabilityNodeResult // by name, as last written
 }
 
 // newSession prepares a session of rec, reading back what an earlier
@@ -54,35 +55,46 @@ func (a *agent) newSession(ctx context.Context, rec *v1alpha1.CapabilityRecordin
 		key: types.NamespacedName{Namespace: rec.Namespace, Name: rec.Name}, uid: rec.UID, id: newSessionID(), node: a.cfg.Node,
 		owner:  metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CapabilityRecording", Name: rec.Name, UID: rec.UID},
 		filter: rec.Spec.Containers, client: a.client, stop: make(chan struct{}), since: time.Now(), started: time.Now(),
-		log: func(format string, args ...any) { fmt.Fprintf(a.cfg.Log, "capprof: "+format+"\n", args...) },
+		written: map[string]*v1alpha1.CapabilityNodeResult{},
+		log:     func(format string, args ...any) { fmt.Fprintf(a.cfg.Log, "capprof: "+format+"\n", args...) },
 	}
-	var prev v1alpha1.CapabilityNodeResult
-	err := a.client.Get(ctx, types.NamespacedName{Namespace: rec.Namespace, Name: v1alpha1.NodeResultName(rec.Name, a.cfg.Node)}, &prev)
-	switch {
-	case apierrors.IsNotFound(err):
-		return s, nil
-	case err != nil:
-		return nil, fmt.Errorf("read node %q's result of CapabilityRecording %s/%s: %w", a.cfg.Node, rec.Namespace, rec.Name, err)
+	mine, err := a.results(ctx, rec)
+	if err != nil {
+		return nil, err
 	}
-	s.result = &prev
-	if !ownedBy(&prev, rec) {
-		return s, nil // an earlier recording's of the same name: replaced
+	for i := range mine {
+		r := &mine[i]
+		s.written[r.Name] = r
+		if r.Spec.Workload != nil {
+			s.base = append(s.base, r.Spec.Containers...)
+			continue
+		}
+		s.gaps, s.since, s.resumed = r.Spec.Recorded.Gaps, r.Spec.Recorded.StartTime.Time, r.Spec.UpdateTime.Time
 	}
-	s.base, s.gaps, s.since = prev.Spec.Containers, prev.Spec.Recorded.Gaps, prev.Spec.Recorded.StartTime.Time
-	s.resumed = prev.Spec.UpdateTime.Time
-	if last := prev.Spec.UpdateTime.Time; last.Before(time.Now()) {
+	if last := s.resumed; !last.IsZero() && last.Before(time.Now()) {
 		s.gaps = append(s.gaps, v1alpha1.Gap{Node: a.cfg.Node, From: v1alpha1.Time{Time: last.UTC()}, To: v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}})
-		s.log("CapabilityRecording %s/%s: going on from node %q's result of %s; nothing was recorded from then to now",
+		s.log("CapabilityRecording %s/%s: going on from node %q's results of %s; nothing was recorded from then to now",
 			rec.Namespace, rec.Name, a.cfg.Node, last.UTC().Format(time.RFC3339))
 	}
 	return s, nil
 }
 
+// results are this node's results of rec, as earlier sessions wrote them.
+func (a *agent) results(ctx context.Context, rec *v1alpha1.CapabilityRecording) ([]v1alpha1.CapabilityNodeResult, error) {
+	var list v1alpha1.CapabilityNodeResultList
+	if err := a.client.List(ctx, &list, client.InNamespace(rec.Namespace), client.MatchingLabels{v1alpha1.RecordingUIDLabel: string(rec.UID)}); err != nil {
+		return nil, fmt.Errorf("read node %q's results of CapabilityRecording %s/%s: %w", a.cfg.Node, rec.Namespace, rec.Name, err)
+	}
+	return slices.DeleteFunc(list.Items, func(r v1alpha1.CapabilityNodeResult) bool { return r.Spec.Node != a.cfg.Node }), nil
+}
+
 // close stops the session without a final write.
 func (s *session) close() { s.closeOnce.Do(func() { close(s.stop) }) }
 
-// write makes p, merged with what earlier sessions wrote, the node's result.
-// Failures are logged: the next write carries everything again.
+// write makes p, merged with what earlier sessions wrote, the node's
+// results: its own, always (the time of its last write is where a gap after
+// a crash begins), and one per workload, when it changed. Failures are
+// logged: the next write carries everything again.
 func (s *session) write(p *v1alpha1.Profile, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -96,52 +108,62 @@ func (s *session) write(p *v1alpha1.Profile, final bool) {
 	meta := p.Metadata
 	meta.StartTime = v1alpha1.Time{Time: s.since.UTC().Truncate(time.Millisecond)}
 	meta.Gaps = slices.Clone(s.gaps)
-	spec := v1alpha1.CapabilityNodeResultSpec{
-		Recording: s.key.Name, Node: s.node, Session: s.id, Final: final, Recorded: meta,
-		UpdateTime: v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Millisecond)},
-		Containers: profile.MergeContainers(append(slices.Clone(s.base), s.unseen(s.kept(p.Containers))...)...),
-	}
-	if s.result == nil || !ownedBy(s.result, &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{UID: s.uid}}) {
-		if s.result != nil { // an earlier recording's of the same name
-			if err := s.client.Delete(ctx, s.result); err != nil && !apierrors.IsNotFound(err) {
-				s.log("warning: replace node %q's result of an earlier CapabilityRecording %s/%s: %v", s.node, s.key.Namespace, s.key.Name, err)
-				return
-			}
+	now := v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}
+	byWorkload := map[v1alpha1.Owner][]v1alpha1.Container{}
+	for _, c := range profile.MergeContainers(append(slices.Clone(s.base), s.unseen(s.kept(p.Containers))...)...) {
+		if c.Owner != nil {
+			byWorkload[*c.Owner] = append(byWorkload[*c.Owner], c)
 		}
-		obj := &v1alpha1.CapabilityNodeResult{Spec: spec}
-		obj.Namespace, obj.Name = s.key.Namespace, v1alpha1.NodeResultName(s.key.Name, s.node)
-		obj.Labels = map[string]string{v1alpha1.RecordingUIDLabel: string(s.uid)}
-		obj.OwnerReferences = []metav1.OwnerReference{s.owner}
-		if err := s.client.Create(ctx, obj); err != nil {
-			s.result = nil
-			s.log("warning: write node %q's result of CapabilityRecording %s/%s: %v", s.node, s.key.Namespace, s.key.Name, err)
-			return
-		}
-		s.result = obj
-		return
 	}
-	obj := s.result.DeepCopy()
-	obj.Spec = spec
-	if err := s.client.Update(ctx, obj); err != nil {
-		s.log("warning: write node %q's result of CapabilityRecording %s/%s: %v", s.node, s.key.Namespace, s.key.Name, err)
-		if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
-			s.refresh(ctx)
+	for w, containers := range byWorkload {
+		spec := v1alpha1.CapabilityNodeResultSpec{Recording: s.key.Name, Node: s.node, Workload: &w, Session: s.id,
+			Recorded: meta, UpdateTime: now, Containers: containers}
+		if prev := s.written[v1alpha1.NodeResultName(s.key.Name, s.node, &w)]; prev != nil && sameContainers(prev.Spec, spec) {
+			continue
 		}
-		return
+		s.put(ctx, spec)
 	}
-	s.result = obj
+	s.put(ctx, v1alpha1.CapabilityNodeResultSpec{Recording: s.key.Name, Node: s.node, Session: s.id, Final: final,
+		Recorded: meta, UpdateTime: now, Containers: []v1alpha1.Container{}})
 }
 
-// refresh reads the result again after a conflicting or missing write.
-func (s *session) refresh(ctx context.Context) {
-	var cur v1alpha1.CapabilityNodeResult
-	err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: v1alpha1.NodeResultName(s.key.Name, s.node)}, &cur)
-	switch {
-	case apierrors.IsNotFound(err):
-		s.result = nil
-	case err == nil:
-		s.result = &cur
+// sameContainers reports whether a workload's result would say nothing
+// new: the same containers, the same gaps and drops.
+func sameContainers(a, b v1alpha1.CapabilityNodeResultSpec) bool {
+	return reflect.DeepEqual(a.Containers, b.Containers) && reflect.DeepEqual(a.Recorded.Gaps, b.Recorded.Gaps) && a.Recorded.Drops == b.Recorded.Drops
+}
+
+// put creates or updates one result.
+func (s *session) put(ctx context.Context, spec v1alpha1.CapabilityNodeResultSpec) {
+	name := v1alpha1.NodeResultName(s.key.Name, s.node, spec.Workload)
+	obj := &v1alpha1.CapabilityNodeResult{Spec: spec}
+	var err error
+	if prev := s.written[name]; prev != nil {
+		obj = prev.DeepCopy()
+		obj.Spec = spec
+		err = s.client.Update(ctx, obj)
+	} else {
+		obj.Namespace, obj.Name = s.key.Namespace, name
+		obj.Labels = map[string]string{v1alpha1.RecordingUIDLabel: string(s.uid)}
+		obj.OwnerReferences = []metav1.OwnerReference{s.owner}
+		err = s.client.Create(ctx, obj)
 	}
+	if err != nil {
+		s.log("warning: write node %q's result %s/%s: %v", s.node, s.key.Namespace, name, err)
+		// Written by an earlier session or recording meanwhile, or gone:
+		// read again, so the next write knows.
+		delete(s.written, name)
+		var cur v1alpha1.CapabilityNodeResult
+		if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: name}, &cur); err == nil {
+			if cur.Labels[v1alpha1.RecordingUIDLabel] == string(s.uid) {
+				s.written[name] = &cur
+			} else if err := s.client.Delete(ctx, &cur); err != nil && !apierrors.IsNotFound(err) { // an earlier recording's of the same name
+				s.log("warning: replace node %q's result %s/%s of an earlier recording: %v", s.node, s.key.Namespace, name, err)
+			}
+		}
+		return
+	}
+	s.written[name] = obj
 }
 
 // startSlack covers the whole seconds of a container's start time in its

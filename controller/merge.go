@@ -27,16 +27,20 @@ type Merged struct {
 
 // Merge adds up a recording's node results (those of this recording, in
 // any order) at now: the containers of every node merged per workload, as
-// capprof analyze merges per-node files, and the recording's status. grace
-// is how long after the recording's end nodes' final results are waited
-// for.
+// capprof analyze merges per-node files, and the recording's status. The
+// nodes' own results say how each node recorded. grace is how long after
+// the recording's end nodes' final results are waited for.
 func Merge(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNodeResult, now time.Time, grace time.Duration, version string) (Merged, error) {
-	slices.SortFunc(results, func(a, b v1alpha1.CapabilityNodeResult) int { return cmp.Compare(a.Spec.Node, b.Spec.Node) })
 	var all []v1alpha1.Container
+	var nodes []v1alpha1.CapabilityNodeResult
 	for _, r := range results {
 		all = append(all, r.Spec.Containers...)
+		if r.Spec.Workload == nil {
+			nodes = append(nodes, r)
+		}
 	}
-	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: metadata(rec, results, version), Containers: profile.MergeContainers(all...)}
+	slices.SortFunc(nodes, func(a, b v1alpha1.CapabilityNodeResult) int { return cmp.Compare(a.Spec.Node, b.Spec.Node) })
+	p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: metadata(rec, nodes, version), Containers: profile.MergeContainers(all...)}
 	objects, err := profile.Objects(p)
 	if err != nil {
 		return Merged{}, err
@@ -49,13 +53,13 @@ func Merge(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNodeR
 		m.Status.Profiles = append(m.Status.Profiles, m.Profiles[i].Name)
 	}
 	m.Status.ObservedGeneration = rec.Generation
-	m.Status.NodeCount = int32(len(results))
-	m.Status.Pods = countPods(p.Containers, results)
+	m.Status.NodeCount = int32(len(nodes))
+	m.Status.Pods = countPods(p.Containers, results, nodes)
 	m.Status.Conditions = slices.Clone(rec.Status.Conditions)
 
 	end, ends := rec.End()
 	var notFinal []string
-	for _, r := range results {
+	for _, r := range nodes {
 		if !r.Spec.Final {
 			notFinal = append(notFinal, r.Spec.Node)
 		}
@@ -64,7 +68,7 @@ func Merge(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNodeR
 	switch {
 	case over && (len(notFinal) == 0 || !now.Before(end.Add(grace))):
 		m.Status.Phase = v1alpha1.RecordingComplete
-	case len(results) == 0 && !over:
+	case len(nodes) == 0 && !over:
 		m.Status.Phase = v1alpha1.RecordingPending
 		m.Recheck = end
 	default:
@@ -82,16 +86,16 @@ func Merge(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNodeR
 	return m, nil
 }
 
-// metadata is the recording's metadata: from the first start to the last
-// write of any node, the nodes, kernels and probes that recorded, the
-// drops summed and every node's gaps.
-func metadata(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNodeResult, version string) v1alpha1.Metadata {
+// metadata is the recording's metadata from the nodes' own results: from
+// the first start to the last write of any node, the nodes, kernels and
+// probes that recorded, the drops summed and every node's gaps.
+func metadata(rec *v1alpha1.CapabilityRecording, nodes []v1alpha1.CapabilityNodeResult, version string) v1alpha1.Metadata {
 	m := v1alpha1.Metadata{CapprofVersion: version, Selector: Describe(rec)}
 	if w := rec.Spec.StartupWindow; w != nil {
 		m.StartupWindow = v1alpha1.Duration(w.Duration)
 	}
-	var nodes, kernels, probes []string
-	for _, r := range results {
+	var names, kernels, probes []string
+	for _, r := range nodes {
 		rm := r.Spec.Recorded
 		if m.StartTime.IsZero() || rm.StartTime.Before(m.StartTime.Time) {
 			m.StartTime = rm.StartTime
@@ -99,12 +103,12 @@ func metadata(rec *v1alpha1.CapabilityRecording, results []v1alpha1.CapabilityNo
 		if rm.EndTime.After(m.EndTime.Time) {
 			m.EndTime = rm.EndTime
 		}
-		nodes, kernels, probes = append(nodes, r.Spec.Node), append(kernels, rm.KernelRelease), append(probes, rm.Probe)
+		names, kernels, probes = append(names, r.Spec.Node), append(kernels, rm.KernelRelease), append(probes, rm.Probe)
 		m.Drops = m.Drops.Plus(rm.Drops)
 		m.Gaps = append(m.Gaps, rm.Gaps...)
 		m.StartupWindow = rm.StartupWindow
 	}
-	m.Node, m.KernelRelease, m.Probe = joined(nodes), joined(kernels), joined(probes)
+	m.Node, m.KernelRelease, m.Probe = joined(names), joined(kernels), joined(probes)
 	return m
 }
 
@@ -128,7 +132,7 @@ func Describe(rec *v1alpha1.CapabilityRecording) string {
 // every container instance was recorded from its first instruction; and
 // the partial ones: with an instance joined late, or on a node whose agent
 // was down while the recording ran (a gap, maybe in the pod's life).
-func countPods(containers []v1alpha1.Container, results []v1alpha1.CapabilityNodeResult) v1alpha1.RecordingPods {
+func countPods(containers []v1alpha1.Container, results, nodes []v1alpha1.CapabilityNodeResult) v1alpha1.RecordingPods {
 	observed, late, partial := map[string]bool{}, map[string]bool{}, map[string]bool{}
 	for _, c := range containers {
 		for _, pod := range c.Pods {
@@ -140,8 +144,12 @@ func countPods(containers []v1alpha1.Container, results []v1alpha1.CapabilityNod
 			}
 		}
 	}
+	down := map[string]bool{}
+	for _, r := range nodes {
+		down[r.Spec.Node] = len(r.Spec.Recorded.Gaps) > 0
+	}
 	for _, r := range results {
-		if len(r.Spec.Recorded.Gaps) == 0 {
+		if !down[r.Spec.Node] {
 			continue
 		}
 		for _, c := range r.Spec.Containers {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -243,7 +244,7 @@ func TestClusterMode(t *testing.T) {
 	// node-a's agent may not write node-b's results: the API server refuses.
 	asNodeA := crClientFor(t, kubeconfigs["node-a"])
 	var nodeB v1alpha1.CapabilityNodeResult
-	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(recName, "node-b")}, &nodeB); err != nil {
+	if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(recName, "node-b", nil)}, &nodeB); err != nil {
 		t.Fatal(err)
 	}
 	nodeB.Spec.Containers = []v1alpha1.Container{}
@@ -259,8 +260,8 @@ func TestClusterMode(t *testing.T) {
 		}
 	}
 	// Nor under another node's name in its own.
-	forged.Spec.Node, forged.Name = "node-a", v1alpha1.NodeResultName(recName, "node-b")
-	if err := asNodeA.Create(ctx, forged); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "a node result is named RECORDING.NODE") {
+	forged.Spec.Node, forged.Name = "node-a", v1alpha1.NodeResultName(recName, "node-b", nil)
+	if err := asNodeA.Create(ctx, forged); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), "a node result is named RECORDING.NODE[.KIND-WORKLOAD]") {
 		t.Errorf("node-a's agent creating its result under node-b's name: %v; want it refused", err)
 	}
 
@@ -307,20 +308,33 @@ func TestClusterMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	var files []string
+	perNode := map[string]*v1alpha1.Profile{}
 	for _, r := range results.Items {
-		if !r.Spec.Final {
-			t.Errorf("node result %s is not final after the recording completed", r.Name)
+		p := perNode[r.Spec.Node]
+		if p == nil {
+			p = &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Containers: []v1alpha1.Container{}}
+			perNode[r.Spec.Node] = p
 		}
-		p := &v1alpha1.Profile{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind, Metadata: r.Spec.Recorded, Containers: r.Spec.Containers}
-		path := filepath.Join(dir, r.Spec.Node+".json")
+		p.Containers = append(p.Containers, r.Spec.Containers...)
+		if r.Spec.Workload == nil { // the node's own
+			p.Metadata = r.Spec.Recorded
+			if !r.Spec.Final {
+				t.Errorf("node result %s is not final after the recording completed", r.Name)
+			}
+		} else if want := v1alpha1.NodeResultName(recName, r.Spec.Node, r.Spec.Workload); r.Name != want || len(r.Spec.Containers) != 1 {
+			t.Errorf("workload result %s: %d containers, want %s with 1", r.Name, len(r.Spec.Containers), want)
+		}
+	}
+	var files []string
+	for node, p := range perNode {
+		path := filepath.Join(dir, node+".json")
 		if err := profile.Save(p, path); err != nil {
 			t.Fatal(err)
 		}
 		files = append(files, path)
 	}
-	if len(files) != 3 {
-		t.Fatalf("%d node results, want 3", len(files))
+	if len(files) != 3 || len(results.Items) != 6 {
+		t.Fatalf("%d node results of %d nodes, want 6 of 3: each node's own and its web's", len(results.Items), len(files))
 	}
 	required()
 	prof.APIVersion, prof.Kind = v1alpha1.APIVersion, v1alpha1.Kind // as kubectl get -o yaml writes them
@@ -406,5 +420,63 @@ func TestClusterMode(t *testing.T) {
 	})
 	if err := cl.Get(ctx, profileKey, &prof); err != nil {
 		t.Errorf("the profile went with the recording: %v", err)
+	}
+}
+
+// TestClusterRestart: record --cluster --restart waits until the agents of
+// the nodes that run the Deployment's pods have armed the recording, then
+// restarts it as kubectl rollout restart does; the pod that replaces one
+// (the test plays the Deployment's controllers) is recorded from its first
+// instruction.
+func TestClusterRestart(t *testing.T) {
+	c := needCluster(t)
+	installCRDs(t, c)
+	installClusterRBAC(t, c)
+	ns := namespace(t, c, "cluster-restart")
+	ctx := context.Background()
+	rs, hash := deployment(t, c, ns)
+	labels := map[string]string{"app": "web", "pod-template-hash": hash}
+	for _, node := range clusterNodes[:2] {
+		old := testPod(ns, "web-"+hash+"-old-"+node, labels, "server")
+		old.OwnerReferences = []metav1.OwnerReference{rs}
+		runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		_, err := c.RunPod(runCtx, old, cluster.OnNode(node))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	agents := map[string]*background{}
+	for _, node := range clusterNodes[:2] {
+		agents[node] = startDaemon(t, "agent", "--node", node, "--kubeconfig", agentKubeconfig(t, c, node), "--flush", "1s")
+	}
+
+	r := capprof(t, "record", "--cluster", "--restart", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web", "--duration", "1m", "--startup", "1s")
+	if r.code != 0 || !strings.Contains(r.stderr, "waiting for the agents of node(s) node-a, node-b to arm the recording") ||
+		!strings.Contains(r.stderr, fmt.Sprintf("restarted Deployment web in namespace %q", ns)) || strings.Contains(r.stderr, "warning") {
+		t.Fatalf("record --cluster --restart: exit %d, stderr:\n%s", r.code, r.stderr)
+	}
+	d, err := c.Client.AppsV1().Deployments(ns).Get(ctx, "web", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Spec.Template.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+		t.Fatalf("the Deployment's pod template has no restartedAt annotation: %v", d.Spec.Template.Annotations)
+	}
+	// Both agents had armed it: their old pods were joined late, before
+	// the restart.
+	for node, a := range agents {
+		a.waitFor(t, "recording container server of pod "+ns+"/web-"+hash+"-old-"+node)
+	}
+	replacement := testPod(ns, "web-"+hash+"-new", labels, "server")
+	replacement.OwnerReferences = []metav1.OwnerReference{rs}
+	runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := c.RunPod(runCtx, replacement, cluster.OnNode("node-b")); err != nil {
+		t.Fatal(err)
+	}
+	agents["node-b"].waitFor(t, "recording container server of pod "+ns+"/"+replacement.Name+" (Deployment web, cgroup")
+	if log := agents["node-b"].log(); !regexp.MustCompile(regexp.QuoteMeta(replacement.Name) + ` \(Deployment web, cgroup \d+ \w+\) from its first instruction`).MatchString(log) {
+		t.Fatalf("the replacement pod was not recorded from its first instruction:\n%s", log)
 	}
 }

@@ -21,7 +21,6 @@ import (
 )
 
 var (
-	crdResource     = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	profileResource = schema.GroupVersionResource{Group: "capprof.dev", Version: "v1alpha1", Resource: "capabilityprofiles"}
 )
 
@@ -29,47 +28,9 @@ var (
 // controller-gen generated them, and waits until the API serves them.
 func installCRDs(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
-	client := dynamicClient(t, c)
-	paths, err := filepath.Glob("../deploy/crds/*.yaml")
-	if err != nil || len(paths) == 0 {
-		t.Fatalf("no CRDs in deploy/crds: %v", err)
-	}
-	for _, path := range paths {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var crd unstructured.Unstructured
-		if err := yaml.Unmarshal(data, &crd.Object); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if _, err := client.Resource(crdResource).Create(context.Background(), &crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatalf("create the CRD of %s: %v", path, err)
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for !established(t, client.Resource(crdResource), crd.GetName()) {
-			if time.Now().After(deadline) {
-				t.Fatalf("CRD %s not established within 30s", crd.GetName())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-}
-
-func established(t *testing.T, crds interface {
-	Get(context.Context, string, metav1.GetOptions, ...string) (*unstructured.Unstructured, error)
-}, name string) bool {
-	crd, err := crds.Get(context.Background(), name, metav1.GetOptions{})
-	if err != nil {
+	if err := c.InstallCRDs(context.Background(), "../deploy/crds"); err != nil {
 		t.Fatal(err)
 	}
-	conditions, _, _ := unstructured.NestedSlice(crd.Object, "status", "conditions")
-	for _, c := range conditions {
-		if m, ok := c.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestPodsCapabilityProfileObjects: a recording of a Deployment's pod
@@ -195,7 +156,7 @@ func TestPodsCapabilityProfileObjects(t *testing.T) {
 
 func crdInstalled(t *testing.T, c *cluster.Cluster) bool {
 	t.Helper()
-	_, err := dynamicClient(t, c).Resource(crdResource).Get(context.Background(), "capabilityprofiles.capprof.dev", metav1.GetOptions{})
+	_, err := dynamicClient(t, c).Resource(cluster.CRDResource).Get(context.Background(), "capabilityprofiles.capprof.dev", metav1.GetOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		t.Fatal(err)
 	}
@@ -263,7 +224,7 @@ func TestPodsCapabilityRecordingValidation(t *testing.T) {
 		}
 	}
 
-	result := object("CapabilityNodeResult", v1alpha1.NodeResultName("workload", "node-a"), map[string]any{
+	result := object("CapabilityNodeResult", v1alpha1.NodeResultName("workload", "node-a", nil), map[string]any{
 		"recording": "workload", "node": "node-a", "updateTime": "2026-12-01T10:00:00Z", "session": "agent-1",
 		"recorded":   map[string]any{"startTime": "2026-12-01T09:00:00Z", "endTime": "2026-12-01T10:00:00Z", "node": "node-a", "kernelRelease": "6.18", "probe": "tracepoint", "capprofVersion": "t", "startupWindow": "10s", "drops": map[string]any{"events": 0, "uncountedChecks": 0, "unfollowedCredentialCalls": 0, "unfollowedDenials": 0}},
 		"containers": []any{},

@@ -20,6 +20,8 @@ import (
 // Pod is a selected pod on this node and the containers it has run.
 type Pod struct {
 	Namespace, Name, UID string
+	// Node is the node the pod is bound to.
+	Node string
 	// QOSClass is the pod's QoS class (BestEffort, Burstable, Guaranteed),
 	// which names its cgroup; empty when the source does not know it.
 	QOSClass string
@@ -78,6 +80,9 @@ type Selection struct {
 	Owner *v1alpha1.Owner
 	// Node is the node whose pods are recorded.
 	Node string
+	// AllNodes selects the pods on every node instead (record --cluster
+	// --restart, which waits for their nodes' agents).
+	AllNodes bool
 }
 
 // Validate checks the selection before anything is contacted.
@@ -96,7 +101,7 @@ func (s Selection) Validate() error {
 	if _, err := labels.Parse(s.LabelSelector); err != nil {
 		return fmt.Errorf("-l %q: %v", s.LabelSelector, err)
 	}
-	if s.Node == "" {
+	if s.Node == "" && !s.AllNodes {
 		return fmt.Errorf("no node name: give --node or set $NODE_NAME")
 	}
 	return nil
@@ -146,6 +151,9 @@ func (s Selection) describe(namespace string) string {
 	where := fmt.Sprintf("in namespace %q", namespace)
 	if s.AllNamespaces {
 		where = "in all namespaces"
+	}
+	if s.AllNodes {
+		return fmt.Sprintf("%s %s", strings.Join(what, " "), where)
 	}
 	return fmt.Sprintf("%s %s on node %q", strings.Join(what, " "), where, s.Node)
 }

@@ -153,7 +153,9 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	if err := rec.listProcesses(); err != nil {
 		return err
 	}
-	if noMatch != nil && cfg.Armed == nil { // a caller with Armed creates the pods itself
+	if noMatch != nil && cfg.Checkpoint != nil {
+		fmt.Fprintf(cfg.Progress, "capprof: no pod yet: %s; armed for those that come\n", cfg.Source.Describe())
+	} else if noMatch != nil && cfg.Armed == nil { // a caller with Armed creates the pods itself
 		fmt.Fprintf(cfg.Progress, "capprof: %s; waiting for matching pods (until --duration or Ctrl-C)\n", noMatch.Error())
 		if cfg.Restarter != nil {
 			fmt.Fprintln(cfg.Progress, "capprof: warning: --restart: no pod matches yet, so nothing is restarted")

@@ -195,16 +195,21 @@ type CapabilityRecordingList struct {
 }
 
 // CapabilityNodeResult is what one node's agent recorded for one
-// recording: the containers of the recording's pods on that node, merged
-// per workload and container name, so its size grows with the workloads
-// recorded, not the pods. Only that node's agent writes it (the admission
-// policy deploy/ installs holds agents to their own node), and the
-// recording owns it, so it outlives the pods and goes with the recording.
+// recording. A node writes one result of its own, which says how and since
+// when it recorded (its gaps, its drops, whether it is final) and holds no
+// containers, and one per workload whose pods ran on it, which holds that
+// workload's containers merged over its pods there: so an object's size is
+// bounded by one workload's containers, whatever the node runs, and a
+// result no pod changed is not written again. Only that node's agent writes
+// them (the admission policy deploy/rbac installs holds agents to their own
+// node), and the recording owns them, so they outlive the pods and go with
+// the recording.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=capnode,categories=capprof
 // +kubebuilder:printcolumn:name="Recording",type=string,JSONPath=`.spec.recording`
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.node`
+// +kubebuilder:printcolumn:name="Workload",type=string,JSONPath=`.spec.workload.name`
 // +kubebuilder:printcolumn:name="Updated",type=date,JSONPath=`.spec.updateTime`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CapabilityNodeResult struct {
@@ -226,6 +231,10 @@ type CapabilityNodeResultSpec struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="node is immutable"
 	Node string `json:"node"`
+	// Workload is the workload whose containers the result holds; absent
+	// on the node's own result.
+	// +optional
+	Workload *Owner `json:"workload,omitempty"`
 	// UpdateTime is when the agent last wrote the result.
 	UpdateTime Time `json:"updateTime"`
 	// Session names the agent process that wrote the result: a restarted
@@ -237,12 +246,13 @@ type CapabilityNodeResultSpec struct {
 	// are the times the node's agent was down, from the previous session's
 	// last write to the next session's start.
 	Recorded Metadata `json:"recorded"`
-	// Final is set by the agent's last write, when the recording's duration
-	// has passed: the result will not change any more.
+	// Final is set on the node's own result by the agent's last write, when
+	// the recording's duration has passed: the node's results will not
+	// change any more.
 	// +optional
 	Final bool `json:"final,omitempty"`
-	// Containers are the node's containers of the recording, merged per
-	// namespace, owner and container name.
+	// Containers are the workload's containers on the node, merged per
+	// container name; none on the node's own result.
 	// +listType=atomic
 	// +kubebuilder:validation:MaxItems=1024
 	Containers []Container `json:"containers"`
@@ -257,10 +267,16 @@ type CapabilityNodeResultList struct {
 	Items           []CapabilityNodeResult `json:"items"`
 }
 
-// NodeResultName is the name of a node's result of a recording:
-// "<recording>.<node>", cut and hashed when longer than a name may be.
-func NodeResultName(recording, node string) string {
-	return boundedName(recording + "." + node)
+// NodeResultName is the name of a node's own result of a recording,
+// "<recording>.<node>", or with a workload of the result of its containers
+// there, "<recording>.<node>.<kind>-<name>"; cut and hashed when longer
+// than a name may be.
+func NodeResultName(recording, node string, workload *Owner) string {
+	name := recording + "." + node
+	if workload != nil {
+		name += "." + strings.ToLower(workload.Kind) + "-" + workload.Name
+	}
+	return boundedName(name)
 }
 
 // boundedName keeps a DNS subdomain name to the length Kubernetes allows:

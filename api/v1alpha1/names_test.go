@@ -17,8 +17,9 @@ func TestObjectNames(t *testing.T) {
 		{"short profile", v1alpha1.ProfileName(v1alpha1.Owner{Kind: "StatefulSet", Name: "db"}), "", "statefulset-db"},
 		{"long profile", v1alpha1.ProfileName(v1alpha1.Owner{Kind: "Deployment", Name: long}),
 			v1alpha1.ProfileName(v1alpha1.Owner{Kind: "Deployment", Name: long + "c"}), "deployment-aaa"},
-		{"short node result", v1alpha1.NodeResultName("web", "node-a"), "", "web.node-a"},
-		{"long node result", v1alpha1.NodeResultName(long, "node-a"), v1alpha1.NodeResultName(long, "node-b"), "aaa"},
+		{"short node result", v1alpha1.NodeResultName("web", "node-a", nil), "", "web.node-a"},
+		{"long node result", v1alpha1.NodeResultName(long, "node-a", nil), v1alpha1.NodeResultName(long, "node-b", nil), "aaa"},
+		{"workload's node result", v1alpha1.NodeResultName("web", "node-a", &v1alpha1.Owner{Kind: "Deployment", Name: "api"}), "", "web.node-a.deployment-api"},
 	}
 	for _, tc := range tests {
 		if errs := validation.IsDNS1123Subdomain(tc.got); len(errs) > 0 {

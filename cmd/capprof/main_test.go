@@ -95,7 +95,7 @@ func TestBadInput(t *testing.T) {
 		{"cluster bad workload", []string{"record", "--cluster", "web"}, `workload "web": want KIND/NAME`},
 		{"cluster bad selector", []string{"record", "--cluster", "-l", "app in (web"}, `-l "app in (web": `},
 		{"cluster wait without duration", []string{"record", "--cluster", "--wait", "deploy/web"}, "--wait needs --duration"},
-		{"cluster restart", []string{"record", "--cluster", "--restart", "deploy/web"}, "--restart with --cluster is not supported yet"},
+		{"cluster restart by selector", []string{"record", "--cluster", "--restart", "-l", "app=web"}, "--restart with --cluster restarts a workload: give it as KIND/NAME, not -l"},
 		{"cluster containers both ways", []string{"record", "--cluster", "--containers", "a", "--exclude-containers", "b", "deploy/web"}, "--containers and --exclude-containers exclude each other"},
 		{"wait without cluster", []string{"record", "-o", filepath.Join(dir, "p.json"), "--wait", "--", "/bin/true"}, "--wait applies to a cluster recording: give --cluster too"},
 		{"cluster missing kubeconfig", []string{"record", "--cluster", "--kubeconfig", missing, "deploy/web"}, `--kubeconfig "` + missing + `": stat`},

@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -34,9 +37,6 @@ const waitPoll = time.Second
 
 // checkCluster refuses what does not apply to a cluster recording.
 func (f *recordFlags) checkCluster(c *cli.Context) error {
-	if c.IsSet("restart") {
-		return errors.New("--restart with --cluster is not supported yet: once kubectl get capabilityrecordings shows the recording Recording, restart the workload yourself (kubectl rollout restart)")
-	}
 	for _, name := range []string{"output", "pods", "all-namespaces", "node", "runtime-endpoint", "events", "events-format", "events-filter",
 		"events-rate-limit", "name", "stop-timeout", "probe", "redact", "default-redaction", "progress"} {
 		if c.IsSet(name) {
@@ -53,6 +53,8 @@ func (f *recordFlags) checkCluster(c *cli.Context) error {
 		return errors.New("--cluster records a workload (KIND/NAME, like deploy/web) or the pods -l SELECTOR matches: give one")
 	case f.cluster.wait && f.duration == 0:
 		return errors.New("--wait needs --duration: a recording without one runs until it is deleted")
+	case f.restart && c.NArg() != 1:
+		return errors.New("--restart with --cluster restarts a workload: give it as KIND/NAME, not -l")
 	case c.IsSet("containers") && c.IsSet("exclude-containers"):
 		return errors.New("--containers and --exclude-containers exclude each other")
 	}
@@ -116,10 +118,82 @@ func (f *recordFlags) recordCluster(c *cli.Context) error {
 	}
 	fmt.Fprintf(c.App.Writer, "capabilityrecording.capprof.dev/%s\n", rec.Name)
 	fmt.Fprintf(c.App.ErrWriter, "capprof: created CapabilityRecording %s/%s: kubectl get capabilityrecordings -n %s %s\n", ns, rec.Name, ns, rec.Name)
+	if f.restart {
+		if err := f.restartArmed(c, cl, rec); err != nil {
+			return err
+		}
+	}
 	if !f.cluster.wait {
 		return nil
 	}
 	return waitComplete(c, cl, client.ObjectKeyFromObject(rec))
+}
+
+// armTimeout bounds the wait for the agents of the nodes that run the
+// workload's pods before --restart restarts it anyway.
+const armTimeout = time.Minute
+
+// restartArmed restarts the recording's workload as kubectl rollout restart
+// does, once the agent of every node that runs one of its pods has armed
+// the recording (written its node's result), so that the new pods are
+// recorded from their first instruction. A node whose agent does not arm it
+// within armTimeout is named: its new pods may be joined late, which their
+// coverage then says.
+func (f *recordFlags) restartArmed(c *cli.Context, cl client.Client, rec *v1alpha1.CapabilityRecording) error {
+	w := v1alpha1.Owner{Kind: rec.Spec.Workload.Kind, Name: rec.Spec.Workload.Name}
+	api, err := kube.NewAPISource(kube.APIConfig{Selection: kube.Selection{Namespace: rec.Namespace, Owner: &w, AllNodes: true},
+		Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Warnings: c.App.ErrWriter})
+	if err != nil {
+		return err
+	}
+	pods, err := api.Pods(c.Context)
+	var noMatch *kube.NoMatchError
+	if errors.As(err, &noMatch) {
+		fmt.Fprintf(c.App.ErrWriter, "capprof: warning: --restart: %s has no pod: nothing to restart\n", w.Kind+" "+w.Name)
+		return nil
+	} else if err != nil {
+		return err
+	}
+	targets, err := kube.RestartTargets(pods)
+	if err != nil {
+		return err
+	}
+	waiting := map[string]bool{}
+	for _, p := range pods {
+		if p.Node != "" {
+			waiting[p.Node] = true
+		}
+	}
+	fmt.Fprintf(c.App.ErrWriter, "capprof: waiting for the agents of node(s) %s to arm the recording\n", strings.Join(slices.Sorted(maps.Keys(waiting)), ", "))
+	deadline := time.Now().Add(armTimeout)
+	for len(waiting) > 0 && time.Now().Before(deadline) {
+		for node := range waiting {
+			var result v1alpha1.CapabilityNodeResult
+			ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)
+			err := cl.Get(ctx, client.ObjectKey{Namespace: rec.Namespace, Name: v1alpha1.NodeResultName(rec.Name, node, nil)}, &result)
+			cancel()
+			switch {
+			case err == nil:
+				delete(waiting, node)
+			case !apierrors.IsNotFound(err):
+				return clusterError("get", "capabilitynoderesults", rec.Namespace, "", err)
+			}
+		}
+		if len(waiting) > 0 {
+			time.Sleep(waitPoll)
+		}
+	}
+	if len(waiting) > 0 {
+		fmt.Fprintf(c.App.ErrWriter, "capprof: warning: no agent armed the recording on node(s) %s within %s: is capprof's agent DaemonSet running there? Their new pods may be joined late\n",
+			strings.Join(slices.Sorted(maps.Keys(waiting)), ", "), armTimeout)
+	}
+	for _, t := range targets {
+		if err := api.Restart(c.Context, t, time.Now()); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.ErrWriter, "capprof: restarted %s %s in namespace %q, as kubectl rollout restart does: its new pods are recorded from their first instruction\n", t.Kind, t.Name, t.Namespace)
+	}
+	return nil
 }
 
 // waitComplete waits until the recording is Complete, says how it went and
