@@ -35,11 +35,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/capprof/capprof/api/v1alpha1"
@@ -73,29 +71,17 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Node == "" {
 		return errors.New("no node name: give --node or set $NODE_NAME (the downward API's spec.nodeName)")
 	}
-	config, _, origin, err := kube.Config(cfg.Kube)
-	if err != nil {
-		return err
-	}
-	scheme, err := kube.Scheme()
-	if err != nil {
-		return err
-	}
-	ctrl.SetLogger(kube.Logger(cfg.Log))
-	mgr, err := ctrl.NewManager(config, manager.Options{
-		Scheme:  scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
+	mgr, origin, err := kube.Manager(cfg.Kube, cfg.Log, manager.Options{
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Only this node's results are read, each once: no cache of
 			// every node's.
 			DisableFor: []client.Object{&v1alpha1.CapabilityNodeResult{}},
 		}},
-		Logger: kube.Logger(cfg.Log),
 	})
 	if err != nil {
-		return fmt.Errorf("create the agent's Kubernetes client (%s): %w", origin, err)
+		return err
 	}
-	a := &agent{cfg: cfg, client: mgr.GetClient(), rest: config, sessions: map[types.UID]*session{}}
+	a := &agent{cfg: cfg, client: mgr.GetClient(), sessions: map[types.UID]*session{}}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("agent").For(&v1alpha1.CapabilityRecording{}).Complete(a); err != nil {
 		return err
 	}
@@ -109,7 +95,6 @@ func Run(ctx context.Context, cfg Config) error {
 type agent struct {
 	cfg    Config
 	client client.Client
-	rest   *rest.Config
 
 	mu       sync.Mutex
 	sessions map[types.UID]*session

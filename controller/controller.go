@@ -31,7 +31,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/capprof/capprof/api/v1alpha1"
@@ -57,28 +56,15 @@ const LeaseName = "capprof-controller"
 
 // Run merges until ctx ends.
 func Run(ctx context.Context, cfg Config) error {
-	config, _, origin, err := kube.Config(cfg.Kube)
-	if err != nil {
-		return err
-	}
-	scheme, err := kube.Scheme()
-	if err != nil {
-		return err
-	}
-	opts := manager.Options{
-		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: "0"},
-		Logger:                  kube.Logger(cfg.Log),
+	mgr, origin, err := kube.Manager(cfg.Kube, cfg.Log, manager.Options{
 		LeaderElection:          cfg.LeaderElection,
 		LeaderElectionID:        LeaseName,
 		LeaderElectionNamespace: cfg.LeaseNamespace,
 		// Let a standby take over at once when this one stops.
 		LeaderElectionReleaseOnCancel: true,
-	}
-	ctrl.SetLogger(kube.Logger(cfg.Log))
-	mgr, err := ctrl.NewManager(config, opts)
+	})
 	if err != nil {
-		return fmt.Errorf("create the controller's Kubernetes client (%s): %w", origin, err)
+		return err
 	}
 	r := &reconciler{client: mgr.GetClient(), cfg: cfg}
 	err = ctrl.NewControllerManagedBy(mgr).Named("capprof").

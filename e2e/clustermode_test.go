@@ -67,15 +67,7 @@ func crClient(t *testing.T, c *cluster.Cluster) client.Client {
 // crClientFor is a client of capprof's objects with a kubeconfig's rights.
 func crClientFor(t *testing.T, kubeconfig string) client.Client {
 	t.Helper()
-	config, _, _, err := kube.Config(kube.ClusterConfig{Kubeconfig: kubeconfig})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scheme, err := kube.Scheme()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := client.New(config, client.Options{Scheme: scheme})
+	cl, _, _, err := kube.Client(kube.ClusterConfig{Kubeconfig: kubeconfig})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -201,7 +201,7 @@ func TestPodsCapabilityRecordingValidation(t *testing.T) {
 		spec map[string]any
 		want string // "" for accepted
 	}{
-		{"workload", map[string]any{"workload": web, "duration": "2h", "restart": true, "containers": map[string]any{"exclude": []any{"istio-proxy"}}}, ""},
+		{"workload", map[string]any{"workload": web, "duration": "2h", "containers": map[string]any{"exclude": []any{"istio-proxy"}}}, ""},
 		{"selector", map[string]any{"selector": map[string]any{"matchLabels": map[string]any{"app": "web"}}}, ""},
 		{"both", map[string]any{"workload": web, "selector": map[string]any{}}, "give exactly one of workload and selector"},
 		{"neither", map[string]any{"duration": "1h"}, "give exactly one of workload and selector"},
@@ -222,6 +222,18 @@ func TestPodsCapabilityRecordingValidation(t *testing.T) {
 				t.Errorf("recording %s: startupWindow %q, want the default 10s", tc.name, window)
 			}
 		}
+	}
+
+	// A recording's spec cannot change: the agents record what it said.
+	rec, err := recordings.Get(context.Background(), "workload", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(rec.Object, "3h", "spec", "duration"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := recordings.Update(context.Background(), rec, metav1.UpdateOptions{}); err == nil || !strings.Contains(err.Error(), "a recording's spec cannot change") {
+		t.Errorf("changing a recording's duration: err %v, want it refused", err)
 	}
 
 	result := object("CapabilityNodeResult", v1alpha1.NodeResultName("workload", "node-a", nil), map[string]any{

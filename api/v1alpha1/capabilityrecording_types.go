@@ -29,6 +29,8 @@ type CapabilityRecording struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
+	// Spec cannot change once created: the agents record what it said.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="a recording's spec cannot change: delete the recording and create another"
 	Spec CapabilityRecordingSpec `json:"spec"`
 	// +optional
 	Status CapabilityRecordingStatus `json:"status,omitempty"`

@@ -337,15 +337,8 @@ func jsonSize(o client.Object) int {
 }
 
 func adminClient(c *cluster.Cluster) (client.Client, error) {
-	config, _, _, err := kube.Config(kube.ClusterConfig{Kubeconfig: c.Kubeconfig})
-	if err != nil {
-		return nil, err
-	}
-	scheme, err := kube.Scheme()
-	if err != nil {
-		return nil, err
-	}
-	return client.New(config, client.Options{Scheme: scheme})
+	cl, _, _, err := kube.Client(kube.ClusterConfig{Kubeconfig: c.Kubeconfig})
+	return cl, err
 }
 
 func printReport(w io.Writer, r *Report) {

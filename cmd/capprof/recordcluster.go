@@ -98,17 +98,9 @@ func (f *recordFlags) recordCluster(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	config, ns, origin, err := kube.Config(kube.ClusterConfig{Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Namespace: f.namespace})
+	cl, ns, origin, err := kube.Client(kube.ClusterConfig{Kubeconfig: f.kube.kubeconfig, Context: f.kube.context, Namespace: f.namespace})
 	if err != nil {
 		return err
-	}
-	scheme, err := kube.Scheme()
-	if err != nil {
-		return err
-	}
-	cl, err := client.New(config, client.Options{Scheme: scheme})
-	if err != nil {
-		return fmt.Errorf("create Kubernetes client (%s): %w", origin, err)
 	}
 	rec.Namespace = ns
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Second)

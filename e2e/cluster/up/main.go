@@ -26,11 +26,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
+	"github.com/capprof/capprof/kube"
 )
 
 // demoWork is what each demo replica does at its start, by node, before it
@@ -100,19 +100,14 @@ func playDemo(ctx context.Context, c *cluster.Cluster, nodes []string) error {
 	if err != nil {
 		return err
 	}
-	config, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	cl, _, _, err := kube.Client(kube.ClusterConfig{Kubeconfig: c.Kubeconfig})
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(config)
-	if err != nil {
-		return err
-	}
-	recordings := dyn.Resource(schema.GroupVersionResource{Group: "capprof.dev", Version: "v1alpha1", Resource: "capabilityrecordings"}).Namespace(ns)
 	fmt.Fprintln(os.Stderr, "up: the demo's replicas run once a CapabilityRecording exists in namespace demo")
 	for {
-		list, err := recordings.List(ctx, metav1.ListOptions{})
-		if err == nil && len(list.Items) > 0 {
+		var list v1alpha1.CapabilityRecordingList
+		if err := cl.List(ctx, &list, client.InNamespace(ns)); err == nil && len(list.Items) > 0 {
 			break
 		}
 		select {
