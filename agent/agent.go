@@ -131,8 +131,12 @@ func (a *agent) Reconcile(ctx context.Context, req reconcile.Request) (reconcile
 			return reconcile.Result{}, err
 		}
 	}
-	return reconcile.Result{}, nil
+	// Looked at again while it runs: a session that failed starts anew.
+	return reconcile.Result{RequeueAfter: resync}, nil
 }
+
+// resync is how often a running recording is looked at again.
+const resync = 30 * time.Second
 
 // start begins recording rec's pods on this node.
 func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) error {
@@ -184,9 +188,13 @@ func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) er
 func (a *agent) run(s *session, cfg recorder.PodsConfig) {
 	fmt.Fprintf(a.cfg.Log, "capprof: recording %s for CapabilityRecording %s/%s\n", cfg.Source.Describe(), s.key.Namespace, s.key.Name)
 	p, err := recorder.RunPods(cfg)
-	a.mu.Lock()
-	delete(a.sessions, s.uid)
-	a.mu.Unlock()
+	// Forgotten once its last write is done: a reconcile that finds no
+	// session after the end takes the agent for one that was down then.
+	defer func() {
+		a.mu.Lock()
+		delete(a.sessions, s.uid)
+		a.mu.Unlock()
+	}()
 	select {
 	case <-s.stop:
 		fmt.Fprintf(a.cfg.Log, "capprof: stopped recording for CapabilityRecording %s/%s\n", s.key.Namespace, s.key.Name)
@@ -194,7 +202,7 @@ func (a *agent) run(s *session, cfg recorder.PodsConfig) {
 	default:
 	}
 	if err != nil {
-		fmt.Fprintf(a.cfg.Log, "capprof: error: CapabilityRecording %s/%s: %v\n", s.key.Namespace, s.key.Name, err)
+		fmt.Fprintf(a.cfg.Log, "capprof: error: CapabilityRecording %s/%s: %v; starting again within %s\n", s.key.Namespace, s.key.Name, err, resync)
 		return
 	}
 	s.write(p, true)

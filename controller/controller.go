@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"time"
 
@@ -130,7 +131,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		return reconcile.Result{}, reconcile.TerminalError(err)
 	}
 	for i := range merged.Profiles {
-		if err := r.apply(ctx, &merged.Profiles[i]); err != nil {
+		if err := r.apply(ctx, &merged.Profiles[i], merged.Status.Phase == v1alpha1.RecordingComplete); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -166,8 +167,13 @@ func allConflicts(errs []error) bool {
 	return true
 }
 
-// apply creates the profile, or updates it when it changed.
-func (r *reconciler) apply(ctx context.Context, want *v1alpha1.CapabilityProfile) error {
+// endTimeRefresh is how stale a profile's recording end time may grow
+// while only it changes: every node's flush moves it, and rewriting every
+// profile of a recording at each would be most of the controller's writes.
+const endTimeRefresh = time.Minute
+
+// apply creates the profile, or updates it when it changed (see update).
+func (r *reconciler) apply(ctx context.Context, want *v1alpha1.CapabilityProfile, final bool) error {
 	var have v1alpha1.CapabilityProfile
 	err := r.client.Get(ctx, client.ObjectKeyFromObject(want), &have)
 	switch {
@@ -179,12 +185,35 @@ func (r *reconciler) apply(ctx context.Context, want *v1alpha1.CapabilityProfile
 	case err != nil:
 		return err
 	}
-	if reflect.DeepEqual(have.Spec, want.Spec) && reflect.DeepEqual(have.Status, want.Status) && reflect.DeepEqual(have.Labels, want.Labels) {
+	updated, ok := update(&have, want, final)
+	if !ok {
 		return nil
 	}
-	have.Spec, have.Status, have.Labels = want.Spec, want.Status, want.Labels
+	have = *updated
 	if err := r.client.Update(ctx, &have); err != nil {
 		return fmt.Errorf("update CapabilityProfile %s/%s: %w", want.Namespace, want.Name, err)
 	}
 	return nil
+}
+
+// update is the profile have becomes to say what want says, the user's own
+// labels kept; false when it need not be written: nothing changed, or only
+// its end time, by less than endTimeRefresh, while the recording is not
+// complete (final).
+func update(have, want *v1alpha1.CapabilityProfile, final bool) (*v1alpha1.CapabilityProfile, bool) {
+	labels := maps.Clone(have.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, want.Labels)
+	out := have.DeepCopy()
+	out.Spec, out.Status, out.Labels = want.Spec, want.Status, labels
+	haveEnd, wantEnd := have.Spec.Recording.EndTime.Time, want.Spec.Recording.EndTime.Time
+	sameButEnd := have.DeepCopy()
+	sameButEnd.Spec.Recording.EndTime = want.Spec.Recording.EndTime
+	if reflect.DeepEqual(sameButEnd.Spec, want.Spec) && reflect.DeepEqual(have.Status, want.Status) && maps.Equal(have.Labels, labels) &&
+		(haveEnd.Equal(wantEnd) || !final && wantEnd.Sub(haveEnd) < endTimeRefresh) {
+		return nil, false
+	}
+	return out, true
 }

@@ -186,8 +186,8 @@ func conditions(s *v1alpha1.CapabilityRecordingStatus, generation int64, p *v1al
 		set(v1alpha1.ConditionComplete, true, "AllResultsMerged", fmt.Sprintf("the profiles hold what %d node(s) recorded", s.NodeCount))
 	}
 	var why []string
-	if s.Pods.Partial > 0 {
-		why = append(why, fmt.Sprintf("%d pod(s) were already running when recorded: their start is missing", s.Pods.Partial))
+	if late := s.Pods.Observed - s.Pods.FromStart; late > 0 {
+		why = append(why, fmt.Sprintf("%d pod(s) were already running when recorded: their start is missing", late))
 	}
 	for _, g := range p.Metadata.Gaps {
 		why = append(why, fmt.Sprintf("node %s recorded nothing for %s (its agent was down)", g.Node, g.To.Sub(g.From.Time).Round(time.Second)))

@@ -148,6 +148,9 @@ func TestMerge(t *testing.T) {
 			if (tc.degraded == "") != (degraded.Status == metav1.ConditionFalse) || !strings.Contains(degraded.Message, tc.degraded) {
 				t.Errorf("Degraded %s %q; want %q", degraded.Status, degraded.Message, tc.degraded)
 			}
+			if tc.pods.Observed == tc.pods.FromStart && strings.Contains(degraded.Message, "already running") {
+				t.Errorf("Degraded %q speaks of pods joined late; none was", degraded.Message)
+			}
 			var wantRecheck time.Time
 			if tc.recheck > 0 {
 				wantRecheck = created.Add(tc.recheck)
@@ -193,6 +196,40 @@ func TestMergeKeepsTransitionTimes(t *testing.T) {
 	for i, c := range again.Status.Conditions {
 		if !c.LastTransitionTime.Equal(&first.Status.Conditions[i].LastTransitionTime) || c != first.Status.Conditions[i] {
 			t.Errorf("condition %s changed: %+v, was %+v", c.Type, c, first.Status.Conditions[i])
+		}
+	}
+}
+
+func TestUpdate(t *testing.T) {
+	profile := func(end time.Duration, required string, labels map[string]string) *v1alpha1.CapabilityProfile {
+		p := &v1alpha1.CapabilityProfile{Spec: v1alpha1.CapabilityProfileSpec{Recording: v1alpha1.Metadata{EndTime: v1alpha1.Time{Time: created.Add(end)}}},
+			Status: v1alpha1.CapabilityProfileStatus{Required: required}}
+		p.Labels = labels
+		return p
+	}
+	ours := map[string]string{v1alpha1.RecordingLabel: "web-x"}
+	for _, tc := range []struct {
+		name       string
+		have, want *v1alpha1.CapabilityProfile
+		final      bool
+		write      bool
+	}{
+		{"unchanged", profile(time.Minute, "a=none", ours), profile(time.Minute, "a=none", ours), false, false},
+		{"only the end, a little", profile(time.Minute, "a=none", ours), profile(time.Minute+10*time.Second, "a=none", ours), false, false},
+		{"only the end, a little, complete", profile(time.Minute, "a=none", ours), profile(time.Minute+10*time.Second, "a=none", ours), true, true},
+		{"only the end, a while", profile(time.Minute, "a=none", ours), profile(2*time.Minute, "a=none", ours), false, true},
+		{"the advice", profile(time.Minute, "a=none", ours), profile(time.Minute, "a=CHOWN", ours), false, true},
+		{"our label missing", profile(time.Minute, "a=none", nil), profile(time.Minute, "a=none", ours), false, true},
+		{"the user's label", profile(time.Minute, "a=none", map[string]string{"team": "shop", v1alpha1.RecordingLabel: "web-x"}), profile(time.Minute, "a=none", ours), false, false},
+	} {
+		got, write := update(tc.have, tc.want, tc.final)
+		if write != tc.write {
+			t.Errorf("%s: write %v, want %v", tc.name, write, tc.write)
+			continue
+		}
+		if write && (got.Status != tc.want.Status || !got.Spec.Recording.EndTime.Equal(tc.want.Spec.Recording.EndTime.Time) || got.Labels[v1alpha1.RecordingLabel] != "web-x" ||
+			got.Labels["team"] != tc.have.Labels["team"]) {
+			t.Errorf("%s: updated to %+v", tc.name, got)
 		}
 	}
 }

@@ -179,11 +179,10 @@ func TestClusterMode(t *testing.T) {
 	}
 
 	rs, hash := deployment(t, c, ns)
-	created := capprof(t, "record", "--cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web", "--duration", "45s", "--startup", "1s")
-	if created.code != 0 || !strings.HasPrefix(created.stdout, "capabilityrecording.capprof.dev/web-") {
-		t.Fatalf("record --cluster: exit %d, stdout %q, stderr %q", created.code, created.stdout, created.stderr)
-	}
-	recName := strings.TrimPrefix(strings.TrimSpace(created.stdout), "capabilityrecording.capprof.dev/")
+	// record --cluster --wait runs through the whole recording.
+	waiting := startDaemon(t, "record", "--cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web", "--duration", "45s", "--startup", "1s", "--wait")
+	waiting.waitFor(t, "capprof: created CapabilityRecording "+ns+"/web-")
+	recName, _, _ := strings.Cut(strings.SplitN(waiting.log(), "capprof: created CapabilityRecording "+ns+"/", 2)[1], ":")
 	recKey := client.ObjectKey{Namespace: ns, Name: recName}
 	var rec v1alpha1.CapabilityRecording
 	getRec := func() {
@@ -279,12 +278,23 @@ func TestClusterMode(t *testing.T) {
 		t.Fatalf("phase %s while recording, want Recording", rec.Status.Phase)
 	}
 
-	// --wait on another recording would take its whole duration: this one is
-	// waited for by polling, as --wait does.
-	eventually(t, 90*time.Second, "the recording completes", func() (bool, string) {
-		getRec()
-		return meta.IsStatusConditionTrue(rec.Status.Conditions, v1alpha1.ConditionComplete), string(rec.Status.Phase)
-	})
+	// record --cluster --wait ends with the recording, and prints its
+	// profile and what is missing.
+	select {
+	case err := <-waiting.done:
+		waiting.done <- err // for its cleanup
+		if err != nil {
+			t.Fatalf("record --cluster --wait: %v\n%s", err, waiting.log())
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("record --cluster --wait did not end within 90s:\n%s", waiting.log())
+	}
+	if out := waiting.stdout.String(); !strings.Contains(out, "capabilityrecording.capprof.dev/"+recName+"\n") ||
+		!regexp.MustCompile(`deployment-web +server=CHOWN,SETUID,NET_BIND_SERVICE +baseline +3/3 from start`).MatchString(out) ||
+		!strings.Contains(waiting.log(), "capprof: warning: node node-b recorded nothing for") {
+		t.Errorf("record --cluster --wait printed:\n%s\n%s", out, waiting.log())
+	}
+	getRec()
 	if rec.Status.NodeCount != 3 || rec.Status.Pods.Observed != 3 || rec.Status.Pods.Partial != 1 || rec.Status.Pods.FromStart != 3 ||
 		!slices.Equal(rec.Status.Profiles, []string{"deployment-web"}) || rec.Status.ObservedGeneration != rec.Generation {
 		t.Errorf("status %+v; want 3 nodes, 3 pods observed, all from start, 1 partial (node-b's, with a gap), profile deployment-web", rec.Status)

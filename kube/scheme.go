@@ -41,6 +41,9 @@ func Client(cfg ClusterConfig) (client.Client, string, string, error) {
 	if err != nil {
 		return nil, "", "", err
 	}
+	// The client logs nothing capprof's errors do not say; without a
+	// logger, controller-runtime prints a stack after 30 s to say it has none.
+	ctrl.SetLogger(logr.Discard())
 	cl, err := client.New(config, client.Options{Scheme: scheme})
 	if err != nil {
 		return nil, "", "", fmt.Errorf("create Kubernetes client (%s): %w", origin, err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -215,8 +216,8 @@ func waitComplete(c *cli.Context, cl client.Client, key client.ObjectKey) error 
 		}
 		select {
 		case <-tick.C:
-		case <-signals:
-			return fmt.Errorf("stopped waiting; the recording goes on: kubectl get capabilityrecordings -n %s %s", key.Namespace, key.Name)
+		case sig := <-signals:
+			return waitStopped{signal: sig.(syscall.Signal), key: key}
 		}
 	}
 	if d := meta.FindStatusCondition(rec.Status.Conditions, v1alpha1.ConditionDegraded); d != nil && d.Status == metav1.ConditionTrue {
@@ -239,6 +240,19 @@ func waitComplete(c *cli.Context, cl client.Client, key client.ObjectKey) error 
 	}
 	return w.Flush()
 }
+
+// waitStopped is --wait stopped by a signal: capprof exits 128+N, and the
+// recording goes on.
+type waitStopped struct {
+	signal syscall.Signal
+	key    client.ObjectKey
+}
+
+func (e waitStopped) Error() string {
+	return fmt.Sprintf("received %s: stopped waiting; the recording goes on: kubectl get capabilityrecordings -n %s %s", unix.SignalName(e.signal), e.key.Namespace, e.key.Name)
+}
+
+func (e waitStopped) ExitStatus() int { return 128 + int(e.signal) }
 
 // clusterError says what failed and what to do.
 func clusterError(verb, resource, ns, origin string, err error) error {
