@@ -44,7 +44,7 @@ const guestTimeout = 45 * time.Minute
 // covers.
 // go test splits the pattern at its slash into one per level: the one
 // subtest, TestAccuracyCorpus/pod_serve, comes last.
-const e2eSkip = "TestPods|TestManifest|TestPodSecurity|" +
+const e2eSkip = "TestPods|TestManifest|TestPodSecurity|TestCluster|" +
 	"TestOutputsIntoSpecialFiles|TestOutputModes|TestFullDisk|TestRedaction|TestHostileNames|TestOneInterruptPerCtrlC|TestSecondSignalQuitsWhileSaving|" +
 	"TestVerify|" +
 	"TestAccuracyCorpus/pod_serve"
