@@ -49,10 +49,12 @@ type collector struct {
 	// procExec maps a live process to its Exec entry, so its exit status
 	// lands there; a forked child inherits its parent's until it execs.
 	procExec map[uint32]*v1alpha1.Exec
-	parts    map[uint64]*v1alpha1.Container // by cgroup id
+	// cgroups are those with an event: each that is named has an entry in
+	// the profile, even one that made no check.
+	cgroups map[uint64]bool
 	// execs, changes and uids are aggregated as they come, by cgroup: a
 	// workload that runs /bin/true a million times makes one entry, not a
-	// million. parts[] gets them at the end.
+	// million. containers() adds them to the entries.
 	execs   map[uint64]map[execKey]*v1alpha1.Exec
 	changes map[uint64]map[v1alpha1.CredentialChange]int64 // by the change, its count left zero
 	uids    map[uint64]map[uint32]bool
@@ -78,7 +80,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		stacks:      map[bpf.CheckKey]map[string][]uint64{},
 		firstSeen:   map[bpf.CheckKey]bool{},
 		procExec:    map[uint32]*v1alpha1.Exec{},
-		parts:       map[uint64]*v1alpha1.Container{},
+		cgroups:     map[uint64]bool{},
 		execs:       map[uint64]map[execKey]*v1alpha1.Exec{},
 		changes:     map[uint64]map[v1alpha1.CredentialChange]int64{},
 		uids:        map[uint64]map[uint32]bool{},
@@ -173,13 +175,6 @@ func (c *collector) namePath(id bpf.ExeID, path string) {
 	}
 }
 
-func (c *collector) part(cgroupID uint64) *v1alpha1.Container {
-	if c.parts[cgroupID] == nil {
-		c.parts[cgroupID] = &v1alpha1.Container{}
-	}
-	return c.parts[cgroupID]
-}
-
 // handle adds an event to what the profile is built from (see dispatcher).
 func (c *collector) handle(ev bpf.Event) {
 	c.state.Lock()
@@ -195,7 +190,7 @@ func (c *collector) handle(ev bpf.Event) {
 		if e.ExePath != "" {
 			c.namePath(e.Key.Exe, e.ExePath)
 		}
-		c.part(e.CgroupID)
+		c.cgroups[e.CgroupID] = true
 		// The runtime (runc init) runs as root before it drops to the
 		// workload's user: its uid says nothing about runAsNonRoot.
 		if !e.Key.RuntimeInit {
@@ -206,7 +201,7 @@ func (c *collector) handle(ev bpf.Event) {
 		c.addStack(e.Key, e.Stack)
 	case *bpf.Exec:
 		c.namePath(e.Exe, e.ExePath)
-		c.part(e.CgroupID)
+		c.cgroups[e.CgroupID] = true
 		x := v1alpha1.Exec{
 			Executable: e.ExePath,
 			UID:        e.After.UID, EUID: e.After.EUID, GID: e.After.GID, EGID: e.After.EGID,
@@ -243,7 +238,7 @@ func (c *collector) handle(ev bpf.Event) {
 			delete(c.procExec, e.TGID)
 		}
 	case *bpf.CredChange:
-		c.part(e.CgroupID)
+		c.cgroups[e.CgroupID] = true
 		change := v1alpha1.CredentialChange{
 			Executable: c.executable(e.Exe), Syscall: changeSyscall(e), Source: credentialSource(e.FromCommit),
 			Before: credentials(e.Before), After: credentials(e.After),
@@ -318,14 +313,14 @@ func (c *collector) executable(id bpf.ExeID) string {
 func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) ([]v1alpha1.Container, error) {
 	c.state.Lock()
 	defer c.state.Unlock()
-	parts := make(map[uint64]*v1alpha1.Container, len(c.parts))
+	parts := make(map[uint64]*v1alpha1.Container, len(c.cgroups))
 	part := func(id uint64) *v1alpha1.Container {
 		if parts[id] == nil {
 			parts[id] = &v1alpha1.Container{}
 		}
 		return parts[id]
 	}
-	for id := range c.parts {
+	for id := range c.cgroups {
 		part(id)
 	}
 	var symbols *kernelSymbols
