@@ -238,7 +238,7 @@ func (a *agent) closeResult(ctx context.Context, rec *v1alpha1.CapabilityRecordi
 	if apierrors.IsNotFound(err) {
 		return nil // nothing was recorded here
 	}
-	if err != nil || result.Spec.Final || !ownedBy(&result, rec) {
+	if err != nil || result.Spec.Final || !result.Of(rec.UID) {
 		return err
 	}
 	if from := result.Spec.UpdateTime.Time; from.Before(end) {
@@ -248,12 +248,6 @@ func (a *agent) closeResult(ctx context.Context, rec *v1alpha1.CapabilityRecordi
 	result.Spec.Final = true
 	result.Spec.UpdateTime = v1alpha1.Time{Time: time.Now().UTC().Truncate(time.Millisecond)}
 	return a.client.Update(ctx, &result)
-}
-
-// ownedBy reports whether a result is of this recording, not of an earlier
-// one of the same name.
-func ownedBy(result *v1alpha1.CapabilityNodeResult, rec *v1alpha1.CapabilityRecording) bool {
-	return result.Labels[v1alpha1.RecordingUIDLabel] == string(rec.UID)
 }
 
 // newSessionID names an agent's session of a recording.

@@ -155,7 +155,7 @@ func (s *session) put(ctx context.Context, spec v1alpha1.CapabilityNodeResultSpe
 		delete(s.written, name)
 		var cur v1alpha1.CapabilityNodeResult
 		if err := s.client.Get(ctx, types.NamespacedName{Namespace: s.key.Namespace, Name: name}, &cur); err == nil {
-			if cur.Labels[v1alpha1.RecordingUIDLabel] == string(s.uid) {
+			if cur.Of(s.uid) {
 				s.written[name] = &cur
 			} else if err := s.client.Delete(ctx, &cur); err != nil && !apierrors.IsNotFound(err) { // an earlier recording's of the same name
 				s.log("warning: replace node %q's result %s/%s of an earlier recording: %v", s.node, s.key.Namespace, name, err)

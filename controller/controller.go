@@ -114,7 +114,7 @@ func (r *reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		result := &list.Items[i]
 		switch {
 		case result.Spec.Recording != req.Name:
-		case !gone && result.Labels[v1alpha1.RecordingUIDLabel] == string(rec.UID):
+		case !gone && result.Of(rec.UID):
 			results = append(results, *result)
 		default: // of a deleted recording, or of an earlier one of the same name
 			if err := r.client.Delete(ctx, result); err != nil && !apierrors.IsNotFound(err) {

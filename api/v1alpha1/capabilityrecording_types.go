@@ -8,6 +8,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -119,6 +120,12 @@ func (f *ContainerFilter) Keeps(name string) bool {
 // recording, so that a later recording of the same name does not take an
 // earlier one's results for its own.
 const RecordingUIDLabel = "capprof.dev/recording-uid"
+
+// Of reports whether the result is of the recording with this uid, not of
+// an earlier one of the same name.
+func (r *CapabilityNodeResult) Of(recording types.UID) bool {
+	return r.Labels[RecordingUIDLabel] == string(recording)
+}
 
 // RecordingLabel is on a CapabilityProfile a recording produced: the
 // recording's name, when it fits a label value.
