@@ -12,7 +12,9 @@ package agent
 // The agent's least privilege, which controller-gen writes as the
 // ClusterRole capprof-agent (make generate): it reads recordings and the
 // pods of its node (with their ReplicaSets' and Jobs' owners), and writes
-// node results; deploy/rbac/node-policy.yaml holds it to its own node's.
+// node results; the Helm chart's admission policy
+// (deploy/helm/capprof/templates/node-policy.yaml) holds it to its own
+// node's.
 //
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilityrecordings,verbs=get;list;watch
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilitynoderesults,verbs=get;list;create;update;delete
@@ -20,7 +22,7 @@ package agent
 // +kubebuilder:rbac:groups=apps,resources=replicasets,verbs=get
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get
 
-//go:generate go tool controller-gen rbac:roleName=capprof-agent paths=. output:rbac:dir=../deploy/rbac/agent
+//go:generate go tool controller-gen rbac:roleName=capprof-agent paths=. output:rbac:dir=../deploy/helm/capprof/files/rbac/agent
 
 import (
 	"context"
@@ -71,6 +73,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Node == "" {
 		return errors.New("no node name: give --node or set $NODE_NAME (the downward API's spec.nodeName)")
 	}
+	// An agent that cannot record fails now, saying why, and its pod
+	// shows it, rather than at the first recording.
+	backend, err := recorder.CheckCanRecord(cfg.Probe, cfg.Log)
+	if err != nil {
+		return fmt.Errorf("the agent cannot record on node %q: %w", cfg.Node, err)
+	}
 	mgr, origin, err := kube.Manager(cfg.Kube, cfg.Log, manager.Options{
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Only this node's results are read, each once: no cache of
@@ -85,7 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := ctrl.NewControllerManagedBy(mgr).Named("agent").For(&v1alpha1.CapabilityRecording{}).Complete(a); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Log, "capprof: agent of node %q watching CapabilityRecordings (%s)\n", cfg.Node, origin)
+	fmt.Fprintf(cfg.Log, "capprof: agent of node %q (probe %s) watching CapabilityRecordings (%s)\n", cfg.Node, backend, origin)
 	err = mgr.Start(ctx)
 	a.stopAll()
 	return err
@@ -178,6 +186,7 @@ func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) er
 			// The first write, once armed, tells the controller that this
 			// node records from now on.
 			Checkpoint: func(p *v1alpha1.Profile) { s.write(p, false) }, CheckpointPeriod: a.cfg.Flush,
+			RequireClassification: true,
 		})
 	}()
 	return nil

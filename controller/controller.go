@@ -8,14 +8,14 @@ package controller
 
 // The controller's least privilege, which controller-gen writes as the
 // ClusterRole capprof-controller (make generate); its Lease and events are
-// granted in its own namespace (deploy/rbac/bindings.yaml).
+// granted in its own namespace (the Helm chart deploy/helm/capprof).
 //
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilityrecordings,verbs=get;list;watch
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilityrecordings/status,verbs=update
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilitynoderesults,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=capprof.dev,resources=capabilityprofiles,verbs=get;list;watch;create;update
 
-//go:generate go tool controller-gen rbac:roleName=capprof-controller paths=. output:rbac:dir=../deploy/rbac/controller
+//go:generate go tool controller-gen rbac:roleName=capprof-controller paths=. output:rbac:dir=../deploy/helm/capprof/files/rbac/controller
 
 import (
 	"context"

@@ -90,38 +90,6 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() (bo
 	}
 }
 
-// installClusterRBAC applies deploy/rbac: the namespace capprof-system,
-// the agent's and controller's service accounts with their generated
-// ClusterRoles, the users' roles, and the policy that holds agents to their
-// own node.
-func installClusterRBAC(t *testing.T, c *cluster.Cluster) {
-	t.Helper()
-	paths, err := filepath.Glob("../deploy/rbac/*.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	generated, err := filepath.Glob("../deploy/rbac/*/role.yaml")
-	if err != nil || len(paths) < 2 || len(generated) != 2 {
-		t.Fatalf("deploy/rbac: %v, %v (%v)", paths, generated, err)
-	}
-	dyn := dynamicClient(t, c)
-	for _, path := range append(paths, generated...) {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, obj := range decodeObjects(t, string(data)) {
-			gvr, ok := resources[obj.GetKind()]
-			if !ok {
-				t.Fatalf("%s: kind %s unknown to the test", path, obj.GetKind())
-			}
-			if _, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Apply(context.Background(), obj.GetName(), obj, applyOptions(nil)); err != nil {
-				t.Fatalf("apply %s %s from %s: %v", obj.GetKind(), obj.GetName(), path, err)
-			}
-		}
-	}
-}
-
 // agentKubeconfig is the credentials of node's agent as its DaemonSet pod
 // would have them: a token of the capprof-agent service account bound to a
 // pod on that node (the pod is only an API object; the agent runs here as a

@@ -24,11 +24,15 @@ var (
 	profileResource = schema.GroupVersionResource{Group: "capprof.dev", Version: "v1alpha1", Resource: "capabilityprofiles"}
 )
 
-// installCRDs creates the CustomResourceDefinitions of deploy/crds, as
+// crdDir holds the CustomResourceDefinitions that controller-gen writes
+// into the Helm chart.
+const crdDir = "../deploy/helm/capprof/crds"
+
+// installCRDs creates the CustomResourceDefinitions of the chart, as
 // controller-gen generated them, and waits until the API serves them.
 func installCRDs(t *testing.T, c *cluster.Cluster) {
 	t.Helper()
-	if err := c.InstallCRDs(context.Background(), "../deploy/crds"); err != nil {
+	if err := c.InstallCRDs(context.Background(), crdDir); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,7 +49,7 @@ func TestPodsCapabilityProfileObjects(t *testing.T) {
 
 	// Before the CRDs are installed, --from-cluster says what is missing.
 	r := capprof(t, "analyze", "--from-cluster", "-n", ns, "--kubeconfig", c.Kubeconfig, "deploy/web")
-	if installed := crdInstalled(t, c); !installed && (r.code == 0 || !strings.Contains(r.stderr, "the cluster has no CapabilityProfile API: install capprof's CRDs")) {
+	if installed := crdInstalled(t, c); !installed && (r.code == 0 || !strings.Contains(r.stderr, "the cluster has no CapabilityProfile API: install capprof (kubectl apply --server-side -f deploy/capprof.yaml")) {
 		t.Fatalf("analyze --from-cluster without the CRDs: exit %d, stderr %q", r.code, r.stderr)
 	}
 	installCRDs(t, c)

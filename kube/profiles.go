@@ -77,7 +77,7 @@ func (c *ProfileClient) Get(ctx context.Context, ref string) (data []byte, what 
 	case err == nil:
 		return data, what, nil
 	case apierrors.IsNotFound(err) && errors.As(err, &status) && notAnAPI(status.Status()):
-		return nil, what, fmt.Errorf("get %s (%s): the cluster has no CapabilityProfile API: install capprof's CRDs (kubectl apply -f deploy/crds)", what, c.origin)
+		return nil, what, fmt.Errorf("get %s (%s): the cluster has no CapabilityProfile API: install capprof (kubectl apply --server-side -f deploy/capprof.yaml, or its Helm chart deploy/helm/capprof)", what, c.origin)
 	case apierrors.IsNotFound(err):
 		return nil, what, fmt.Errorf("get %s (%s): not found: no profile of %s %s in namespace %q; kubectl get capabilityprofiles -n %s lists the profiles there", what, c.origin, workload.Kind, escape.Name(workload.Name), c.namespace, c.namespace)
 	case apierrors.IsForbidden(err):

@@ -51,6 +51,27 @@ func cgroup2Mount() (string, error) {
 	return "", errors.New("no cgroup2 filesystem is mounted (checked /proc/self/mountinfo): capprof needs cgroup v2; mount it with: mount -t cgroup2 none /sys/fs/cgroup/unified")
 }
 
+// podCgroupRoot is the root of the cgroup v2 hierarchy, below which the
+// kubelet makes every pod's cgroup. A cgroup2 mount of only part of it,
+// as a container in its own cgroup namespace has at /sys/fs/cgroup, shows
+// no other pod; the hierarchy's root cgroup is the one whose id (its
+// directory's inode number) is 1.
+func podCgroupRoot() (string, error) {
+	const hint = "in a container, mount the node's /sys/fs/cgroup there (a read-only hostPath volume)"
+	root, err := cgroup2Mount()
+	if err != nil {
+		return "", fmt.Errorf("%w; %s", err, hint)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		return "", fmt.Errorf("cgroup2 filesystem: %w", err)
+	}
+	if st.Ino != 1 {
+		return "", fmt.Errorf("the cgroup2 filesystem at %s is part of the hierarchy, not its root (a cgroup namespace's view): no other pod's cgroup is seen there; %s", root, hint)
+	}
+	return root, nil
+}
+
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).
 func unescapeMountPath(s string) string {
 	if !strings.Contains(s, `\`) {

@@ -57,6 +57,12 @@ type PodsConfig struct {
 	// ends with a profile of no containers, not an error.
 	Checkpoint       func(*v1alpha1.Profile)
 	CheckpointPeriod time.Duration
+	// RequireClassification refuses to record when the kernel's silent
+	// checks could not be told from real use (no probe that sees their
+	// audit options, no kernel symbols to class their call stacks): the
+	// agent's results must not carry a spurious SYS_ADMIN. record warns
+	// instead.
+	RequireClassification bool
 }
 
 // Restarter restarts a workload as `kubectl rollout restart` does.
@@ -109,7 +115,7 @@ func RunPods(cfg PodsConfig) (*v1alpha1.Profile, error) {
 
 // runPods records the selected pods; finish ends the recording.
 func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata, what string) error) error {
-	cgroupRoot, err := cgroup2Mount()
+	cgroupRoot, err := podCgroupRoot()
 	if err != nil {
 		return err
 	}
@@ -128,7 +134,7 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	}
 
 	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
-		events: cfg.Events, node: cfg.Node, pods: true})
+		events: cfg.Events, node: cfg.Node, pods: true, requireClassification: cfg.RequireClassification})
 	if err != nil {
 		return err
 	}

@@ -202,19 +202,31 @@ type recordingOptions struct {
 	events   *EventsConfig
 	node     string
 	pods     bool // recording pods, not a command
+	// requireClassification refuses to record when the probe cannot tell the
+	// kernel's silent checks from real use: no audit options, and no
+	// kernel symbols to classify call stacks with.
+	requireClassification bool
 }
 
 // startRecording loads and attaches the probe and starts reading its events.
 // Targets are added afterwards; until then nothing is recorded.
 func startRecording(opts recordingOptions) (*recording, error) {
 	symbolsErr := checkKernelSymbols(kallsymsPath)
-	if symbolsErr != nil {
+	if symbolsErr != nil && !opts.requireClassification {
 		fmt.Fprintf(opts.progress, "capprof: warning: %v: the tracepoint probe's checks cannot be told apart by their call stacks (the kernel's silent probes from real use): they are classed unknown, and --probe auto prefers fexit and kprobe, which see the checks' options\n", symbolsErr)
 	}
 	probe, err := bpf.Open(bpf.Options{Startup: opts.startup, Backend: opts.backend,
 		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events), PreferAuditOptions: symbolsErr != nil})
 	if err != nil {
-		return nil, err
+		return nil, explainProbeFailure(err)
+	}
+	if symbolsErr != nil && opts.requireClassification && !probe.Backend().SeesAuditOptions() {
+		probe.Close()
+		if lacking(unix.CAP_SYSLOG) != 0 {
+			symbolsErr = fmt.Errorf("capprof lacks SYSLOG (in a container, add it to securityContext.capabilities.add): %w", symbolsErr)
+		}
+		return nil, fmt.Errorf("%w: with the %s probe, the kernel's silent checks (every private writable mmap checks SYS_ADMIN) could not be told from real use, "+
+			"and every recorded workload would seem to need them", symbolsErr, probe.Backend())
 	}
 	self, err := bpf.ExeIDOf("/proc/self/exe")
 	if err != nil {

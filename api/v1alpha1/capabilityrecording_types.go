@@ -210,8 +210,8 @@ type CapabilityRecordingList struct {
 // workload's containers merged over its pods there: so an object's size is
 // bounded by one workload's containers, whatever the node runs, and a
 // result no pod changed is not written again. Only that node's agent writes
-// them (the admission policy deploy/rbac installs holds agents to their own
-// node), and the recording owns them, so they outlive the pods and go with
+// them (the admission policy of capprof's Helm chart holds agents to their
+// own node), and the recording owns them, so they outlive the pods and go with
 // the recording.
 //
 // +kubebuilder:object:root=true

@@ -6,11 +6,11 @@
 // package profile's.
 //
 // controller-gen writes the deep copies (zz_generated.deepcopy.go) and the
-// CustomResourceDefinitions (deploy/crds) from the kubebuilder markers;
+// CustomResourceDefinitions (deploy/helm/capprof/crds) from the kubebuilder markers;
 // make generate runs it and CI fails when the committed output is stale.
 //
 // +kubebuilder:object:generate=true
 // +groupName=capprof.dev
 package v1alpha1
 
-//go:generate go tool controller-gen object crd paths=. output:crd:dir=../../deploy/crds
+//go:generate go tool controller-gen object crd paths=. output:crd:dir=../../deploy/helm/capprof/crds

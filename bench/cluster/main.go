@@ -58,7 +58,7 @@ func main() {
 	busybox := flag.String("busybox", "", "static busybox (make e2e-deps)")
 	workload := flag.String("workload", "", "static e2e/workload binary")
 	template := flag.String("template", "render/testdata/web.json", "a profile whose first container every simulated container copies")
-	crds := flag.String("crds", "deploy/crds", "the CRDs")
+	crds := flag.String("crds", "deploy/helm/capprof/crds", "the CRDs")
 	jsonOut := flag.String("json", "bin/bench-cluster.json", "where to write the JSON report")
 	nodes := flag.Int("nodes", 30, "simulated nodes")
 	pods := flag.Int("pods", 300, "simulated pods, spread evenly over the nodes, one replica of each workload per node")

@@ -25,8 +25,8 @@ func exportCommand() *cli.Command {
 		Description: "Writes one CapabilityProfile object per workload (namespace and owner) of a pod\n" +
 			"recording, with its status (required capabilities, Pod Security level, coverage) filled\n" +
 			"in: capprof export web.json | kubectl apply -f - publishes it, and analyze, patch and\n" +
-			"diff --from-cluster read it back. The CRD is deploy/crds. A command's recording belongs\n" +
-			"to no workload and is refused.",
+			"diff --from-cluster read it back (install capprof's CRDs first: deploy/capprof.yaml). A\n" +
+			"command's recording belongs to no workload and is refused.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "yaml", Destination: &f.output, Usage: "output format: " + strings.Join(render.ObjectFormats, ", ")},
 		},

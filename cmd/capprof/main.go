@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -53,6 +54,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// capprof's messages name what workloads and profiles name: escaped.
 	stderr = escape.NewWriter(stderr)
 	app := newApp(stdin, stdout, stderr)
+	if len(args) > 0 && isKubectlPlugin(args[0]) {
+		asKubectlPlugin(app)
+	}
 	err := app.Run(flagsFirst(app, args))
 	var code exitCode
 	var status statusError
@@ -126,6 +130,35 @@ func newApp(stdin io.Reader, stdout, stderr io.Writer) *cli.App {
 	}
 }
 
+// pluginName is the file name kubectl finds capprof by: installed as
+// kubectl-capprof on the PATH (krew does that), `kubectl capprof VERB ...`
+// runs it with argv[0] its path and the arguments after "capprof".
+const pluginName = "kubectl-capprof"
+
+// isKubectlPlugin says whether capprof runs as kubectl's plugin: named
+// kubectl-capprof (kubectl-capprof.exe on Windows).
+func isKubectlPlugin(argv0 string) bool {
+	return strings.TrimSuffix(filepath.Base(argv0), ".exe") == pluginName
+}
+
+// asKubectlPlugin makes capprof behave as `kubectl capprof`: its help and
+// messages name it so, and its verbs work on the cluster by default, as
+// kubectl's do: record creates a CapabilityRecording (--cluster), analyze,
+// patch and diff read CapabilityProfiles (--from-cluster). Files are still
+// read with --from-cluster=false, and recorded with --cluster=false.
+// kubectl's own flags (-n/--namespace, --kubeconfig, --context) are
+// capprof's cluster flags already.
+func asKubectlPlugin(app *cli.App) {
+	app.Name, app.HelpName = "kubectl capprof", "kubectl capprof"
+	for _, cmd := range app.Commands {
+		for _, f := range cmd.Flags {
+			if b, ok := f.(*cli.BoolFlag); ok && (b.Name == "cluster" || b.Name == "from-cluster") {
+				b.Value = true
+			}
+		}
+	}
+}
+
 // flagsFirst lets flags follow positional arguments, as in
 // "capprof analyze web.json -o yaml": urfave/cli stops parsing flags at the
 // first positional argument, so the subcommand's flags (with their values)
@@ -184,7 +217,7 @@ var keepsSeparator = map[string]bool{"verify": true}
 // usageError keeps a usage mistake to one line on stderr instead of the
 // help text on stdout.
 func usageError(c *cli.Context, err error, _ bool) error {
-	name := "capprof"
+	name := c.App.Name
 	if c.Command != nil && c.Command.Name != "" {
 		name += " " + c.Command.Name
 	}

@@ -316,3 +316,28 @@ func TestExitStatuses(t *testing.T) {
 		}
 	}
 }
+
+// TestKubectlPlugin: named kubectl-capprof, capprof calls itself kubectl
+// capprof and reads the cluster's profiles by default; named otherwise, it
+// reads files.
+func TestKubectlPlugin(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "missing.kubeconfig")
+	for _, tc := range []struct {
+		argv0, want string
+		args        []string
+	}{
+		{"/root/.krew/bin/kubectl-capprof", "(see kubectl capprof analyze --help)", []string{"analyze", "--bogus"}},
+		{"capprof", "(see capprof analyze --help)", []string{"analyze", "--bogus"}},
+		{"kubectl-capprof", "--from-cluster: --kubeconfig", []string{"analyze", "--kubeconfig", missing, "deploy/web"}},
+		{"kubectl-capprof.exe", "--from-cluster: --kubeconfig", []string{"diff", "--kubeconfig", missing, "../../manifest/testdata/shop.json", "deploy/web"}},
+		{"kubectl-capprof", "open deploy/web", []string{"analyze", "--from-cluster=false", "deploy/web"}},
+		{"capprof", "open deploy/web", []string{"analyze", "deploy/web"}},
+		{"kubectl-capprof", "--kubeconfig \"" + missing + "\"", []string{"record", "--kubeconfig", missing, "deploy/web"}},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(append([]string{tc.argv0}, tc.args...), strings.NewReader(""), &stdout, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s %s: exit %d, stderr %q; want %q", tc.argv0, strings.Join(tc.args, " "), code, stderr.String(), tc.want)
+		}
+	}
+}

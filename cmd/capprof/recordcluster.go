@@ -262,7 +262,7 @@ func clusterError(verb, resource, ns, origin string, err error) error {
 	}
 	switch {
 	case meta.IsNoMatchError(err) || apierrors.IsNotFound(err) && verb == "create":
-		return fmt.Errorf("%s %s %s: the cluster has no CapabilityRecording API: install capprof's CRDs (kubectl apply -f deploy/crds/)", verb, resource, where)
+		return fmt.Errorf("%s %s %s: the cluster has no CapabilityRecording API: install capprof (kubectl apply --server-side -f deploy/capprof.yaml, or its Helm chart deploy/helm/capprof)", verb, resource, where)
 	case apierrors.IsForbidden(err):
 		return fmt.Errorf("%s %s %s: forbidden: grant the user %q on %q", verb, resource, where, verb, resource+".capprof.dev")
 	}

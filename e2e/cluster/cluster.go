@@ -321,11 +321,7 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 	if err := buildImage(archive, c.cfg.Busybox, c.cfg.Workload); err != nil {
 		return err
 	}
-	out, err := exec.CommandContext(ctx, "ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("import image: %v: %s", err, out)
-	}
-	return nil
+	return c.ImportImage(ctx, archive)
 }
 
 // RestartContainerd stops containerd (SIGTERM, as a service manager does),

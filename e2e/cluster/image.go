@@ -1,14 +1,15 @@
 package cluster
 
 import (
-	"archive/tar"
-	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"context"
 	"fmt"
+	"io"
 	"os"
-	"time"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/capprof/capprof/internal/oci"
+	"github.com/capprof/capprof/internal/outfile"
 )
 
 // Image names: the test image, and the same image tagged as the pod sandbox
@@ -31,123 +32,50 @@ var accounts = map[string]string{
 // applets, the workload binary at /workload and a directory /shared of
 // group luke, for `ctr images import`.
 func buildImage(path, busybox, workload string) error {
-	var layer bytes.Buffer
-	tw := tar.NewWriter(&layer)
-	epoch := time.Unix(0, 0)
-	dir := func(name string) error {
-		return tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755, ModTime: epoch})
+	files := []oci.File{
+		{Name: "bin/", Mode: 0o755, Dir: true}, {Name: "tmp/", Mode: 0o755, Dir: true},
+		{Name: "data/", Mode: 0o755, Dir: true}, {Name: "etc/", Mode: 0o755, Dir: true},
+		// root:luke, and root is not in luke's group: setting its
+		// set-group-ID bit asks for CAP_FSETID, whose denial only clears
+		// the bit.
+		{Name: "shared/", Mode: 0o755, Dir: true, GID: 1000},
 	}
-	file := func(name, src string) error {
+	for name, data := range accounts {
+		files = append(files, oci.File{Name: name, Mode: 0o644, Data: []byte(data)})
+	}
+	for name, src := range map[string]string{"bin/busybox": busybox, "workload": workload} {
 		data, err := os.ReadFile(src)
 		if err != nil {
 			return err
 		}
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o755, Size: int64(len(data)), ModTime: epoch}); err != nil {
-			return err
-		}
-		_, err = tw.Write(data)
-		return err
-	}
-	for _, d := range []string{"bin/", "tmp/", "data/", "etc/"} {
-		if err := dir(d); err != nil {
-			return err
-		}
-	}
-	// root:luke, and root is not in luke's group: setting its set-group-ID
-	// bit asks for CAP_FSETID, whose denial only clears the bit.
-	if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: "shared/", Mode: 0o755, Gid: 1000, ModTime: epoch}); err != nil {
-		return err
-	}
-	for _, name := range []string{"etc/passwd", "etc/group"} {
-		data := accounts[name]
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch}); err != nil {
-			return err
-		}
-		if _, err := tw.Write([]byte(data)); err != nil {
-			return err
-		}
-	}
-	if err := file("bin/busybox", busybox); err != nil {
-		return err
+		files = append(files, oci.File{Name: name, Mode: 0o755, Data: data})
 	}
 	for _, a := range busyboxApplets {
-		if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: "bin/" + a, Linkname: "busybox", Mode: 0o777, ModTime: epoch}); err != nil {
-			return err
-		}
+		files = append(files, oci.File{Name: "bin/" + a, Mode: 0o777, Link: "busybox"})
 	}
-	if err := file("workload", workload); err != nil {
-		return err
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
+	img := oci.Image{Names: []string{ImageName, sandboxImageName}, Files: files,
+		Entrypoint: []string{"/bin/sleep", "1000000"}, Env: []string{"PATH=/bin"}}
+	return writeArchive(path, img)
+}
 
-	blobs := map[string][]byte{}
-	blob := func(mediaType string, data []byte) map[string]any {
-		sum := sha256.Sum256(data)
-		digest := "sha256:" + hex.EncodeToString(sum[:])
-		blobs[hex.EncodeToString(sum[:])] = data
-		return map[string]any{"mediaType": mediaType, "digest": digest, "size": len(data)}
-	}
-	layerDesc := blob("application/vnd.oci.image.layer.v1.tar", layer.Bytes())
-	config, err := json.Marshal(map[string]any{
-		"architecture": "amd64",
-		"os":           "linux",
-		"config":       map[string]any{"Entrypoint": []string{"/bin/sleep", "1000000"}, "Env": []string{"PATH=/bin"}},
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": []string{layerDesc["digest"].(string)}},
-	})
-	if err != nil {
+// writeArchive writes img's archive to path, whole or not at all.
+func writeArchive(path string, img oci.Image) error {
+	if err := outfile.Write("image", path, nil, func(w io.Writer) error {
+		_, err := oci.Write(w, img)
 		return err
-	}
-	manifest, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"config":        blob("application/vnd.oci.image.config.v1+json", config),
-		"layers":        []any{layerDesc},
-	})
-	if err != nil {
-		return err
-	}
-	manifestDesc := blob("application/vnd.oci.image.manifest.v1+json", manifest)
-	var manifests []any
-	for _, name := range []string{ImageName, sandboxImageName} {
-		d := map[string]any{}
-		for k, v := range manifestDesc {
-			d[k] = v
-		}
-		d["annotations"] = map[string]string{"io.containerd.image.name": name}
-		manifests = append(manifests, d)
-	}
-	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "manifests": manifests})
-	if err != nil {
-		return err
-	}
-
-	var archive bytes.Buffer
-	aw := tar.NewWriter(&archive)
-	put := func(name string, data []byte) error {
-		if err := aw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data)), ModTime: epoch}); err != nil {
-			return err
-		}
-		_, err := aw.Write(data)
-		return err
-	}
-	if err := put("oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
-		return err
-	}
-	if err := put("index.json", index); err != nil {
-		return err
-	}
-	for digest, data := range blobs {
-		if err := put("blobs/sha256/"+digest, data); err != nil {
-			return err
-		}
-	}
-	if err := aw.Close(); err != nil {
-		return err
-	}
-	if err := os.WriteFile(path, archive.Bytes(), 0o644); err != nil {
+	}); err != nil {
 		return fmt.Errorf("write image archive: %w", err)
+	}
+	return nil
+}
+
+// ImportImage imports an OCI image archive into the runtime's image store
+// of Kubernetes (namespace k8s.io), as `ctr images import` does on a node.
+func (c *Cluster) ImportImage(ctx context.Context, archive string) error {
+	sock := filepath.Join(c.cfg.Dir, "containerd", "containerd.sock")
+	out, err := exec.CommandContext(ctx, "ctr", "--address", sock, "-n", "k8s.io", "images", "import", archive).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("import image %s: %v: %s", archive, err, out)
 	}
 	return nil
 }

@@ -194,3 +194,14 @@ func (c *Cluster) Sandboxes(ctx context.Context, namespace, labelKey string) (in
 	}
 	return n, nil
 }
+
+// DeletePod deletes a pod the harness ran and removes its sandbox, as the
+// kubelet does once the API server has the deletion.
+func (c *Cluster) DeletePod(ctx context.Context, pod *corev1.Pod) error {
+	err := c.Client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))})
+	c.removePod(pod.UID)
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}

@@ -24,6 +24,7 @@ const (
 type podState struct {
 	sandboxID  string
 	sandbox    *runtimeapi.PodSandboxConfig
+	tokenDir   string // the service account's token, CA and namespace; "" for none
 	attempts   map[string]uint32
 	startDelay time.Duration
 }
@@ -65,8 +66,8 @@ func WithStartDelay(d time.Duration) PodOption {
 }
 
 // RunPod plays the kubelet for one pod: it creates the pod through the API,
-// bound to the node; runs its sandbox under the cgroup parent
-// /kubepods/besteffort/pod<uid>; runs each init container to completion
+// bound to the node; runs its sandbox under the cgroup parent of its QoS
+// class (/kubepods/besteffort/pod<uid> for a pod without resources); runs each init container to completion
 // (reported as running meanwhile), then starts the containers; and reports
 // all of them, with their containerd:// ids, in the pod's status. It returns
 // the updated pod.
@@ -94,7 +95,8 @@ func (c *Cluster) runCreated(ctx context.Context, pod *corev1.Pod, opts ...PodOp
 	for _, opt := range opts {
 		opt(&o)
 	}
-	parent := "/kubepods/besteffort/pod" + string(pod.UID)
+	qos := qosClass(pod)
+	parent := qosCgroupParent(qos, pod.UID)
 	if o.cgroupParent != "" {
 		parent = o.cgroupParent
 	}
@@ -118,7 +120,7 @@ func (c *Cluster) runCreated(ctx context.Context, pod *corev1.Pod, opts ...PodOp
 			// Host network: a CNI plugin would be needed otherwise, and a
 			// loopback-only CNI configuration fails on this kind of machine.
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE},
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: sandboxPID(pod)},
 			},
 		},
 	}
@@ -126,13 +128,17 @@ func (c *Cluster) runCreated(ctx context.Context, pod *corev1.Pod, opts ...PodOp
 	if err != nil {
 		return nil, fmt.Errorf("run sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	st := &podState{sandboxID: sb.PodSandboxId, sandbox: sbConfig, attempts: map[string]uint32{}, startDelay: o.startDelay}
+	tokenDir, err := c.serviceAccountToken(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	st := &podState{sandboxID: sb.PodSandboxId, sandbox: sbConfig, attempts: map[string]uint32{}, startDelay: o.startDelay, tokenDir: tokenDir}
 	c.podsMu.Lock()
 	c.podStates[pod.UID] = st
 	c.podsMu.Unlock()
 
 	pod.Status.Phase = corev1.PodPending
-	pod.Status.QOSClass = corev1.PodQOSBestEffort
+	pod.Status.QOSClass = qos
 	for i, ic := range pod.Spec.InitContainers {
 		id, err := c.startContainer(ctx, pod, st, ic)
 		if err != nil {
@@ -187,6 +193,14 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 	attempt := st.attempts[ctr.Name]
 	st.attempts[ctr.Name] = attempt + 1
 	labels := map[string]string{labelPodName: pod.Name, labelPodNamespace: pod.Namespace, labelPodUID: string(pod.UID), labelContainerName: ctr.Name}
+	mounts, err := c.containerMounts(pod, ctr, st.tokenDir)
+	if err != nil {
+		return "", err
+	}
+	env, err := c.containerEnv(pod, ctr)
+	if err != nil {
+		return "", err
+	}
 	created, err := c.CRI.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
 		PodSandboxId: st.sandboxID,
 		Config: &runtimeapi.ContainerConfig{
@@ -196,7 +210,9 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 			Args:     ctr.Args,
 			Labels:   labels,
 			LogPath:  fmt.Sprintf("%s_%d.log", ctr.Name, attempt),
-			Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: containerSecurity(ctr)},
+			Envs:     env,
+			Mounts:   mounts,
+			Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: containerSecurity(pod, ctr), Resources: containerResources(ctr)},
 		},
 		SandboxConfig: st.sandbox,
 	})
@@ -208,26 +224,6 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 		return "", fmt.Errorf("start container %s of %s/%s: %w", ctr.Name, pod.Namespace, pod.Name, err)
 	}
 	return created.ContainerId, nil
-}
-
-// containerSecurity maps the pod spec's securityContext.capabilities to the
-// CRI's, as the kubelet does (pkg/kubelet/kuberuntime/security_context.go):
-// names as written; containerd adds the CAP_ prefix and expands ALL.
-func containerSecurity(ctr corev1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{
-		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER},
-	}
-	if ctr.SecurityContext != nil && ctr.SecurityContext.Capabilities != nil {
-		caps := &runtimeapi.Capability{}
-		for _, c := range ctr.SecurityContext.Capabilities.Add {
-			caps.AddCapabilities = append(caps.AddCapabilities, string(c))
-		}
-		for _, c := range ctr.SecurityContext.Capabilities.Drop {
-			caps.DropCapabilities = append(caps.DropCapabilities, string(c))
-		}
-		sc.Capabilities = caps
-	}
-	return sc
 }
 
 // WaitExit waits up to a minute for a container to exit and returns its exit code.
@@ -304,4 +300,12 @@ func (c *Cluster) Exec(ctx context.Context, containerID string, cmd ...string) e
 		return fmt.Errorf("exec %q in %s: exit %d: %s%s", cmd, containerID, resp.ExitCode, resp.Stdout, resp.Stderr)
 	}
 	return nil
+}
+
+// sandboxPID is the sandbox's PID namespace: the node's with hostPID.
+func sandboxPID(pod *corev1.Pod) runtimeapi.NamespaceMode {
+	if pod.Spec.HostPID {
+		return runtimeapi.NamespaceMode_NODE
+	}
+	return runtimeapi.NamespaceMode_POD
 }

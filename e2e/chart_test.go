@@ -1,0 +1,186 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/capprof/capprof/e2e/cluster"
+)
+
+// chartPath is capprof's Helm chart.
+const chartPath = "../deploy/helm/capprof"
+
+// helm runs the helm that make e2e-deps built ($CAPPROF_E2E_HELM) and
+// returns its standard output.
+func helm(t *testing.T, args ...string) string {
+	t.Helper()
+	bin := os.Getenv("CAPPROF_E2E_HELM")
+	if bin == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CAPPROF_E2E_HELM is not set (CI=true: not skipping)")
+		}
+		t.Skip("skipping: CAPPROF_E2E_HELM is not set; run make test, or make e2e-deps and set it to the helm it built")
+	}
+	cmd := exec.Command(bin, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
+	}
+	return string(out)
+}
+
+// kubeVersion is the API server's version, for helm template.
+func kubeVersion(t *testing.T, c *cluster.Cluster) string {
+	t.Helper()
+	v, err := c.Client.Discovery().ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.GitVersion
+}
+
+// TestChart: the chart passes helm lint --strict, and renders, with its
+// defaults and with each value a platform engineer sets (the image by
+// digest, agent-only mode, scheduling, resources, the cgroup root, a
+// release name of their own), manifests that the real API server accepts
+// (a server-side dry run of every object) and that say what the values
+// asked. helm install and uninstall it on the harness's cluster.
+func TestChart(t *testing.T) {
+	helm(t, "lint", "--strict", chartPath)
+	c := needCluster(t)
+	ctx := context.Background()
+	version := kubeVersion(t, c)
+	dyn := dynamicClient(t, c)
+	for _, tc := range []struct {
+		name    string
+		release string
+		set     []string
+		check   func(objs map[string]*unstructured.Unstructured) string
+	}{
+		{name: "defaults", release: "capprof", check: func(objs map[string]*unstructured.Unstructured) string {
+			image, _, _ := unstructured.NestedSlice(objs["DaemonSet/capprof-agent"].Object, "spec", "template", "spec", "containers")
+			if got := image[0].(map[string]any)["image"]; got != "ghcr.io/capprof/capprof:0.1.0" {
+				return "image " + got.(string)
+			}
+			if objs["Deployment/capprof-controller"] == nil || objs["ValidatingAdmissionPolicy/capprof-agent-own-node"] == nil {
+				return "no controller or no node policy"
+			}
+			return ""
+		}},
+		{name: "agent only", release: "capprof", set: []string{"controller.enabled=false"}, check: func(objs map[string]*unstructured.Unstructured) string {
+			for key := range objs {
+				if strings.Contains(key, "controller") {
+					return "agent-only mode has " + key
+				}
+			}
+			if objs["DaemonSet/capprof-agent"] == nil || objs["ClusterRoleBinding/capprof-agent"] == nil {
+				return "no agent"
+			}
+			return ""
+		}},
+		{name: "values", release: "edge", set: []string{
+			"image.repository=registry.example/capprof", "image.digest=sha256:" + strings.Repeat("ab", 32),
+			"agent.nodeSelector.pool=edge", "agent.tolerations=null", "agent.priorityClassName=system-node-critical",
+			"agent.resources.limits.memory=1Gi", "agent.cgroupRoot=/run/cgroup2", "agent.flush=30s",
+			"controller.replicas=2", "imagePullSecrets[0].name=pull",
+		}, check: func(objs map[string]*unstructured.Unstructured) string {
+			ds := objs["DaemonSet/edge-capprof-agent"]
+			if ds == nil {
+				return "no DaemonSet edge-capprof-agent"
+			}
+			spec, _, _ := unstructured.NestedMap(ds.Object, "spec", "template", "spec")
+			ctr := spec["containers"].([]any)[0].(map[string]any)
+			mount := ctr["volumeMounts"].([]any)[0].(map[string]any)
+			hostPath := spec["volumes"].([]any)[0].(map[string]any)["hostPath"].(map[string]any)
+			switch {
+			case ctr["image"] != "registry.example/capprof@sha256:"+strings.Repeat("ab", 32):
+				return "image " + ctr["image"].(string)
+			case spec["nodeSelector"].(map[string]any)["pool"] != "edge" || spec["tolerations"] != nil:
+				return "scheduling"
+			case spec["priorityClassName"] != "system-node-critical":
+				return "priority class"
+			case mount["mountPath"] != "/run/cgroup2" || hostPath["path"] != "/run/cgroup2":
+				return "cgroup root"
+			case !slices.Contains(ctr["args"].([]any), any("--flush=30s")):
+				return "flush"
+			}
+			if limit, _, _ := unstructured.NestedString(ctr, "resources", "limits", "memory"); limit != "1Gi" {
+				return "memory limit " + limit
+			}
+			if r, _, _ := unstructured.NestedFieldNoCopy(objs["Deployment/edge-capprof-controller"].Object, "spec", "replicas"); fmt.Sprint(r) != "2" {
+				return fmt.Sprintf("controller replicas %v", r)
+			}
+			user, _, _ := unstructured.NestedSlice(objs["ValidatingAdmissionPolicy/edge-capprof-agent-own-node"].Object, "spec", "matchConditions")
+			if !strings.Contains(user[0].(map[string]any)["expression"].(string), "'system:serviceaccount:capprof-chart-values:edge-capprof-agent'") {
+				return "node policy's user: " + user[0].(map[string]any)["expression"].(string)
+			}
+			return ""
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := "capprof-chart-" + strings.ReplaceAll(tc.name, " ", "-")
+			if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			args := []string{"template", tc.release, chartPath, "--namespace", ns, "--include-crds", "--kube-version", version}
+			for _, s := range tc.set {
+				args = append(args, "--set", s)
+			}
+			objs := map[string]*unstructured.Unstructured{}
+			for _, obj := range decodeObjects(t, helm(t, args...)) {
+				objs[obj.GetKind()+"/"+obj.GetName()] = obj
+				gvr, ok := resources[obj.GetKind()]
+				if !ok {
+					gvr = cluster.CRDResource
+				}
+				if obj.GetNamespace() != "" && obj.GetNamespace() != ns {
+					t.Errorf("%s/%s is in namespace %q, not the release's", obj.GetKind(), obj.GetName(), obj.GetNamespace())
+				}
+				if _, err := dyn.Resource(gvr).Namespace(obj.GetNamespace()).Apply(ctx, obj.GetName(), obj, applyOptions([]string{metav1.DryRunAll})); err != nil {
+					t.Errorf("server-side dry run of %s/%s: %v", obj.GetKind(), obj.GetName(), err)
+				}
+			}
+			if problem := tc.check(objs); problem != "" {
+				t.Errorf("rendered with %v: %s", tc.set, problem)
+			}
+		})
+	}
+
+	t.Run("install", func(t *testing.T) {
+		kubeconfig := "--kubeconfig=" + c.Kubeconfig
+		out := helm(t, "install", "chart-test", chartPath, kubeconfig, "--namespace", "capprof-helm", "--create-namespace")
+		if !strings.Contains(out, "STATUS: deployed") {
+			t.Errorf("helm install:\n%s", out)
+		}
+		for _, check := range []func() error{
+			func() error {
+				_, err := c.Client.AppsV1().DaemonSets("capprof-helm").Get(ctx, "chart-test-capprof-agent", metav1.GetOptions{})
+				return err
+			},
+			func() error {
+				_, err := c.Client.RbacV1().ClusterRoles().Get(ctx, "chart-test-capprof-controller", metav1.GetOptions{})
+				return err
+			},
+		} {
+			if err := check(); err != nil {
+				t.Error(err)
+			}
+		}
+		helm(t, "uninstall", "chart-test", kubeconfig, "--namespace", "capprof-helm")
+		if _, err := c.Client.AppsV1().DaemonSets("capprof-helm").Get(ctx, "chart-test-capprof-agent", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("after helm uninstall, the DaemonSet: %v", err)
+		}
+	})
+}
