@@ -18,6 +18,9 @@ BUSYBOX_CACHE := .cache/busybox
 # built from the Go module proxy, as kube-apiserver is.
 HELM_VERSION := v3.22.0
 HELM        := .cache/helm/$(HELM_VERSION)/helm
+# krew installs kubectl-capprof from deploy/krew/capprof.yaml in the tests.
+KREW_VERSION := v0.4.3
+KREW        := .cache/krew/$(KREW_VERSION)/krew
 CHART       := deploy/helm/capprof
 # make image: capprof's container image, tagged with the chart's appVersion.
 IMAGE_REPO  ?= ghcr.io/capprof/capprof
@@ -26,9 +29,9 @@ IMAGE       := $(IMAGE_REPO):$(IMAGE_TAG)
 E2E_DEBS    := etcd-server containerd runc busybox-static gcc libc6-dev util-linux qemu-system-x86
 E2E_ENV     := CAPPROF_E2E_APISERVER=$(abspath $(K8S_CACHE))/kube-apiserver CAPPROF_E2E_RUNC=$(abspath $(RUNC_CACHE))/runc \
 	CAPPROF_E2E_BUSYBOX=$(abspath $(BUSYBOX_CACHE))/busybox CAPPROF_E2E_HELM=$(abspath $(HELM)) \
-	CAPPROF_E2E_KUBECTL=$(abspath $(K8S_CACHE))/kubectl
+	CAPPROF_E2E_KUBECTL=$(abspath $(K8S_CACHE))/kubectl CAPPROF_E2E_KREW=$(abspath $(KREW))
 
-.PHONY: all build image manifests generate check-generate cross vet test fuzz kernel-matrix accuracy e2e-deps demo bench clean FORCE
+.PHONY: all build image manifests krew generate check-generate cross vet test fuzz kernel-matrix accuracy e2e-deps demo bench clean FORCE
 
 all: build
 
@@ -74,17 +77,27 @@ manifests: $(HELM)
 		--kube-version $(K8S_VERSION:v%=%) --set createNamespace=true; } > deploy/capprof.yaml.tmp
 	mv deploy/capprof.yaml.tmp deploy/capprof.yaml
 
+$(KREW):
+	GOBIN=$(abspath $(dir $@)) $(GO) install sigs.k8s.io/krew/cmd/krew@$(KREW_VERSION)
+
+# kubectl-capprof's archives for krew, bin/krew/kubectl-capprof_OS_ARCH.tar.gz,
+# and deploy/krew/capprof.yaml, the plugin manifest with their sha256 sums
+# (reproducible: the same source gives the same sums).
+krew:
+	deploy/krew/build.sh v$(IMAGE_TAG) $(BIN)/krew deploy/krew/capprof.yaml
+
 # Rebuilds the eBPF objects and Go bindings (needs clang, llvm, libbpf-dev),
 # the syscall table (needs linux-libc-dev), the API types' deep copies and
 # CRDs, and the agent's and controller's ClusterRoles (controller-gen, a Go
-# tool in go.mod), then deploy/capprof.yaml from the chart.
+# tool in go.mod), then deploy/capprof.yaml from the chart, and the krew
+# manifest (four cross builds: a minute or two).
 generate:
 	$(GO) generate ./bpf/ ./recorder/ ./api/... ./agent/ ./controller/
-	$(MAKE) --no-print-directory manifests
+	$(MAKE) --no-print-directory manifests krew
 
 # Changed, new or removed: an object added to gen.go but not committed counts.
 GENERATED := 'bpf/*_bpfel.go' 'bpf/*_bpfel.o' recorder/syscalls_amd64.go 'api/*/zz_generated.deepcopy.go' \
-	'$(CHART)/crds/*.yaml' '$(CHART)/files/rbac/*/role.yaml' deploy/capprof.yaml
+	'$(CHART)/crds/*.yaml' '$(CHART)/files/rbac/*/role.yaml' deploy/capprof.yaml deploy/krew/capprof.yaml
 
 check-generate: generate
 	@if [ -n "$$(git status --porcelain -- $(GENERATED))" ]; then \
@@ -98,7 +111,7 @@ check-generate: generate
 # build runs under qemu-user when qemu-aarch64 is installed (.ci/run does).
 CROSS := darwin/arm64 linux/arm64
 cross:
-	@for p in $(CROSS); do echo "build $$p"; GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -o $(BIN)/capprof-$${p%/*}-$${p#*/} ./cmd/capprof || exit 1; done
+	@for p in $(CROSS); do echo "build $$p"; CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -buildvcs=false -o $(BIN)/capprof-$${p%/*}-$${p#*/} ./cmd/capprof || exit 1; done
 	@if command -v qemu-aarch64 >/dev/null; then \
 		set -e; arm="qemu-aarch64 $(BIN)/capprof-linux-arm64"; \
 		$$arm analyze render/testdata/verified.json | grep -q 'add \[NET_BIND_SERVICE\]'; \
@@ -170,7 +183,7 @@ e2e-deps:
 	e2e/cluster/build-apiserver.sh $(K8S_VERSION) $(K8S_CACHE)
 	e2e/cluster/build-runc.sh $(RUNC_VERSION) $(RUNC_CACHE)
 	e2e/cluster/fetch-busybox.sh $(BUSYBOX_CACHE)
-	$(MAKE) --no-print-directory $(HELM)
+	$(MAKE) --no-print-directory $(HELM) $(KREW)
 
 # Records the bundled demo (a start script and a small server that binds
 # port 80, hands its data directory to nobody and drops root), analyzes it,

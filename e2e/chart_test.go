@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -24,14 +23,7 @@ const chartPath = "../deploy/helm/capprof"
 // returns its standard output.
 func helm(t *testing.T, args ...string) string {
 	t.Helper()
-	bin := os.Getenv("CAPPROF_E2E_HELM")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CAPPROF_E2E_HELM is not set (CI=true: not skipping)")
-		}
-		t.Skip("skipping: CAPPROF_E2E_HELM is not set; run make test, or make e2e-deps and set it to the helm it built")
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(toolFromEnv(t, "CAPPROF_E2E_HELM"), args...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()

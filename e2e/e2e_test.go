@@ -126,7 +126,13 @@ func capprof(t *testing.T, args ...string) run {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, capprofBin, args...)
+	return runCommand(t, exec.CommandContext(ctx, capprofBin, args...))
+}
+
+// runCommand runs cmd and returns its exit status and output; a command
+// that cannot be run fails the test.
+func runCommand(t *testing.T, cmd *exec.Cmd) run {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -134,9 +140,24 @@ func capprof(t *testing.T, args ...string) run {
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run capprof %s: %v", strings.Join(args, " "), err)
+		t.Fatalf("run %s: %v", strings.Join(cmd.Args, " "), err)
 	}
 	return r
+}
+
+// toolFromEnv is the path of a tool the tests need that make e2e-deps
+// builds, from the environment variable env; the test is skipped when it
+// is not set, or fails under CI=true.
+func toolFromEnv(t *testing.T, env string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not set (CI=true: not skipping)", env)
+		}
+		t.Skipf("skipping: %s is not set; run make test, or make e2e-deps and set it to what it built", env)
+	}
+	return path
 }
 
 // decisions analyzes the profile and returns capability -> decision for its

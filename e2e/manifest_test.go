@@ -45,7 +45,7 @@ var resources = map[string]schema.GroupVersionResource{
 	"ReplicaSet":  {Group: "apps", Version: "v1", Resource: "replicasets"},
 	"Job":         {Group: "batch", Version: "v1", Resource: "jobs"},
 	"CronJob":     {Group: "batch", Version: "v1", Resource: "cronjobs"},
-	// capprof's own manifests (deploy/rbac):
+	// capprof's own manifests (deploy/capprof.yaml):
 	"Namespace":                        {Version: "v1", Resource: "namespaces"},
 	"ServiceAccount":                   {Version: "v1", Resource: "serviceaccounts"},
 	"ClusterRole":                      {Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"},

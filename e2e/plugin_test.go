@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -17,25 +18,9 @@ import (
 // with PATH holding dir (where plugins are found) and returns its output.
 func kubectl(t *testing.T, dir string, args ...string) run {
 	t.Helper()
-	bin := os.Getenv("CAPPROF_E2E_KUBECTL")
-	if bin == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CAPPROF_E2E_KUBECTL is not set (CI=true: not skipping)")
-		}
-		t.Skip("skipping: CAPPROF_E2E_KUBECTL is not set; run make test, or make e2e-deps and set it to the kubectl it built")
-	}
-	cmd := exec.Command(bin, args...)
+	cmd := exec.Command(toolFromEnv(t, "CAPPROF_E2E_KUBECTL"), args...)
 	cmd.Env = append(os.Environ(), "PATH="+dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	r := run{stdout: stdout.String(), stderr: stderr.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("kubectl %s: %v", strings.Join(args, " "), err)
-	}
-	return r
+	return runCommand(t, cmd)
 }
 
 // TestKubectlPlugin: capprof installed as kubectl-capprof on the PATH, as
@@ -94,5 +79,38 @@ func TestKubectlPlugin(t *testing.T) {
 	}
 	if kind, _, _ := unstructured.NestedString(rec.Object, "spec", "workload", "kind"); kind != "Deployment" {
 		t.Errorf("the recording's workload kind %q, want Deployment", kind)
+	}
+}
+
+// TestKrewInstall: krew installs capprof from deploy/krew/capprof.yaml and
+// the linux/amd64 archive that make krew builds (deploy/krew/build.sh), which
+// matches the manifest's sha256: the committed manifest is the current
+// source's. kubectl then runs the installed plugin.
+func TestKrewInstall(t *testing.T) {
+	krew := toolFromEnv(t, "CAPPROF_E2E_KREW")
+	manifest, err := os.ReadFile("../deploy/krew/capprof.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version := regexp.MustCompile(`(?m)^  version: (v\S+)$`).FindSubmatch(manifest)
+	if version == nil {
+		t.Fatal("deploy/krew/capprof.yaml names no version")
+	}
+	out := t.TempDir()
+	built := filepath.Join(out, "capprof.yaml")
+	if b, err := exec.Command("../deploy/krew/build.sh", string(version[1]), out, built).CombinedOutput(); err != nil {
+		t.Fatalf("deploy/krew/build.sh: %v\n%s", err, b)
+	}
+	if rebuilt, err := os.ReadFile(built); err != nil || string(rebuilt) != string(manifest) {
+		t.Fatalf("deploy/krew/capprof.yaml is not what make krew builds from this source (%v): run make krew and commit it", err)
+	}
+	root := t.TempDir()
+	install := exec.Command(krew, "install", "--manifest=../deploy/krew/capprof.yaml", "--archive="+filepath.Join(out, "kubectl-capprof_linux_amd64.tar.gz"))
+	install.Env = append(os.Environ(), "KREW_ROOT="+root)
+	if b, err := install.CombinedOutput(); err != nil || !strings.Contains(string(b), "Installed plugin: capprof") {
+		t.Fatalf("krew install: %v\n%s", err, b)
+	}
+	if r := kubectl(t, filepath.Join(root, "bin"), "capprof", "--version"); r.code != 0 || strings.TrimSpace(r.stdout) != "kubectl capprof version "+string(version[1]) {
+		t.Errorf("kubectl capprof --version: exit %d: %q %s", r.code, r.stdout, r.stderr)
 	}
 }

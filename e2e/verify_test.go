@@ -404,7 +404,7 @@ spec:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	kubelet := make(chan error, 1)
-	go func() { kubelet <- c.Kubelet(ctx, verify.CanaryLabel) }()
+	go func() { kubelet <- c.Kubelet(ctx, "", verify.CanaryLabel) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-kubelet; err != nil {

@@ -106,7 +106,7 @@ func checkCommand(cfg CommandConfig) error {
 // probes) cannot load eBPF programs for want of root.
 func NeedRoot(verb string) error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("%s needs root: loading eBPF programs takes CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN; run it with sudo", verb)
+		return fmt.Errorf("%s needs root: loading eBPF programs takes CAP_BPF and CAP_PERFMON, and capprof reads and writes root's files under /sys; run it with sudo", verb)
 	}
 	return nil
 }

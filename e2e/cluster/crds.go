@@ -20,7 +20,7 @@ import (
 var CRDResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
 // InstallCRDs creates the CustomResourceDefinitions in dir's YAML files
-// (capprof's deploy/crds, as controller-gen wrote them), those that exist
+// (the Helm chart's crds/, as controller-gen wrote them), those that exist
 // already left alone, and waits until the API server serves each.
 func (c *Cluster) InstallCRDs(ctx context.Context, dir string) error {
 	config, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)

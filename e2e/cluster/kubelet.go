@@ -21,26 +21,52 @@ const monitorPeriod = 200 * time.Millisecond
 // container (the kubelet's CrashLoopBackOff, shortened for tests).
 const maxRestartDelay = 5 * time.Second
 
-// Kubelet plays the kubelet for pods that others create through the API
-// (capprof verify's canaries): those bound to the node that match the label
+// Kubelet plays the kubelet of node (Config.Node when "") for pods that
+// others create through the API (capprof verify's canaries, the pods of
+// capprof's DaemonSet): those bound to the node that match the label
 // selector. It runs each as RunPod does, restarts its containers when they
 // exit as its restartPolicy says (with a growing delay), reports exits and
 // restart counts in its status, and removes its sandbox when the pod is
-// deleted. It returns when ctx ends, or with the watch's error.
-func (c *Cluster) Kubelet(ctx context.Context, labelSelector string) error {
-	opts := metav1.ListOptions{LabelSelector: labelSelector, FieldSelector: fields.OneTermEqualSelector("spec.nodeName", c.cfg.Node).String()}
-	w, err := c.Client.CoreV1().Pods("").Watch(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("watch pods for the kubelet: %w", err)
+// deleted. It returns when ctx ends, or with the error of a watch that
+// could not be started.
+//
+// A watch that ends, or fails (the API server's watch cache lagging behind
+// the resource version asked for, which a quiet resource's cache does
+// against etcd 3.4), is started again, as a kubelet's informer does.
+func (c *Cluster) Kubelet(ctx context.Context, node, labelSelector string) error {
+	if node == "" {
+		node = c.cfg.Node
 	}
-	defer w.Stop()
+	opts := metav1.ListOptions{LabelSelector: labelSelector, FieldSelector: fields.OneTermEqualSelector("spec.nodeName", node).String()}
+	started := map[types.UID]bool{}
 	for {
+		w, err := c.Client.CoreV1().Pods("").Watch(ctx, opts)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("watch pods for the kubelet: %w", err)
+		}
+		c.kubeletWatch(ctx, w, started)
+		w.Stop()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// kubeletWatch runs the pods a watch adds that were not started yet, and
+// removes those it deletes, until the watch ends or fails.
+func (c *Cluster) kubeletWatch(ctx context.Context, w watch.Interface, started map[types.UID]bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
 		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return nil
+			if !ok || ev.Type == watch.Error {
+				return
 			}
 			pod, isPod := ev.Object.(*corev1.Pod)
 			if !isPod {
@@ -48,13 +74,12 @@ func (c *Cluster) Kubelet(ctx context.Context, labelSelector string) error {
 			}
 			switch ev.Type {
 			case watch.Added:
-				c.podsMu.Lock()
-				_, known := c.podStates[pod.UID]
-				c.podsMu.Unlock()
-				if !known {
+				if !started[pod.UID] {
+					started[pod.UID] = true
 					go c.runAndMonitor(ctx, pod)
 				}
 			case watch.Deleted:
+				delete(started, pod.UID)
 				c.removePod(pod.UID)
 			}
 		}
@@ -73,7 +98,13 @@ func (c *Cluster) runAndMonitor(ctx context.Context, pod *corev1.Pod) {
 		return
 	}
 	if err != nil {
-		return // an init container failed or the runtime refused: the pod stays pending
+		// An init container failed or the runtime refused: the pod stays
+		// pending, and says why, as the kubelet's status would.
+		if cur, getErr := c.Client.CoreV1().Pods(namespace).Get(ctx, name, metav1.GetOptions{}); getErr == nil {
+			cur.Status.Reason, cur.Status.Message = "HarnessRunFailed", err.Error()
+			c.Client.CoreV1().Pods(namespace).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+		}
+		return
 	}
 	delays := map[string]time.Duration{}
 	next := map[string]time.Time{}

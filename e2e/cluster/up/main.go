@@ -4,10 +4,14 @@
 // plays a Deployment "web" in namespace "demo" with a replica on each of
 // -nodes, each doing different privileged work when it starts: once a
 // CapabilityRecording exists in that namespace, it runs the replicas, as
-// a rollout would after `capprof record --cluster`. The README's cluster
-// session was run against it:
+// a rollout would after `capprof record --cluster`. With -install ARCHIVE
+// it imports capprof's image (make image) and, once deploy/capprof.yaml or
+// the Helm chart is applied, runs the agent's DaemonSet pods on every node
+// and the controller's pods, from their own pod specs (playInstall). The
+// README's cluster sessions were run against it:
 //
 //	sudo go run ./e2e/cluster/up -apiserver .cache/k8s/v1.37.2/kube-apiserver -busybox .cache/busybox/busybox -demo
+//	sudo go run ./e2e/cluster/up -apiserver .cache/k8s/v1.37.2/kube-apiserver -busybox .cache/busybox/busybox -demo -install bin/capprof-image.tar
 package main
 
 import (
@@ -42,16 +46,17 @@ func main() {
 	busybox := flag.String("busybox", "", "static busybox (make e2e-deps)")
 	nodes := flag.String("nodes", "node-a,node-b,node-c", "the nodes the harness plays, comma-separated")
 	demo := flag.Bool("demo", false, "play the demo Deployment web in namespace demo")
+	image := flag.String("install", "", "import capprof's image `ARCHIVE` (make image) and run capprof's DaemonSet and Deployment once applied")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *apiserver, *busybox, strings.Split(*nodes, ","), *demo); err != nil {
+	if err := run(ctx, *apiserver, *busybox, strings.Split(*nodes, ","), *demo, *image); err != nil {
 		fmt.Fprintf(os.Stderr, "up: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, apiserver, busybox string, nodes []string, demo bool) error {
+func run(ctx context.Context, apiserver, busybox string, nodes []string, demo bool, image string) error {
 	dir, err := os.MkdirTemp("", cluster.DirPrefix)
 	if err != nil {
 		return err
@@ -70,6 +75,11 @@ func run(ctx context.Context, apiserver, busybox string, nodes []string, demo bo
 	}
 	defer c.Stop()
 	fmt.Printf("export KUBECONFIG=%s\n", c.Kubeconfig)
+	if image != "" {
+		if err := playInstall(ctx, c, nodes, image); err != nil {
+			return err
+		}
+	}
 	if demo {
 		if err := playDemo(ctx, c, nodes); err != nil {
 			return err
