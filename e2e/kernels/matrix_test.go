@@ -36,15 +36,15 @@ var backends = []string{"tracepoint", "fexit", "kprobe"}
 const guestTimeout = 45 * time.Minute
 
 // e2eSkip are the e2e tests the host runs and the guests do not: those
-// that need the pod harness (etcd, kube-apiserver, containerd), which the
-// guests do not have, those of capprof's own handling of its outputs,
+// that need the pod harness (etcd, kube-apiserver, containerd) or the
+// install tools (helm, kubectl, krew), which the guests do not have, those of capprof's own handling of its outputs,
 // secrets, names and terminal, which no kernel changes and which cost
 // minutes under emulation, and verify's (dozens of recordings each), whose
 // kernel-dependent part, telling a denial's outcome, the accuracy corpus
 // covers.
 // go test splits the pattern at its slash into one per level: the one
 // subtest, TestAccuracyCorpus/pod_serve, comes last.
-const e2eSkip = "TestPods|TestManifest|TestPodSecurity|TestCluster|" +
+const e2eSkip = "TestPods|TestManifest|TestPodSecurity|TestCluster|TestInstall|TestChart|TestKubectlPlugin|TestKrewInstall|" +
 	"TestOutputsIntoSpecialFiles|TestOutputModes|TestFullDisk|TestRedaction|TestHostileNames|TestOneInterruptPerCtrlC|TestSecondSignalQuitsWhileSaving|" +
 	"TestVerify|" +
 	"TestAccuracyCorpus/pod_serve"
