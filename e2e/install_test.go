@@ -159,15 +159,6 @@ func (e *buildError) Error() string {
 	return "build " + e.what + ": " + e.err.Error() + "\n" + string(e.out)
 }
 
-// podFromTemplate is the pod a DaemonSet or Deployment controller would
-// make of a template: its labels, spec, and owner.
-func podFromTemplate(namespace, name string, template corev1.PodTemplateSpec, owner metav1.OwnerReference) *corev1.Pod {
-	pod := &corev1.Pod{ObjectMeta: template.ObjectMeta, Spec: template.Spec}
-	pod.Namespace, pod.Name = namespace, name
-	pod.OwnerReferences = []metav1.OwnerReference{owner}
-	return pod
-}
-
 // runCapprofPod runs a pod of capprof's image and removes it when the test
 // ends; it waits for the container to log want, or to exit.
 func runCapprofPod(t *testing.T, c *cluster.Cluster, pod *corev1.Pod, node string) *corev1.Pod {
@@ -224,9 +215,9 @@ func TestInstall(t *testing.T) {
 	importCapprofImage(t, c, ds.Spec.Template.Spec.Containers[0].Image)
 	applyManifest(t, c, func(string) bool { return true })
 
-	agent := runCapprofPod(t, c, podFromTemplate(ds.Namespace, "capprof-agent-"+installNode, ds.Spec.Template,
+	agent := runCapprofPod(t, c, cluster.PodFromTemplate(ds.Namespace, "capprof-agent-"+installNode, ds.Spec.Template,
 		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: "0", Controller: new(true)}), installNode)
-	controller := runCapprofPod(t, c, podFromTemplate(deploy.Namespace, "capprof-controller-install", deploy.Spec.Template,
+	controller := runCapprofPod(t, c, cluster.PodFromTemplate(deploy.Namespace, "capprof-controller-install", deploy.Spec.Template,
 		metav1.OwnerReference{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: deploy.Name + "-install", UID: "0", Controller: new(true)}), installNode)
 	containerLogFor(t, c, agent, `capprof: agent of node "`+installNode+`" (probe `, 30*time.Second)
 	containerLogFor(t, c, controller, "capprof: controller", 30*time.Second)
@@ -311,7 +302,7 @@ func TestInstallLeastPrivilege(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			template := ds.Spec.Template.DeepCopy()
 			v.change(&template.Spec)
-			pod := runCapprofPod(t, c, podFromTemplate(ds.Namespace, fmt.Sprintf("capprof-agent-lacking-%d", i), *template,
+			pod := runCapprofPod(t, c, cluster.PodFromTemplate(ds.Namespace, fmt.Sprintf("capprof-agent-lacking-%d", i), *template,
 				metav1.OwnerReference{APIVersion: "apps/v1", Kind: "DaemonSet", Name: ds.Name, UID: "0", Controller: new(true)}), installNode)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()

@@ -20,22 +20,6 @@ func effectiveCapabilities() (v1alpha1.CapSet, error) {
 	return v1alpha1.CapSet(uint64(data[1].Effective)<<32 | uint64(data[0].Effective)), nil
 }
 
-// lacking lists which of want the effective set lacks; nil when the set
-// cannot be read (the caller's own error then stands alone).
-func lacking(want ...v1alpha1.Capability) v1alpha1.CapSet {
-	have, err := effectiveCapabilities()
-	if err != nil {
-		return 0
-	}
-	var missing v1alpha1.CapSet
-	for _, c := range want {
-		if !have.Has(c) {
-			missing |= 1 << c
-		}
-	}
-	return missing
-}
-
 // explainProbeFailure says which capabilities capprof lacks when its probe
 // could not be loaded and attached without them: creating maps and loading
 // programs takes CAP_BPF, loading tracing programs and attaching them takes
@@ -43,11 +27,9 @@ func lacking(want ...v1alpha1.Capability) v1alpha1.CapSet {
 // container that was not given them, capprof would otherwise say only
 // "operation not permitted".
 func explainProbeFailure(err error) error {
-	if !lacking(unix.CAP_SYS_ADMIN).Has(unix.CAP_SYS_ADMIN) {
-		return err
-	}
-	missing := lacking(unix.CAP_BPF, unix.CAP_PERFMON)
-	if missing == 0 {
+	have, capErr := effectiveCapabilities()
+	missing := v1alpha1.CapSet(1<<unix.CAP_BPF|1<<unix.CAP_PERFMON) &^ have
+	if capErr != nil || have.Has(unix.CAP_SYS_ADMIN) || missing == 0 {
 		return err
 	}
 	return fmt.Errorf("capprof lacks %s: loading and attaching its eBPF programs takes BPF and PERFMON "+

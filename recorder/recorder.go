@@ -222,7 +222,7 @@ func startRecording(opts recordingOptions) (*recording, error) {
 	}
 	if symbolsErr != nil && opts.requireClassification && !probe.Backend().SeesAuditOptions() {
 		probe.Close()
-		if lacking(unix.CAP_SYSLOG) != 0 {
+		if have, err := effectiveCapabilities(); err == nil && !have.Has(unix.CAP_SYSLOG) {
 			symbolsErr = fmt.Errorf("capprof lacks SYSLOG (in a container, add it to securityContext.capabilities.add): %w", symbolsErr)
 		}
 		return nil, fmt.Errorf("%w: with the %s probe, the kernel's silent checks (every private writable mmap checks SYS_ADMIN) could not be told from real use, "+

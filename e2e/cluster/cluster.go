@@ -16,6 +16,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -61,6 +63,8 @@ type Cluster struct {
 	cfg Config
 	// Kubeconfig is an admin's; ViewerKubeconfig a user's with no rights.
 	Kubeconfig, ViewerKubeconfig string
+	// server is the API server's URL: https://127.0.0.1:PORT.
+	server *url.URL
 	// CRIEndpoint is containerd's socket, unix://...
 	CRIEndpoint string
 	Client      kubernetes.Interface
@@ -202,6 +206,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcdURL string) error {
 	}
 	port := ports[0]
 	server := fmt.Sprintf("https://127.0.0.1:%d", port)
+	if c.server, err = url.Parse(server); err != nil {
+		return err
+	}
 	if err := c.spawn(c.cfg.APIServer,
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", strconv.Itoa(port),
@@ -393,17 +400,16 @@ func (c *Cluster) Stop() error {
 // the pod's node, as a projected token in a DaemonSet's pod does), else
 // unbound. The token lasts an hour.
 func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path, namespace, name, boundPod string) error {
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}
+	var pod *corev1.Pod
 	if boundPod != "" {
-		pod, err := c.Client.CoreV1().Pods(namespace).Get(ctx, boundPod, metav1.GetOptions{})
-		if err != nil {
+		var err error
+		if pod, err = c.Client.CoreV1().Pods(namespace).Get(ctx, boundPod, metav1.GetOptions{}); err != nil {
 			return err
 		}
-		req.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
 	}
-	tok, err := c.Client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, req, metav1.CreateOptions{})
+	token, err := c.serviceAccountToken(ctx, namespace, name, pod)
 	if err != nil {
-		return fmt.Errorf("token of service account %s/%s: %w", namespace, name, err)
+		return err
 	}
 	admin, err := clientcmd.LoadFromFile(c.Kubeconfig)
 	if err != nil {
@@ -411,8 +417,23 @@ func (c *Cluster) ServiceAccountKubeconfig(ctx context.Context, path, namespace,
 	}
 	cfg := clientcmdapi.NewConfig()
 	cfg.Clusters["e2e"] = admin.Clusters["e2e"]
-	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: token}
 	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: "e2e", AuthInfo: name, Namespace: namespace}
 	cfg.CurrentContext = name
 	return clientcmd.WriteToFile(*cfg, path)
+}
+
+// serviceAccountToken is an hour's token of the service account
+// namespace/name, bound to pod (so that it names the pod's node, as a
+// projected token in a DaemonSet's pod does) unless pod is nil.
+func (c *Cluster) serviceAccountToken(ctx context.Context, namespace, name string, pod *corev1.Pod) (string, error) {
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}
+	if pod != nil {
+		req.Spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}
+	}
+	tok, err := c.Client.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, req, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token of service account %s/%s: %w", namespace, name, err)
+	}
+	return tok.Status.Token, nil
 }

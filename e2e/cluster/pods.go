@@ -128,7 +128,7 @@ func (c *Cluster) runCreated(ctx context.Context, pod *corev1.Pod, opts ...PodOp
 	if err != nil {
 		return nil, fmt.Errorf("run sandbox of %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
-	tokenDir, err := c.serviceAccountToken(ctx, pod)
+	tokenDir, err := c.projectToken(ctx, pod)
 	if err != nil {
 		return nil, err
 	}

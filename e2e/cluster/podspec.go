@@ -5,17 +5,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -58,21 +55,17 @@ func (c *Cluster) containerMounts(pod *corev1.Pod, ctr corev1.Container, tokenDi
 	return mounts, nil
 }
 
-// serviceAccountToken writes the files of the pod's projected
-// service-account volume into a directory of the harness: a token bound to
-// the pod (so it names the pod's node), the cluster's CA and the
-// namespace. "" when the pod has no service account or opts out.
-func (c *Cluster) serviceAccountToken(ctx context.Context, pod *corev1.Pod) (string, error) {
+// projectToken writes the files of the pod's projected service-account
+// volume into a directory of the harness: a token bound to the pod (so it
+// names the pod's node), the cluster's CA and the namespace. "" when the
+// pod has no service account or opts out.
+func (c *Cluster) projectToken(ctx context.Context, pod *corev1.Pod) (string, error) {
 	if pod.Spec.ServiceAccountName == "" || pod.Spec.AutomountServiceAccountToken != nil && !*pod.Spec.AutomountServiceAccountToken {
 		return "", nil
 	}
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
-		ExpirationSeconds: new(int64(3600)),
-		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID},
-	}}
-	tok, err := c.Client.CoreV1().ServiceAccounts(pod.Namespace).CreateToken(ctx, pod.Spec.ServiceAccountName, req, metav1.CreateOptions{})
+	token, err := c.serviceAccountToken(ctx, pod.Namespace, pod.Spec.ServiceAccountName, pod)
 	if err != nil {
-		return "", fmt.Errorf("token of service account %s/%s for pod %s: %w", pod.Namespace, pod.Spec.ServiceAccountName, pod.Name, err)
+		return "", fmt.Errorf("pod %s: %w", pod.Name, err)
 	}
 	ca, err := os.ReadFile(filepath.Join(c.cfg.Dir, "pki", "ca.crt"))
 	if err != nil {
@@ -82,7 +75,7 @@ func (c *Cluster) serviceAccountToken(ctx context.Context, pod *corev1.Pod) (str
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
-	for name, data := range map[string][]byte{"token": []byte(tok.Status.Token), "ca.crt": ca, "namespace": []byte(pod.Namespace)} {
+	for name, data := range map[string][]byte{"token": []byte(token), "ca.crt": ca, "namespace": []byte(pod.Namespace)} {
 		// Readable by a container's non-root user, as the kubelet's
 		// projected volume (mode 0644) is.
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
@@ -97,11 +90,7 @@ func (c *Cluster) serviceAccountToken(ctx context.Context, pod *corev1.Pod) (str
 // the kubelet gives it (KUBERNETES_SERVICE_HOST/PORT, here the harness's
 // loopback address rather than the kubernetes Service's).
 func (c *Cluster) containerEnv(pod *corev1.Pod, ctr corev1.Container) ([]*runtimeapi.KeyValue, error) {
-	server, err := c.apiServerURL()
-	if err != nil {
-		return nil, err
-	}
-	env := []*runtimeapi.KeyValue{{Key: "KUBERNETES_SERVICE_HOST", Value: []byte(server.Hostname())}, {Key: "KUBERNETES_SERVICE_PORT", Value: []byte(server.Port())}}
+	env := []*runtimeapi.KeyValue{{Key: "KUBERNETES_SERVICE_HOST", Value: []byte(c.server.Hostname())}, {Key: "KUBERNETES_SERVICE_PORT", Value: []byte(c.server.Port())}}
 	for _, e := range ctr.Env {
 		value := e.Value
 		if e.ValueFrom != nil {
@@ -124,15 +113,6 @@ func (c *Cluster) containerEnv(pod *corev1.Pod, ctr corev1.Container) ([]*runtim
 		env = append(env, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(value)})
 	}
 	return env, nil
-}
-
-// apiServerURL is the API server's address, from the admin kubeconfig.
-func (c *Cluster) apiServerURL() (*url.URL, error) {
-	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	return url.Parse(cfg.Clusters["e2e"].Server)
 }
 
 // containerSecurity maps the pod's and the container's securityContext to
@@ -265,4 +245,14 @@ func containerResources(ctr corev1.Container) *runtimeapi.LinuxContainerResource
 		return &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: limit.Value()}
 	}
 	return nil
+}
+
+// PodFromTemplate is the pod a DaemonSet or Deployment controller makes of
+// its template: the template's labels, annotations and spec, its name, and
+// the workload as its owner.
+func PodFromTemplate(namespace, name string, template corev1.PodTemplateSpec, owner metav1.OwnerReference) *corev1.Pod {
+	pod := &corev1.Pod{ObjectMeta: template.ObjectMeta, Spec: template.Spec}
+	pod.Namespace, pod.Name = namespace, name
+	pod.OwnerReferences = []metav1.OwnerReference{owner}
+	return pod
 }

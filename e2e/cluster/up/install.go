@@ -93,9 +93,8 @@ func ownerOf(obj metav1.Object, kind string) metav1.OwnerReference {
 // ensurePod creates a pod of a template bound to node unless it exists;
 // the node's kubelet runs it.
 func ensurePod(ctx context.Context, c *cluster.Cluster, namespace, name, node string, template corev1.PodTemplateSpec, owner metav1.OwnerReference) error {
-	pod := &corev1.Pod{ObjectMeta: template.ObjectMeta, Spec: template.Spec}
-	pod.Namespace, pod.Name, pod.Spec.NodeName = namespace, name, node
-	pod.OwnerReferences = []metav1.OwnerReference{owner}
+	pod := cluster.PodFromTemplate(namespace, name, template, owner)
+	pod.Spec.NodeName = node
 	_, err := c.Client.CoreV1().Pods(namespace).Create(ctx, pod, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		return nil
