@@ -44,6 +44,7 @@ import (
 
 	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bpf"
+	"github.com/capprof/capprof/events"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/recorder"
 )
@@ -62,6 +63,13 @@ type Config struct {
 	Version string
 	// Log receives progress and warnings.
 	Log io.Writer
+	// Events, when set, streams every recording's live events to one
+	// output that log pipelines follow: Events.Output, a file rotated at
+	// EventsMaxSizeMB MiB keeping EventsMaxBackups old ones (as Tetragon
+	// rotates its export file), or "-" for Events.Stdout (the container's
+	// log).
+	Events                            *recorder.EventsConfig
+	EventsMaxSizeMB, EventsMaxBackups int
 }
 
 // Run records until ctx ends; it then stops every recording without
@@ -79,6 +87,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("the agent cannot record on node %q: %w", cfg.Node, err)
 	}
+	events, closeEvents, err := openEvents(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeEvents()
 	mgr, origin, err := kube.Manager(cfg.Kube, cfg.Log, manager.Options{
 		Client: client.Options{Cache: &client.CacheOptions{
 			// Only this node's results are read, each once: no cache of
@@ -89,20 +102,48 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	a := &agent{cfg: cfg, client: mgr.GetClient(), sessions: map[types.UID]*session{}}
+	a := &agent{cfg: cfg, client: mgr.GetClient(), events: events, sessions: map[types.UID]*session{}}
 	if err := ctrl.NewControllerManagedBy(mgr).Named("agent").For(&v1alpha1.CapabilityRecording{}).Complete(a); err != nil {
 		return err
 	}
-	fmt.Fprintf(cfg.Log, "capprof: agent of node %q (probe %s) watching CapabilityRecordings (%s)\n", cfg.Node, backend, origin)
+	fmt.Fprintf(cfg.Log, "capprof: agent of node %q (probe %s) watching CapabilityRecordings (%s)", cfg.Node, backend, origin)
+	if events != nil {
+		fmt.Fprintf(cfg.Log, "; live events to %s", events.Sink.Name())
+	}
+	fmt.Fprintln(cfg.Log)
 	err = mgr.Start(ctx)
 	a.stopAll()
 	return err
+}
+
+// openEvents opens the events output that every recording's session
+// writes to (nil without Events); the function returned closes it.
+func openEvents(cfg Config) (*recorder.EventsConfig, func(), error) {
+	if cfg.Events == nil {
+		return nil, func() {}, nil
+	}
+	ev := *cfg.Events
+	if ev.Output == "-" {
+		ev.Sink = events.NewSink("stdout", ev.Stdout)
+		return &ev, func() {}, nil
+	}
+	file, err := events.RotatedFile(ev.Output, cfg.EventsMaxSizeMB, cfg.EventsMaxBackups)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--events %q: %w", ev.Output, err)
+	}
+	ev.Sink = events.NewSink(ev.Output, file)
+	return &ev, func() {
+		if err := file.Close(); err != nil {
+			fmt.Fprintf(cfg.Log, "capprof: warning: events: closing %s: %v\n", ev.Output, err)
+		}
+	}, nil
 }
 
 // agent reconciles recordings with the sessions that record them.
 type agent struct {
 	cfg    Config
 	client client.Client
+	events *recorder.EventsConfig // every session's, with the shared sink; nil without --events
 
 	mu       sync.Mutex
 	sessions map[types.UID]*session
@@ -187,6 +228,7 @@ func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) er
 			// node records from now on.
 			Checkpoint: func(p *v1alpha1.Profile) { s.write(p, false) }, CheckpointPeriod: a.cfg.Flush,
 			RequireClassification: true,
+			Events:                a.events,
 		})
 	}()
 	return nil

@@ -120,6 +120,30 @@ func TestChart(t *testing.T) {
 			}
 			return ""
 		}},
+		{name: "events", release: "capprof", set: []string{
+			"agent.events.output=file", "agent.events.hostPath=/var/log/pipeline/", "agent.events.fileName=capprof.log",
+			"agent.events.filters[0]=type=cap", "agent.events.filters[1]=verdict=denied", "agent.events.maxSizeMB=50",
+		}, check: func(objs map[string]*unstructured.Unstructured) string {
+			spec, _, _ := unstructured.NestedMap(objs["DaemonSet/capprof-agent"].Object, "spec", "template", "spec")
+			ctr := spec["containers"].([]any)[0].(map[string]any)
+			args := ctr["args"].([]any)
+			for _, want := range []string{"--events=/var/log/pipeline/capprof.log", "--events-max-size-mb=50", "--events-max-backups=5",
+				"--events-format=json", "--events-rate-limit=1s", "--events-filter=type=cap", "--events-filter=verdict=denied"} {
+				if !slices.Contains(args, any(want)) {
+					return fmt.Sprintf("args %v lack %s", args, want)
+				}
+			}
+			mounts := ctr["volumeMounts"].([]any)
+			volumes := spec["volumes"].([]any)
+			if len(mounts) != 2 || len(volumes) != 2 {
+				return fmt.Sprintf("mounts %v, volumes %v: want the cgroup's and the events directory's", mounts, volumes)
+			}
+			mount, volume := mounts[1].(map[string]any), volumes[1].(map[string]any)["hostPath"].(map[string]any)
+			if mount["mountPath"] != "/var/log/pipeline/" || mount["readOnly"] != nil || volume["path"] != "/var/log/pipeline/" || volume["type"] != "DirectoryOrCreate" {
+				return fmt.Sprintf("events mount %v on %v: want the directory, writable, made if missing", mount, volume)
+			}
+			return ""
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := "capprof-chart-" + strings.ReplaceAll(tc.name, " ", "-")
@@ -148,6 +172,19 @@ func TestChart(t *testing.T) {
 				t.Errorf("rendered with %v: %s", tc.set, problem)
 			}
 		})
+	}
+
+	// Values the chart cannot honour fail the rendering, saying which.
+	for _, tc := range []struct{ set, want string }{
+		{"agent.events.output=syslog", `agent.events.output "syslog": use none, file or stdout`},
+		{"agent.events.hostPath=logs", `agent.events.hostPath "logs": give an absolute directory on the node`},
+		{"agent.events.fileName=../../etc/passwd", `agent.events.fileName "../../etc/passwd": give a file name, without a directory`},
+	} {
+		cmd := exec.Command(toolFromEnv(t, "CAPPROF_E2E_HELM"), "template", "capprof", chartPath, "--kube-version", version,
+			"--set", "agent.events.output=file", "--set", tc.set)
+		if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), tc.want) {
+			t.Errorf("helm template --set %s: %v\n%s\nwant it refused: %s", tc.set, err, out, tc.want)
+		}
 	}
 
 	t.Run("install", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -189,7 +190,25 @@ func wantRequired(t *testing.T, p *v1alpha1.Profile, want ...string) {
 	t.Helper()
 	got := required(t, p)
 	if strings.Join(got, ",") != strings.Join(want, ",") {
-		t.Fatalf("required capabilities = %v, want %v\nprofile containers: %+v", got, want, p.Containers)
+		// CI shows a failure's first line: the sources of what is
+		// required unexpectedly go there.
+		var unexpected []string
+		for _, c := range got {
+			if slices.Contains(want, c) {
+				continue
+			}
+			for _, ctr := range p.Containers {
+				for _, cc := range ctr.Capabilities {
+					if cc.Capability.String() != "CAP_"+c {
+						continue
+					}
+					for _, s := range cc.Sources {
+						unexpected = append(unexpected, fmt.Sprintf("%s: %s %s %s %v %s %s %s %d", c, ctr.Name, s.Executable, s.Syscall, s.CallSites, s.Audit, s.Credentials, s.Phase, s.Count))
+					}
+				}
+			}
+		}
+		t.Fatalf("required capabilities = %v, want %v; unexpected from %q\nprofile containers: %+v", got, want, unexpected, p.Containers)
 	}
 }
 

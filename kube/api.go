@@ -168,9 +168,10 @@ func describeOrigin(rules *clientcmd.ClientConfigLoadingRules, loader clientcmd.
 // Describe implements Source.
 func (s *APISource) Describe() string { return s.sel.describe(s.namespace) }
 
-// ReportsPodsEarly implements Source: the API server has a pod bound to
-// this node before the kubelet acts on it.
-func (s *APISource) ReportsPodsEarly() bool { return true }
+// ReportDelay implements Source: the API server has a pod bound to this
+// node before the kubelet acts on it, but capprof's watch may be told
+// after the kubelet's, by seconds on a loaded node or API server.
+func (s *APISource) ReportDelay() time.Duration { return 15 * time.Second }
 
 func (s *APISource) listOptions() metav1.ListOptions {
 	selector := fields.OneTermEqualSelector("spec.nodeName", s.sel.Node)

@@ -91,9 +91,10 @@ func (s *CRISource) Close() error { return s.conn.Close() }
 // Describe implements Source.
 func (s *CRISource) Describe() string { return s.sel.describe(s.namespace) }
 
-// ReportsPodsEarly implements Source: the runtime knows a pod from its
-// sandbox, which the kubelet runs after it created the pod's cgroup.
-func (s *CRISource) ReportsPodsEarly() bool { return false }
+// ReportDelay implements Source: the runtime knows a pod from its
+// sandbox, which the kubelet runs after it created the pod's cgroup, once
+// the sandbox image is pulled.
+func (s *CRISource) ReportDelay() time.Duration { return time.Minute }
 
 // Pods implements Source.
 func (s *CRISource) Pods(ctx context.Context) ([]Pod, error) {

@@ -59,10 +59,11 @@ type Source interface {
 	Watch(ctx context.Context, pods chan<- Pod) error
 	// Describe says what is selected, for progress lines and the profile.
 	Describe() string
-	// ReportsPodsEarly says whether a pod is reported before the kubelet
-	// creates its cgroup (the API: as soon as it is bound to this node).
-	// The CRI reports a pod only once its sandbox exists, after its cgroup.
-	ReportsPodsEarly() bool
+	// ReportDelay bounds how long after the kubelet creates a pod's
+	// cgroup the source may first report the pod, so that every new pod
+	// cgroup is recorded from its creation at least that long, waiting
+	// for its pod to be reported and selected.
+	ReportDelay() time.Duration
 }
 
 // Selection is what the record flags select.

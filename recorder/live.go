@@ -28,7 +28,29 @@ type EventsConfig struct {
 	RateLimit time.Duration
 	// Redact masks secrets in the processes' arguments.
 	Redact *redact.Redactor
+	// Sink, when set, is Output already open, shared with other
+	// recordings and outliving this one (capprof agent's rotated file or
+	// stdout): the events go to it in whole lines, and nothing is renamed
+	// or removed when the recording stops.
+	Sink *events.Sink
 }
+
+// eventsOutput is where a live stream writes: a file of its own
+// (outfile.File: it appears, complete, when committed), or its stream of
+// a shared sink.
+type eventsOutput interface {
+	io.Writer
+	Name() string
+	Commit() error
+	Abort()
+}
+
+// sinkOutput is a live stream's part of a shared sink: what it wrote
+// stays, and committing it only checks that it ended with a whole line.
+type sinkOutput struct{ *events.SinkStream }
+
+func (o sinkOutput) Commit() error { return o.Close() }
+func (o sinkOutput) Abort()        {}
 
 // Live events are released in kernel time order once they are this old:
 // checks come through their own ring buffer, and an exec, its checks and its
@@ -63,9 +85,13 @@ type liveStream struct {
 	podsMode bool // host namespaces mark a process privileged (in a pod, not for a command)
 	names    *targetNames
 	writer   events.Writer
-	out      *outfile.File
+	out      eventsOutput
 	bootWall time.Time // wall time at CLOCK_MONOTONIC 0
 	hostNS   hostNamespaces
+	// hostPIDs: capprof shares the host's PID namespace, so /proc/PID is
+	// the process an event names. An agent in its own (no hostPID) names a
+	// process it saw no exec of by its command name alone.
+	hostPIDs bool
 
 	in          chan bpf.Event
 	done        chan struct{}
@@ -86,9 +112,15 @@ type liveStream struct {
 
 // newLiveStream opens the output and starts the writer goroutine.
 func newLiveStream(cfg EventsConfig, progress io.Writer, probe liveProbe, node string, self bpf.ExeID, podsMode bool, names *targetNames) (*liveStream, error) {
-	out, err := outfile.Open("--events", cfg.Output, cfg.Stdout)
-	if err != nil {
-		return nil, err
+	var out eventsOutput
+	if cfg.Sink != nil {
+		out = sinkOutput{cfg.Sink.Stream()}
+	} else {
+		file, err := outfile.Open("--events", cfg.Output, cfg.Stdout)
+		if err != nil {
+			return nil, err
+		}
+		out = file
 	}
 	writer, err := events.NewWriter(cfg.Format, out)
 	if err != nil {
@@ -100,9 +132,10 @@ func newLiveStream(cfg EventsConfig, progress io.Writer, probe liveProbe, node s
 		out.Abort()
 		return nil, err
 	}
+	hostPIDs := inHostPIDNamespace()
 	s := &liveStream{
 		cfg: cfg, progress: progress, probe: probe, node: node, self: self, podsMode: podsMode, names: names, writer: writer, out: out,
-		bootWall: time.Now().Add(-now), hostNS: readHostNamespaces(),
+		bootWall: time.Now().Add(-now), hostNS: hostNamespacesOf(hostPIDs, nsInode), hostPIDs: hostPIDs,
 		in: make(chan bpf.Event, liveQueueLen), done: make(chan struct{}),
 		procs: newProcessTable(), symbols: map[uint64]string{},
 	}

@@ -133,3 +133,81 @@ func TestDispatcher(t *testing.T) {
 		t.Errorf("the collector counted %d execs, the live stream wrote\n%s\nwant 1 exec and 2 events (pids 1 and 2)", c.nExecs, data)
 	}
 }
+
+// TestHostNamespacesOf: sharing the host's PID namespace, capprof compares
+// with PID 1's namespaces; in a PID namespace of its own (an agent without
+// hostPID), with the initial namespaces' fixed numbers, and it never calls
+// a mount or network namespace the host's, whose numbers it cannot know.
+func TestHostNamespacesOf(t *testing.T) {
+	read := func(name string) uint32 { return uint32(len(name)) }
+	shared := hostNamespacesOf(true, read)
+	if shared.ns[bpf.NSNet] != 3 || shared.ns[bpf.NSPIDForChildren] != uint32(len("pid_for_children")) || shared.user != 4 {
+		t.Errorf("in the host's PID namespace: %+v, want PID 1's", shared)
+	}
+	own := hostNamespacesOf(false, func(string) uint32 { t.Fatal("read /proc from another PID namespace"); return 0 })
+	want := map[int]uint32{bpf.NSUTS: 0xEFFFFFFE, bpf.NSIPC: 0xEFFFFFFF, bpf.NSPID: 0xEFFFFFFC, bpf.NSPIDForChildren: 0xEFFFFFFC,
+		bpf.NSCgroup: 0xEFFFFFFB, bpf.NSTime: 0xEFFFFFFA, bpf.NSTimeForChildren: 0xEFFFFFFA, bpf.NSNet: 0, bpf.NSMnt: 0}
+	for index, inum := range want {
+		if own.ns[index] != inum {
+			t.Errorf("in its own PID namespace, namespace %s = %#x, want %#x", nsNames[index], own.ns[index], inum)
+		}
+	}
+	if own.user != 0xEFFFFFFD {
+		t.Errorf("user namespace %#x, want the initial one's", own.user)
+	}
+	// No namespace number is 0: an unknown host namespace matches none.
+	s := &liveStream{hostNS: own, podsMode: true}
+	if why := s.privileged(bpf.Creds{}, &bpf.ExecDetails{}); len(why) != 0 {
+		t.Errorf("a process without namespace numbers is privileged for %v", why)
+	}
+	d := &bpf.ExecDetails{}
+	d.Namespaces[bpf.NSPID] = 0xEFFFFFFC
+	if why := s.privileged(bpf.Creds{}, d); strings.Join(why, ",") != "host_pid_ns" {
+		t.Errorf("a process in the initial PID namespace is privileged for %v, want host_pid_ns", why)
+	}
+}
+
+// TestLiveStreamsShareSink: two recordings' live streams (capprof agent's)
+// write whole lines to one sink, and stopping one leaves the sink to the
+// other; a stream's file name is the sink's.
+func TestLiveStreamsShareSink(t *testing.T) {
+	names := newTargetNames()
+	names.addCommand(7, &namedTarget{identity: v1alpha1.Identity{Name: "app"}})
+	var out bytes.Buffer
+	sink := events.NewSink("/var/log/capprof/events.log", &out)
+	var progress bytes.Buffer
+	var streams []*liveStream
+	for range 2 {
+		s, err := newLiveStream(EventsConfig{Output: sink.Name(), Format: "json", Sink: sink}, &progress, heldBack{}, "node-a", bpf.ExeID{}, false, names)
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, s)
+	}
+	for i, s := range streams {
+		for n := range 500 {
+			tgid := uint32(1000*(i+1) + n)
+			key := bpf.ExecKey{TGID: tgid, Start: time.Duration(n), Seq: 1}
+			s.send(&bpf.Exec{Header: bpf.Header{PID: tgid, TGID: tgid, Exec: key, CgroupID: 7, Time: time.Duration(n)},
+				Filename: "/app", ExePath: "/app", Details: &bpf.ExecDetails{Args: []string{"/app", strings.Repeat("a", n)}}})
+		}
+	}
+	for _, s := range streams {
+		if err := s.close(&progress, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lines := bytes.Split(bytes.TrimSuffix(out.Bytes(), []byte("\n")), []byte("\n"))
+	if len(lines) != 1000 {
+		t.Fatalf("%d lines in the sink, want 1000", len(lines))
+	}
+	for _, line := range lines {
+		var e events.Event
+		if err := json.Unmarshal(line, &e); err != nil || e.ProcessExec == nil {
+			t.Fatalf("not a whole exec event (%v): %.200s", err, line)
+		}
+	}
+	if n := strings.Count(progress.String(), "500 written to /var/log/capprof/events.log"); n != 2 {
+		t.Errorf("progress %q: want each stream's 500 events said written to the sink", progress.String())
+	}
+}

@@ -49,7 +49,7 @@ func (s *liveStream) execProcess(e *bpf.Exec) *events.Process {
 	}
 	if e.Existing {
 		flags = []string{"procFS"}
-		args = procArgs(e.TGID)
+		args = s.procArgs(e.TGID)
 		if len(args) > 0 && strings.HasPrefix(args[0], "/") {
 			binary = args[0]
 		}
@@ -260,24 +260,57 @@ func (s *liveStream) namespaces(d *bpf.ExecDetails, userNS uint32) *events.Names
 	}
 }
 
-// hostNamespaces are PID 1's namespaces, which is_host compares with; where
-// PID 1's cannot be read (a sandboxed init), capprof's own, as a node agent
-// runs in the host's.
+// hostNamespaces are the host's namespaces, which is_host compares with:
+// those of the host's PID 1 when capprof shares the host's PID namespace
+// (a node's record, an agent with hostPID), else (an agent in its own PID
+// namespace) those the kernel gives fixed numbers, with the host's mount
+// and network namespaces unknown (0: never said to be the host's).
 type hostNamespaces struct {
 	ns   [bpf.NamespaceCount]uint32
 	user uint32
 }
 
-func readHostNamespaces() hostNamespaces {
+// The inode numbers of the initial namespaces, fixed by the kernel
+// (include/linux/proc_ns.h: ipc, uts, user and pid since Linux 3.8, cgroup
+// since 4.6, time since 5.6). The initial mount and network namespaces get
+// theirs when created.
+const (
+	ipcInitIno    = 0xEFFFFFFF
+	utsInitIno    = 0xEFFFFFFE
+	userInitIno   = 0xEFFFFFFD
+	pidInitIno    = 0xEFFFFFFC
+	cgroupInitIno = 0xEFFFFFFB
+	timeInitIno   = 0xEFFFFFFA
+)
+
+var nsNames = map[int]string{
+	bpf.NSUTS: "uts", bpf.NSIPC: "ipc", bpf.NSMnt: "mnt", bpf.NSPID: "pid", bpf.NSPIDForChildren: "pid_for_children",
+	bpf.NSNet: "net", bpf.NSTime: "time", bpf.NSTimeForChildren: "time_for_children", bpf.NSCgroup: "cgroup",
+}
+
+// hostNamespacesOf is hostNamespaces, read with inode (of PID 1's, else
+// capprof's own namespace of that name) when capprof shares the host's PID
+// namespace.
+func hostNamespacesOf(hostPIDs bool, inode func(name string) uint32) hostNamespaces {
 	var h hostNamespaces
-	for index, name := range map[int]string{
-		bpf.NSUTS: "uts", bpf.NSIPC: "ipc", bpf.NSMnt: "mnt", bpf.NSPID: "pid", bpf.NSPIDForChildren: "pid_for_children",
-		bpf.NSNet: "net", bpf.NSTime: "time", bpf.NSTimeForChildren: "time_for_children", bpf.NSCgroup: "cgroup",
-	} {
-		h.ns[index] = nsInode(name)
+	if hostPIDs {
+		for index, name := range nsNames {
+			h.ns[index] = inode(name)
+		}
+		h.user = inode("user")
+		return h
 	}
-	h.user = nsInode("user")
+	h.ns[bpf.NSUTS], h.ns[bpf.NSIPC], h.ns[bpf.NSPID], h.ns[bpf.NSPIDForChildren] = utsInitIno, ipcInitIno, pidInitIno, pidInitIno
+	h.ns[bpf.NSCgroup], h.ns[bpf.NSTime], h.ns[bpf.NSTimeForChildren] = cgroupInitIno, timeInitIno, timeInitIno
+	h.user = userInitIno
 	return h
+}
+
+// inHostPIDNamespace says whether capprof runs in the host's (initial) PID
+// namespace, where /proc/PID is the process the kernel's events name.
+func inHostPIDNamespace() bool {
+	var st unix.Stat_t
+	return unix.Stat("/proc/self/ns/pid", &st) == nil && st.Ino == pidInitIno
 }
 
 func nsInode(name string) uint32 {

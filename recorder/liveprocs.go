@@ -153,9 +153,12 @@ func (s *liveStream) process(key bpf.ExecKey) *events.Process {
 func (s *liveStream) procProcess(key bpf.ExecKey, comm string) *events.Process {
 	p := &events.Process{ExecID: s.execID(key), PID: key.TGID, TID: key.TGID, Binary: comm, Flags: "procFS",
 		StartTime: s.wall(key.Start), AUID: 4294967295}
-	if args := s.cfg.Redact.Args(procArgs(key.TGID)); len(args) > 0 {
+	if args := s.cfg.Redact.Args(s.procArgs(key.TGID)); len(args) > 0 {
 		p.Binary = args[0]
 		p.Arguments = strings.Join(args[1:], " ")
+	}
+	if !s.hostPIDs {
+		return p
 	}
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", key.TGID)); err == nil && !strings.HasPrefix(p.Binary, "/") {
 		p.Binary = escape.Name(exe)
@@ -164,8 +167,12 @@ func (s *liveStream) procProcess(key bpf.ExecKey, comm string) *events.Process {
 }
 
 // procArgs reads a process's arguments from /proc, as the kernel's are
-// recorded (escape.Name); nil when it is gone.
-func procArgs(pid uint32) []string {
+// recorded (escape.Name); nil when it is gone, or when /proc is another
+// PID namespace's.
+func (s *liveStream) procArgs(pid uint32) []string {
+	if !s.hostPIDs {
+		return nil
+	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil || len(b) == 0 {
 		return nil

@@ -70,12 +70,6 @@ type Restarter interface {
 	Restart(ctx context.Context, w kube.Workload, now time.Time) error
 }
 
-// unclaimedPodGrace is how long a pod cgroup created while recording
-// through the CRI stays a target before a selected pod claims it: the
-// runtime reports a pod once its sandbox exists, which the kubelet creates
-// after the pod's cgroup (the sandbox image may have to be pulled first).
-const unclaimedPodGrace = time.Minute
-
 // sweepPeriod is how often unclaimed pod cgroups are looked at.
 const sweepPeriod = time.Second
 
@@ -98,12 +92,15 @@ func RecordPods(cfg PodsConfig) error {
 }
 
 // RunPods records the selected pods as RecordPods does, without saving
-// anything: it returns the profile. Output and Events are not used.
+// anything: it returns the profile. Output is not used; Events only with
+// a Sink (capprof agent's events), since no file of its own is written.
 func RunPods(cfg PodsConfig) (*v1alpha1.Profile, error) {
 	if err := NeedRoot("verify"); err != nil {
 		return nil, err
 	}
-	cfg.Events = nil
+	if cfg.Events != nil && cfg.Events.Sink == nil {
+		return nil, errors.New("recording pods without saving: live events need a sink that outlives the recording")
+	}
 	var p *v1alpha1.Profile
 	err := runPods(cfg, func(rec *recording, meta v1alpha1.Metadata, _ string) error {
 		var err error
@@ -142,12 +139,13 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	targets := &podTargets{rec: rec, root: cgroupRoot, progress: cfg.Progress, armed: map[string]bool{},
 		podCgroups: map[string]bool{}, reported: map[string]bool{}, unfound: map[string]unfoundPod{}}
 	targets.pids, _ = cfg.Source.(containerPIDs)
-	if !cfg.Source.ReportsPodsEarly() {
-		// Every pod cgroup created from now on is recorded until a
-		// selected pod claims it (or unclaimedPodGrace passes).
-		if err := rec.probe.ArmAllPods(); err != nil {
-			return err
-		}
+	// Every pod cgroup created from now on is recorded from its creation
+	// until a selected pod claims it, or the source's report delay passes:
+	// a pod reported after its containers were created (the API's watch
+	// told after the kubelet's) is still recorded from its first
+	// instruction, its container runtime's setup told apart.
+	if err := rec.probe.ArmAllPods(); err != nil {
+		return err
 	}
 	for _, p := range pods {
 		// Before recording starts, a running container without a cgroup is
@@ -227,7 +225,7 @@ wait:
 				fmt.Fprintf(cfg.Progress, "capprof: warning: %v; live events name the processes already running in new containers by pid only\n", err)
 			}
 		case <-sweep.C:
-			targets.dropUnclaimed(time.Now().Add(-unclaimedPodGrace))
+			targets.dropUnclaimed(time.Now().Add(-cfg.Source.ReportDelay()))
 			targets.retry()
 		case err := <-watchDone:
 			watchDone = nil

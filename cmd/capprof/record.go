@@ -7,15 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/capprof/capprof/bpf"
-	"github.com/capprof/capprof/events"
-	"github.com/capprof/capprof/internal/redact"
 	"github.com/capprof/capprof/kube"
 	"github.com/capprof/capprof/recorder"
 )
@@ -30,9 +27,7 @@ type recordFlags struct {
 	allNamespaces, restart                     bool
 	cluster                                    clusterRecordFlags
 	kube                                       kubeFlags
-	events, eventsFormat                       string
-	eventsFilter                               cli.StringSlice
-	eventsRateLimit                            time.Duration
+	events                                     eventsFlags
 }
 
 func recordCommand() *cli.Command {
@@ -56,7 +51,7 @@ func recordCommand() *cli.Command {
 			"selects, in -n's namespace: capprof's node agents record its pods on every node, and its\n" +
 			"controller keeps one CapabilityProfile per workload current. It prints the recording's\n" +
 			"name; --wait waits until it is Complete and prints its profiles.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Destination: &f.output, Usage: "profile `FILE` (JSON; YAML if it ends in .yaml/.yml), or - for stdout; a file appears, complete, when recording stops (required but with --cluster)"},
 			&cli.DurationFlag{Name: "duration", Destination: &f.duration, Usage: "stop recording after this long (0: until Ctrl-C, or until the command exits)"},
 			&cli.DurationFlag{Name: "progress", Value: 10 * time.Second, Destination: &f.progress, Usage: "interval of progress lines on stderr (0: none)"},
@@ -72,17 +67,13 @@ func recordCommand() *cli.Command {
 			&cli.BoolFlag{Name: "restart", Destination: &f.restart, Usage: "once recording, restart the selected pods' Deployments, StatefulSets and DaemonSets as kubectl rollout restart does, so that their startup is recorded (needs patch on them)", Category: "Pods"},
 			&cli.StringFlag{Name: "name", Value: "main", Destination: &f.name, Usage: "container name to record the command as", Category: "Command"},
 			&cli.DurationFlag{Name: "stop-timeout", Value: 5 * time.Second, Destination: &f.stopTimeout, Usage: "how long the command has to exit when stopped before it is killed", Category: "Command"},
-			&cli.StringFlag{Name: "events", Destination: &f.events, Usage: "also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops", Category: "Events"},
-			&cli.StringFlag{Name: "events-format", Value: "json", Destination: &f.eventsFormat, Usage: "events as JSON lines (Tetragon's field names) or compact lines: " + strings.Join(events.Formats, ", "), Category: "Events"},
-			&cli.StringSliceFlag{Name: "events-filter", Destination: &f.eventsFilter, Usage: "write only events matching `KEY=VALUE` (type=exec|exit|cap|creds, pod=[NAMESPACE/]NAME, container=NAME, cap=NAME, verdict=allowed|denied); repeat a key for either value", Category: "Events"},
-			&cli.DurationFlag{Name: "events-rate-limit", Value: time.Second, Destination: &f.eventsRateLimit, Usage: "at most one capability-check event per process, capability and verdict per this interval; the rest are counted in the next (0: every check)", Category: "Events"},
 			&cli.BoolFlag{Name: "cluster", Destination: &f.cluster.enabled, Usage: "record across the cluster: create a CapabilityRecording for capprof's node agents", Category: "Cluster"},
 			&cli.BoolFlag{Name: "wait", Destination: &f.cluster.wait, Usage: "wait until the recording is Complete (needs --duration) and print its profiles", Category: "Cluster"},
 			&cli.StringSliceFlag{Name: "containers", Destination: &f.cluster.containers, Usage: "record only these container `NAMES` (comma-separated)", Category: "Cluster"},
 			&cli.StringSliceFlag{Name: "exclude-containers", Destination: &f.cluster.exclude, Usage: "leave out these container `NAMES` (a sidecar)", Category: "Cluster"},
 			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in every argument, in the profile's command and in events (repeatable): --redact '--license=(\\S+)'"),
 			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets: values of arguments named like a password, secret, token, API, access or private key or credentials (--db-password=X, --token X, DB_TOKEN=X), URL passwords, Authorization headers (--default-redaction=false: none)"),
-		},
+		}, f.events.flags("also write live events (execs, exits, capability checks, credential changes) to `FILE`, or - for stdout; a file appears when recording stops")...),
 		Action: func(c *cli.Context) error {
 			if f.cluster.enabled {
 				if err := f.checkCluster(c); err != nil {
@@ -97,7 +88,7 @@ func recordCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			eventsCfg, err := f.eventsConfig(c, redactor)
+			eventsCfg, err := f.events.config(c, redactor)
 			if err != nil {
 				return err
 			}
@@ -157,13 +148,6 @@ func (f *recordFlags) check(c *cli.Context) error {
 	if !c.IsSet("output") {
 		return errors.New(`Required flag "output" not set: give -o FILE (or - for stdout) for the profile`)
 	}
-	if !c.IsSet("events") {
-		for _, name := range []string{"events-format", "events-filter", "events-rate-limit"} {
-			if c.IsSet(name) {
-				return fmt.Errorf("--%s shapes live events: give --events FILE (or - for stdout) too", name)
-			}
-		}
-	}
 	if !f.podMode(c) {
 		for _, name := range []string{"namespace", "all-namespaces", "kubeconfig", "context", "runtime-endpoint", "restart"} {
 			if c.IsSet(name) {
@@ -194,28 +178,6 @@ func (f *recordFlags) check(c *cli.Context) error {
 		}
 	}
 	return nil
-}
-
-// eventsConfig reads the --events flags; nil when no events are asked for.
-func (f *recordFlags) eventsConfig(c *cli.Context, redactor *redact.Redactor) (*recorder.EventsConfig, error) {
-	if !c.IsSet("events") {
-		return nil, nil
-	}
-	if f.events == "" {
-		return nil, errors.New("--events: give a file, or - for stdout")
-	}
-	if err := oneOf(c, "events-format", events.Formats); err != nil {
-		return nil, err
-	}
-	if f.eventsRateLimit < 0 {
-		return nil, fmt.Errorf("--events-rate-limit %s: must not be negative", f.eventsRateLimit)
-	}
-	filter, err := events.ParseFilter(f.eventsFilter.Value())
-	if err != nil {
-		return nil, fmt.Errorf("--events-filter %w", err)
-	}
-	return &recorder.EventsConfig{Output: f.events, Stdout: c.App.Writer, Format: f.eventsFormat,
-		Filter: filter, RateLimit: f.eventsRateLimit, Redact: redactor}, nil
 }
 
 // recordPods is record's pod mode.

@@ -206,8 +206,8 @@ func (c *Cluster) startContainer(ctx context.Context, pod *corev1.Pod, st *podSt
 		Config: &runtimeapi.ContainerConfig{
 			Metadata: &runtimeapi.ContainerMetadata{Name: ctr.Name, Attempt: attempt},
 			Image:    &runtimeapi.ImageSpec{Image: ctr.Image, UserSpecifiedImage: ctr.Image},
-			Command:  ctr.Command,
-			Args:     ctr.Args,
+			Command:  expandAll(ctr.Command, env),
+			Args:     expandAll(ctr.Args, env),
 			Labels:   labels,
 			LogPath:  fmt.Sprintf("%s_%d.log", ctr.Name, attempt),
 			Envs:     env,

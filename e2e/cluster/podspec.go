@@ -47,12 +47,78 @@ func (c *Cluster) containerMounts(pod *corev1.Pod, ctr corev1.Container, tokenDi
 		if vol == nil || vol.HostPath == nil {
 			return nil, fmt.Errorf("container %s: volume %q: the harness mounts hostPath volumes only", ctr.Name, vm.Name)
 		}
+		if err := prepareHostPath(vol.HostPath); err != nil {
+			return nil, fmt.Errorf("container %s: volume %q: %w", ctr.Name, vm.Name, err)
+		}
 		mounts = append(mounts, &runtimeapi.Mount{HostPath: vol.HostPath.Path, ContainerPath: vm.MountPath, Readonly: vm.ReadOnly})
 	}
 	if tokenDir != "" {
 		mounts = append(mounts, &runtimeapi.Mount{HostPath: tokenDir, ContainerPath: serviceAccountDir, Readonly: true})
 	}
 	return mounts, nil
+}
+
+// expandAll expands the $(NAME) references to the container's environment
+// in a command or its arguments, as the kubelet does
+// (third_party/forked/golang/expansion): $$ is a $, and a reference to a
+// variable the container lacks stays as written.
+func expandAll(args []string, env []*runtimeapi.KeyValue) []string {
+	if args == nil {
+		return nil
+	}
+	values := map[string]string{}
+	for _, kv := range env {
+		values[kv.Key] = string(kv.Value)
+	}
+	out := make([]string, len(args))
+	for i, arg := range args {
+		var b strings.Builder
+		for j := 0; j < len(arg); j++ {
+			if arg[j] != '$' || j+1 == len(arg) {
+				b.WriteByte(arg[j])
+				continue
+			}
+			switch arg[j+1] {
+			case '$':
+				b.WriteByte('$')
+				j++
+				continue
+			case '(':
+				if end := strings.IndexByte(arg[j+2:], ')'); end >= 0 {
+					if v, ok := values[arg[j+2:j+2+end]]; ok {
+						b.WriteString(v)
+						j += 2 + end
+						continue
+					}
+				}
+			}
+			b.WriteByte('$')
+		}
+		out[i] = b.String()
+	}
+	return out
+}
+
+// prepareHostPath checks a hostPath volume's path against its type, as the
+// kubelet does before it starts the pod, creating a DirectoryOrCreate
+// (mode 0755, pkg/volume/hostpath).
+func prepareHostPath(hp *corev1.HostPathVolumeSource) error {
+	var typ corev1.HostPathType
+	if hp.Type != nil {
+		typ = *hp.Type
+	}
+	switch typ {
+	case corev1.HostPathUnset:
+		return nil
+	case corev1.HostPathDirectoryOrCreate:
+		return os.MkdirAll(hp.Path, 0o755)
+	case corev1.HostPathDirectory:
+		if st, err := os.Stat(hp.Path); err != nil || !st.IsDir() {
+			return fmt.Errorf("hostPath type check failed: %s is not a directory", hp.Path)
+		}
+		return nil
+	}
+	return fmt.Errorf("hostPath type %q: the harness checks Directory and DirectoryOrCreate only", typ)
 }
 
 // projectToken writes the files of the pod's projected service-account
@@ -179,6 +245,12 @@ func firstSet[T any](container, pod *T) *T {
 // stdout and stderr, each line without the CRI log format's time, stream
 // and tag, in the order written.
 func (c *Cluster) ContainerLog(pod *corev1.Pod, name string, attempt int) (string, error) {
+	return c.ContainerStream(pod, name, attempt, "")
+}
+
+// ContainerStream is ContainerLog of one stream, "stdout" or "stderr"
+// ("": both).
+func (c *Cluster) ContainerStream(pod *corev1.Pod, name string, attempt int, stream string) (string, error) {
 	data, err := os.ReadFile(filepath.Join(c.cfg.Dir, "logs", string(pod.UID), fmt.Sprintf("%s_%d.log", name, attempt)))
 	if err != nil {
 		return "", err
@@ -189,7 +261,7 @@ func (c *Cluster) ContainerLog(pod *corev1.Pod, name string, attempt int) (strin
 	for sc.Scan() {
 		// TIME STREAM TAG MESSAGE; tag P is a partial line.
 		fields := strings.SplitN(sc.Text(), " ", 4)
-		if len(fields) < 4 {
+		if len(fields) < 4 || stream != "" && fields[1] != stream {
 			continue
 		}
 		out.WriteString(fields[3])

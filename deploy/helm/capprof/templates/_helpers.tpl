@@ -38,3 +38,16 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "capprof.serviceAccountUser" -}}
 system:serviceaccount:{{ .root.Release.Namespace }}:{{ .name }}
 {{- end }}
+
+{{/* The agent's events file on the node: agent.events.fileName in the
+directory agent.events.hostPath. */}}
+{{- define "capprof.eventsFile" -}}
+{{- $e := .Values.agent.events -}}
+{{- if not (isAbs $e.hostPath) -}}
+{{- fail (printf "agent.events.hostPath %q: give an absolute directory on the node" $e.hostPath) -}}
+{{- end -}}
+{{- if or (not $e.fileName) (contains "/" $e.fileName) (eq $e.fileName ".") (eq $e.fileName "..") -}}
+{{- fail (printf "agent.events.fileName %q: give a file name, without a directory" $e.fileName) -}}
+{{- end -}}
+{{ clean $e.hostPath }}/{{ $e.fileName }}
+{{- end }}
