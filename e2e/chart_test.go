@@ -178,6 +178,9 @@ func TestChart(t *testing.T) {
 	for _, tc := range []struct{ set, want string }{
 		{"agent.events.output=syslog", `agent.events.output "syslog": use none, file or stdout`},
 		{"agent.events.hostPath=logs", `agent.events.hostPath "logs": give an absolute directory on the node`},
+		{"agent.events.hostPath=/", `agent.events.hostPath "/": the agent would write there, and it is the node's own`},
+		{"agent.events.hostPath=/sys/fs/cgroup", `agent.events.hostPath "/sys/fs/cgroup": the agent would write there`},
+		{"agent.events.hostPath=/var/lib/kubelet/", `agent.events.hostPath "/var/lib/kubelet/": the agent would write there`},
 		{"agent.events.fileName=../../etc/passwd", `agent.events.fileName "../../etc/passwd": give a file name, without a directory`},
 	} {
 		cmd := exec.Command(toolFromEnv(t, "CAPPROF_E2E_HELM"), "template", "capprof", chartPath, "--kube-version", version,

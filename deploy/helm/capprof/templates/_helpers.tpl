@@ -46,6 +46,12 @@ directory agent.events.hostPath. */}}
 {{- if not (isAbs $e.hostPath) -}}
 {{- fail (printf "agent.events.hostPath %q: give an absolute directory on the node" $e.hostPath) -}}
 {{- end -}}
+{{- $dir := clean $e.hostPath -}}
+{{- range list "/proc" "/sys" "/dev" "/etc" "/boot" "/usr" "/bin" "/sbin" "/lib" "/run/containerd" "/var/lib" }}
+{{- if or (eq $dir "/") (eq $dir .) (hasPrefix (printf "%s/" .) $dir) -}}
+{{- fail (printf "agent.events.hostPath %q: the agent would write there, and it is the node's own: give a directory for the events (/var/log/capprof)" $e.hostPath) -}}
+{{- end -}}
+{{- end -}}
 {{- if or (not $e.fileName) (contains "/" $e.fileName) (eq $e.fileName ".") (eq $e.fileName "..") -}}
 {{- fail (printf "agent.events.fileName %q: give a file name, without a directory" $e.fileName) -}}
 {{- end -}}
