@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,21 +39,10 @@ func chartDaemonSet(t *testing.T, c *cluster.Cluster, set ...string) *appsv1.Dae
 	return nil
 }
 
-// podEvents are the events of lines (JSON, one per line; other lines are
-// skipped) about a container of a pod.
-func podEvents(t *testing.T, lines, ns, pod, container string) []events.Event {
-	t.Helper()
+// ofContainer are the events about a container of a pod.
+func ofContainer(evs []events.Event, ns, pod, container string) []events.Event {
 	var out []events.Event
-	sc := bufio.NewScanner(strings.NewReader(lines))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if !strings.HasPrefix(sc.Text(), "{") {
-			continue
-		}
-		var e events.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("not an event (%v): %s", err, sc.Text())
-		}
+	for _, e := range evs {
 		if p := e.Process(); p != nil && p.Pod != nil && p.Pod.Namespace == ns && p.Pod.Name == pod && p.Pod.Container != nil && p.Pod.Container.Name == container {
 			out = append(out, e)
 		}
@@ -158,22 +145,16 @@ func TestInstallEvents(t *testing.T) {
 				}
 				return c.ContainerStream(agent, "agent", 0, "stdout")
 			}
-			var lines string
+			// Every line is an event (readEvents): the agent's messages go
+			// elsewhere, and it writes whole lines.
 			eventually(t, 30*time.Second, "the agent exports the pod's events to "+to, func() (bool, string) {
-				var err error
-				if lines, err = read(); err != nil {
+				lines, err := read()
+				if err != nil {
 					return false, err.Error()
 				}
-				problem := execAndBind(podEvents(t, lines, ns, pod.Name, "app"))
+				problem := execAndBind(ofContainer(readEvents(t, []byte(lines)), ns, pod.Name, "app"))
 				return problem == "", problem
 			})
-			// Every line is an event: the agent's messages are elsewhere.
-			for line := range strings.Lines(lines) {
-				var e events.Event
-				if err := json.Unmarshal([]byte(line), &e); err != nil {
-					t.Fatalf("a line of %s is not an event (%v): %s", to, err, line)
-				}
-			}
 			if output == "file" {
 				st, err := os.Stat(file)
 				if err != nil || !st.Mode().IsRegular() || st.Mode().Perm()&0o077 != 0 {

@@ -153,12 +153,12 @@ func (s *liveStream) process(key bpf.ExecKey) *events.Process {
 func (s *liveStream) procProcess(key bpf.ExecKey, comm string) *events.Process {
 	p := &events.Process{ExecID: s.execID(key), PID: key.TGID, TID: key.TGID, Binary: comm, Flags: "procFS",
 		StartTime: s.wall(key.Start), AUID: 4294967295}
+	if !s.hostPIDs {
+		return p // /proc is another PID namespace's: the command name alone
+	}
 	if args := s.cfg.Redact.Args(s.procArgs(key.TGID)); len(args) > 0 {
 		p.Binary = args[0]
 		p.Arguments = strings.Join(args[1:], " ")
-	}
-	if !s.hostPIDs {
-		return p
 	}
 	if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", key.TGID)); err == nil && !strings.HasPrefix(p.Binary, "/") {
 		p.Binary = escape.Name(exe)
