@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -555,6 +557,188 @@ func TestRuntimeInit(t *testing.T) {
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Fatalf("checks by kind %v, want %v", seen, want)
 	}
+}
+
+// movedHelperEnv makes the test binary the helper of TestRuntimeMovedIn: a
+// process that makes a capability check for each byte it reads, 'u' a
+// CAP_SETUID one, 'g' a CAP_SETGID one, and answers each with a byte.
+const movedHelperEnv = "CAPPROF_BPF_TEST_MOVED"
+
+// init runs the helper of TestRuntimeMovedIn on the process's first thread
+// (its thread group leader), with raw system calls: Go's setuid and setgid
+// make the call on every thread, and threads the Go runtime starts while the
+// process is being moved in are the runtime's for good (on_fork).
+func init() {
+	if os.Getenv(movedHelperEnv) == "" {
+		return
+	}
+	runtime.LockOSThread()
+	b := make([]byte, 1)
+	for {
+		if _, err := os.Stdin.Read(b); err != nil {
+			os.Exit(0)
+		}
+		nr := uintptr(unix.SYS_SETGID)
+		if b[0] == 'u' {
+			nr = unix.SYS_SETUID
+		}
+		if _, _, errno := unix.RawSyscall(nr, 0, 0, 0); errno != 0 {
+			fmt.Fprintln(os.Stderr, errno)
+			os.Exit(1)
+		}
+		os.Stdout.Write(b)
+	}
+}
+
+// enteringWindow is ENTERING_WINDOW_NS (lib/target.h).
+const enteringWindow = 250 * time.Millisecond
+
+// TestRuntimeMovedIn: a process that a task outside the target set moves
+// into an empty pod cgroup (runc 1.1 writes its init's pid to cgroup.procs)
+// is the runtime's from its first instruction there. The kernel reports the
+// move (cgroup_attach_task) only after the process is in, running on another
+// CPU meanwhile; capprof knows of it from the start of the move
+// (cgroup_notify_populated), which the case "unreported" shows by leaving the
+// report out: the process's check right after the move is the runtime's, one
+// after enteringWindow is the workload's, since nothing marked the process.
+func TestRuntimeMovedIn(t *testing.T) {
+	needRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := attached(t)
+	go func() {
+		for {
+			if _, err := p.ReadEvent(); err != nil {
+				return
+			}
+		}
+	}()
+	const capSetgid, capSetuid = 6, 7
+	for _, reported := range []bool{true, false} {
+		name := map[bool]string{true: "reported", false: "unreported"}[reported]
+		// Both cgroups live until the test ends: a removed cgroup's id is
+		// given to the next one, and the counts are the probe's since it started.
+		cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-moved-%s-%d", name, os.Getpid()))
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		defer os.Remove(cg)
+		t.Run(name, func(t *testing.T) {
+			if !reported {
+				detachProgram(t, p, "on_cgroup_attach")
+			}
+			var st unix.Stat_t
+			if err := unix.Stat(cg, &st); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.AddTarget(st.Ino, Target{Runtime: true}); err != nil {
+				t.Fatal(err)
+			}
+
+			cmd := exec.Command(self)
+			cmd.Env = []string{movedHelperEnv + "=1"}
+			stdin, err := cmd.StdinPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer cmd.Wait()
+			defer stdin.Close()
+			check := func(kind byte) {
+				t.Helper()
+				b := []byte{kind}
+				if _, err := stdin.Write(b); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := stdout.Read(b); err != nil || b[0] != kind {
+					t.Fatalf("helper: answer %q, %v", b, err)
+				}
+			}
+			if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
+				t.Fatal(err)
+			}
+			moved := time.Now()
+			check('u')
+			if !reported {
+				var target capprofTarget
+				if err := p.coll.Maps["targets"].Lookup(st.Ino, &target); err != nil {
+					t.Fatal(err)
+				}
+				if target.EnteringNs == 0 {
+					t.Fatal("the target does not say the runtime is moving a process in")
+				}
+				if since := time.Since(moved); since >= enteringWindow {
+					t.Fatalf("the helper's first check came %v after the move, past the window of %v", since, enteringWindow)
+				}
+				time.Sleep(time.Until(moved.Add(enteringWindow + 50*time.Millisecond)))
+			}
+			check('g')
+			stdin.Close()
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("helper: %v", err)
+			}
+			if reported {
+				var target capprofTarget
+				if err := p.coll.Maps["targets"].Lookup(st.Ino, &target); err != nil {
+					t.Fatal(err)
+				}
+				if target.EnteringNs != 0 {
+					t.Fatal("the move was reported, yet the target still says the runtime is moving a process in")
+				}
+			}
+
+			checks, err := p.Checks()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen := map[string]int{}
+			for _, c := range checks {
+				if c.CgroupID == st.Ino && (c.Cap == capSetuid || c.Cap == capSetgid) {
+					seen[fmt.Sprintf("cap %d runtime=%v", c.Cap, c.RuntimeInit)]++
+				}
+			}
+			want := map[string]int{"cap 7 runtime=true": 1, "cap 6 runtime=true": 1}
+			if !reported {
+				want = map[string]int{"cap 7 runtime=true": 1, "cap 6 runtime=false": 1}
+			}
+			if fmt.Sprint(seen) != fmt.Sprint(want) {
+				t.Fatalf("checks %v, want %v", seen, want)
+			}
+		})
+	}
+}
+
+// detachProgram detaches the probe's program name from its hook for the rest
+// of the test.
+func detachProgram(t *testing.T, p *Probe, name string) {
+	t.Helper()
+	info, err := p.coll.Programs[name].Info()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := info.ID()
+	for i, l := range p.links {
+		li, err := l.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.Program == id {
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			p.links = slices.Delete(p.links, i, i+1)
+			return
+		}
+	}
+	t.Fatalf("program %s is not attached", name)
 }
 
 // needRoot skips a test that loads eBPF programs unless root; under CI=true

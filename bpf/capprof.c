@@ -65,21 +65,26 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	__u64 cgroup_id;
+	struct target *target = target_cgroup(&cgroup_id);
 
-	if (!target_cgroup(&cgroup_id)) {
+	if (!target) {
 		/* Born into a pod's target from outside the target set by
 		 * clone3(CLONE_INTO_CGROUP) (Linux 5.7): crun's container init and
 		 * exec processes, runc 1.4+'s exec processes. No cgroup_attach_task
-		 * fires for them. */
+		 * fires for them; this is the report of their move. */
 		__u64 child_cgroup = BPF_CORE_READ(child, cgroups, dfl_cgrp, kn, id);
 		struct target *into = lookup_target(&child_cgroup);
-		if (into && (into->flags & TARGET_RUNTIME))
+		if (into && (into->flags & TARGET_RUNTIME)) {
 			mark_runtime_init(child, root_of(parent));
+			into->entering_ns = 0;
+		}
 		return 0;
 	}
 	struct task_state *ts = runtime_state(parent, bpf_task_storage_get(&task_state, parent, 0, 0));
 	if (ts && ts->runtime_init)
 		mark_runtime_init(child, ts->runtime_root);
+	else if (runtime_entering(target))
+		mark_runtime_init(child, root_of(parent));
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
 
@@ -116,6 +121,32 @@ int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
 	if (target_cgroup(&mover))
 		return 0;
 	mark_runtime_init(task, root_of(bpf_get_current_task_btf()));
+	target->entering_ns = 0;
+	return 0;
+}
+
+/*
+ * cgroup_notify_populated fires while a task is being moved into an empty
+ * cgroup, before the task is in it and before cgroup_attach_task (or, for
+ * clone3(CLONE_INTO_CGROUP), sched_process_fork) reports the move, and once
+ * for each ancestor that had no task below it either; nr_populated_csets
+ * tells the cgroup the task enters. Moved in by a task outside the target
+ * set, it is the runtime's: the target counts as being entered by the
+ * runtime (runtime_entering) until the move is reported.
+ */
+SEC("tp_btf/cgroup_notify_populated")
+int BPF_PROG(on_cgroup_populated, struct cgroup *cgrp, const char *path, int populated)
+{
+	if (!populated || BPF_CORE_READ(cgrp, root, hierarchy_id) != 0 || BPF_CORE_READ(cgrp, nr_populated_csets) == 0)
+		return 0;
+	__u64 id = BPF_CORE_READ(cgrp, kn, id);
+	struct target *target = lookup_target(&id);
+	if (!target || !(target->flags & TARGET_RUNTIME))
+		return 0;
+	__u64 mover;
+	if (target_cgroup(&mover))
+		return 0;
+	target->entering_ns = bpf_ktime_get_ns();
 	return 0;
 }
 
@@ -264,6 +295,11 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	if (!target)
 		return 0;
 	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+	/* runc 1.1's init executing its sealed copy while it is moved in: the
+	 * runtime's, from the root it has (the mover's, which on_cgroup_attach
+	 * sets once it reports the move). */
+	if (runtime_entering(target) && !(ts && ts->runtime_init))
+		ts = mark_runtime_init(task, root_of(task));
 	/* The runtime executing its own binary again, from its own root (see
 	 * task_state), is still the runtime. */
 	bool runtime = ts && ts->runtime_init && root_of(task) == ts->runtime_root;

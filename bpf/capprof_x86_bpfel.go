@@ -289,10 +289,11 @@ const (
 )
 
 type capprofTarget struct {
-	_         structs.HostLayout
-	StartedNs uint64
-	Phase     uint32
-	Flags     uint32
+	_          structs.HostLayout
+	StartedNs  uint64
+	EnteringNs uint64
+	Phase      uint32
+	Flags      uint32
 }
 
 type capprofTargetFlag uint32
@@ -344,6 +345,7 @@ const (
 	capprofProgListProcesses       = "list_processes"
 	capprofProgOnCgroupAttach      = "on_cgroup_attach"
 	capprofProgOnCgroupMkdir       = "on_cgroup_mkdir"
+	capprofProgOnCgroupPopulated   = "on_cgroup_populated"
 	capprofProgOnCgroupRmdir       = "on_cgroup_rmdir"
 	capprofProgOnExec              = "on_exec"
 	capprofProgOnExit              = "on_exit"
@@ -420,13 +422,14 @@ type capprofSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type capprofProgramSpecs struct {
-	ListProcesses  *ebpf.ProgramSpec `ebpf:"list_processes"`
-	OnCgroupAttach *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
-	OnCgroupMkdir  *ebpf.ProgramSpec `ebpf:"on_cgroup_mkdir"`
-	OnCgroupRmdir  *ebpf.ProgramSpec `ebpf:"on_cgroup_rmdir"`
-	OnExec         *ebpf.ProgramSpec `ebpf:"on_exec"`
-	OnExit         *ebpf.ProgramSpec `ebpf:"on_exit"`
-	OnFork         *ebpf.ProgramSpec `ebpf:"on_fork"`
+	ListProcesses     *ebpf.ProgramSpec `ebpf:"list_processes"`
+	OnCgroupAttach    *ebpf.ProgramSpec `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir     *ebpf.ProgramSpec `ebpf:"on_cgroup_mkdir"`
+	OnCgroupPopulated *ebpf.ProgramSpec `ebpf:"on_cgroup_populated"`
+	OnCgroupRmdir     *ebpf.ProgramSpec `ebpf:"on_cgroup_rmdir"`
+	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork            *ebpf.ProgramSpec `ebpf:"on_fork"`
 }
 
 // capprofMapSpecs contains maps before they are loaded into the kernel.
@@ -576,13 +579,14 @@ type capprofVariables struct {
 //
 // It can be passed to loadCapprofObjects or ebpf.CollectionSpec.LoadAndAssign.
 type capprofPrograms struct {
-	ListProcesses  *ebpf.Program `ebpf:"list_processes"`
-	OnCgroupAttach *ebpf.Program `ebpf:"on_cgroup_attach"`
-	OnCgroupMkdir  *ebpf.Program `ebpf:"on_cgroup_mkdir"`
-	OnCgroupRmdir  *ebpf.Program `ebpf:"on_cgroup_rmdir"`
-	OnExec         *ebpf.Program `ebpf:"on_exec"`
-	OnExit         *ebpf.Program `ebpf:"on_exit"`
-	OnFork         *ebpf.Program `ebpf:"on_fork"`
+	ListProcesses     *ebpf.Program `ebpf:"list_processes"`
+	OnCgroupAttach    *ebpf.Program `ebpf:"on_cgroup_attach"`
+	OnCgroupMkdir     *ebpf.Program `ebpf:"on_cgroup_mkdir"`
+	OnCgroupPopulated *ebpf.Program `ebpf:"on_cgroup_populated"`
+	OnCgroupRmdir     *ebpf.Program `ebpf:"on_cgroup_rmdir"`
+	OnExec            *ebpf.Program `ebpf:"on_exec"`
+	OnExit            *ebpf.Program `ebpf:"on_exit"`
+	OnFork            *ebpf.Program `ebpf:"on_fork"`
 }
 
 func (p *capprofPrograms) Close() error {
@@ -590,6 +594,7 @@ func (p *capprofPrograms) Close() error {
 		p.ListProcesses,
 		p.OnCgroupAttach,
 		p.OnCgroupMkdir,
+		p.OnCgroupPopulated,
 		p.OnCgroupRmdir,
 		p.OnExec,
 		p.OnExit,

@@ -225,6 +225,7 @@ struct cgroup {
 	struct cgroup_subsys_state self;
 	struct kernfs_node *kn;
 	struct cgroup_root *root;
+	int nr_populated_csets; /* css_sets with tasks in this very cgroup, not its children */
 };
 
 struct css_set {

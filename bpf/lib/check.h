@@ -258,7 +258,7 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
 	struct task_state *ts = cred_call ? get_task_state(task) : bpf_task_storage_get(&task_state, task, 0, 0);
 	struct task_state *runtime = runtime_state(task, ts);
-	if (runtime && runtime->runtime_init)
+	if ((runtime && runtime->runtime_init) || runtime_entering(target))
 		key.flags |= CHECK_RUNTIME_INIT;
 	if (target->phase == TARGET_STARTUP && bpf_ktime_get_ns() - target->started_ns >= startup_window_ns)
 		target->phase = TARGET_STEADY; /* every CPU that races here writes the same value */

@@ -32,4 +32,28 @@ static __always_inline struct target *target_cgroup(__u64 *cgroup_id)
 	return lookup_target(cgroup_id);
 }
 
+/*
+ * How long a target counts as being entered by the runtime after
+ * on_cgroup_populated saw it begin, should the report of the move never come:
+ * far longer than a migration takes (microseconds), short against a
+ * workload's life.
+ */
+#define ENTERING_WINDOW_NS (250 * 1000 * 1000ULL)
+
+/*
+ * The runtime is moving the first task into target from outside the target
+ * set and the move has not been reported yet (on_cgroup_attach, or on_fork
+ * for clone3(CLONE_INTO_CGROUP)), so every task in it is the runtime's. The
+ * kernel reports a move only after the task is in its new cgroup, running
+ * meanwhile on another CPU: runc 1.1's init (Debian 12's runc), moved
+ * in while it makes a sealed copy of its own binary (try_bindfd: mount, open, umount2,
+ * unlink), had a DAC_READ_SEARCH check of that counted as the workload's.
+ */
+static __always_inline bool runtime_entering(const struct target *target)
+{
+	__u64 since = target->entering_ns;
+
+	return since && bpf_ktime_get_ns() - since < ENTERING_WINDOW_NS;
+}
+
 #endif /* CAPPROF_TARGET_H */

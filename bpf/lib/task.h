@@ -46,8 +46,9 @@ static __always_inline struct task_state *get_task_state(struct task_struct *tas
 	return ts;
 }
 
-/* task belongs to the container runtime, whose root is runtime_root (see task_state). */
-static __always_inline void mark_runtime_init(struct task_struct *task, __u64 runtime_root)
+/* task belongs to the container runtime, whose root is runtime_root (see
+ * task_state); its state, NULL when it could not be created. */
+static __always_inline struct task_state *mark_runtime_init(struct task_struct *task, __u64 runtime_root)
 {
 	struct task_state *ts = get_task_state(task);
 
@@ -55,6 +56,7 @@ static __always_inline void mark_runtime_init(struct task_struct *task, __u64 ru
 		ts->runtime_init = 1;
 		ts->runtime_root = runtime_root;
 	}
+	return ts;
 }
 
 static __always_inline __u64 root_of(struct task_struct *task)
