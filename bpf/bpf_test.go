@@ -5,9 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf/btf"
 	"golang.org/x/sys/unix"
@@ -186,6 +189,17 @@ func TestDecodeExec(t *testing.T) {
 	if e.TGID != 10 || e.PID != 11 || e.CgroupID != 42 || e.ExePath != "/bin/sh" || e.Filename != "./run.sh" ||
 		!e.Script || !e.PrivilegeGain || e.Before == nil || e.Before.EUID != 1000 || e.After.Permitted != 1<<7 {
 		t.Fatalf("decoded %+v (before %+v)", e, e.Before)
+	}
+	// Without details the kernel sends the record up to the executable's
+	// last path component.
+	short := int(unsafe.Offsetof(raw.Exe)+unsafe.Offsetof(raw.Exe.Names)) + 2*len(raw.Exe.Names[0])
+	if s, err := decodeEvent(buf[:short]); err != nil || !reflect.DeepEqual(s, Event(e)) {
+		t.Fatalf("a short record: %+v, %v; want %+v", s, err, e)
+	}
+	details := raw
+	details.Flags |= uint32(capprofExecFlagEXEC_DETAILS)
+	if _, err := decodeEvent(encode(t, &details)[:short]); err == nil || !strings.Contains(err.Error(), "with details") {
+		t.Fatalf("a short record with details: %v, want an error", err)
 	}
 	if _, err := decodeEvent(buf[:3]); err == nil {
 		t.Fatal("decoding 3 bytes succeeded")
@@ -493,14 +507,7 @@ func TestRuntimeInit(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := attached(t)
-	go func() {
-		for {
-			if _, err := p.ReadEvent(); err != nil {
-				return
-			}
-		}
-	}()
+	p := attachedDiscarding(t)
 	cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runtime-%d", os.Getpid()))
 	if err := os.Mkdir(cg, 0o755); err != nil {
 		t.Fatal(err)
@@ -559,7 +566,8 @@ func TestRuntimeInit(t *testing.T) {
 	}
 }
 
-// movedHelperEnv makes the test binary the helper of TestRuntimeMovedIn: a
+// movedHelperEnv makes the test binary the helper of TestRuntimeMovedIn and
+// TestRunsCounted: a
 // process that makes a capability check for each byte it reads, 'u' a
 // CAP_SETUID one, 'g' a CAP_SETGID one, and answers each with a byte.
 const movedHelperEnv = "CAPPROF_BPF_TEST_MOVED"
@@ -599,22 +607,15 @@ const enteringWindow = 250 * time.Millisecond
 // move (cgroup_attach_task) only after the process is in, running on another
 // CPU meanwhile; capprof knows of it from the start of the move
 // (cgroup_notify_populated), which the case "unreported" shows by leaving the
-// report out: the process's check right after the move is the runtime's, one
-// after enteringWindow is the workload's, since nothing marked the process.
+// report out: the first process checks within enteringWindow and is the
+// runtime's from then on; a second one moved in after the window is not.
 func TestRuntimeMovedIn(t *testing.T) {
 	needRoot(t)
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := attached(t)
-	go func() {
-		for {
-			if _, err := p.ReadEvent(); err != nil {
-				return
-			}
-		}
-	}()
+	p := attachedDiscarding(t)
 	const capSetgid, capSetuid = 6, 7
 	for _, reported := range []bool{true, false} {
 		name := map[bool]string{true: "reported", false: "unreported"}[reported]
@@ -636,63 +637,31 @@ func TestRuntimeMovedIn(t *testing.T) {
 			if _, err := p.AddTarget(st.Ino, Target{Runtime: true}); err != nil {
 				t.Fatal(err)
 			}
-
-			cmd := exec.Command(self)
-			cmd.Env = []string{movedHelperEnv + "=1"}
-			stdin, err := cmd.StdinPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer cmd.Wait()
-			defer stdin.Close()
-			check := func(kind byte) {
+			enteringNs := func() uint64 {
 				t.Helper()
-				b := []byte{kind}
-				if _, err := stdin.Write(b); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := stdout.Read(b); err != nil || b[0] != kind {
-					t.Fatalf("helper: answer %q, %v", b, err)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(cg, "cgroup.procs"), []byte(strconv.Itoa(cmd.Process.Pid)), 0); err != nil {
-				t.Fatal(err)
-			}
-			moved := time.Now()
-			check('u')
-			if !reported {
 				var target capprofTarget
 				if err := p.coll.Maps["targets"].Lookup(st.Ino, &target); err != nil {
 					t.Fatal(err)
 				}
-				if target.EnteringNs == 0 {
+				return target.EnteringNs
+			}
+
+			first, moved := movedHelper(t, self, cg)
+			first("u")
+			if !reported {
+				if enteringNs() == 0 {
 					t.Fatal("the target does not say the runtime is moving a process in")
 				}
 				if since := time.Since(moved); since >= enteringWindow {
 					t.Fatalf("the helper's first check came %v after the move, past the window of %v", since, enteringWindow)
 				}
 				time.Sleep(time.Until(moved.Add(enteringWindow + 50*time.Millisecond)))
+				second, _ := movedHelper(t, self, cg)
+				second("g")
 			}
-			check('g')
-			stdin.Close()
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("helper: %v", err)
-			}
-			if reported {
-				var target capprofTarget
-				if err := p.coll.Maps["targets"].Lookup(st.Ino, &target); err != nil {
-					t.Fatal(err)
-				}
-				if target.EnteringNs != 0 {
-					t.Fatal("the move was reported, yet the target still says the runtime is moving a process in")
-				}
+			first("g")
+			if reported && enteringNs() != 0 {
+				t.Fatal("the move was reported, yet the target still says the runtime is moving a process in")
 			}
 
 			checks, err := p.Checks()
@@ -707,12 +676,146 @@ func TestRuntimeMovedIn(t *testing.T) {
 			}
 			want := map[string]int{"cap 7 runtime=true": 1, "cap 6 runtime=true": 1}
 			if !reported {
-				want = map[string]int{"cap 7 runtime=true": 1, "cap 6 runtime=false": 1}
+				want["cap 6 runtime=false"] = 1 // the second process
 			}
 			if fmt.Sprint(seen) != fmt.Sprint(want) {
 				t.Fatalf("checks %v, want %v", seen, want)
 			}
 		})
+	}
+}
+
+// helper is a running helper of movedHelperEnv: checks sends it kinds and
+// waits for its answers; end closes its stdin and waits for it to exit.
+type helper struct {
+	pid    int
+	checks func(kinds string)
+	end    func()
+}
+
+// startHelper starts the helper of movedHelperEnv with attr; it ends with
+// the test if not before.
+func startHelper(t *testing.T, self string, attr *syscall.SysProcAttr) helper {
+	t.Helper()
+	cmd := exec.Command(self)
+	cmd.Env = []string{movedHelperEnv + "=1"}
+	cmd.SysProcAttr = attr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var ended bool
+	end := func() {
+		if ended {
+			return
+		}
+		ended = true
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+	}
+	t.Cleanup(end)
+	return helper{pid: cmd.Process.Pid, end: end, checks: func(kinds string) {
+		t.Helper()
+		if _, err := stdin.Write([]byte(kinds)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(stdout, make([]byte, len(kinds))); err != nil {
+			t.Fatalf("helper: %v", err)
+		}
+	}}
+}
+
+// movedHelper starts the helper outside the target set and moves it into the
+// cgroup dir as a task outside the target set (the test); it returns the
+// helper's checks and when it was moved.
+func movedHelper(t *testing.T, self, dir string) (func(kinds string), time.Time) {
+	t.Helper()
+	h := startHelper(t, self, nil)
+	if err := os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(h.pid)), 0); err != nil {
+		t.Fatal(err)
+	}
+	return h.checks, time.Now()
+}
+
+// TestRunsCounted: checks of one key in a row are counted in the thread's
+// run and reach the aggregation when the key changes, when the thread exits
+// and when the probe is detached; a snapshot while recording includes the
+// runs in progress. Every count is exact at each of those points.
+func TestRunsCounted(t *testing.T) {
+	needRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := attachedDiscarding(t)
+	const capSetgid, capSetuid = 6, 7
+	start := func(name string) (uint64, helper) {
+		t.Helper()
+		cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runs-%s-%d", name, os.Getpid()))
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(cg) })
+		dir, err := os.Open(cg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dir.Close()
+		var st unix.Stat_t
+		if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.AddTarget(st.Ino, Target{}); err != nil {
+			t.Fatal(err)
+		}
+		h := startHelper(t, self, &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())})
+		return st.Ino, h
+	}
+	counts := func(cgroup uint64) string {
+		t.Helper()
+		checks, err := p.Checks()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := map[uint8]uint64{}
+		for _, c := range checks {
+			if c.CgroupID == cgroup && (c.Cap == capSetuid || c.Cap == capSetgid) {
+				n[c.Cap] += c.Count
+			}
+		}
+		return fmt.Sprintf("setuid %d, setgid %d", n[capSetuid], n[capSetgid])
+	}
+
+	exiting, exitingHelper := start("exiting")
+	exitingHelper.checks(strings.Repeat("u", 300))
+	exitingHelper.end() // it exits with its run in progress
+	if got, want := counts(exiting), "setuid 300, setgid 0"; got != want {
+		t.Errorf("after the thread exited: %s, want %s", got, want)
+	}
+
+	running, runningHelper := start("running")
+	runningHelper.checks(strings.Repeat("u", 500) + "ggg" + strings.Repeat("u", 200))
+	if got, want := counts(running), "setuid 700, setgid 3"; got != want {
+		t.Errorf("while recording, a run in progress: %s, want %s", got, want)
+	}
+	if err := p.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := counts(running), "setuid 700, setgid 3"; got != want {
+		t.Errorf("after Detach: %s, want %s", got, want)
+	}
+	runningHelper.checks("u") // not recorded any more
+	if got, want := counts(running), "setuid 700, setgid 3"; got != want {
+		t.Errorf("a check after Detach: %s, want %s", got, want)
 	}
 }
 
@@ -763,6 +866,20 @@ func attached(t *testing.T) *Probe {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// attachedDiscarding is attached(t) with its events read and thrown away.
+func attachedDiscarding(t *testing.T) *Probe {
+	t.Helper()
+	p := attached(t)
+	go func() {
+		for {
+			if _, err := p.ReadEvent(); err != nil {
+				return
+			}
+		}
+	}()
 	return p
 }
 

@@ -32,6 +32,7 @@
 
 #include "cred.h"
 #include "live.h"
+#include "pending.h"
 #include "target.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -49,6 +50,7 @@ const struct rate_state *unused_rate_state __attribute__((unused));
 const enum ns_index unused_ns_index __attribute__((unused));
 const struct target *unused_target __attribute__((unused));
 const struct cgroup_event *unused_cgroup_event __attribute__((unused));
+const struct pending_run *unused_pending_run __attribute__((unused));
 const struct pod_key *unused_pod_key __attribute__((unused));
 const enum target_flag unused_target_flag __attribute__((unused));
 const enum cgroup_op unused_cgroup_op __attribute__((unused));
@@ -84,7 +86,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	if (ts && ts->runtime_init)
 		mark_runtime_init(child, ts->runtime_root);
 	else if (runtime_entering(target))
-		mark_runtime_init(child, root_of(parent));
+		mark_runtime_init(child, target->entering_root);
 	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
 		return 0; /* a new thread, not a new process */
 
@@ -146,6 +148,8 @@ int BPF_PROG(on_cgroup_populated, struct cgroup *cgrp, const char *path, int pop
 	__u64 mover;
 	if (target_cgroup(&mover))
 		return 0;
+	target->entering_root = root_of(bpf_get_current_task_btf());
+	barrier(); /* runtime_entering reads entering_ns first */
 	target->entering_ns = bpf_ktime_get_ns();
 	return 0;
 }
@@ -280,6 +284,22 @@ static __always_inline struct exec_event *new_exec_event(struct task_struct *tas
 }
 
 /*
+ * The bytes of e to send: all of it with EXEC_DETAILS (live events), else up
+ * to its executable's last path component. Fixed-size records of 5.7 KB let
+ * the 4 MiB ring buffer hold about 735 execs; a short one is under 1 KB for
+ * a path of three components.
+ */
+static __always_inline __u64 exec_event_size(const struct exec_event *e)
+{
+	if (e->flags & EXEC_DETAILS)
+		return sizeof(*e);
+	__u32 depth = e->exe.depth;
+	if (depth > PATH_DEPTH)
+		depth = PATH_DEPTH;
+	return __builtin_offsetof(struct exec_event, exe.names) + depth * PATH_NAME_LEN;
+}
+
+/*
  * sched_process_exec fires in exec_binprm() after the new credentials are
  * committed. The credentials the exec started with are in the task's
  * storage: a non-leader thread that execs keeps its task_struct (de_thread()
@@ -295,11 +315,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	if (!target)
 		return 0;
 	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
-	/* runc 1.1's init executing its sealed copy while it is moved in: the
-	 * runtime's, from the root it has (the mover's, which on_cgroup_attach
-	 * sets once it reports the move). */
+	/* runc 1.1's init executing its sealed copy while it is moved in. */
 	if (runtime_entering(target) && !(ts && ts->runtime_init))
-		ts = mark_runtime_init(task, root_of(task));
+		ts = mark_runtime_init(task, target->entering_root);
 	/* The runtime executing its own binary again, from its own root (see
 	 * task_state), is still the runtime. */
 	bool runtime = ts && ts->runtime_init && root_of(task) == ts->runtime_root;
@@ -342,7 +360,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid, struct linux_binp
 	read_exe_path(task, &e->exe);
 	if (stream_events)
 		read_exec_details(e, task, true);
-	output(e, sizeof(*e));
+	output(e, exec_event_size(e));
 	return 0;
 }
 
@@ -374,20 +392,55 @@ int list_processes(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+/*
+ * Recording stops: every thread's run of checks goes to `checks` (see
+ * pending.h). User space runs this task iterator once the capability hooks
+ * are detached.
+ */
+SEC("iter/task")
+int take_pending(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (!task)
+		return 0;
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+	if (ts)
+		end_run(ts);
+	return 0;
+}
+
+/* A snapshot while recording: every thread's run in progress, written as
+ * struct pending_run records for user space to add to `checks`. */
+SEC("iter/task")
+int peek_pending(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	if (!task)
+		return 0;
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
+	if (ts)
+		write_run(ctx->meta->seq, ts);
+	return 0;
+}
+
 /* One exit event per process: from the thread that leaves signal->live at 0. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *task)
 {
 	__u64 cgroup_id;
+	/* The thread's run of checks ends, wherever it is now: it may have
+	 * left the target set since. */
+	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 
+	if (ts)
+		end_run(ts);
 	if (!target_cgroup(&cgroup_id))
 		return 0;
 	/* A change since the thread was last looked at; exit_creds() comes later, in release. */
-	if (compare_creds_lazily) {
-		struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
-		if (ts && ts->seen)
-			look_at_creds(task, ts, cgroup_id);
-	}
+	if (compare_creds_lazily && ts && ts->seen)
+		look_at_creds(task, ts, cgroup_id);
 	if (BPF_CORE_READ(task, signal, live.counter) != 0)
 		return 0;
 

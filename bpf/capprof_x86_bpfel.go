@@ -177,18 +177,18 @@ type capprofExecEvent struct {
 	ParentStartNs uint64
 	Before        capprofCreds
 	After         capprofCreds
-	Loginuid      uint32
-	ArgsLen       uint32
-	Ns            [10]uint32
-	Args          [1024]int8
-	Cwd           struct {
+	Filename      [256]int8
+	Exe           struct {
 		_         structs.HostLayout
 		Depth     uint32
 		Truncated uint32
 		Names     [16][128]int8
 	}
-	Filename [256]int8
-	Exe      struct {
+	Loginuid uint32
+	ArgsLen  uint32
+	Ns       [10]uint32
+	Args     [1024]int8
+	Cwd      struct {
 		_         structs.HostLayout
 		Depth     uint32
 		Truncated uint32
@@ -245,6 +245,12 @@ type capprofOutcome struct {
 	Succeeded uint64
 }
 
+type capprofPendingRun struct {
+	_     structs.HostLayout
+	Key   capprofAggKey
+	Count uint64
+}
+
 type capprofPodKey struct {
 	_   structs.HostLayout
 	Uid [36]int8
@@ -289,11 +295,12 @@ const (
 )
 
 type capprofTarget struct {
-	_          structs.HostLayout
-	StartedNs  uint64
-	EnteringNs uint64
-	Phase      uint32
-	Flags      uint32
+	_            structs.HostLayout
+	StartedNs    uint64
+	EnteringNs   uint64
+	EnteringRoot uint64
+	Phase        uint32
+	Flags        uint32
 }
 
 type capprofTargetFlag uint32
@@ -313,15 +320,20 @@ const (
 
 type capprofTaskState struct {
 	_           structs.HostLayout
+	RunKey      capprofAggKey
+	RunCount    uint64
+	RunBase     uint64
 	Before      capprofCreds
 	Args        [3]uint64
 	Cred        uint64
 	RuntimeRoot uint64
 	Syscall     int32
+	RunSeq      uint32
 	Seen        uint8
 	Exec        uint8
 	FromCommit  uint8
 	RuntimeInit uint8
+	_           [4]byte
 }
 
 // Names of all BPF objects in the ELF.
@@ -350,6 +362,8 @@ const (
 	capprofProgOnExec              = "on_exec"
 	capprofProgOnExit              = "on_exit"
 	capprofProgOnFork              = "on_fork"
+	capprofProgPeekPending         = "peek_pending"
+	capprofProgTakePending         = "take_pending"
 	capprofVarCheckEventIntervalNs = "check_event_interval_ns"
 	capprofVarCompareCredsLazily   = "compare_creds_lazily"
 	capprofVarCredFieldsApart      = "cred_fields_apart"
@@ -370,6 +384,7 @@ const (
 	capprofVarUnusedForkEvent      = "unused_fork_event"
 	capprofVarUnusedNsIndex        = "unused_ns_index"
 	capprofVarUnusedOutcome        = "unused_outcome"
+	capprofVarUnusedPendingRun     = "unused_pending_run"
 	capprofVarUnusedPodKey         = "unused_pod_key"
 	capprofVarUnusedRateKey        = "unused_rate_key"
 	capprofVarUnusedRateState      = "unused_rate_state"
@@ -430,6 +445,8 @@ type capprofProgramSpecs struct {
 	OnExec            *ebpf.ProgramSpec `ebpf:"on_exec"`
 	OnExit            *ebpf.ProgramSpec `ebpf:"on_exit"`
 	OnFork            *ebpf.ProgramSpec `ebpf:"on_fork"`
+	PeekPending       *ebpf.ProgramSpec `ebpf:"peek_pending"`
+	TakePending       *ebpf.ProgramSpec `ebpf:"take_pending"`
 }
 
 // capprofMapSpecs contains maps before they are loaded into the kernel.
@@ -476,6 +493,7 @@ type capprofVariableSpecs struct {
 	UnusedForkEvent      *ebpf.VariableSpec `ebpf:"unused_fork_event"`
 	UnusedNsIndex        *ebpf.VariableSpec `ebpf:"unused_ns_index"`
 	UnusedOutcome        *ebpf.VariableSpec `ebpf:"unused_outcome"`
+	UnusedPendingRun     *ebpf.VariableSpec `ebpf:"unused_pending_run"`
 	UnusedPodKey         *ebpf.VariableSpec `ebpf:"unused_pod_key"`
 	UnusedRateKey        *ebpf.VariableSpec `ebpf:"unused_rate_key"`
 	UnusedRateState      *ebpf.VariableSpec `ebpf:"unused_rate_state"`
@@ -565,6 +583,7 @@ type capprofVariables struct {
 	UnusedForkEvent      *ebpf.Variable `ebpf:"unused_fork_event"`
 	UnusedNsIndex        *ebpf.Variable `ebpf:"unused_ns_index"`
 	UnusedOutcome        *ebpf.Variable `ebpf:"unused_outcome"`
+	UnusedPendingRun     *ebpf.Variable `ebpf:"unused_pending_run"`
 	UnusedPodKey         *ebpf.Variable `ebpf:"unused_pod_key"`
 	UnusedRateKey        *ebpf.Variable `ebpf:"unused_rate_key"`
 	UnusedRateState      *ebpf.Variable `ebpf:"unused_rate_state"`
@@ -587,6 +606,8 @@ type capprofPrograms struct {
 	OnExec            *ebpf.Program `ebpf:"on_exec"`
 	OnExit            *ebpf.Program `ebpf:"on_exit"`
 	OnFork            *ebpf.Program `ebpf:"on_fork"`
+	PeekPending       *ebpf.Program `ebpf:"peek_pending"`
+	TakePending       *ebpf.Program `ebpf:"take_pending"`
 }
 
 func (p *capprofPrograms) Close() error {
@@ -599,6 +620,8 @@ func (p *capprofPrograms) Close() error {
 		p.OnExec,
 		p.OnExit,
 		p.OnFork,
+		p.PeekPending,
+		p.TakePending,
 	)
 }
 

@@ -347,7 +347,7 @@ func decodeEvent(raw []byte) (Event, error) {
 		return &CheckSample{Header: header(&e.Hdr), Key: checkFromKey(&e.Key), Stack: stack(e.StackBytes, &e.Stack)}, nil
 	case capprofEventTypeEVENT_EXEC:
 		var e capprofExecEvent
-		if err := decode(raw, &e); err != nil {
+		if err := decodeExec(raw, &e); err != nil {
 			return nil, err
 		}
 		ev := &Exec{
@@ -441,6 +441,22 @@ func decode[T any](raw []byte, v *T) error {
 		return fmt.Errorf("decode %T: %d bytes, want %d", v, len(raw), size)
 	}
 	*v = *(*T)(unsafe.Pointer(&raw[0]))
+	return nil
+}
+
+// decodeExec copies an exec record, which ends after its executable's last
+// path component unless it has EXEC_DETAILS (exec_event_size in capprof.c);
+// what it leaves out is zero.
+func decodeExec(raw []byte, e *capprofExecEvent) error {
+	short := int(unsafe.Offsetof(e.Exe) + unsafe.Offsetof(e.Exe.Names))
+	if len(raw) < short {
+		return fmt.Errorf("decode exec event: %d bytes, want at least %d", len(raw), short)
+	}
+	*e = capprofExecEvent{}
+	full := (*[unsafe.Sizeof(*e)]byte)(unsafe.Pointer(e))
+	if n := copy(full[:], raw); n < len(full) && e.Flags&uint32(capprofExecFlagEXEC_DETAILS) != 0 {
+		return fmt.Errorf("decode exec event: %d bytes with details, want %d", len(raw), len(full))
+	}
 	return nil
 }
 

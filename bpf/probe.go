@@ -1,6 +1,7 @@
 package bpf
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -421,7 +422,7 @@ func MonotonicNow() (time.Duration, error) {
 // Attach attaches every program to its hook, as named by its ELF section.
 func (p *Probe) Attach() error {
 	if p.backend == Kprobe {
-		if err := ensureTracefs(); err != nil {
+		if err := EnsureTracefs(); err != nil {
 			return err
 		}
 	}
@@ -468,8 +469,11 @@ func (p *Probe) programs() iter.Seq2[string, *ebpf.Program] {
 	}
 }
 
-// ensureTracefs mounts tracefs where cilium/ebpf looks for kprobe_events.
-func ensureTracefs() error {
+// EnsureTracefs mounts tracefs at /sys/kernel/tracing unless it is there:
+// cilium/ebpf looks for kprobe_events in it, and bpftrace for its
+// tracepoints (without it bpftrace attaches nothing and says so only in a
+// warning).
+func EnsureTracefs() error {
 	if _, err := os.Stat(tracefsDir + "/events"); err == nil {
 		return nil
 	}
@@ -479,9 +483,16 @@ func ensureTracefs() error {
 	return nil
 }
 
-// Detach stops every hook; counters keep their values and queued events stay
-// readable, so a recording is final once Detach returns.
-func (p *Probe) Detach() { p.detach() }
+// Detach stops every hook and counts every thread's run of checks in
+// progress (lib/pending.h) in the aggregation; counters keep their values and
+// queued events stay readable, so a recording is final once Detach returns.
+func (p *Probe) Detach() error {
+	p.detach()
+	if _, err := p.runIter("take_pending"); err != nil {
+		return fmt.Errorf("count the checks in progress: %w", err)
+	}
+	return nil
+}
 
 func (p *Probe) detach() {
 	for _, l := range p.links {
@@ -527,22 +538,28 @@ func (p *Probe) closeObjects() {
 // processes that started before their cgroup became a target. It runs a
 // task iterator over every task on the node.
 func (p *Probe) ListProcesses() error {
-	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs["list_processes"]})
+	_, err := p.runIter("list_processes")
+	return err
+}
+
+// runIter runs the task iterator program name over every task on the node
+// and returns what it wrote.
+func (p *Probe) runIter(name string) ([]byte, error) {
+	it, err := link.AttachIter(link.IterOptions{Program: p.coll.Programs[name]})
 	if err != nil {
-		return fmt.Errorf("attach process iterator: %w", err)
+		return nil, fmt.Errorf("attach task iterator %s: %w", name, err)
 	}
 	defer it.Close()
 	r, err := it.Open()
 	if err != nil {
-		return fmt.Errorf("run process iterator: %w", err)
+		return nil, fmt.Errorf("run task iterator %s: %w", name, err)
 	}
 	defer r.Close()
-	// The program writes nothing to the file: reading it to the end runs
-	// it over every task.
-	if _, err := io.Copy(io.Discard, r); err != nil {
-		return fmt.Errorf("run process iterator: %w", err)
+	out, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("run task iterator %s: %w", name, err)
 	}
-	return nil
+	return out, nil
 }
 
 // TakeSuppressed returns how many checks of exec with capability cap and
@@ -655,5 +672,42 @@ func (p *Probe) Checks() ([]Check, error) {
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("read aggregated checks: %w", err)
 	}
-	return out, nil
+	if p.links == nil { // detached: the runs in progress are in the map
+		return out, nil
+	}
+	return p.addRuns(out)
+}
+
+// addRuns adds to checks, read from the aggregation while the probe runs,
+// the threads' runs of checks not yet counted there (lib/pending.h). The
+// map is read first: a run that ends in between is missing from this
+// snapshot, never counted twice.
+func (p *Probe) addRuns(checks []Check) ([]Check, error) {
+	raw, err := p.runIter("peek_pending")
+	if err != nil {
+		return nil, fmt.Errorf("read the checks in progress: %w", err)
+	}
+	var run capprofPendingRun
+	size := binary.Size(run)
+	if len(raw)%size != 0 {
+		return nil, fmt.Errorf("read the checks in progress: %d bytes, not whole records of %d", len(raw), size)
+	}
+	index := make(map[CheckKey]int, len(checks))
+	for i, c := range checks {
+		index[c.CheckKey] = i
+	}
+	for off := 0; off < len(raw); off += size {
+		if _, err := binary.Decode(raw[off:off+size], binary.NativeEndian, &run); err != nil {
+			return nil, fmt.Errorf("read the checks in progress: %w", err)
+		}
+		key := checkFromKey(&run.Key)
+		i, ok := index[key]
+		if !ok {
+			i = len(checks)
+			index[key] = i
+			checks = append(checks, Check{CheckKey: key})
+		}
+		checks[i].Count += run.Count
+	}
+	return checks, nil
 }

@@ -273,14 +273,14 @@ func (r *recording) stop() error {
 		return nil
 	}
 	r.stopped = true
-	r.probe.Detach()
+	detachErr := r.probe.Detach()
 	var flushErr error
 	if err := r.probe.Flush(); err != nil {
 		// The readers stop when the probe closes, which close does.
 		flushErr = fmt.Errorf("flush events: %w", err)
 		r.probe.Close()
 	}
-	return errors.Join(flushErr, <-r.readerDone, <-r.liveDone)
+	return errors.Join(detachErr, flushErr, <-r.readerDone, <-r.liveDone)
 }
 
 func (r *recording) close() {

@@ -10,6 +10,7 @@
 #include "target.h"
 #include "cred.h"
 #include "live.h"
+#include "pending.h"
 
 /*
  * Set by user space from the kernel's BTF: cap_capable()'s fourth argument is
@@ -75,7 +76,7 @@ static __always_inline void emit_first_check(void *ctx, struct task_struct *task
 
 /*
  * A key's kernel stack is sampled when a CPU's count for it reaches a power
- * of two (2, 4, 8, ...): a few dozen stacks for a key seen millions of times,
+ * of two (see sample_at): a few dozen stacks for a key seen millions of times,
  * so a key whose checks come from more than one call site (an audited check
  * behind a noaudit one, say) shows them, at the cost of one test per check.
  */
@@ -94,8 +95,20 @@ static __always_inline void emit_sample(void *ctx, const struct agg_key *key)
 	bpf_ringbuf_submit(e, wakeup_flag());
 }
 
-static __always_inline void count_check(void *ctx, struct task_struct *task, const struct agg_key *key,
-					const struct cred *cred)
+/* A key's stacks are sampled when its count on a CPU reaches a power of two. */
+static __always_inline void sample_at(void *ctx, const struct agg_key *key, __u64 n)
+{
+	if ((n & (n - 1)) == 0)
+		emit_sample(ctx, key);
+}
+
+/*
+ * A check counted in `checks`, the key's first on the node reported with its
+ * stack; returns the key's count on this CPU now, 0 when it could not be
+ * counted (the map full).
+ */
+static __always_inline __u64 count_in_map(void *ctx, struct task_struct *task, const struct agg_key *key,
+					  const struct cred *cred)
 {
 	__u64 *count = bpf_map_lookup_elem(&checks, key);
 
@@ -104,27 +117,38 @@ static __always_inline void count_check(void *ctx, struct task_struct *task, con
 		long err = bpf_map_update_elem(&checks, key, &one, BPF_NOEXIST);
 		if (!err) {
 			emit_first_check(ctx, task, key, cred);
-			return;
+			return 1;
 		}
 		if (err != -EEXIST) {
 			count_stat(STAT_AGG_FULL);
-			return;
+			return 0;
 		}
 		/* another CPU inserted it first */
 		count = bpf_map_lookup_elem(&checks, key);
 		if (!count)
-			return;
+			return 0;
 	}
 	__u64 n = ++*count;
-	if ((n & (n - 1)) == 0)
-		emit_sample(ctx, key);
+	sample_at(ctx, key, n);
+	return n;
 }
 
-static __always_inline bool same_key(const struct agg_key *a, const struct agg_key *b)
+/*
+ * A check counted: in the thread's run when it continues it (pending.h),
+ * else in `checks`, where the thread's new run starts.
+ */
+static __always_inline void count_check(void *ctx, struct task_struct *task, struct task_state *ts,
+					const struct agg_key *key, const struct cred *cred)
 {
-	const __u64 *x = (const __u64 *)a, *y = (const __u64 *)b;
+	__u64 n = ts ? continue_run(ts, key) : 0;
 
-	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+	if (n) {
+		sample_at(ctx, key, n);
+		return;
+	}
+	n = count_in_map(ctx, task, key, cred);
+	if (n && ts)
+		start_run(ts, key, n);
 }
 
 /*
@@ -253,19 +277,25 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 		key.flags |= CHECK_CRED_OVERRIDE;
 	if (cred != task->cred)
 		key.flags |= CHECK_OTHER_CRED;
-	/* The state is created for a set*id/capset call's check, to look at
-	 * the task's credentials (tracepoint backend), and only looked up otherwise. */
+	/* Every tracked thread has state: its run of checks is counted there. */
 	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
-	struct task_state *ts = cred_call ? get_task_state(task) : bpf_task_storage_get(&task_state, task, 0, 0);
+	struct task_state *ts = get_task_state(task);
+	bool entering = runtime_entering(target);
+	/* A thread of a process being moved in: the report of the move marks
+	 * its leader only, and the state just made copied the leader's. */
+	if (entering && ts && !ts->runtime_init) {
+		ts->runtime_init = 1;
+		ts->runtime_root = target->entering_root;
+	}
 	struct task_state *runtime = runtime_state(task, ts);
-	if ((runtime && runtime->runtime_init) || runtime_entering(target))
+	if (entering || (runtime && runtime->runtime_init))
 		key.flags |= CHECK_RUNTIME_INIT;
 	if (target->phase == TARGET_STARTUP && bpf_ktime_get_ns() - target->started_ns >= startup_window_ns)
 		target->phase = TARGET_STEADY; /* every CPU that races here writes the same value */
 	if (target->phase == TARGET_STEADY)
 		key.flags |= CHECK_STEADY;
 
-	count_check(ctx, task, &key, cred);
+	count_check(ctx, task, ts, &key, cred);
 	if (stream_events)
 		stream_check(ctx, task, &key, target_ns, ret);
 	if (key.denied)

@@ -15,4 +15,7 @@
 
 #define EEXIST 17
 
+/* One load the compiler neither drops, repeats nor moves across barrier(). */
+#define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
+
 #endif /* CAPPROF_COMMON_H */

@@ -63,7 +63,8 @@ enum target_flag {
 /* The value of the targets map, one per target cgroup. */
 struct target {
 	__u64 started_ns;  /* CLOCK_MONOTONIC ns of the first workload exec */
-	__u64 entering_ns; /* CLOCK_MONOTONIC ns at which the runtime began moving the first task in; 0: none (see runtime_entering) */
+	__u64 entering_ns;   /* CLOCK_MONOTONIC ns at which the runtime began moving the first task in; 0: none (see runtime_entering) */
+	__u64 entering_root; /* then: the mover's root, as runtime_root of task_state */
 	__u32 phase;       /* enum target_phase */
 	__u32 flags;       /* enum target_flag */
 };
@@ -149,6 +150,12 @@ struct agg_key {
 	__u8 pad[5];
 };
 
+/* A thread's run of checks not yet counted in `checks` (peek_pending). */
+struct pending_run {
+	struct agg_key key;
+	__u64 count;
+};
+
 struct exe_path {
 	__u32 depth;     /* components filled, innermost first */
 	__u32 truncated; /* 1 when the path was deeper than PATH_DEPTH */
@@ -208,14 +215,16 @@ struct exec_event {
 	__u64 parent_start_ns;
 	struct creds before;
 	struct creds after;
+	char filename[FILENAME_LEN];
+	/* Without EXEC_DETAILS the record ends after exe's last component
+	 * (exec_event_size): a third of its full size or less. */
+	struct exe_path exe;
 	/* Filled with EXEC_DETAILS only: */
 	__u32 loginuid; /* the audit login uid, (u32)-1 when unset */
 	__u32 args_len; /* bytes of args filled */
 	__u32 ns[NS_SLOTS]; /* enum ns_index; 0 when the kernel lacks the namespace */
 	char args[ARGS_LEN]; /* argv strings, NUL-separated */
 	struct exe_path cwd;
-	char filename[FILENAME_LEN];
-	struct exe_path exe;
 };
 
 /* A capability check, sent to live_events at most once per interval per

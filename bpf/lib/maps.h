@@ -49,9 +49,18 @@ struct {
 	__type(value, __u8);
 } armed_pods SEC(".maps");
 
-/* Per-CPU counters, so two cores hammering one key never share a cache line. */
+/*
+ * Per-CPU counters, so two cores hammering one key never share a cache line.
+ * Allocated per key as keys come (Linux 6.1 made such maps safe in tracing
+ * programs, with bpf_mem_alloc): preallocated, 65,536 entries held 8 bytes
+ * per possible CPU each from the start, 0.5 MiB per CPU (128 MiB on a 256-CPU
+ * node) for the few hundred keys a recording has. The first check of a key
+ * pays the allocation; a thread's run of checks (pending.h) touches the map
+ * only when its key changes.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 65536);
 	__type(key, struct agg_key);
 	__type(value, __u64);
@@ -112,17 +121,22 @@ struct {
  *     between target cgroups, are the workload.
  *   - exec: an exec is in progress and before holds the credentials it
  *     started with (read at commit_creds, or at sched_prepare_exec).
+ *   - run_*: the thread's run of checks of one key (lib/pending.h).
  *   - seen (tracepoint backend only): before holds the credentials the
  *     task had when last looked at, read from the struct cred at cred;
  *     syscall is the set*id/capset call whose
  *     capability check came since (-1: none), with its arguments.
  */
 struct task_state {
+	struct agg_key run_key; /* the key of the thread's run of checks (pending.h) */
+	__u64 run_count;        /* the run's checks not yet in `checks` */
+	__u64 run_base;         /* run_key's count in `checks` on the CPU where the run began */
 	struct creds before;
 	__u64 args[3];
 	__u64 cred;
 	__u64 runtime_root; /* with runtime_init: the dentry of the runtime's root */
 	__s32 syscall;
+	__u32 run_seq; /* odd while run_key and run_count change */
 	__u8 seen;
 	__u8 exec;
 	__u8 from_commit; /* before was read at commit_creds (fexit, kprobe backends) */
