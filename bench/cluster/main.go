@@ -50,6 +50,9 @@ type Report struct {
 	AgentPeakRSSMiB float64
 	// Its results: how many, the largest and all together, as JSON bytes.
 	AgentNodeResults, AgentNodeResultBytes, AgentNodeResultBytesTotal int
+	// MixPods pods of a realistic mix for MixSeconds, under each tool.
+	MixPods, MixSeconds int
+	Mix                 []MixRun
 }
 
 func main() {
@@ -64,8 +67,10 @@ func main() {
 	pods := flag.Int("pods", 300, "simulated pods, spread evenly over the nodes, one replica of each workload per node")
 	containers := flag.Int("containers", 3, "containers per pod")
 	agentPods := flag.Int("agent-pods", 110, "pods on the agent's node (the kubelet's default maximum: 110)")
+	mixPods := flag.Int("mix-pods", 100, "pods running the mix at once on the agent's node (0 skips it)")
+	mixSeconds := flag.Int("mix-seconds", 60, "how long each mix pod works")
 	flag.Parse()
-	r := &Report{Nodes: *nodes, Pods: *pods, ContainersPerPod: *containers, AgentPods: *agentPods}
+	r := &Report{Nodes: *nodes, Pods: *pods, ContainersPerPod: *containers, AgentPods: *agentPods, MixPods: *mixPods, MixSeconds: *mixSeconds}
 	if err := run(r, *capprofBin, *apiserver, *busybox, *workload, *template, *crds); err != nil {
 		fmt.Fprintf(os.Stderr, "bench cluster: %v\n", err)
 		os.Exit(1)
@@ -112,7 +117,13 @@ func run(r *Report, capprofBin, apiserver, busybox, workload, template, crds str
 	if err := controllerScale(ctx, r, c, cl, capprofBin, tmpl.Containers[0]); err != nil {
 		return err
 	}
-	return agentScale(ctx, r, c, cl, capprofBin)
+	if err := agentScale(ctx, r, c, cl, capprofBin); err != nil {
+		return err
+	}
+	if r.MixPods == 0 {
+		return nil
+	}
+	return nodeScale(ctx, r, c, cl, capprofBin)
 }
 
 // controllerScale writes a recording's node results as agents would and
@@ -351,5 +362,19 @@ func printReport(w io.Writer, r *Report) {
 	fmt.Fprintf(tw, "largest profile (%d replicas merged)\t%d KiB\t<< 1.5 MiB (etcd)\n", r.Nodes, r.ProfileBytes/1024)
 	fmt.Fprintf(tw, "agent: peak RSS recording %d pods on its node (one recording)\t%.0f MiB\t<= 96 MiB\n", r.AgentPods, r.AgentPeakRSSMiB)
 	fmt.Fprintf(tw, "agent: its %d results: the largest, all\t%d KiB, %d KiB\t<< 1.5 MiB (etcd)\n", r.AgentNodeResults, r.AgentNodeResultBytes/1024, r.AgentNodeResultBytesTotal/1024)
+	tw.Flush()
+	if len(r.Mix) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%d pods at once on one node, each looping for %d s over an exec that chowns a file and one that binds port 80:\n", r.MixPods, r.MixSeconds)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "tool\tloops done (against none)\ttool CPU (of one CPU)\ttool peak RSS\n")
+	for _, m := range r.Mix {
+		cpu, rss := "-", "-"
+		if m.Tool != "none" {
+			cpu, rss = fmt.Sprintf("%.1f%%", m.ToolCPUPct), fmt.Sprintf("%.0f MiB", m.ToolPeakRSSMiB)
+		}
+		fmt.Fprintf(tw, "%s\t%d (%.3f)\t%s\t%s\n", m.Tool, m.Iterations, m.Relative, cpu, rss)
+	}
 	tw.Flush()
 }

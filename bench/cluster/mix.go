@@ -1,0 +1,211 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/capprof/capprof/api/v1alpha1"
+	"github.com/capprof/capprof/e2e/cluster"
+)
+
+// bpftraceProgram is the simplest equivalent of capprof's aggregation, as
+// in the overhead benchmark (bench/main.go).
+const bpftraceProgram = `tracepoint:capability:cap_capable { @[cgroup, args->cap, args->ret] = count(); }`
+
+// mixScript is each mix pod's work: once /go/start exists, for the given
+// seconds, a loop of execs that change a file's owner (CAP_CHOWN) and bind
+// port 80 (CAP_NET_BIND_SERVICE; the pods share the host's network, so most
+// binds find the port taken, after the check); then the loop count.
+const mixScript = `while [ ! -e /go/start ]; do sleep 0.1; done
+end=$(( $(date +%%s) + %d )); n=0
+while [ "$(date +%%s)" -lt "$end" ]; do
+  /workload chown /tmp/mix.$((n %% 16)) 2>/dev/null; /workload bind80 2>/dev/null
+  n=$((n + 1))
+done
+echo "iterations $n"`
+
+// MixRun is the mix under one tool.
+type MixRun struct {
+	Tool string `json:"tool"` // "none", "capprof agent", "bpftrace"
+	// Iterations is the loops all pods made in the window; Relative is
+	// against the run without a tool.
+	Iterations int64   `json:"iterations"`
+	Relative   float64 `json:"relative"`
+	// The tool's CPU time during the window, as a share of one CPU, and its
+	// peak resident memory.
+	ToolCPUPct     float64 `json:"toolCpuPct,omitempty"`
+	ToolPeakRSSMiB float64 `json:"toolPeakRssMiB,omitempty"`
+}
+
+// nodeScale runs MixPods pods of the mix on the agent's node for
+// MixSeconds, with no tool, with the agent recording them, and with
+// bpftrace's aggregation: how much work the node gets done, and what the
+// tool costs.
+func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Client, capprofBin string) error {
+	for _, tool := range []string{"none", "capprof agent", "bpftrace"} {
+		ns := "mix-" + strings.ReplaceAll(tool, " ", "-")
+		if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		var toolCmd *exec.Cmd
+		switch tool {
+		case "capprof agent":
+			rec := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mix"},
+				Spec: v1alpha1.CapabilityRecordingSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench": "mix"}}}}
+			if err := cl.Create(ctx, rec); err != nil {
+				return err
+			}
+			agent, err := startCapprof(capprofBin, "agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", "10s")
+			if err != nil {
+				return err
+			}
+			toolCmd = agent
+			var own v1alpha1.CapabilityNodeResult
+			if err := poll(time.Minute, func() (bool, error) {
+				return exists(cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(rec.Name, "agent-node", nil)}, &own))
+			}); err != nil {
+				stop(agent)
+				return fmt.Errorf("the agent did not arm the recording: %w", err)
+			}
+		case "bpftrace":
+			bt := exec.Command("bpftrace", "-e", bpftraceProgram)
+			out, err := bt.StdoutPipe()
+			if err != nil {
+				return err
+			}
+			bt.Stderr = os.Stderr
+			if err := bt.Start(); err != nil {
+				return fmt.Errorf("bpftrace: %w", err)
+			}
+			toolCmd = bt
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "Attaching") {
+				stop(bt)
+				return fmt.Errorf("bpftrace did not attach: %q, %v", line, err)
+			}
+			go io.Copy(io.Discard, out) // bpftrace prints its map when stopped
+		}
+		run, err := mixRun(ctx, r, c, ns, toolCmd)
+		if toolCmd != nil {
+			stop(toolCmd)
+		}
+		if err != nil {
+			return fmt.Errorf("mix with %s: %w", tool, err)
+		}
+		run.Tool = tool
+		r.Mix = append(r.Mix, run)
+	}
+	for i := range r.Mix {
+		r.Mix[i].Relative = float64(r.Mix[i].Iterations) / float64(r.Mix[0].Iterations)
+	}
+	return nil
+}
+
+// mixRun starts the pods, lets them go at once, and sums their loops.
+func mixRun(ctx context.Context, r *Report, c *cluster.Cluster, ns string, tool *exec.Cmd) (MixRun, error) {
+	var run MixRun
+	goDir, err := os.MkdirTemp("", "capprof-mix-")
+	if err != nil {
+		return run, err
+	}
+	defer os.RemoveAll(goDir)
+	var pods []*corev1.Pod
+	defer func() {
+		for _, p := range pods {
+			c.DeletePod(context.Background(), p)
+		}
+	}()
+	for i := range r.MixPods {
+		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("mix-%03d", i), Labels: map[string]string{"bench": "mix"}},
+			Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "main", Image: cluster.ImageName,
+					Command:      []string{"/bin/sh", "-c", fmt.Sprintf(mixScript, r.MixSeconds)},
+					VolumeMounts: []corev1.VolumeMount{{Name: "go", MountPath: "/go", ReadOnly: true}}}},
+				Volumes: []corev1.Volume{{Name: "go", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: goDir}}}},
+			}}
+		runCtx, cancel := context.WithTimeout(ctx, time.Minute)
+		p, err := c.RunPod(runCtx, pod)
+		cancel()
+		if err != nil {
+			return run, err
+		}
+		pods = append(pods, p)
+	}
+	cpuBefore, err := cpuTicks(tool)
+	if err != nil {
+		return run, err
+	}
+	if err := os.WriteFile(filepath.Join(goDir, "start"), nil, 0o644); err != nil {
+		return run, err
+	}
+	started := time.Now()
+	for _, p := range pods {
+		waitCtx, cancel := context.WithTimeout(ctx, time.Duration(r.MixSeconds)*time.Second+2*time.Minute)
+		code, err := c.WaitExit(waitCtx, cluster.ContainerID(p.Status.ContainerStatuses[0]))
+		cancel()
+		if err != nil || code != 0 {
+			return run, fmt.Errorf("pod %s: exit %d, %v", p.Name, code, err)
+		}
+	}
+	window := time.Since(started)
+	cpuAfter, err := cpuTicks(tool)
+	if err != nil {
+		return run, err
+	}
+	if tool != nil {
+		run.ToolCPUPct = float64(cpuAfter-cpuBefore) / clockTicks / window.Seconds() * 100
+		if run.ToolPeakRSSMiB, err = peakRSS(tool.Process.Pid); err != nil {
+			return run, err
+		}
+	}
+	for _, p := range pods {
+		out, err := c.ContainerStream(p, "main", 0, "stdout")
+		if err != nil {
+			return run, err
+		}
+		n, err := strconv.ParseInt(strings.TrimPrefix(strings.TrimSpace(out), "iterations "), 10, 64)
+		if err != nil {
+			return run, fmt.Errorf("pod %s printed %q, not its loop count", p.Name, out)
+		}
+		run.Iterations += n
+	}
+	return run, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat's times (100 on Linux).
+const clockTicks = 100
+
+// cpuTicks is a process's user and system time so far (0 without one).
+func cpuTicks(cmd *exec.Cmd) (int64, error) {
+	if cmd == nil {
+		return 0, nil
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which is in parentheses: utime is the
+	// 14th field of the line, the 12th after it.
+	rest := string(data[strings.LastIndexByte(string(data), ')')+2:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", cmd.Process.Pid, data)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", cmd.Process.Pid, data)
+	}
+	return utime + stime, nil
+}
