@@ -232,10 +232,20 @@ static __always_inline bool is_cred_syscall(__s32 nr)
 	return false;
 }
 
-/* A capability check inside a set*id/capset call: the change it may lead to is the call's. */
+/*
+ * A capability check inside a set*id/capset call: the change it may lead to
+ * is the call's. The same call again, with the same arguments, is not looked
+ * at: a change the previous one made is attributed to the same call and
+ * arguments whenever it is seen (at the next other call, exec or exit), and
+ * a setuid(0) loop installs a new, equal struct cred at every call, which
+ * would be compared field by field each time.
+ */
 static __always_inline void note_cred_syscall(struct task_struct *task, struct task_state *ts,
 					      struct pt_regs *regs, __u64 cgroup_id, __s32 nr)
 {
+	if (ts->seen && ts->syscall == nr && ts->args[0] == regs->di && ts->args[1] == regs->si &&
+	    ts->args[2] == regs->dx)
+		return;
 	look_at_creds(task, ts, cgroup_id);
 	ts->syscall = nr;
 	ts->args[0] = regs->di;
