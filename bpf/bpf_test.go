@@ -546,7 +546,6 @@ func TestRuntimeInit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const capSetgid, capSetuid = 6, 7
 	seen := map[string]int{}
 	for _, c := range checks {
 		switch {
@@ -565,6 +564,9 @@ func TestRuntimeInit(t *testing.T) {
 		t.Fatalf("checks by kind %v, want %v", seen, want)
 	}
 }
+
+// The capabilities the helpers check.
+const capSetgid, capSetuid = 6, 7
 
 // movedHelperEnv makes the test binary the helper of TestRuntimeMovedIn and
 // TestRunsCounted: a
@@ -610,13 +612,7 @@ const enteringWindow = 250 * time.Millisecond
 // report out: the first process checks within enteringWindow and is the
 // runtime's from then on; a second one moved in after the window is not.
 func TestRuntimeMovedIn(t *testing.T) {
-	needRoot(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := attachedDiscarding(t)
-	const capSetgid, capSetuid = 6, 7
+	self, p := helperProbe(t)
 	for _, reported := range []bool{true, false} {
 		name := map[bool]string{true: "reported", false: "unreported"}[reported]
 		// Both cgroups live until the test ends: a removed cgroup's id is
@@ -751,13 +747,7 @@ func movedHelper(t *testing.T, self, dir string) (func(kinds string), time.Time)
 // and when the probe is detached; a snapshot while recording includes the
 // runs in progress. Every count is exact at each of those points.
 func TestRunsCounted(t *testing.T) {
-	needRoot(t)
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := attachedDiscarding(t)
-	const capSetgid, capSetuid = 6, 7
+	self, p := helperProbe(t)
 	start := func(name string) (uint64, helper) {
 		t.Helper()
 		cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runs-%s-%d", name, os.Getpid()))
@@ -867,6 +857,18 @@ func attached(t *testing.T) *Probe {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// helperProbe is the test binary, which the helper processes run, and an
+// attached probe whose events are thrown away; it skips unless root.
+func helperProbe(t *testing.T) (string, *Probe) {
+	t.Helper()
+	needRoot(t)
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return self, attachedDiscarding(t)
 }
 
 // attachedDiscarding is attached(t) with its events read and thrown away.

@@ -392,6 +392,14 @@ int list_processes(struct bpf_iter__task *ctx)
 	return 0;
 }
 
+/* The state of the task a task iterator is at, NULL when it has none. */
+static __always_inline struct task_state *iterated_state(struct bpf_iter__task *ctx)
+{
+	struct task_struct *task = ctx->task;
+
+	return task ? bpf_task_storage_get(&task_state, task, 0, 0) : NULL;
+}
+
 /*
  * Recording stops: every thread's run of checks goes to `checks` (see
  * pending.h). User space runs this task iterator once the capability hooks
@@ -400,11 +408,8 @@ int list_processes(struct bpf_iter__task *ctx)
 SEC("iter/task")
 int take_pending(struct bpf_iter__task *ctx)
 {
-	struct task_struct *task = ctx->task;
+	struct task_state *ts = iterated_state(ctx);
 
-	if (!task)
-		return 0;
-	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 	if (ts)
 		end_run(ts);
 	return 0;
@@ -415,11 +420,8 @@ int take_pending(struct bpf_iter__task *ctx)
 SEC("iter/task")
 int peek_pending(struct bpf_iter__task *ctx)
 {
-	struct task_struct *task = ctx->task;
+	struct task_state *ts = iterated_state(ctx);
 
-	if (!task)
-		return 0;
-	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 	if (ts)
 		write_run(ctx->meta->seq, ts);
 	return 0;

@@ -236,22 +236,11 @@ func agentScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cl
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	rec := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "full-node"},
-		Spec: v1alpha1.CapabilityRecordingSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench": "agent"}}}}
-	if err := cl.Create(ctx, rec); err != nil {
-		return err
-	}
-	agent, err := startCapprof(capprofBin, "agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", "2s")
+	agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "full-node", "agent", "2s")
 	if err != nil {
 		return err
 	}
 	defer stop(agent)
-	var own v1alpha1.CapabilityNodeResult
-	if err := poll(time.Minute, func() (bool, error) {
-		return exists(cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(rec.Name, "agent-node", nil)}, &own))
-	}); err != nil {
-		return fmt.Errorf("the agent did not arm the recording: %w", err)
-	}
 	for i := range r.AgentPods {
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("pod-%03d", i), Labels: map[string]string{"bench": "agent"}},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "main", Image: cluster.ImageName, Command: []string{"/bin/sh", "-c", "/workload setuid; exec /bin/sleep 100000"}}}}}
@@ -283,6 +272,29 @@ func agentScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cl
 	}
 	r.AgentPeakRSSMiB, err = peakRSS(agent.Process.Pid)
 	return err
+}
+
+// recordWithAgent creates the recording name in ns of the pods labelled
+// bench=label and starts an agent on the agent's node, flushing every flush;
+// it returns once the agent has armed the recording.
+func recordWithAgent(ctx context.Context, c *cluster.Cluster, cl client.Client, capprofBin, ns, name, label, flush string) (*exec.Cmd, error) {
+	rec := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.CapabilityRecordingSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench": label}}}}
+	if err := cl.Create(ctx, rec); err != nil {
+		return nil, err
+	}
+	agent, err := startCapprof(capprofBin, "agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", flush)
+	if err != nil {
+		return nil, err
+	}
+	var own v1alpha1.CapabilityNodeResult
+	if err := poll(time.Minute, func() (bool, error) {
+		return exists(cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(rec.Name, "agent-node", nil)}, &own))
+	}); err != nil {
+		stop(agent)
+		return nil, fmt.Errorf("the agent did not arm the recording: %w", err)
+	}
+	return agent, nil
 }
 
 func exists(err error) (bool, error) {

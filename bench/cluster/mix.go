@@ -16,7 +16,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/e2e/cluster"
 )
 
@@ -62,23 +61,11 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 		var toolCmd *exec.Cmd
 		switch tool {
 		case "capprof agent":
-			rec := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mix"},
-				Spec: v1alpha1.CapabilityRecordingSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench": "mix"}}}}
-			if err := cl.Create(ctx, rec); err != nil {
-				return err
-			}
-			agent, err := startCapprof(capprofBin, "agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", "10s")
+			agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "mix", "mix", "10s")
 			if err != nil {
 				return err
 			}
 			toolCmd = agent
-			var own v1alpha1.CapabilityNodeResult
-			if err := poll(time.Minute, func() (bool, error) {
-				return exists(cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName(rec.Name, "agent-node", nil)}, &own))
-			}); err != nil {
-				stop(agent)
-				return fmt.Errorf("the agent did not arm the recording: %w", err)
-			}
 		case "bpftrace":
 			bt := exec.Command("bpftrace", "-e", bpftraceProgram)
 			out, err := bt.StdoutPipe()
@@ -150,10 +137,9 @@ func mixRun(ctx context.Context, r *Report, c *cluster.Cluster, ns string, tool 
 		return run, err
 	}
 	started := time.Now()
+	time.Sleep(time.Duration(r.MixSeconds) * time.Second) // WaitExit waits a minute at most
 	for _, p := range pods {
-		waitCtx, cancel := context.WithTimeout(ctx, time.Duration(r.MixSeconds)*time.Second+2*time.Minute)
-		code, err := c.WaitExit(waitCtx, cluster.ContainerID(p.Status.ContainerStatuses[0]))
-		cancel()
+		code, err := c.WaitExit(ctx, cluster.ContainerID(p.Status.ContainerStatuses[0]))
 		if err != nil || code != 0 {
 			return run, fmt.Errorf("pod %s: exit %d, %v", p.Name, code, err)
 		}

@@ -277,9 +277,11 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 		key.flags |= CHECK_CRED_OVERRIDE;
 	if (cred != task->cred)
 		key.flags |= CHECK_OTHER_CRED;
-	/* Every tracked thread has state: its run of checks is counted there. */
+	/* Every tracked thread has state: its run of checks is counted there.
+	 * Without it, a check is counted in `checks` at once, and only a
+	 * set*id/capset call's loses something (its credentials followed). */
 	bool cred_call = compare_creds_lazily && is_cred_syscall(key.syscall);
-	struct task_state *ts = get_task_state(task);
+	struct task_state *ts = cred_call ? get_task_state(task) : make_task_state(task);
 	bool entering = runtime_entering(target);
 	/* A thread of a process being moved in: the report of the move marks
 	 * its leader only, and the state just made copied the leader's. */

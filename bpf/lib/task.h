@@ -25,24 +25,34 @@ static __always_inline struct task_state *runtime_state(struct task_struct *task
 	return bpf_task_storage_get(&task_state, leader, 0, 0);
 }
 
-/* The task's state, created when missing; a new one of a thread starts as
+/* The task's state, created when missing (NULL when that failed: the task
+ * storage busy on this CPU, or no memory); a new one of a thread starts as
  * its leader's runtime (see runtime_state). */
-static __always_inline struct task_state *get_task_state(struct task_struct *task)
+static __always_inline struct task_state *make_task_state(struct task_struct *task)
 {
 	struct task_state *ts = bpf_task_storage_get(&task_state, task, 0, 0);
 
 	if (ts)
 		return ts;
 	ts = bpf_task_storage_get(&task_state, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!ts) {
-		count_stat(STAT_PENDING_FULL);
+	if (!ts)
 		return NULL;
-	}
 	struct task_state *leader = runtime_state(task, NULL);
 	if (leader && leader->runtime_init) {
 		ts->runtime_init = 1;
 		ts->runtime_root = leader->runtime_root;
 	}
+	return ts;
+}
+
+/* make_task_state for a task whose credentials or runtime mark are to be
+ * followed: a failure is counted, as what it would have held is lost. */
+static __always_inline struct task_state *get_task_state(struct task_struct *task)
+{
+	struct task_state *ts = make_task_state(task);
+
+	if (!ts)
+		count_stat(STAT_PENDING_FULL);
 	return ts;
 }
 
