@@ -139,7 +139,12 @@ int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct
 SEC("tp_btf/cgroup_notify_populated")
 int BPF_PROG(on_cgroup_populated, struct cgroup *cgrp, const char *path, int populated)
 {
-	if (!populated || BPF_CORE_READ(cgrp, root, hierarchy_id) != 0 || BPF_CORE_READ(cgrp, nr_populated_csets) == 0)
+	if (!populated || BPF_CORE_READ(cgrp, root, hierarchy_id) != 0)
+		return 0;
+	/* A kernel without the counter (Debian's 7.x lacks the field by this
+	 * name) marks the ancestors that become populated too: a pod's cgroup
+	 * holds no task of its own, and the mark ends within the window. */
+	if (bpf_core_field_exists(cgrp->nr_populated_csets) && BPF_CORE_READ(cgrp, nr_populated_csets) == 0)
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
 	struct target *target = lookup_target(&id);
