@@ -145,15 +145,15 @@ func targets(r *Report) []Target {
 	}
 	// BPF cost per capability check, against bpftrace's programs in this run.
 	if tr, bt := find("a/b", tracked), find("a/b", bpftrace); tr != nil && bt != nil {
-		ns, ok := programCost(tr, "on_cap_capable")
-		agg, aggOK := programCost(bt, "cap_capable")
+		ns, ok := programCost(tr.Programs, "on_cap_capable")
+		agg, aggOK := programCost(bt.Programs, "cap_capable")
 		if ok && aggOK {
 			add("BPF ns per check, tracked", fmt.Sprintf("<= 0.5x bpftrace's aggregation (%.0f ns)", agg),
 				fmt.Sprintf("%.0f ns = %.2fx", ns, ns/agg), ns <= agg/2)
 		}
 	}
 	if un := find("a/b", untracked); un != nil && r.BareCountNs > 0 {
-		if ns, ok := programCost(un, "on_cap_capable"); ok {
+		if ns, ok := programCost(un.Programs, "on_cap_capable"); ok {
 			add("BPF ns per check, untracked", fmt.Sprintf("<= bpftrace's bare count (%.0f ns) + 5 ns", r.BareCountNs),
 				fmt.Sprintf("%.0f ns = %+.0f ns", ns, ns-r.BareCountNs), ns <= r.BareCountNs+5)
 		}
@@ -193,8 +193,8 @@ func targets(r *Report) []Target {
 	return ts
 }
 
-func programCost(m *Measurement, name string) (float64, bool) {
-	for _, p := range m.Programs {
+func programCost(programs []ProgramCost, name string) (float64, bool) {
+	for _, p := range programs {
 		if p.Name == name && p.Runs > 0 {
 			return p.NsPerRun, true
 		}
@@ -543,7 +543,7 @@ func (b *bench) bareCountCost() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	ns, ok := programCost(&Measurement{Programs: costs}, "cap_capable")
+	ns, ok := programCost(costs, "cap_capable")
 	if !ok {
 		return 0, errors.New("bpftrace's program never ran")
 	}

@@ -508,23 +508,7 @@ func TestRuntimeInit(t *testing.T) {
 	}
 
 	p := attachedDiscarding(t)
-	cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runtime-%d", os.Getpid()))
-	if err := os.Mkdir(cg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	defer os.Remove(cg)
-	dir, err := os.Open(cg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dir.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.AddTarget(st.Ino, Target{Runtime: true}); err != nil {
-		t.Fatal(err)
-	}
+	cg, dir, id := targetCgroup(t, p, "runtime", Target{Runtime: true})
 	sub := filepath.Join(cg, "sub")
 	if err := os.Mkdir(sub, 0o755); err != nil {
 		t.Fatal(err)
@@ -549,9 +533,9 @@ func TestRuntimeInit(t *testing.T) {
 	seen := map[string]int{}
 	for _, c := range checks {
 		switch {
-		case c.CgroupID == st.Ino && c.Cap == capSetuid && c.Syscall == unix.SYS_SETUID:
+		case c.CgroupID == id && c.Cap == capSetuid && c.Syscall == unix.SYS_SETUID:
 			seen[fmt.Sprintf("setuid runtime=%v", c.RuntimeInit)]++
-		case c.Cap == capSetgid && c.Syscall == unix.SYS_SETGID && (c.CgroupID == st.Ino || c.CgroupID == subSt.Ino):
+		case c.Cap == capSetgid && c.Syscall == unix.SYS_SETGID && (c.CgroupID == id || c.CgroupID == subSt.Ino):
 			where := "cgroup"
 			if c.CgroupID == subSt.Ino {
 				where = "sub-cgroup"
@@ -617,26 +601,15 @@ func TestRuntimeMovedIn(t *testing.T) {
 		name := map[bool]string{true: "reported", false: "unreported"}[reported]
 		// Both cgroups live until the test ends: a removed cgroup's id is
 		// given to the next one, and the counts are the probe's since it started.
-		cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-moved-%s-%d", name, os.Getpid()))
-		if err := os.Mkdir(cg, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(cg)
+		cg, _, id := targetCgroup(t, p, "moved-"+name, Target{Runtime: true})
 		t.Run(name, func(t *testing.T) {
 			if !reported {
 				detachProgram(t, p, "on_cgroup_attach")
 			}
-			var st unix.Stat_t
-			if err := unix.Stat(cg, &st); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := p.AddTarget(st.Ino, Target{Runtime: true}); err != nil {
-				t.Fatal(err)
-			}
 			enteringNs := func() uint64 {
 				t.Helper()
 				var target capprofTarget
-				if err := p.coll.Maps["targets"].Lookup(st.Ino, &target); err != nil {
+				if err := p.coll.Maps["targets"].Lookup(id, &target); err != nil {
 					t.Fatal(err)
 				}
 				return target.EnteringNs
@@ -660,15 +633,9 @@ func TestRuntimeMovedIn(t *testing.T) {
 				t.Fatal("the move was reported, yet the target still says the runtime is moving a process in")
 			}
 
-			checks, err := p.Checks()
-			if err != nil {
-				t.Fatal(err)
-			}
 			seen := map[string]int{}
-			for _, c := range checks {
-				if c.CgroupID == st.Ino && (c.Cap == capSetuid || c.Cap == capSetgid) {
-					seen[fmt.Sprintf("cap %d runtime=%v", c.Cap, c.RuntimeInit)]++
-				}
+			for _, c := range helperChecks(t, p, id) {
+				seen[fmt.Sprintf("cap %d runtime=%v", c.Cap, c.RuntimeInit)]++
 			}
 			want := map[string]int{"cap 7 runtime=true": 1, "cap 6 runtime=true": 1}
 			if !reported {
@@ -750,37 +717,14 @@ func TestRunsCounted(t *testing.T) {
 	self, p := helperProbe(t)
 	start := func(name string) (uint64, helper) {
 		t.Helper()
-		cg := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-runs-%s-%d", name, os.Getpid()))
-		if err := os.Mkdir(cg, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Remove(cg) })
-		dir, err := os.Open(cg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer dir.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := p.AddTarget(st.Ino, Target{}); err != nil {
-			t.Fatal(err)
-		}
-		h := startHelper(t, self, &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())})
-		return st.Ino, h
+		_, dir, id := targetCgroup(t, p, "runs-"+name, Target{})
+		return id, startHelper(t, self, &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())})
 	}
 	counts := func(cgroup uint64) string {
 		t.Helper()
-		checks, err := p.Checks()
-		if err != nil {
-			t.Fatal(err)
-		}
 		n := map[uint8]uint64{}
-		for _, c := range checks {
-			if c.CgroupID == cgroup && (c.Cap == capSetuid || c.Cap == capSetgid) {
-				n[c.Cap] += c.Count
-			}
+		for _, c := range helperChecks(t, p, cgroup) {
+			n[c.Cap] += c.Count
 		}
 		return fmt.Sprintf("setuid %d, setgid %d", n[capSetuid], n[capSetgid])
 	}
@@ -857,6 +801,48 @@ func attached(t *testing.T) *Probe {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
+}
+
+// helperChecks is p's aggregated CAP_SETUID and CAP_SETGID checks in cgroup:
+// the helpers' checks.
+func helperChecks(t *testing.T, p *Probe, cgroup uint64) []Check {
+	t.Helper()
+	checks, err := p.Checks()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []Check
+	for _, c := range checks {
+		if c.CgroupID == cgroup && (c.Cap == capSetuid || c.Cap == capSetgid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// targetCgroup makes a cgroup2 directory for the test, removed when it
+// ends, and adds it to p's targets as target; it returns its path, the
+// directory open (for clone3(CLONE_INTO_CGROUP)) and its id.
+func targetCgroup(t *testing.T, p *Probe, name string, target Target) (string, *os.File, uint64) {
+	t.Helper()
+	path := filepath.Join(cgroup2Root(t), fmt.Sprintf("capprof-bpf-%s-%d", name, os.Getpid()))
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+	dir, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dir.Close() })
+	var st unix.Stat_t
+	if err := unix.Fstat(int(dir.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.AddTarget(st.Ino, target); err != nil {
+		t.Fatal(err)
+	}
+	return path, dir, st.Ino
 }
 
 // helperProbe is the test binary, which the helper processes run, and an

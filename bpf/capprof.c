@@ -115,12 +115,9 @@ SEC("tp_btf/cgroup_attach_task")
 int BPF_PROG(on_cgroup_attach, struct cgroup *dst_cgrp, const char *path, struct task_struct *task, bool threadgroup)
 {
 	__u64 cgroup_id = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, id);
-	struct target *target = lookup_target(&cgroup_id);
+	struct target *target = entered_by_runtime(&cgroup_id);
 
-	if (!target || !(target->flags & TARGET_RUNTIME))
-		return 0;
-	__u64 mover;
-	if (target_cgroup(&mover))
+	if (!target)
 		return 0;
 	mark_runtime_init(task, root_of(bpf_get_current_task_btf()));
 	target->entering_ns = 0;
@@ -147,11 +144,8 @@ int BPF_PROG(on_cgroup_populated, struct cgroup *cgrp, const char *path, int pop
 	if (bpf_core_field_exists(cgrp->nr_populated_csets) && BPF_CORE_READ(cgrp, nr_populated_csets) == 0)
 		return 0;
 	__u64 id = BPF_CORE_READ(cgrp, kn, id);
-	struct target *target = lookup_target(&id);
-	if (!target || !(target->flags & TARGET_RUNTIME))
-		return 0;
-	__u64 mover;
-	if (target_cgroup(&mover))
+	struct target *target = entered_by_runtime(&id);
+	if (!target)
 		return 0;
 	target->entering_root = root_of(bpf_get_current_task_btf());
 	barrier(); /* runtime_entering reads entering_ns first */

@@ -1,7 +1,6 @@
 package bpf
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
@@ -688,7 +688,7 @@ func (p *Probe) addRuns(checks []Check) ([]Check, error) {
 		return nil, fmt.Errorf("read the checks in progress: %w", err)
 	}
 	var run capprofPendingRun
-	size := binary.Size(run)
+	size := int(unsafe.Sizeof(run))
 	if len(raw)%size != 0 {
 		return nil, fmt.Errorf("read the checks in progress: %d bytes, not whole records of %d", len(raw), size)
 	}
@@ -697,7 +697,7 @@ func (p *Probe) addRuns(checks []Check) ([]Check, error) {
 		index[c.CheckKey] = i
 	}
 	for off := 0; off < len(raw); off += size {
-		if _, err := binary.Decode(raw[off:off+size], binary.NativeEndian, &run); err != nil {
+		if err := decode(raw[off:off+size], &run); err != nil {
 			return nil, fmt.Errorf("read the checks in progress: %w", err)
 		}
 		key := checkFromKey(&run.Key)

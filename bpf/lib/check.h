@@ -285,10 +285,8 @@ static __always_inline void handle_check(void *ctx, struct target *target, __u64
 	bool entering = runtime_entering(target);
 	/* A thread of a process being moved in: the report of the move marks
 	 * its leader only, and the state just made copied the leader's. */
-	if (entering && ts && !ts->runtime_init) {
-		ts->runtime_init = 1;
-		ts->runtime_root = target->entering_root;
-	}
+	if (entering && ts && !ts->runtime_init)
+		set_runtime(ts, target->entering_root);
 	struct task_state *runtime = runtime_state(task, ts);
 	if (entering || (runtime && runtime->runtime_init))
 		key.flags |= CHECK_RUNTIME_INIT;

@@ -62,11 +62,11 @@ enum target_flag {
 
 /* The value of the targets map, one per target cgroup. */
 struct target {
-	__u64 started_ns;  /* CLOCK_MONOTONIC ns of the first workload exec */
+	__u64 started_ns;    /* CLOCK_MONOTONIC ns of the first workload exec */
 	__u64 entering_ns;   /* CLOCK_MONOTONIC ns at which the runtime began moving the first task in; 0: none (see runtime_entering) */
 	__u64 entering_root; /* then: the mover's root, as runtime_root of task_state */
-	__u32 phase;       /* enum target_phase */
-	__u32 flags;       /* enum target_flag */
+	__u32 phase;         /* enum target_phase */
+	__u32 flags;         /* enum target_flag */
 };
 
 /* The key of armed_pods: a pod uid, dashes as in the API (a systemd slice

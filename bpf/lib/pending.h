@@ -21,9 +21,9 @@ static __always_inline bool same_key(const struct agg_key *a, const struct agg_k
 }
 
 /*
- * The run ends: its count goes to `checks`. The exchange makes it exact
- * against the one other place that ends a thread's run, take_pending and
- * on_exit, which race once the capability hooks are detached.
+ * The run ends: its count goes to `checks`. The exchange keeps it exact
+ * where two places end one thread's run at once: take_pending and the
+ * thread's own on_exit, once the capability hooks are detached.
  */
 static __always_inline void end_run(struct task_state *ts)
 {

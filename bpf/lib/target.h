@@ -33,6 +33,21 @@ static __always_inline struct target *target_cgroup(__u64 *cgroup_id)
 }
 
 /*
+ * The target id, when it is a pod's (TARGET_RUNTIME) and the current task,
+ * outside the target set, is moving a task into it: the runtime (runc 1.1
+ * writing cgroup.procs, systemd); NULL otherwise.
+ */
+static __always_inline struct target *entered_by_runtime(__u64 *id)
+{
+	struct target *target = lookup_target(id);
+	__u64 mover;
+
+	if (!target || !(target->flags & TARGET_RUNTIME) || target_cgroup(&mover))
+		return NULL;
+	return target;
+}
+
+/*
  * How long a target counts as being entered by the runtime after
  * on_cgroup_populated saw it begin, should the report of the move never come:
  * far longer than a migration takes (microseconds), short against a

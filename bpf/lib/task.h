@@ -25,6 +25,13 @@ static __always_inline struct task_state *runtime_state(struct task_struct *task
 	return bpf_task_storage_get(&task_state, leader, 0, 0);
 }
 
+/* ts belongs to the container runtime, whose root is runtime_root (see task_state). */
+static __always_inline void set_runtime(struct task_state *ts, __u64 runtime_root)
+{
+	ts->runtime_init = 1;
+	ts->runtime_root = runtime_root;
+}
+
 /* The task's state, created when missing (NULL when that failed: the task
  * storage busy on this CPU, or no memory); a new one of a thread starts as
  * its leader's runtime (see runtime_state). */
@@ -38,10 +45,8 @@ static __always_inline struct task_state *make_task_state(struct task_struct *ta
 	if (!ts)
 		return NULL;
 	struct task_state *leader = runtime_state(task, NULL);
-	if (leader && leader->runtime_init) {
-		ts->runtime_init = 1;
-		ts->runtime_root = leader->runtime_root;
-	}
+	if (leader && leader->runtime_init)
+		set_runtime(ts, leader->runtime_root);
 	return ts;
 }
 
@@ -62,10 +67,8 @@ static __always_inline struct task_state *mark_runtime_init(struct task_struct *
 {
 	struct task_state *ts = get_task_state(task);
 
-	if (ts) {
-		ts->runtime_init = 1;
-		ts->runtime_root = runtime_root;
-	}
+	if (ts)
+		set_runtime(ts, runtime_root);
 	return ts;
 }
 
