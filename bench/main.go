@@ -29,10 +29,12 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/asm"
+	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 
 	"github.com/capprof/capprof/api/v1alpha1"
+	bpftracecmd "github.com/capprof/capprof/bench/bpftrace"
 	"github.com/capprof/capprof/bpf"
 	"github.com/capprof/capprof/internal/outfile"
 	"github.com/capprof/capprof/profile"
@@ -41,9 +43,6 @@ import (
 // tarFiles is (e)'s tarball: enough files that one extraction takes a few
 // hundred milliseconds, so that run-to-run noise is small against it.
 const tarFiles = 10000
-
-// bpftraceProgram is the simplest equivalent of capprof's aggregation.
-const bpftraceProgram = `tracepoint:capability:cap_capable { @[cgroup, args->cap, args->ret] = count(); }`
 
 // bareCountProgram counts every check in one counter: about the least any
 // program that does something per check costs, the floor under capprof's
@@ -108,11 +107,14 @@ type Report struct {
 	EmptyProgramNs float64 `json:"emptyProgramNsPerRun"`
 	// BareCountNs is bpftrace's bareCountProgram per run, over (a) with
 	// statistics on.
-	BareCountNs float64      `json:"bareCountNsPerRun"`
-	Soak        *Soak        `json:"soak,omitempty"`
-	Analyze     *AnalyzeTime `json:"analyze,omitempty"`
-	AnalyzeWide *AnalyzeTime `json:"analyzeWide,omitempty"`
-	Targets     []Target     `json:"targets"`
+	BareCountNs float64 `json:"bareCountNsPerRun"`
+	// UntrackedLadder is what the untracked path's loads cost, one more
+	// at each step, over (a) with statistics on.
+	UntrackedLadder []LadderStep `json:"untrackedLadder"`
+	Soak            *Soak        `json:"soak,omitempty"`
+	Analyze         *AnalyzeTime `json:"analyze,omitempty"`
+	AnalyzeWide     *AnalyzeTime `json:"analyzeWide,omitempty"`
+	Targets         []Target     `json:"targets"`
 }
 
 // Target is one of issue 7's targets against what this run measured.
@@ -308,11 +310,12 @@ func (b *bench) measureRecording(rep *Report, soakFor time.Duration) error {
 		}
 		rep.Results = append(rep.Results, ms...)
 	}
-	fmt.Fprintln(os.Stderr, "bench: empty program on cap_capable")
+	fmt.Fprintln(os.Stderr, "bench: the untracked path's loads, one at a time, on cap_capable")
 	var err error
-	if rep.EmptyProgramNs, err = b.emptyProgramCost(); err != nil {
-		return fmt.Errorf("empty program: %w", err)
+	if rep.UntrackedLadder, err = b.untrackedLadder(); err != nil {
+		return fmt.Errorf("untracked ladder: %w", err)
 	}
+	rep.EmptyProgramNs = rep.UntrackedLadder[0].NsPerRun
 	fmt.Fprintln(os.Stderr, "bench: bpftrace's bare count on cap_capable")
 	if rep.BareCountNs, err = b.bareCountCost(); err != nil {
 		return fmt.Errorf("bare count: %w", err)
@@ -462,7 +465,7 @@ func (b *bench) measure(w workload, m mode, reps int) (Measurement, error) {
 			return err
 		})
 	case bpftrace:
-		err = b.withBpftrace(bpftraceProgram, func(before programSnapshot) error {
+		err = b.withBpftrace(bpftracecmd.Aggregation, func(before programSnapshot) error {
 			var err error
 			meas.ElapsedNs, _, err = runWorkload(b.workloadCommand(args...))
 			meas.Programs = before.costs()
@@ -556,32 +559,126 @@ func (b *bench) withBpftrace(program string, during func(programSnapshot) error)
 		return err
 	}
 	cmd := b.toolCommand("bpftrace", "-e", program)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return err
-	}
 	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := bpftracecmd.Start(cmd); err != nil {
 		return err
 	}
 	defer func() {
 		cmd.Process.Signal(syscall.SIGINT)
-		io.Copy(io.Discard, stdout) // bpftrace prints its map on exit
 		cmd.Wait()
 	}()
-	if _, err := readUntil(bufio.NewReader(stdout), "Attaching 1 probe..."); err != nil {
-		return fmt.Errorf("bpftrace did not attach: %w", err)
-	}
 	before.refresh()
 	return during(before)
 }
 
-// emptyProgramCost attaches a program that only returns to cap_capable and
-// measures it over (a) with statistics on.
-func (b *bench) emptyProgramCost() (float64, error) {
+// LadderStep is one program of the untracked ladder: the loads capprof's
+// untracked path makes, up to one of them, and what it measured per run.
+type LadderStep struct {
+	Loads    string  `json:"loads"`
+	NsPerRun float64 `json:"nsPerRun"`
+}
+
+// untrackedLadder measures, over (a) with statistics on, a program on
+// cap_capable that makes the untracked path's loads up to each of them in
+// turn: none (the empty program), the current task's cgroups,
+// ->dfl_cgrp, ->kn, ->id (the cgroup id) and the pre-filter's byte. Each
+// runs alone, so every load finds only what the syscall left in the caches
+// and TLB; the median of three runs is kept.
+func (b *bench) untrackedLadder() ([]LadderStep, error) {
+	kernel, err := btf.LoadKernelSpec()
+	if err != nil {
+		return nil, fmt.Errorf("kernel BTF: %w", err)
+	}
+	var offsets []int32
+	for _, m := range [][2]string{{"task_struct", "cgroups"}, {"css_set", "dfl_cgrp"}, {"cgroup", "kn"}, {"kernfs_node", "id"}} {
+		off, err := memberOffset(kernel, m[0], m[1])
+		if err != nil {
+			return nil, err
+		}
+		offsets = append(offsets, off)
+	}
+	filter, err := ebpf.NewMap(&ebpf.MapSpec{Type: ebpf.Array, KeySize: 4, ValueSize: 4096, MaxEntries: 1, Flags: unix.BPF_F_MMAPABLE})
+	if err != nil {
+		return nil, fmt.Errorf("pre-filter map: %w", err)
+	}
+	defer filter.Close()
+
+	names := []string{"nothing (an empty program)", "task->cgroups", "->dfl_cgrp", "->kn", "->id (the cgroup id)", "+ the pre-filter's byte (capprof's untracked path)"}
+	steps := make([]LadderStep, len(names))
+	runs := make([][]float64, len(names))
+	for range 3 {
+		for i := range names {
+			insns := asm.Instructions{asm.FnGetCurrentTaskBtf.Call()}
+			for depth, off := range offsets[:min(i, len(offsets))] {
+				from := asm.R1
+				if depth == 0 {
+					from = asm.R0
+				}
+				insns = append(insns, asm.LoadMem(asm.R1, from, int16(off), asm.DWord))
+			}
+			if i == len(names)-1 {
+				load := asm.LoadMapValue(asm.R2, 0, 0)
+				if err := load.AssociateMap(filter); err != nil {
+					return nil, err
+				}
+				insns = append(insns, asm.And.Imm(asm.R1, 4095), load, asm.Add.Reg(asm.R2, asm.R1), asm.LoadMem(asm.R1, asm.R2, 0, asm.Byte))
+			}
+			insns = append(insns, asm.Mov.Imm(asm.R0, 0), asm.Return())
+			ns, err := b.costOverSetuid(insns)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", names[i], err)
+			}
+			runs[i] = append(runs[i], ns)
+		}
+	}
+	for i, name := range names {
+		slices.Sort(runs[i])
+		steps[i] = LadderStep{Loads: name, NsPerRun: runs[i][len(runs[i])/2]}
+	}
+	return steps, nil
+}
+
+// memberOffset is a member's byte offset in a kernel struct, looking into
+// anonymous structs and unions.
+func memberOffset(spec *btf.Spec, typ, member string) (int32, error) {
+	var s *btf.Struct
+	if err := spec.TypeByName(typ, &s); err != nil {
+		return 0, fmt.Errorf("kernel BTF: struct %s: %w", typ, err)
+	}
+	var find func(members []btf.Member, base btf.Bits) (btf.Bits, bool)
+	find = func(members []btf.Member, base btf.Bits) (btf.Bits, bool) {
+		for _, m := range members {
+			if m.Name == member {
+				return base + m.Offset, true
+			}
+			if m.Name != "" {
+				continue
+			}
+			var inner []btf.Member
+			switch c := btf.UnderlyingType(m.Type).(type) {
+			case *btf.Struct:
+				inner = c.Members
+			case *btf.Union:
+				inner = c.Members
+			}
+			if off, ok := find(inner, base+m.Offset); ok {
+				return off, true
+			}
+		}
+		return 0, false
+	}
+	off, ok := find(s.Members, 0)
+	if !ok {
+		return 0, fmt.Errorf("kernel BTF: struct %s has no member %s", typ, member)
+	}
+	return int32(off.Bytes()), nil
+}
+
+// costOverSetuid attaches a tp_btf/cap_capable program and measures it over
+// (a), pinned as (a) is, with statistics on.
+func (b *bench) costOverSetuid(insns asm.Instructions) (float64, error) {
 	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "cap_capable", License: "GPL",
-		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()},
+		Type: ebpf.Tracing, AttachType: ebpf.AttachTraceRawTp, AttachTo: "cap_capable", License: "GPL", Instructions: insns,
 	})
 	if err != nil {
 		return 0, err
@@ -601,7 +698,7 @@ func (b *bench) emptyProgramCost() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if _, _, err := runWorkload(exec.Command(b.workload, "bench", "setuid", "1000000", "1")); err != nil {
+	if _, _, err := runWorkload(b.workloadCommand("bench", "setuid", "1000000", "1")); err != nil {
 		return 0, err
 	}
 	after, err := prog.Stats()
@@ -610,7 +707,7 @@ func (b *bench) emptyProgramCost() (float64, error) {
 	}
 	runs := after.RunCount - before.RunCount
 	if runs == 0 {
-		return 0, errors.New("the empty program never ran")
+		return 0, errors.New("the program never ran")
 	}
 	return float64(after.Runtime-before.Runtime) / float64(runs), nil
 }
@@ -963,6 +1060,20 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "(%s)\t%s\t%.2f%%\t%s\t\n", m.Workload, m.Mode, m.BPFSharePct, strings.Join(parts, ", "))
 	}
 	tw.Flush()
+
+	if len(r.UntrackedLadder) > 0 {
+		fmt.Fprintf(w, "\nThe untracked path's loads, one more at each step: a program on cap_capable alone over (a), median of 3 runs;\nbpftrace's bare count measures %.0f ns/run here\n", r.BareCountNs)
+		tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "LOADS\tNS/RUN\tTHIS STEP\t")
+		for i, step := range r.UntrackedLadder {
+			added := "-"
+			if i > 0 {
+				added = fmt.Sprintf("%+.0f ns", step.NsPerRun-r.UntrackedLadder[i-1].NsPerRun)
+			}
+			fmt.Fprintf(tw, "%s\t%.0f\t%s\t\n", step.Loads, step.NsPerRun, added)
+		}
+		tw.Flush()
+	}
 
 	fmt.Fprintln(w, "\ncapprof process while recording (user CPU summed over all runs)")
 	tw = tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)

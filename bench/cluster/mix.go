@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/capprof/capprof/bench/bpftrace"
 	"github.com/capprof/capprof/e2e/cluster"
 )
-
-// bpftraceProgram is the simplest equivalent of capprof's aggregation, as
-// in the overhead benchmark (bench/main.go).
-const bpftraceProgram = `tracepoint:capability:cap_capable { @[cgroup, args->cap, args->ret] = count(); }`
 
 // mixScript is each mix pod's work: once /go/start exists, for the given
 // seconds, a loop of execs that change a file's owner (CAP_CHOWN) and bind
@@ -67,21 +62,13 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 			}
 			toolCmd = agent
 		case "bpftrace":
-			bt := exec.Command("bpftrace", "-e", bpftraceProgram)
-			out, err := bt.StdoutPipe()
-			if err != nil {
+			bt := exec.Command("bpftrace", "-e", bpftrace.Aggregation)
+			bt.Stderr = os.Stderr
+			if err := bpftrace.Start(bt); err != nil {
+				stop(bt)
 				return err
 			}
-			bt.Stderr = os.Stderr
-			if err := bt.Start(); err != nil {
-				return fmt.Errorf("bpftrace: %w", err)
-			}
 			toolCmd = bt
-			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || !strings.HasPrefix(line, "Attaching") {
-				stop(bt)
-				return fmt.Errorf("bpftrace did not attach: %q, %v", line, err)
-			}
-			go io.Copy(io.Discard, out) // bpftrace prints its map when stopped
 		}
 		run, err := mixRun(ctx, r, c, ns, toolCmd)
 		if toolCmd != nil {
