@@ -52,8 +52,10 @@ type PodsConfig struct {
 	Stop <-chan struct{}
 	// Checkpoint, when set, receives the profile recorded so far once
 	// armed, every CheckpointPeriod, and as soon as a recorded container is
-	// seen ended (capprof agent's partial results). It runs on the
-	// recording's loop. A recording with Checkpoint that no pod matched
+	// seen ended (capprof agent's partial results). It runs on a goroutine
+	// of its own, one call at a time (requests made meanwhile fold into one
+	// next call), and none runs once the recording's loop has ended. A
+	// recording with Checkpoint that no pod matched
 	// ends with a profile of no containers, not an error.
 	Checkpoint       func(*v1alpha1.Profile)
 	CheckpointPeriod time.Duration
@@ -187,31 +189,33 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	defer stopTicker()
 	sweep := time.NewTicker(sweepPeriod)
 	defer sweep.Stop()
-	var checkpoints <-chan time.Time
+	var checkpointDue <-chan time.Time
 	if cfg.Checkpoint != nil {
 		ticker := time.NewTicker(cfg.CheckpointPeriod)
 		defer ticker.Stop()
-		checkpoints = ticker.C
+		checkpointDue = ticker.C
 	}
 	meta := func() v1alpha1.Metadata {
 		return v1alpha1.Metadata{Node: cfg.Node, CapprofVersion: cfg.Version, Selector: cfg.Source.Describe()}
 	}
-	checkpoint := func() {
-		p, err := rec.snapshot(meta(), time.Now())
-		if err != nil {
-			fmt.Fprintf(cfg.Progress, "capprof: warning: read what was recorded so far: %v\n", err)
-			return
-		}
-		cfg.Checkpoint(p)
-	}
-	ended := map[string]bool{}
+	var writer *checkpoints
+	checkpoint := func() { writer.request() }
 	if cfg.Checkpoint != nil {
+		writer = startCheckpoints(func() {
+			p, err := rec.snapshot(meta(), time.Now())
+			if err != nil {
+				fmt.Fprintf(cfg.Progress, "capprof: warning: read what was recorded so far: %v\n", err)
+				return
+			}
+			cfg.Checkpoint(p)
+		})
 		checkpoint()
 	}
+	ended := map[string]bool{}
 wait:
 	for {
 		select {
-		case <-checkpoints:
+		case <-checkpointDue:
 			checkpoint()
 		case p := <-updates:
 			if cfg.Checkpoint != nil && targets.ended(p, ended) {
@@ -244,6 +248,9 @@ wait:
 			fmt.Fprintf(cfg.Progress, "capprof: %s elapsed, %d container(s), %s\n",
 				time.Since(rec.start).Round(time.Second), targets.recorded, rec.col.summary())
 		}
+	}
+	if writer != nil {
+		writer.stop() // before the recording stops: a snapshot reads it
 	}
 	cancel()
 	return rec.finishUnlessSignalled(cfg.Signals, func() error {
