@@ -17,7 +17,7 @@ import (
 	"github.com/capprof/capprof/profile"
 )
 
-// writeTimeout bounds one write of a node's result.
+// writeTimeout bounds one request that writes a node's result.
 const writeTimeout = 15 * time.Second
 
 // session is one agent process's recording of one CapabilityRecording.
@@ -94,17 +94,14 @@ func (s *session) close() { s.closeOnce.Do(func() { close(s.stop) }) }
 // write makes p, merged with what earlier sessions wrote, the node's
 // results: its own, always (the time of its last write is where a gap after
 // a crash begins), and one per workload, when it changed. Failures are
-// logged: the next write carries everything again.
+// logged, and one the API server did not take ends the pass: the next
+// write carries everything again.
 func (s *session) write(p *v1alpha1.Profile, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	select {
-	case <-s.stop:
+	if s.stopped() {
 		return // the recording is gone
-	default:
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
-	defer cancel()
 	meta := p.Metadata
 	meta.StartTime = v1alpha1.Time{Time: s.since.UTC().Truncate(time.Millisecond)}
 	meta.Gaps = slices.Clone(s.gaps)
@@ -121,9 +118,11 @@ func (s *session) write(p *v1alpha1.Profile, final bool) {
 		if prev := s.written[v1alpha1.NodeResultName(s.key.Name, s.node, &w)]; prev != nil && sameContainers(prev.Spec, spec) {
 			continue
 		}
-		s.put(ctx, spec)
+		if s.stopped() || !s.put(spec) {
+			return
+		}
 	}
-	s.put(ctx, v1alpha1.CapabilityNodeResultSpec{Recording: s.key.Name, Node: s.node, Session: s.id, Final: final,
+	s.put(v1alpha1.CapabilityNodeResultSpec{Recording: s.key.Name, Node: s.node, Session: s.id, Final: final,
 		Recorded: meta, UpdateTime: now, Containers: []v1alpha1.Container{}})
 }
 
@@ -133,8 +132,22 @@ func sameContainers(a, b v1alpha1.CapabilityNodeResultSpec) bool {
 	return reflect.DeepEqual(a.Containers, b.Containers) && reflect.DeepEqual(a.Recorded.Gaps, b.Recorded.Gaps) && a.Recorded.Drops == b.Recorded.Drops
 }
 
-// put creates or updates one result.
-func (s *session) put(ctx context.Context, spec v1alpha1.CapabilityNodeResultSpec) {
+// stopped reports whether the session was stopped (its recording is gone).
+func (s *session) stopped() bool {
+	select {
+	case <-s.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// put creates or updates one result, within writeTimeout. It returns false
+// when the API server did not take it (in time, or at all): the writes that
+// would follow wait for the next flush rather than queue behind it.
+func (s *session) put(spec v1alpha1.CapabilityNodeResultSpec) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
 	name := v1alpha1.NodeResultName(s.key.Name, s.node, spec.Workload)
 	obj := &v1alpha1.CapabilityNodeResult{Spec: spec}
 	var err error
@@ -150,6 +163,17 @@ func (s *session) put(ctx context.Context, spec v1alpha1.CapabilityNodeResultSpe
 	}
 	if err != nil {
 		s.log("warning: write node %q's result %s/%s: %v", s.node, s.key.Namespace, name, err)
+		switch {
+		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err):
+		case apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || apierrors.IsForbidden(err) || apierrors.IsRequestEntityTooLargeError(err):
+			return true // about this object: the others may go through
+		default:
+			// Not taken (a slow or throttling API server, or none): the
+			// next flush tries again from what is known. Reading the
+			// result again, or writing the others now, would only add
+			// to the load.
+			return false
+		}
 		// Written by an earlier session or recording meanwhile, or gone:
 		// read again, so the next write knows.
 		delete(s.written, name)
@@ -161,9 +185,10 @@ func (s *session) put(ctx context.Context, spec v1alpha1.CapabilityNodeResultSpe
 				s.log("warning: replace node %q's result %s/%s of an earlier recording: %v", s.node, s.key.Namespace, name, err)
 			}
 		}
-		return
+		return true
 	}
 	s.written[name] = obj
+	return true
 }
 
 // startSlack covers the whole seconds of a container's start time in its
