@@ -17,6 +17,10 @@ import (
 	"github.com/capprof/capprof/profile"
 )
 
+// countsFlushes is how many flushes a workload's result whose counts alone
+// changed waits to be written: a minute at the default --flush.
+const countsFlushes = 6
+
 // writeTimeout bounds one request that writes a node's result.
 const writeTimeout = 15 * time.Second
 
@@ -45,6 +49,9 @@ type session struct {
 
 	mu      sync.Mutex
 	written map[string]*v1alpha1.CapabilityNodeResult // by name, as last written
+	// countsEvery is how often a workload's result whose counts alone
+	// changed is written (see countsErased).
+	countsEvery time.Duration
 }
 
 // newSession prepares a session of rec, reading back what an earlier
@@ -55,8 +62,8 @@ func (a *agent) newSession(ctx context.Context, rec *v1alpha1.CapabilityRecordin
 		key: types.NamespacedName{Namespace: rec.Namespace, Name: rec.Name}, uid: rec.UID, id: newSessionID(), node: a.cfg.Node,
 		owner:  metav1.OwnerReference{APIVersion: v1alpha1.GroupVersion.String(), Kind: "CapabilityRecording", Name: rec.Name, UID: rec.UID},
 		filter: rec.Spec.Containers, client: a.client, stop: make(chan struct{}), since: time.Now(), started: time.Now(),
-		written: map[string]*v1alpha1.CapabilityNodeResult{},
-		log:     func(format string, args ...any) { fmt.Fprintf(a.cfg.Log, "capprof: "+format+"\n", args...) },
+		written: map[string]*v1alpha1.CapabilityNodeResult{}, countsEvery: countsFlushes * a.cfg.Flush,
+		log: func(format string, args ...any) { fmt.Fprintf(a.cfg.Log, "capprof: "+format+"\n", args...) },
 	}
 	mine, err := a.results(ctx, rec)
 	if err != nil {
@@ -93,7 +100,7 @@ func (s *session) close() { s.closeOnce.Do(func() { close(s.stop) }) }
 
 // write makes p, merged with what earlier sessions wrote, the node's
 // results: its own, always (the time of its last write is where a gap after
-// a crash begins), and one per workload, when it changed. Failures are
+// a crash begins), and one per workload, when it is due. Failures are
 // logged, and one the API server did not take ends the pass: the next
 // write carries everything again.
 func (s *session) write(p *v1alpha1.Profile, final bool) {
@@ -115,7 +122,7 @@ func (s *session) write(p *v1alpha1.Profile, final bool) {
 	for w, containers := range byWorkload {
 		spec := v1alpha1.CapabilityNodeResultSpec{Recording: s.key.Name, Node: s.node, Workload: &w, Session: s.id,
 			Recorded: meta, UpdateTime: now, Containers: containers}
-		if prev := s.written[v1alpha1.NodeResultName(s.key.Name, s.node, &w)]; prev != nil && sameContainers(prev.Spec, spec) {
+		if !s.due(s.written[v1alpha1.NodeResultName(s.key.Name, s.node, &w)], spec, final) {
 			continue
 		}
 		if s.stopped() || !s.put(spec) {
@@ -126,10 +133,57 @@ func (s *session) write(p *v1alpha1.Profile, final bool) {
 		Recorded: meta, UpdateTime: now, Containers: []v1alpha1.Container{}})
 }
 
+// due reports whether a workload's result spec is to be written, prev
+// being the one last written (nil for none): when it says something new at
+// once; when only its counts changed, once countsEvery has passed since
+// prev, and at the end.
+func (s *session) due(prev *v1alpha1.CapabilityNodeResult, spec v1alpha1.CapabilityNodeResultSpec, final bool) bool {
+	switch {
+	case prev == nil:
+		return true
+	case sameContainers(prev.Spec, spec):
+		return false
+	case final || spec.UpdateTime.Sub(prev.Spec.UpdateTime.Time) >= s.countsEvery:
+		return true
+	}
+	return !sameContainers(countsErased(prev.Spec), countsErased(spec))
+}
+
 // sameContainers reports whether a workload's result would say nothing
 // new: the same containers, the same gaps and drops.
 func sameContainers(a, b v1alpha1.CapabilityNodeResultSpec) bool {
 	return reflect.DeepEqual(a.Containers, b.Containers) && reflect.DeepEqual(a.Recorded.Gaps, b.Recorded.Gaps) && a.Recorded.Drops == b.Recorded.Drops
+}
+
+// countsErased is a result with every count made 0 or 1: what it says but
+// for how often. A workload's result that changed only there is written at
+// most every countsEvery, not at every flush: a busy node's workloads change
+// their counts at every flush, and writing 100 results of ~12 KiB every 10
+// s cost the API server more CPU than the agent used (bench-cluster's mix).
+func countsErased(spec v1alpha1.CapabilityNodeResultSpec) v1alpha1.CapabilityNodeResultSpec {
+	seen := func(n int64) int64 { return min(n, 1) }
+	out := *spec.DeepCopy()
+	for i := range out.Containers {
+		c := &out.Containers[i]
+		for j := range c.Capabilities {
+			cc := &c.Capabilities[j]
+			cc.Count = seen(cc.Count)
+			for k := range cc.Sources {
+				src := &cc.Sources[k]
+				src.Count, src.SyscallFailed, src.SyscallSucceeded = seen(src.Count), seen(src.SyscallFailed), seen(src.SyscallSucceeded)
+			}
+		}
+		for j := range c.Execs {
+			c.Execs[j].Count = seen(c.Execs[j].Count)
+		}
+		for j := range c.CredentialChanges {
+			c.CredentialChanges[j].Count = seen(c.CredentialChanges[j].Count)
+		}
+	}
+	d := &out.Recorded.Drops
+	d.Events, d.UncountedChecks, d.UnfollowedCredentialCalls, d.UnfollowedDenials = seen(d.Events), seen(d.UncountedChecks), seen(d.UnfollowedCredentialCalls), seen(d.UnfollowedDenials)
+	d.UntrackedCgroups, d.UndecodableEvents, d.ExecsNotKept, d.SkippedProbeRuns = seen(d.UntrackedCgroups), seen(d.UndecodableEvents), seen(d.ExecsNotKept), seen(d.SkippedProbeRuns)
+	return out
 }
 
 // stopped reports whether the session was stopped (its recording is gone).
