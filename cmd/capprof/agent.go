@@ -34,7 +34,8 @@ func agentCommand() *cli.Command {
 		Usage:        "the node agent of cluster mode (a DaemonSet; needs root): records this node's pods for every CapabilityRecording",
 		Description: "Watches CapabilityRecordings and records the pods each selects on this node from their\n" +
 			"containers' first instruction; writes what it recorded as this node's CapabilityNodeResult\n" +
-			"every --flush, when a recorded container ends, and when the recording's duration is over.\n" +
+			"every --flush (a workload whose counts alone grew, every sixth), when a recorded container\n" +
+			"ends, and when the recording's duration is over.\n" +
 			"Restarted, it goes on from its node's results: the time it was down is written as a gap.",
 		Flags: append([]cli.Flag{
 			nodeFlag(&f.node, "this node's `NAME` (in a pod: the downward API's spec.nodeName as $NODE_NAME)"),
