@@ -246,11 +246,9 @@ func (a *agent) run(s *session, cfg recorder.PodsConfig) {
 		delete(a.sessions, s.uid)
 		a.mu.Unlock()
 	}()
-	select {
-	case <-s.stop:
+	if s.stopped() {
 		fmt.Fprintf(a.cfg.Log, "capprof: stopped recording for CapabilityRecording %s/%s\n", s.key.Namespace, s.key.Name)
 		return
-	default:
 	}
 	if err != nil {
 		fmt.Fprintf(a.cfg.Log, "capprof: error: CapabilityRecording %s/%s: %v; starting again within %s\n", s.key.Namespace, s.key.Name, err, resync)
