@@ -64,9 +64,10 @@ type collector struct {
 	execsNotKept int64
 	// undecodable counts the events that could not be decoded.
 	undecodable atomic.Uint64
-	// kallsyms resolves call stacks (kallsymsPath); symbolsErr says why it
-	// could not at the end.
+	// kallsyms resolves call stacks (kallsymsPath) into symbols;
+	// symbolsErr says why it could not.
 	kallsyms   string
+	symbols    symbolCache
 	symbolsErr error
 	// names learns the cgroups the kernel side made targets.
 	names *targetNames
@@ -86,6 +87,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		uids:        map[uint64]map[uint32]bool{},
 		executables: map[string]bool{},
 		kallsyms:    kallsymsPath,
+		symbols:     symbolCache{},
 	}
 }
 
@@ -323,28 +325,23 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 	for id := range c.cgroups {
 		part(id)
 	}
-	var symbols *kernelSymbols
-	if len(c.stacks) > 0 {
-		var err error
-		var returnAddrs []uint64
-		for _, set := range c.stacks {
-			for _, stack := range set {
-				returnAddrs = append(returnAddrs, stack...)
-			}
+	var returnAddrs []uint64
+	for _, set := range c.stacks {
+		for _, stack := range set {
+			returnAddrs = append(returnAddrs, stack...)
 		}
-		if symbols, err = loadKernelSymbols(c.kallsyms, returnAddrs); err != nil {
-			// Every stack's frames are unknown: their checks are classed
-			// unknown, and the profile is still saved.
-			c.symbolsErr = err
-			symbols = nil
-		}
+	}
+	if err := c.symbols.name(c.kallsyms, returnAddrs); err != nil {
+		// The stacks' unnamed frames class their checks unknown, and the
+		// profile is still saved.
+		c.symbolsErr = err
 	}
 	for _, chk := range checks {
 		if chk.Exe == c.self {
 			continue
 		}
 		part := part(chk.CgroupID)
-		audit, auditFrom, callSites := c.auditClass(symbols, chk.CheckKey)
+		audit, auditFrom, callSites := c.auditClass(chk.CheckKey)
 		verdict := v1alpha1.Granted
 		if chk.Denied {
 			verdict = v1alpha1.Denied
@@ -409,8 +406,8 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 // auditClass gives a check key its audit class, where the class came from,
 // and its call sites. The options cap_capable was called with, when the
 // probe saw them, are the class; otherwise the stacks tell (classify).
-func (c *collector) auditClass(symbols *kernelSymbols, key bpf.CheckKey) (v1alpha1.AuditClass, v1alpha1.AuditSource, []string) {
-	class, sites := c.classify(symbols, key)
+func (c *collector) auditClass(key bpf.CheckKey) (v1alpha1.AuditClass, v1alpha1.AuditSource, []string) {
+	class, sites := c.classify(key)
 	if !key.AuditKnown {
 		if class == v1alpha1.UnknownAudit {
 			return class, "", sites
@@ -436,13 +433,13 @@ func optionsClass(key bpf.CheckKey) v1alpha1.AuditClass {
 // stacks. A key whose stacks disagree takes the class that can make it
 // required (audited over insetid over noaudit): a recommendation must be
 // sufficient first. No stack at all is UnknownAudit.
-func (c *collector) classify(symbols *kernelSymbols, key bpf.CheckKey) (v1alpha1.AuditClass, []string) {
+func (c *collector) classify(key bpf.CheckKey) (v1alpha1.AuditClass, []string) {
 	class := v1alpha1.UnknownAudit
 	sites := map[string]bool{}
 	for _, stack := range c.stacks[key] {
 		frames := make([]string, len(stack))
 		for i, addr := range stack {
-			frames[i] = symbols.function(addr)
+			frames[i] = c.symbols[addr]
 		}
 		cl, site := classifyStack(frames)
 		if auditRank[cl] > auditRank[class] {

@@ -101,7 +101,7 @@ type liveStream struct {
 	// Owned by run:
 	pending  reorderBuffer
 	procs    *processTable
-	symbols  map[uint64]string // kernel return address → function
+	symbols  symbolCache
 	written  uint64
 	filtered uint64
 	unnamed  uint64 // events of cgroups no selected container explains (a pod's sandbox)
@@ -137,7 +137,7 @@ func newLiveStream(cfg EventsConfig, progress io.Writer, probe liveProbe, node s
 		cfg: cfg, progress: progress, probe: probe, node: node, self: self, podsMode: podsMode, names: names, writer: writer, out: out,
 		bootWall: time.Now().Add(-now), hostNS: hostNamespacesOf(hostPIDs, nsInode), hostPIDs: hostPIDs,
 		in: make(chan bpf.Event, liveQueueLen), done: make(chan struct{}),
-		procs: newProcessTable(), symbols: map[uint64]string{},
+		procs: newProcessTable(), symbols: symbolCache{},
 	}
 	go s.run()
 	return s, nil

@@ -170,24 +170,11 @@ func (s *liveStream) audit(e *bpf.LiveCheck) (v1alpha1.AuditClass, string) {
 // released (older than before, all when -1) not named yet, with one read of
 // /proc/kallsyms for all of them.
 func (s *liveStream) resolveStacks(before time.Duration) {
-	var missing []uint64
+	var addrs []uint64
 	for _, c := range s.pending.checks(before) {
-		for _, addr := range c.Stack {
-			if _, known := s.symbols[addr]; !known {
-				missing = append(missing, addr)
-			}
-		}
+		addrs = append(addrs, c.Stack...)
 	}
-	if len(missing) == 0 {
-		return
-	}
-	ks, err := loadKernelSymbols(kallsymsPath, missing)
-	for _, addr := range missing {
-		s.symbols[addr] = ""
-		if err == nil {
-			s.symbols[addr] = ks.function(addr)
-		}
-	}
+	s.symbols.name(kallsymsPath, addrs) // unnamed frames class the check unknown
 }
 
 func (s *liveStream) onCredChange(e *bpf.CredChange) {

@@ -204,27 +204,61 @@ func TestCollectorRestartedContainer(t *testing.T) {
 	}
 }
 
+// TestSymbolCache: an address is looked up in kallsyms once, named or not;
+// only addresses not seen before make the file be read again.
+func TestSymbolCache(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kallsyms")
+	write := func(data string) {
+		if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("ffffffff81368210 T capable\nffffffff81a82a80 t cap_capable\n")
+	c := symbolCache{}
+	if err := c.name(path, []uint64{0xffffffff81368211, 0xffffffff81a82b00}); err != nil {
+		t.Fatal(err)
+	}
+	// Another file with the same addresses: what was named stays, and a
+	// new address is read from the new file.
+	write("ffffffff81368210 T renamed\nffffffff81a82a80 t renamed_too\nffffffff81b00000 T later\n")
+	if err := c.name(path, []uint64{0xffffffff81368211, 0xffffffff81b00010}); err != nil {
+		t.Fatal(err)
+	}
+	want := symbolCache{0xffffffff81368211: "capable", 0xffffffff81a82b00: "cap_capable", 0xffffffff81b00010: "later"}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("names %v, want %v", c, want)
+	}
+	// A file without addresses: the new address stays unnamed for good.
+	write("0000000000000000 T capable\n")
+	if err := c.name(path, []uint64{0x42}); err == nil || c[0x42] != "" {
+		t.Fatalf("zero addresses: %v, name %q", err, c[0x42])
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.name(path, []uint64{0x42, 0xffffffff81368211}); err != nil {
+		t.Fatalf("known addresses read the file again: %v", err)
+	}
+}
+
 // TestClassifySampledStacks: a key's stacks are sampled; when they disagree
 // the key takes the class that can make it required, and every call site.
 func TestClassifySampledStacks(t *testing.T) {
-	symbols := &kernelSymbols{
-		addrs: []uint64{0x100, 0x200, 0x300, 0x400, 0x500},
-		names: []string{"cap_capable", "security_capable", "ns_capable", "security_vm_enough_memory_mm", "__inet_bind"},
-	}
 	c := newCollector(bpf.ExeID{}, newTargetNames())
+	c.symbols = symbolCache{0x101: "cap_capable", 0x201: "security_capable", 0x301: "ns_capable", 0x401: "security_vm_enough_memory_mm", 0x501: "__inet_bind"}
 	key := bpf.CheckKey{CgroupID: 1, Cap: 21, Syscall: 9}
 	noaudit := []uint64{0x101, 0x401}
 	audited := []uint64{0x101, 0x201, 0x301, 0x501}
-	if class, sites := c.classify(symbols, key); class != v1alpha1.UnknownAudit || sites != nil {
+	if class, sites := c.classify(key); class != v1alpha1.UnknownAudit || sites != nil {
 		t.Fatalf("no stacks: %s %v, want unknown", class, sites)
 	}
 	c.handle(&bpf.FirstCheck{Key: key, Stack: noaudit})
 	c.handle(&bpf.CheckSample{Key: key, Stack: noaudit})
-	if class, sites := c.classify(symbols, key); class != v1alpha1.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
+	if class, sites := c.classify(key); class != v1alpha1.NoAudit || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
 		t.Fatalf("noaudit stacks: %s %v", class, sites)
 	}
 	c.handle(&bpf.CheckSample{Key: key, Stack: audited})
-	if class, sites := c.classify(symbols, key); class != v1alpha1.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
+	if class, sites := c.classify(key); class != v1alpha1.Audited || !reflect.DeepEqual(sites, []string{"__inet_bind", "security_vm_enough_memory_mm"}) {
 		t.Fatalf("mixed stacks: %s %v, want audited with both call sites", class, sites)
 	}
 	if n := len(c.stacks[key]); n != 2 {
@@ -254,7 +288,6 @@ func TestCollectorPhasesAndOutcomes(t *testing.T) {
 // kprobe) takes its class from them, whatever its stacks suggest; others
 // keep the stacks' class and say so.
 func TestAuditClassFromOptions(t *testing.T) {
-	symbols := &kernelSymbols{addrs: []uint64{0x100, 0x200}, names: []string{"cap_capable", "security_vm_enough_memory_mm"}}
 	noauditStack := []uint64{0x101, 0x201}
 	tests := []struct {
 		name  string
@@ -270,15 +303,16 @@ func TestAuditClassFromOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := newCollector(bpf.ExeID{}, newTargetNames())
+			c.symbols = symbolCache{0x101: "cap_capable", 0x201: "security_vm_enough_memory_mm"}
 			c.handle(&bpf.FirstCheck{Key: tt.check, Stack: noauditStack})
-			class, from, sites := c.auditClass(symbols, tt.check)
+			class, from, sites := c.auditClass(tt.check)
 			if class != tt.class || from != tt.from || !reflect.DeepEqual(sites, []string{"security_vm_enough_memory_mm"}) {
 				t.Fatalf("auditClass = %s from %q at %v, want %s from %q", class, from, sites, tt.class, tt.from)
 			}
 		})
 	}
 	c := newCollector(bpf.ExeID{}, newTargetNames())
-	if class, from, _ := c.auditClass(symbols, bpf.CheckKey{Cap: 1}); class != v1alpha1.UnknownAudit || from != "" {
+	if class, from, _ := c.auditClass(bpf.CheckKey{Cap: 1}); class != v1alpha1.UnknownAudit || from != "" {
 		t.Fatalf("no stack, no options: %s from %q", class, from)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -53,6 +54,9 @@ type Report struct {
 	// MixPods pods of a realistic mix for MixSeconds, under each tool.
 	MixPods, MixSeconds int
 	Mix                 []MixRun
+	// AgentHeapProfile is the mix's agent's heap profile at the end of its
+	// window (go tool pprof -top BINARY FILE).
+	AgentHeapProfile string `json:",omitempty"`
 }
 
 func main() {
@@ -71,6 +75,9 @@ func main() {
 	mixSeconds := flag.Int("mix-seconds", 60, "how long each mix pod works")
 	flag.Parse()
 	r := &Report{Nodes: *nodes, Pods: *pods, ContainersPerPod: *containers, AgentPods: *agentPods, MixPods: *mixPods, MixSeconds: *mixSeconds}
+	if r.MixPods > 0 {
+		r.AgentHeapProfile = filepath.Join(filepath.Dir(*jsonOut), "agent-heap.pprof")
+	}
 	if err := run(r, *capprofBin, *apiserver, *busybox, *workload, *template, *crds); err != nil {
 		fmt.Fprintf(os.Stderr, "bench cluster: %v\n", err)
 		os.Exit(1)
@@ -236,7 +243,7 @@ func agentScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cl
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "full-node", "agent", "2s")
+	agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "full-node", "agent", "2s", "")
 	if err != nil {
 		return err
 	}
@@ -270,20 +277,30 @@ func agentScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cl
 		r.AgentNodeResultBytes = max(r.AgentNodeResultBytes, jsonSize(&results.Items[i]))
 		r.AgentNodeResultBytesTotal += jsonSize(&results.Items[i])
 	}
-	r.AgentPeakRSSMiB, err = peakRSS(agent.Process.Pid)
-	return err
+	if r.AgentPeakRSSMiB, err = peakRSS(agent.Process.Pid); err != nil {
+		return err
+	}
+	// Ended, so that the mix's agent runs the mix's recording alone (an
+	// agent loads probes for each recording it runs).
+	full := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "full-node"}}
+	return cl.Delete(ctx, full)
 }
 
 // recordWithAgent creates the recording name in ns of the pods labelled
-// bench=label and starts an agent on the agent's node, flushing every flush;
-// it returns once the agent has armed the recording.
-func recordWithAgent(ctx context.Context, c *cluster.Cluster, cl client.Client, capprofBin, ns, name, label, flush string) (*exec.Cmd, error) {
+// bench=label and starts an agent on the agent's node, flushing every flush
+// and serving its Go profiles on pprofAddress (none when empty); it returns
+// once the agent has armed the recording.
+func recordWithAgent(ctx context.Context, c *cluster.Cluster, cl client.Client, capprofBin, ns, name, label, flush, pprofAddress string) (*exec.Cmd, error) {
 	rec := &v1alpha1.CapabilityRecording{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.CapabilityRecordingSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"bench": label}}}}
 	if err := cl.Create(ctx, rec); err != nil {
 		return nil, err
 	}
-	agent, err := startCapprof(capprofBin, "agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", flush)
+	args := []string{"agent", "--node", "agent-node", "--kubeconfig", c.Kubeconfig, "--flush", flush}
+	if pprofAddress != "" {
+		args = append(args, "--pprof-address", pprofAddress)
+	}
+	agent, err := startCapprof(capprofBin, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -389,4 +406,10 @@ func printReport(w io.Writer, r *Report) {
 		fmt.Fprintf(tw, "%s\t%d (%.3f)\t%s\t%s\n", m.Tool, m.Iterations, m.Relative, cpu, rss)
 	}
 	tw.Flush()
+	for _, m := range r.Mix {
+		if m.ToolHeap != nil {
+			fmt.Fprintf(w, "%s at the window's end: %.1f MiB of heap in use (%.1f MiB of live objects); its heap profile: %s\n",
+				m.Tool, m.ToolHeap.InuseMiB, m.ToolHeap.AllocMiB, r.AgentHeapProfile)
+		}
+	}
 }

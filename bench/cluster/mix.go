@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,6 +44,16 @@ type MixRun struct {
 	// peak resident memory.
 	ToolCPUPct     float64 `json:"toolCpuPct,omitempty"`
 	ToolPeakRSSMiB float64 `json:"toolPeakRssMiB,omitempty"`
+	// ToolHeap is the Go heap of a tool that serves its profiles (the
+	// agent), at the window's end.
+	ToolHeap *Heap `json:"toolHeap,omitempty"`
+}
+
+// Heap is what a Go program's heap holds (runtime.MemStats, as its heap
+// profile's text form ends with them).
+type Heap struct {
+	InuseMiB float64 `json:"inuseMiB"` // HeapInuse: spans with objects
+	AllocMiB float64 `json:"allocMiB"` // HeapAlloc: the objects
 }
 
 // nodeScale runs MixPods pods of the mix on the agent's node for
@@ -54,13 +67,22 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 			return err
 		}
 		var toolCmd *exec.Cmd
+		var atEnd func(*MixRun) error
 		switch tool {
 		case "capprof agent":
-			agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "mix", "mix", "10s")
+			address, err := freeLoopbackAddress()
+			if err != nil {
+				return err
+			}
+			agent, err := recordWithAgent(ctx, c, cl, capprofBin, ns, "mix", "mix", "10s", address)
 			if err != nil {
 				return err
 			}
 			toolCmd = agent
+			atEnd = func(run *MixRun) (err error) {
+				run.ToolHeap, err = saveHeap("http://"+address+"/debug/pprof/heap", r.AgentHeapProfile)
+				return err
+			}
 		case "bpftrace":
 			bt := exec.Command("bpftrace", "-e", bpftrace.Aggregation)
 			bt.Stderr = os.Stderr
@@ -70,7 +92,7 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 			}
 			toolCmd = bt
 		}
-		run, err := mixRun(ctx, r, c, ns, toolCmd)
+		run, err := mixRun(ctx, r, c, ns, toolCmd, atEnd)
 		if toolCmd != nil {
 			stop(toolCmd)
 		}
@@ -86,8 +108,9 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 	return nil
 }
 
-// mixRun starts the pods, lets them go at once, and sums their loops.
-func mixRun(ctx context.Context, r *Report, c *cluster.Cluster, ns string, tool *exec.Cmd) (MixRun, error) {
+// mixRun starts the pods, lets them go at once, and sums their loops;
+// atEnd, when not nil, reads more of the tool at the window's end.
+func mixRun(ctx context.Context, r *Report, c *cluster.Cluster, ns string, tool *exec.Cmd, atEnd func(*MixRun) error) (MixRun, error) {
 	var run MixRun
 	goDir, err := os.MkdirTemp("", "capprof-mix-")
 	if err != nil {
@@ -142,6 +165,11 @@ func mixRun(ctx context.Context, r *Report, c *cluster.Cluster, ns string, tool 
 			return run, err
 		}
 	}
+	if atEnd != nil {
+		if err := atEnd(&run); err != nil {
+			return run, err
+		}
+	}
 	for _, p := range pods {
 		out, err := c.ContainerStream(p, "main", 0, "stdout")
 		if err != nil {
@@ -181,4 +209,54 @@ func cpuTicks(cmd *exec.Cmd) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: %q", cmd.Process.Pid, data)
 	}
 	return utime + stime, nil
+}
+
+// freeLoopbackAddress is a loopback address with a port free now.
+func freeLoopbackAddress() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// saveHeap saves the heap profile served at url to path, for go tool
+// pprof, and returns the heap's size from the profile's text form.
+func saveHeap(url, path string) (*Heap, error) {
+	get := func(url string) ([]byte, error) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return io.ReadAll(resp.Body)
+	}
+	profile, err := get(url)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, profile, 0o644); err != nil {
+		return nil, err
+	}
+	text, err := get(url + "?debug=1")
+	if err != nil {
+		return nil, err
+	}
+	var heap Heap
+	for _, stat := range []struct {
+		name string
+		mib  *float64
+	}{{"HeapInuse", &heap.InuseMiB}, {"HeapAlloc", &heap.AllocMiB}} {
+		_, rest, ok := strings.Cut(string(text), "\n# "+stat.name+" = ")
+		bytes, err := strconv.ParseInt(strings.SplitN(rest, "\n", 2)[0], 10, 64)
+		if !ok || err != nil {
+			return nil, fmt.Errorf("GET %s?debug=1: no %s line", url, stat.name)
+		}
+		*stat.mib = float64(bytes) / (1 << 20)
+	}
+	return &heap, nil
 }

@@ -24,6 +24,7 @@ type agentFlags struct {
 	kube                              kubeFlags
 	events                            eventsFlags
 	eventsMaxSizeMB, eventsMaxBackups int
+	pprofAddress                      string
 }
 
 func agentCommand() *cli.Command {
@@ -45,6 +46,7 @@ func agentCommand() *cli.Command {
 			&cli.IntFlag{Name: "events-max-size-mb", Value: 10, Destination: &f.eventsMaxSizeMB, Usage: "rotate the events file once it would grow past this many MiB", Category: "Events"},
 			&cli.IntFlag{Name: "events-max-backups", Value: 5, Destination: &f.eventsMaxBackups, Usage: "keep this many rotated events files, named FILE-TIME (0: all)", Category: "Events"},
 			redactFlag(&f.recordingFlags, "mask what the capture groups of this RE2 `REGEX` match in the arguments that events show (repeatable): --redact '--license=(\\S+)'"),
+			pprofFlag(&f.pprofAddress),
 			defaultRedactionFlag(&f.recordingFlags, "also mask obvious secrets in the arguments that events show: values of arguments named like a password, secret, token or key, URL passwords, Authorization headers (--default-redaction=false: none)"),
 		}, f.events.flags("write every recording's live events (execs, exits, capability checks, credential changes, as Tetragon's JSON) to `FILE`, rotated as Tetragon rotates its export file, or - for stdout (the container's log)")...),
 		Action: func(c *cli.Context) error {
@@ -81,6 +83,11 @@ func agentCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			stopProfiles, err := startProfiles(ctx, f.pprofAddress, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			defer stopProfiles()
 			return agent.Run(ctx, agent.Config{Node: f.node, Kube: kube.ClusterConfig{Kubeconfig: f.kube.kubeconfig, Context: f.kube.context},
 				Flush: f.flush, Probe: probe, Version: version, Log: c.App.ErrWriter,
 				Events: eventsCfg, EventsMaxSizeMB: f.eventsMaxSizeMB, EventsMaxBackups: f.eventsMaxBackups})

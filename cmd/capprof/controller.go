@@ -19,6 +19,7 @@ type controllerFlags struct {
 	leaseNamespace string
 	finalGrace     time.Duration
 	kube           kubeFlags
+	pprofAddress   string
 }
 
 func controllerCommand() *cli.Command {
@@ -36,6 +37,7 @@ func controllerCommand() *cli.Command {
 			&cli.StringFlag{Name: "lease-namespace", Destination: &f.leaseNamespace, Usage: "the Lease's `NAMESPACE` (default: the controller's own, in a pod)"},
 			&cli.DurationFlag{Name: "final-grace", Value: time.Minute, Destination: &f.finalGrace, Usage: "how long after a recording's end to wait for the agents' final results"},
 			kubeconfigFlag(&f.kube, "Cluster"), contextFlag(&f.kube, "Cluster"),
+			pprofFlag(&f.pprofAddress),
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -49,6 +51,11 @@ func controllerCommand() *cli.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			stopProfiles, err := startProfiles(ctx, f.pprofAddress, c.App.ErrWriter)
+			if err != nil {
+				return err
+			}
+			defer stopProfiles()
 			return controller.Run(ctx, controller.Config{Kube: kube.ClusterConfig{Kubeconfig: f.kube.kubeconfig, Context: f.kube.context},
 				LeaderElection: f.leaderElect, LeaseNamespace: f.leaseNamespace, FinalGrace: f.finalGrace, Version: version, Log: c.App.ErrWriter})
 		},
