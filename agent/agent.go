@@ -59,6 +59,8 @@ type Config struct {
 	// Flush is how often the results are written while recording.
 	Flush time.Duration
 	Probe bpf.Backend
+	// EventBufferMiB sizes each recording's kernel event buffer (0: 4 MiB).
+	EventBufferMiB int
 	// Version is capprof's, written into the results.
 	Version string
 	// Log receives progress and warnings.
@@ -223,7 +225,8 @@ func (a *agent) start(ctx context.Context, rec *v1alpha1.CapabilityRecording) er
 		defer a.wg.Done()
 		a.run(s, recorder.PodsConfig{
 			Source: source, Node: a.cfg.Node, Duration: duration, Startup: startup, Probe: a.cfg.Probe,
-			Progress: a.cfg.Log, Version: a.cfg.Version, Stop: s.stop,
+			EventBufferMiB: a.cfg.EventBufferMiB,
+			Progress:       a.cfg.Log, Version: a.cfg.Version, Stop: s.stop,
 			// The first write, once armed, tells the controller that this
 			// node records from now on.
 			Checkpoint: func(p *v1alpha1.Profile) { s.write(p, false) }, CheckpointPeriod: a.cfg.Flush,

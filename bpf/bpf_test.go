@@ -286,6 +286,15 @@ func TestLoadAndAttach(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// --event-buffer-mb: the hooks share a buffer of the size asked.
+	p, err := Open(Options{Backend: Auto, EventBufferBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("a 1 MiB event buffer: %v", err)
+	}
+	defer p.Close()
+	if got := p.coll.Maps["events"].MaxEntries(); got != 1<<20 {
+		t.Fatalf("event buffer of %d bytes, want 1 MiB", got)
+	}
 }
 
 func TestDecodeSample(t *testing.T) {

@@ -61,6 +61,10 @@ type Options struct {
 	// cap_capable's audit options (PreferredBackends): the tracepoint's
 	// checks are classed by their call stacks, which need kernel symbols.
 	PreferAuditOptions bool
+	// EventBufferBytes sizes the event ring buffer (a power of two of at
+	// least a page; 0: the object's 4 MiB). It holds the events that come
+	// while the reader waits for a CPU.
+	EventBufferBytes uint32
 	// credFieldsApart reads struct cred field by field where one span
 	// would do, so that tests compare both ways on one kernel.
 	credFieldsApart bool
@@ -185,6 +189,13 @@ func load(kernel *btf.Spec, backend Backend, opts Options) (*Probe, error) {
 		}
 		if err := setVariable(specs, "check_event_interval_ns", uint64(opts.CheckInterval)); err != nil {
 			return nil, err
+		}
+	}
+	if opts.EventBufferBytes != 0 {
+		for _, s := range specs {
+			if m, ok := s.Maps["events"]; ok {
+				m.MaxEntries = opts.EventBufferBytes
+			}
 		}
 	}
 	coll, err := ebpf.NewCollection(spec)

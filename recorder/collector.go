@@ -1,8 +1,10 @@
 package recorder
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math"
 	"slices"
@@ -43,7 +45,7 @@ type collector struct {
 	exePaths map[bpf.ExeID]string
 	// stacks are the distinct kernel stacks seen per check key:
 	// the first check's and the sampled ones.
-	stacks map[bpf.CheckKey]map[string][]uint64
+	stacks map[bpf.CheckKey]stackSet
 	// firstSeen are the check keys whose first check event was handled.
 	firstSeen map[bpf.CheckKey]bool
 	// procExec maps a live process to its Exec entry, so its exit status
@@ -78,7 +80,7 @@ func newCollector(self bpf.ExeID, names *targetNames) *collector {
 		self:        self,
 		names:       names,
 		exePaths:    map[bpf.ExeID]string{},
-		stacks:      map[bpf.CheckKey]map[string][]uint64{},
+		stacks:      map[bpf.CheckKey]stackSet{},
 		firstSeen:   map[bpf.CheckKey]bool{},
 		procExec:    map[uint32]*v1alpha1.Exec{},
 		cgroups:     map[uint64]bool{},
@@ -261,10 +263,39 @@ func (c *collector) addStack(key bpf.CheckKey, stack []uint64) {
 	}
 	set := c.stacks[key]
 	if set == nil {
-		set = map[string][]uint64{}
+		set = stackSet{}
 		c.stacks[key] = set
 	}
-	set[fmt.Sprint(stack)] = stack
+	set.add(stack)
+}
+
+// stackSet holds distinct call stacks, each as a string of its return
+// addresses' bytes (8 a frame): a stack is kept once, and small. Kept as
+// a key made with fmt.Sprint with the frames beside it, the stacks were
+// half of the agent's sampled heap in make bench's node-scale mix.
+type stackSet map[string]struct{}
+
+func (s stackSet) add(stack []uint64) {
+	b := make([]byte, 0, 8*len(stack))
+	for _, addr := range stack {
+		b = binary.LittleEndian.AppendUint64(b, addr)
+	}
+	s[string(b)] = struct{}{}
+}
+
+// all yields each stack's return addresses.
+func (s stackSet) all() iter.Seq[[]uint64] {
+	return func(yield func([]uint64) bool) {
+		for key := range s {
+			stack := make([]uint64, len(key)/8)
+			for i := range stack {
+				stack[i] = binary.LittleEndian.Uint64([]byte(key[8*i : 8*i+8]))
+			}
+			if !yield(stack) {
+				return
+			}
+		}
+	}
 }
 
 // described keeps the checks whose first check event was handled. While
@@ -327,7 +358,7 @@ func (c *collector) containers(checks []bpf.Check, seeds []v1alpha1.Container) (
 	}
 	var returnAddrs []uint64
 	for _, set := range c.stacks {
-		for _, stack := range set {
+		for stack := range set.all() {
 			returnAddrs = append(returnAddrs, stack...)
 		}
 	}
@@ -436,7 +467,7 @@ func optionsClass(key bpf.CheckKey) v1alpha1.AuditClass {
 func (c *collector) classify(key bpf.CheckKey) (v1alpha1.AuditClass, []string) {
 	class := v1alpha1.UnknownAudit
 	sites := map[string]bool{}
-	for _, stack := range c.stacks[key] {
+	for stack := range c.stacks[key].all() {
 		frames := make([]string, len(stack))
 		for i, addr := range stack {
 			frames[i] = c.symbols[addr]

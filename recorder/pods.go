@@ -34,6 +34,8 @@ type PodsConfig struct {
 	Startup time.Duration
 	// Probe chooses the kernel hooks (bpf.Auto: the first that works).
 	Probe bpf.Backend
+	// EventBufferMiB sizes the kernel's event buffer (0: 4 MiB).
+	EventBufferMiB int
 	// Signals delivers SIGINT/SIGTERM, which stop the recording.
 	Signals        <-chan os.Signal
 	Progress       io.Writer
@@ -133,7 +135,7 @@ func runPods(cfg PodsConfig, finish func(rec *recording, meta v1alpha1.Metadata,
 	}
 
 	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
-		events: cfg.Events, node: cfg.Node, pods: true, requireClassification: cfg.RequireClassification})
+		events: cfg.Events, node: cfg.Node, pods: true, requireClassification: cfg.RequireClassification, eventBufferMiB: cfg.EventBufferMiB})
 	if err != nil {
 		return err
 	}

@@ -40,6 +40,8 @@ type CommandConfig struct {
 	Startup time.Duration
 	// Probe chooses the kernel hooks (bpf.Auto: the first that works).
 	Probe bpf.Backend
+	// EventBufferMiB sizes the kernel's event buffer (0: 4 MiB).
+	EventBufferMiB int
 	// StopTimeout is how long the command has to exit after being asked to
 	// stop before every process in its cgroup is killed.
 	StopTimeout time.Duration
@@ -119,7 +121,7 @@ func runCommand(cfg CommandConfig, announce bool, finish func(*recording, v1alph
 	}
 	sweepStaleCgroups(cgroupRoot, cfg.Progress)
 	rec, err := startRecording(recordingOptions{progress: cfg.Progress, startup: cfg.Startup, backend: cfg.Probe,
-		events: cfg.Events, node: hostname()})
+		events: cfg.Events, node: hostname(), eventBufferMiB: cfg.EventBufferMiB})
 	if err != nil {
 		return 0, err
 	}
@@ -201,7 +203,9 @@ type recordingOptions struct {
 	backend  bpf.Backend
 	events   *EventsConfig
 	node     string
-	pods     bool // recording pods, not a command
+	// eventBufferMiB sizes the event ring buffer (0: the probe's default).
+	eventBufferMiB int
+	pods           bool // recording pods, not a command
 	// requireClassification refuses to record when the probe cannot tell the
 	// kernel's silent checks from real use: no audit options, and no
 	// kernel symbols to classify call stacks with.
@@ -216,7 +220,8 @@ func startRecording(opts recordingOptions) (*recording, error) {
 		fmt.Fprintf(opts.progress, "capprof: warning: %v: the tracepoint probe's checks cannot be told apart by their call stacks (the kernel's silent probes from real use): they are classed unknown, and --probe auto prefers fexit and kprobe, which see the checks' options\n", symbolsErr)
 	}
 	probe, err := bpf.Open(bpf.Options{Startup: opts.startup, Backend: opts.backend,
-		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events), PreferAuditOptions: symbolsErr != nil})
+		LiveEvents: opts.events != nil, CheckInterval: eventsRateLimit(opts.events), PreferAuditOptions: symbolsErr != nil,
+		EventBufferBytes: uint32(opts.eventBufferMiB) << 20})
 	if err != nil {
 		return nil, explainProbeFailure(err)
 	}
@@ -356,7 +361,11 @@ func (r *recording) collect(meta v1alpha1.Metadata) (*v1alpha1.Profile, time.Tim
 		fmt.Fprintf(r.progress, "capprof: warning: call stacks not resolved (%v): their checks are classed unknown in the profile\n", err)
 	}
 	if d := p.Metadata.Drops; d.Total() > 0 {
-		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete\n", d)
+		advice := ""
+		if d.Events > 0 {
+			advice = " (events are dropped when the event buffer fills while capprof waits for a CPU: a larger --event-buffer-mb holds more)"
+		}
+		fmt.Fprintf(r.progress, "capprof: warning: %s; the profile may be incomplete%s\n", d, advice)
 	}
 	return p, end, nil
 }

@@ -408,8 +408,8 @@ func printReport(w io.Writer, r *Report) {
 	tw.Flush()
 	for _, m := range r.Mix {
 		if m.ToolHeap != nil {
-			fmt.Fprintf(w, "%s at the window's end: %.1f MiB of heap in use (%.1f MiB of live objects); its heap profile: %s\n",
-				m.Tool, m.ToolHeap.InuseMiB, m.ToolHeap.AllocMiB, r.AgentHeapProfile)
+			fmt.Fprintf(w, "%s at the window's end: %.1f MiB of heap in use (%.1f MiB of live objects); its heap profile: %s; events dropped (event buffer full): %d\n",
+				m.Tool, m.ToolHeap.InuseMiB, m.ToolHeap.AllocMiB, r.AgentHeapProfile, m.EventsDropped)
 		}
 	}
 }

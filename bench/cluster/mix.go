@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/capprof/capprof/api/v1alpha1"
 	"github.com/capprof/capprof/bench/bpftrace"
 	"github.com/capprof/capprof/e2e/cluster"
 )
@@ -47,6 +48,9 @@ type MixRun struct {
 	// ToolHeap is the Go heap of a tool that serves its profiles (the
 	// agent), at the window's end.
 	ToolHeap *Heap `json:"toolHeap,omitempty"`
+	// EventsDropped is what the agent's node result counts of events the
+	// kernel could not queue (its event buffer full), at the window's end.
+	EventsDropped int64 `json:"eventsDropped,omitempty"`
 }
 
 // Heap is what a Go program's heap holds (runtime.MemStats, as its heap
@@ -80,6 +84,11 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 			}
 			toolCmd = agent
 			atEnd = func(run *MixRun) (err error) {
+				var own v1alpha1.CapabilityNodeResult
+				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName("mix", "agent-node", nil)}, &own); err != nil {
+					return err
+				}
+				run.EventsDropped = own.Spec.Recorded.Drops.Events
 				run.ToolHeap, err = saveHeap("http://"+address+"/debug/pprof/heap", r.AgentHeapProfile)
 				return err
 			}

@@ -42,6 +42,7 @@ func agentCommand() *cli.Command {
 			nodeFlag(&f.node, "this node's `NAME` (in a pod: the downward API's spec.nodeName as $NODE_NAME)"),
 			&cli.DurationFlag{Name: "flush", Value: 10 * time.Second, Destination: &f.flush, Usage: "how often to write this node's results while recording"},
 			probeFlag(&f.probe),
+			eventBufferFlag(&f.recordingFlags),
 			kubeconfigFlag(&f.kube, "Cluster"), contextFlag(&f.kube, "Cluster"),
 			&cli.IntFlag{Name: "events-max-size-mb", Value: 10, Destination: &f.eventsMaxSizeMB, Usage: "rotate the events file once it would grow past this many MiB", Category: "Events"},
 			&cli.IntFlag{Name: "events-max-backups", Value: 5, Destination: &f.eventsMaxBackups, Usage: "keep this many rotated events files, named FILE-TIME (0: all)", Category: "Events"},
@@ -89,7 +90,7 @@ func agentCommand() *cli.Command {
 			}
 			defer stopProfiles()
 			return agent.Run(ctx, agent.Config{Node: f.node, Kube: kube.ClusterConfig{Kubeconfig: f.kube.kubeconfig, Context: f.kube.context},
-				Flush: f.flush, Probe: probe, Version: version, Log: c.App.ErrWriter,
+				Flush: f.flush, Probe: probe, EventBufferMiB: f.eventBufferMiB, Version: version, Log: c.App.ErrWriter,
 				Events: eventsCfg, EventsMaxSizeMB: f.eventsMaxSizeMB, EventsMaxBackups: f.eventsMaxBackups})
 		},
 	}
