@@ -49,7 +49,7 @@ type MixRun struct {
 	// agent), at the window's end.
 	ToolHeap *Heap `json:"toolHeap,omitempty"`
 	// EventsDropped is what the agent's node result counts of events the
-	// kernel could not queue (its event buffer full), at the window's end.
+	// kernel could not queue (its event buffer full), in its first write after the window.
 	EventsDropped int64 `json:"eventsDropped,omitempty"`
 }
 
@@ -84,9 +84,15 @@ func nodeScale(ctx context.Context, r *Report, c *cluster.Cluster, cl client.Cli
 			}
 			toolCmd = agent
 			atEnd = func(run *MixRun) (err error) {
+				// The node's own result written after the window: its drops
+				// cover the whole window.
+				ended := time.Now()
 				var own v1alpha1.CapabilityNodeResult
-				if err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName("mix", "agent-node", nil)}, &own); err != nil {
-					return err
+				if err := poll(time.Minute, func() (bool, error) {
+					err := cl.Get(ctx, client.ObjectKey{Namespace: ns, Name: v1alpha1.NodeResultName("mix", "agent-node", nil)}, &own)
+					return err == nil && own.Spec.UpdateTime.After(ended), err
+				}); err != nil {
+					return fmt.Errorf("the agent wrote no result after the window: %w", err)
 				}
 				run.EventsDropped = own.Spec.Recorded.Drops.Events
 				run.ToolHeap, err = saveHeap("http://"+address+"/debug/pprof/heap", r.AgentHeapProfile)
