@@ -111,6 +111,7 @@ func TestBadInput(t *testing.T) {
 		{"agent bad events filter", []string{"agent", "--events", "-", "--events-filter", "type=open"}, `--events-filter "type=open": `},
 		{"controller lease without election", []string{"controller", "--lease-namespace", "x"}, "--lease-namespace places the leader-election Lease: give --leader-elect too"},
 		{"record event buffer not a power of two", []string{"record", "-o", filepath.Join(dir, "p.json"), "--event-buffer-mb", "3", "--", "/bin/true"}, "--event-buffer-mb 3: must be a power of two from 1 to 1024"},
+		{"agent event buffer of 0", []string{"agent", "--event-buffer-mb", "0"}, "--event-buffer-mb 0: must be a power of two from 1 to 1024"},
 		{"agent event buffer too large", []string{"agent", "--event-buffer-mb", "2048"}, "--event-buffer-mb 2048: must be a power of two from 1 to 1024"},
 		{"agent bad pprof address", []string{"agent", "--pprof-address", "nope"}, `--pprof-address "nope": listen tcp: address nope: missing port in address`},
 		{"controller bad pprof address", []string{"controller", "--pprof-address", "127.0.0.1:99999"}, `--pprof-address "127.0.0.1:99999": listen tcp: address 99999: invalid port`},

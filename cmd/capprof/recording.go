@@ -24,17 +24,14 @@ type recordingFlags struct {
 	probe            string
 	redact           cli.StringSlice
 	defaultRedaction bool
-	eventBufferMiB   int // of the verbs that record for long (record, agent)
+	eventBufferMiB   int // of the verbs that record for long (record, agent); 0 for the others
 }
 
-// parse reads --probe, --event-buffer-mb and the redaction flags.
+// parse reads --probe and the redaction flags.
 func (f *recordingFlags) parse() (bpf.Backend, *redact.Redactor, error) {
 	probe, err := bpf.ParseBackend(f.probe)
 	if err != nil {
 		return "", nil, fmt.Errorf("--probe: %w", err)
-	}
-	if n := f.eventBufferMiB; n != 0 && (n < 1 || n > maxEventBufferMiB || n&(n-1) != 0) {
-		return "", nil, fmt.Errorf("--event-buffer-mb %d: must be a power of two from 1 to %d", n, maxEventBufferMiB)
 	}
 	redactor, err := redact.New(f.redact.Value(), f.defaultRedaction)
 	return probe, redactor, err
@@ -53,6 +50,12 @@ const maxEventBufferMiB = 1024
 // eventBufferFlag is --event-buffer-mb, of the verbs that record for long.
 func eventBufferFlag(f *recordingFlags) cli.Flag {
 	return &cli.IntFlag{Name: "event-buffer-mb", Value: 4, Destination: &f.eventBufferMiB,
+		Action: func(_ *cli.Context, n int) error {
+			if n < 1 || n > maxEventBufferMiB || n&(n-1) != 0 {
+				return fmt.Errorf("--event-buffer-mb %d: must be a power of two from 1 to %d", n, maxEventBufferMiB)
+			}
+			return nil
+		},
 		Usage: "the kernel's buffer of exec, fork and exit events, in MiB (a power of two): it holds what comes while capprof waits for a CPU; " +
 			"on a saturated node a larger one drops fewer events, and costs its size in memory"}
 }
